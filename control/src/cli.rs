@@ -1,0 +1,236 @@
+//! Command-line interface: flags map onto the same `RawConfig` schema as the config file, and
+//! are laid over it (flags win).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use spate_engine::config::RawRate;
+use spate_engine::kafka::RawKafka;
+use spate_engine::{ConfigError, RawConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "spate", version, about = "Thread-per-core event generator and Kafka load driver")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Generate events at a rate into a sink.
+    Run(RunArgs),
+    /// Validate a config file without running anything.
+    CheckConfig {
+        /// The YAML config file.
+        file: PathBuf,
+    },
+    /// Serve the embedded (in-memory) Kafka mock cluster on loopback until Ctrl-C.
+    Broker(BrokerArgs),
+    /// Consume a topic and audit it: every event parses, no gaps, no duplicates.
+    Verify(VerifyArgs),
+    /// Dead-letter file tools.
+    Dlq {
+        #[command(subcommand)]
+        cmd: DlqCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCmd {
+    /// Re-send every record of a DLQ file to its original topic.
+    Replay {
+        file: PathBuf,
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Send to this topic instead of each record's original topic.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Mock brokers in the cluster.
+    #[arg(long, default_value_t = 1)]
+    pub brokers: i32,
+    /// Topics to create up front (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub topic: Vec<String>,
+    /// Partitions per created topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Write the bootstrap address to this file too (for scripts).
+    #[arg(long)]
+    pub bootstrap_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub brokers: String,
+    #[arg(long)]
+    pub topic: String,
+    /// Events expected in total (missing ones are counted).
+    #[arg(long)]
+    pub expect: Option<u64>,
+    /// Give up waiting for more records after this long, e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+    /// Only audit events of this run id (default: every run found).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Payloads are JSON (parsed with simd-json); otherwise only the id header is audited.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub json: bool,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// YAML config file (flags override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Events per second for this instance (1 to 10000000) or `max`.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Extra events that may go at once above the steady rate.
+    #[arg(long)]
+    pub burst: Option<u64>,
+    /// How long to run, e.g. 30s, 5m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not pin workers to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// stdout, null, file:PATH or kafka.
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Source weights, e.g. web=70,app=20,payment=10.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Pad events to about this many bytes.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// PRNG seed (same seed, same events apart from timestamps and run id).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// block (default) or shed.
+    #[arg(long)]
+    pub backpressure: Option<String>,
+    /// Batches per worker ring.
+    #[arg(long)]
+    pub ring_capacity: Option<usize>,
+    /// Most events per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Write the final summary as JSON here.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Kafka bootstrap servers (default: an embedded in-memory cluster).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Kafka topic or template, e.g. logs.{source}.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Record key: none, source, trace_id, round_robin.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// all, 1 or 0.
+    #[arg(long)]
+    pub acks: Option<String>,
+    /// none, lz4, zstd, snappy, gzip.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Turn the idempotent producer off.
+    #[arg(long)]
+    pub no_idempotence: bool,
+    /// Any librdkafka property, key=value (repeatable).
+    #[arg(long = "kafka-opt")]
+    pub kafka_opt: Vec<String>,
+    /// Cap on bytes in rings and librdkafka's queue.
+    #[arg(long)]
+    pub max_inflight_bytes: Option<u64>,
+    /// Dead-letter file for when Kafka is unreachable.
+    #[arg(long)]
+    pub dlq_file: Option<PathBuf>,
+    /// Serve Prometheus /metrics and /v1/status on this address while running.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The flags as a config layer.
+    pub fn to_raw(&self) -> Result<RawConfig, ConfigError> {
+        let mut kafka = RawKafka {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            key: self.key.clone(),
+            acks: self.acks.clone(),
+            compression: self.compression.clone(),
+            idempotence: self.no_idempotence.then_some(false),
+            max_inflight_bytes: self.max_inflight_bytes,
+            dlq_file: self.dlq_file.clone(),
+            ..Default::default()
+        };
+        if !self.kafka_opt.is_empty() {
+            let mut m = BTreeMap::new();
+            for kv in &self.kafka_opt {
+                let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::new("--kafka-opt", format!("`{kv}` is not key=value"), "write --kafka-opt key=value, e.g. --kafka-opt batch.size=1000000"))?;
+                m.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            kafka.options = Some(m);
+        }
+        let any_kafka = serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
+        Ok(RawConfig {
+            rate: self.rate.clone().map(RawRate::Text),
+            burst: self.burst,
+            duration: self.duration.clone(),
+            count: self.count,
+            threads: self.threads,
+            pin: self.no_pin.then_some(false),
+            sink: self.sink.clone(),
+            format: self.format.clone(),
+            sources: self.source.as_deref().map(parse_sources).transpose()?,
+            templates: None,
+            size: self.size,
+            seed: self.seed,
+            backpressure: self.backpressure.clone(),
+            ring_capacity: self.ring_capacity,
+            batch_size: self.batch_size,
+            kafka: any_kafka.then_some(kafka),
+            ..Default::default()
+        })
+    }
+}
+
+/// `web=70,app=20` (a bare name means weight 1).
+pub fn parse_sources(s: &str) -> Result<BTreeMap<String, u32>, ConfigError> {
+    let mut m = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, w) = match part.split_once('=') {
+            Some((n, w)) => (n.trim(), w.trim().parse::<u32>().map_err(|_| ConfigError::new("--source", format!("weight `{w}` of `{n}` is not a whole number"), "write --source web=70,app=20,payment=10"))?),
+            None => (part, 1),
+        };
+        m.insert(name.to_string(), w);
+    }
+    if m.is_empty() {
+        return Err(ConfigError::new("--source", "no source given", "write --source web=70,app=20,payment=10"));
+    }
+    Ok(m)
+}

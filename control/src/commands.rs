@@ -1,0 +1,164 @@
+//! What each subcommand does.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use spate_engine::kafka::EmbeddedBroker;
+use spate_engine::{RawConfig, StartOptions, Summary};
+
+use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, RunArgs, VerifyArgs};
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Run(a) => run(a),
+        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Broker(a) => broker(a),
+        Cmd::Verify(a) => verify(a),
+        Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
+            let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
+            eprintln!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
+            Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
+        }
+    }
+}
+
+fn check_config(file: &Path) -> Result<i32> {
+    let raw = RawConfig::from_file(file)?;
+    let cfg = raw.validate()?;
+    spate_engine::event::EventSpec::build(&cfg.events)?;
+    eprintln!("spate: {} is valid (sink {}, format {}, rate {}, {} threads)", file.display(), cfg.sink, cfg.events.format, cfg.rate, cfg.threads);
+    Ok(0)
+}
+
+/// Counts SIGINT/SIGTERM: the first asks for a graceful stop, the second for a hard one.
+fn signals() -> Result<Arc<AtomicUsize>> {
+    let n = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let n2 = n.clone();
+        // SAFETY: the handler only performs an atomic increment, which is async-signal-safe.
+        unsafe { signal_hook::low_level::register(sig, move || { n2.fetch_add(1, Ordering::SeqCst); }) }.context("cannot install the signal handler")?;
+    }
+    Ok(n)
+}
+
+fn run(a: RunArgs) -> Result<i32> {
+    let file = match &a.config {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    let raw = file.overlay(a.to_raw()?);
+    let cfg = raw.validate()?;
+    let sigs = signals()?;
+    let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
+    let run = spate_engine::start(cfg.clone(), StartOptions::default())?;
+    if embedded_note {
+        eprintln!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
+    }
+    let metrics = match &a.metrics_listen {
+        Some(addr) => Some(crate::commands::metrics_server(addr, &run)?),
+        None => None,
+    };
+    let progress = !a.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last = (Instant::now(), 0u64);
+    let mut stopping = 0;
+    while !run.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        let s = sigs.load(Ordering::SeqCst);
+        if s > stopping {
+            stopping = s;
+            if s == 1 {
+                run.stop();
+                if progress {
+                    eprint!("\r\x1b[2Kspate: stopping (draining; Ctrl-C again to abort)\n");
+                }
+            } else {
+                run.abort();
+            }
+        }
+        if progress && last.0.elapsed() >= Duration::from_millis(500) {
+            let t = run.totals();
+            let dt = last.0.elapsed().as_secs_f64();
+            let rate = (t.generated - last.1) as f64 / dt;
+            eprint!(
+                "\r\x1b[2K{:>6.1}s  {:>12.0} ev/s  generated {}  delivered {}  in flight {}  shed {}  failed {}",
+                started.elapsed().as_secs_f64(),
+                rate,
+                t.generated,
+                t.delivered,
+                t.in_flight,
+                t.shed,
+                t.failed
+            );
+            last = (Instant::now(), t.generated);
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    drop(metrics);
+    let summary = run.join();
+    print_summary(&summary);
+    if let Some(p) = &a.summary_json {
+        std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(if summary.error.is_some() || summary.totals.failed > 0 { 1 } else { 0 })
+}
+
+fn print_summary(s: &Summary) {
+    let t = &s.totals;
+    eprintln!("spate: run {} finished in {:.2}s ({} -> {}, {}, {} threads, rate {})", s.run_id, s.elapsed_s, s.format, s.sink, if t.balanced() { "balanced" } else { "UNBALANCED" }, s.threads, s.rate);
+    eprintln!("  generated     {:>14}   {:>12.0} events/s  {:>8.1} MB/s  {:.1} ns/event/thread", t.generated, s.events_per_sec, s.mb_per_sec, s.ns_per_event_per_thread);
+    eprintln!("  delivered     {:>14}", t.delivered);
+    eprintln!("  dead-lettered {:>14}", t.dead_lettered);
+    eprintln!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
+    eprintln!("  failed        {:>14}", t.failed);
+    eprintln!("  in flight     {:>14}", t.in_flight);
+    if t.retried > 0 || s.breaker_transitions > 0 {
+        eprintln!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
+    }
+    if let Some(l) = &s.latency_ms {
+        eprintln!("  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count);
+    }
+    if let Some(e) = &s.error {
+        eprintln!("  error: {e}");
+    }
+}
+
+fn broker(a: BrokerArgs) -> Result<i32> {
+    let b = EmbeddedBroker::start(a.brokers)?;
+    for t in &a.topic {
+        b.create_topic(t, a.partitions)?;
+    }
+    println!("{}", b.bootstrap());
+    if let Some(p) = &a.bootstrap_file {
+        std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    eprintln!("spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.", b.bootstrap());
+    let sigs = signals()?;
+    while sigs.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(0)
+}
+
+fn verify(a: VerifyArgs) -> Result<i32> {
+    let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
+    let opts = spate_engine::verify::VerifyOptions { brokers: a.brokers, topic: a.topic, expect: a.expect, idle_timeout: timeout, run_id: a.run_id, json: a.json };
+    let r = spate_engine::verify::verify(&opts)?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    if let Some(p) = &a.report_json {
+        std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;
+    }
+    eprintln!("spate: verify: {} records, {} unique events, {} missing, {} duplicated, {} malformed", r.records, r.unique, r.missing, r.duplicated, r.malformed);
+    Ok(if r.ok() { 0 } else { 1 })
+}
+
+/// Serves /metrics and /v1/status for `spate run --metrics-listen`.
+pub fn metrics_server(_addr: &str, _run: &spate_engine::Run) -> Result<()> {
+    anyhow::bail!("--metrics-listen is not available in this build yet")
+}

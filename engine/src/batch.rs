@@ -1,0 +1,73 @@
+//! A batch: the unit that crosses a ring. It is also the arena: its buffers are allocated
+//! once, filled by a worker, drained by the flush thread, then sent back to the same worker
+//! through a return ring and cleared (capacity kept), so steady state allocates nothing.
+
+use bytes::BytesMut;
+
+use crate::event::EventMeta;
+
+#[derive(Debug)]
+pub struct Batch {
+    /// Formatted events back to back, each ending in `\n`.
+    pub buf: BytesMut,
+    /// End offset (exclusive, after the `\n`) of each event in `buf`.
+    pub ends: Vec<u32>,
+    /// Per-event identity (sequence, trace context, source) for keys and headers.
+    pub metas: Vec<EventMeta>,
+    /// The worker that filled it (and gets it back).
+    pub worker: u16,
+    /// Monotonic ns at which the first event was scheduled by the limiter: ack latency is
+    /// measured from here, so a slow sink cannot hide its delay (no coordinated omission).
+    pub sched_ns: u64,
+}
+
+impl Batch {
+    pub fn with_capacity(worker: u16, events: usize, bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::with_capacity(bytes),
+            ends: Vec::with_capacity(events),
+            metas: Vec::with_capacity(events),
+            worker,
+            sched_ns: 0,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Clears contents, keeps capacity.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.metas.clear();
+        self.sched_ns = 0;
+    }
+
+    /// Event `i` including its trailing newline.
+    #[inline]
+    pub fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    /// Event `i` without its trailing newline (a Kafka record value).
+    #[inline]
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let l = self.line(i);
+        &l[..l.len() - 1]
+    }
+
+    /// Bytes of events `from..`.
+    pub fn bytes_from(&self, from: usize) -> &[u8] {
+        let start = if from == 0 { 0 } else { self.ends[from - 1] as usize };
+        &self.buf[start..]
+    }
+}

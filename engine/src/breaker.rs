@@ -1,0 +1,300 @@
+//! Circuit breaker (CLOSED / OPEN / HALF_OPEN), after Resilience4j's count-based sliding window.
+//!
+//! Split in two so the hot path stays lock-free:
+//! - `Breaker` is shared: the state is one `AtomicU8`. Workers read it once per batch
+//!   (`Acquire`, pairing with the recorder's `Release` store on a transition, so a worker that
+//!   sees OPEN also sees the transition count and open time written before it).
+//! - `BreakerWindow` is owned by the one thread that observes outcomes (Kafka's flush thread,
+//!   Redis's lease thread): plain fields, no atomics. It records each call's outcome in a ring of
+//!   the last `window` calls and decides transitions:
+//!   - CLOSED -> OPEN when at least `min_calls` are in the window and the failure rate or the
+//!     slow-call rate reaches its threshold;
+//!   - OPEN -> HALF_OPEN after `open_wait`;
+//!   - HALF_OPEN -> CLOSED after `half_open_calls` trial calls succeed, -> OPEN on a failure
+//!     or a slow trial.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Open,
+            2 => State::HalfOpen,
+            _ => State::Closed,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Breaker thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BreakerConfig {
+    /// Calls in the sliding window.
+    pub window: usize,
+    /// Calls needed in the window before rates are judged.
+    pub min_calls: usize,
+    /// Open when this share of calls failed (0..=1).
+    pub failure_rate: f64,
+    /// A call slower than this is slow.
+    pub slow_call: Duration,
+    /// Open when this share of calls was slow (0..=1).
+    pub slow_rate: f64,
+    /// Time in OPEN before trying again.
+    pub open_wait: Duration,
+    /// Trial calls in HALF_OPEN.
+    pub half_open_calls: usize,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: 100,
+            min_calls: 20,
+            failure_rate: 0.5,
+            slow_call: Duration::from_secs(5),
+            slow_rate: 0.8,
+            open_wait: Duration::from_secs(2),
+            half_open_calls: 10,
+        }
+    }
+}
+
+/// The shared, lock-free face of a breaker.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    state: AtomicU8,
+    transitions: AtomicU64,
+    opened: AtomicU64,
+}
+
+impl Breaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    pub fn state(&self) -> State {
+        // Acquire pairs with the Release store in `set`.
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+
+    /// Times the breaker went to OPEN.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, s: State) {
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        if s == State::Open {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+        }
+        // Release: the counters above are visible to whoever observes the new state.
+        self.state.store(s as u8, Ordering::Release);
+    }
+}
+
+/// The recording side, owned by one thread.
+#[derive(Debug)]
+pub struct BreakerWindow {
+    cfg: BreakerConfig,
+    /// Ring of (failed, slow) outcomes.
+    calls: Vec<(bool, bool)>,
+    next: usize,
+    filled: usize,
+    failures: usize,
+    slows: usize,
+    opened_at_ns: u64,
+    trials: usize,
+}
+
+impl BreakerWindow {
+    pub fn new(cfg: BreakerConfig) -> Self {
+        let w = cfg.window.max(1);
+        Self { cfg, calls: vec![(false, false); w], next: 0, filled: 0, failures: 0, slows: 0, opened_at_ns: 0, trials: 0 }
+    }
+
+    fn reset_window(&mut self) {
+        self.next = 0;
+        self.filled = 0;
+        self.failures = 0;
+        self.slows = 0;
+    }
+
+    /// Time-driven transition OPEN -> HALF_OPEN; call regularly.
+    pub fn tick(&mut self, b: &Breaker, now_ns: u64) {
+        if b.state() == State::Open && now_ns.saturating_sub(self.opened_at_ns) >= self.cfg.open_wait.as_nanos() as u64 {
+            self.trials = 0;
+            b.set(State::HalfOpen);
+        }
+    }
+
+    /// Records one call: `failed`, and its duration.
+    pub fn record(&mut self, b: &Breaker, failed: bool, took: Duration, now_ns: u64) {
+        let slow = took >= self.cfg.slow_call;
+        match b.state() {
+            State::Open => {} // outcomes of calls made before opening: ignored
+            State::HalfOpen => {
+                if failed || slow {
+                    self.open(b, now_ns);
+                } else {
+                    self.trials += 1;
+                    if self.trials >= self.cfg.half_open_calls {
+                        self.reset_window();
+                        b.set(State::Closed);
+                    }
+                }
+            }
+            State::Closed => {
+                let w = self.calls.len();
+                if self.filled == w {
+                    let (f, s) = self.calls[self.next];
+                    self.failures -= f as usize;
+                    self.slows -= s as usize;
+                } else {
+                    self.filled += 1;
+                }
+                self.calls[self.next] = (failed, slow);
+                self.failures += failed as usize;
+                self.slows += slow as usize;
+                self.next = (self.next + 1) % w;
+                if self.filled >= self.cfg.min_calls {
+                    let n = self.filled as f64;
+                    if self.failures as f64 / n >= self.cfg.failure_rate || self.slows as f64 / n >= self.cfg.slow_rate {
+                        self.open(b, now_ns);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens at once (e.g. the client reports that all brokers are down).
+    pub fn force_open(&mut self, b: &Breaker, now_ns: u64) {
+        if b.state() != State::Open {
+            self.open(b, now_ns);
+        }
+    }
+
+    fn open(&mut self, b: &Breaker, now_ns: u64) {
+        self.opened_at_ns = now_ns;
+        self.reset_window();
+        b.set(State::Open);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn cfg() -> BreakerConfig {
+        BreakerConfig { window: 10, min_calls: 5, failure_rate: 0.5, slow_call: Duration::from_millis(100), slow_rate: 0.5, open_wait: Duration::from_millis(500), half_open_calls: 3 }
+    }
+
+    #[test]
+    fn opens_on_failure_rate_after_min_calls() {
+        let b = Breaker::new();
+        let mut w = BreakerWindow::new(cfg());
+        for _ in 0..4 {
+            w.record(&b, true, Duration::ZERO, 0);
+        }
+        assert_eq!(b.state(), State::Closed, "below min_calls");
+        w.record(&b, true, Duration::ZERO, 0);
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.opened(), 1);
+    }
+
+    #[test]
+    fn stays_closed_below_threshold() {
+        let b = Breaker::new();
+        let mut w = BreakerWindow::new(cfg());
+        for i in 0..100 {
+            w.record(&b, i % 3 == 0, Duration::ZERO, 0);
+        }
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn opens_on_slow_calls() {
+        let b = Breaker::new();
+        let mut w = BreakerWindow::new(cfg());
+        for _ in 0..5 {
+            w.record(&b, false, Duration::from_millis(200), 0);
+        }
+        assert_eq!(b.state(), State::Open);
+    }
+
+    #[test]
+    fn half_open_then_closed_or_reopened() {
+        let b = Breaker::new();
+        let mut w = BreakerWindow::new(cfg());
+        w.force_open(&b, 0);
+        w.tick(&b, 100 * MS);
+        assert_eq!(b.state(), State::Open, "still waiting");
+        w.tick(&b, 500 * MS);
+        assert_eq!(b.state(), State::HalfOpen);
+        w.record(&b, true, Duration::ZERO, 600 * MS);
+        assert_eq!(b.state(), State::Open, "failed trial reopens");
+        w.tick(&b, 1100 * MS);
+        assert_eq!(b.state(), State::HalfOpen);
+        for _ in 0..3 {
+            w.record(&b, false, Duration::ZERO, 1200 * MS);
+        }
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.transitions(), 5);
+    }
+
+    /// Stress: readers on other threads only ever see valid states while one thread flips it.
+    #[test]
+    fn concurrent_readers_see_valid_states() {
+        let b = std::sync::Arc::new(Breaker::new());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, stop) = (b.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = b.state().as_str();
+                        seen += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut w = BreakerWindow::new(cfg());
+        for i in 0..20_000u64 {
+            w.force_open(&b, i * MS);
+            w.tick(&b, i * MS + 600 * MS);
+            for _ in 0..3 {
+                w.record(&b, false, Duration::ZERO, i * MS + 700 * MS);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+        assert_eq!(b.transitions(), 60_000);
+    }
+}

@@ -1,0 +1,340 @@
+//! Run configuration: YAML (or JSON) is deserialized into `RawConfig`, which rejects unknown
+//! keys, then `RawConfig::validate` turns it into a typed `RunConfig` the engine never
+//! re-checks. Every problem is reported once, naming the key and the fix.
+//!
+//! CLI flags are a second `RawConfig` laid over the file's (`overlay`): flags win.
+
+use std::collections::BTreeMap;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::event::{EventConfig, Format, RawTemplate};
+use crate::kafka::{KafkaConfig, RawKafka};
+use crate::limiter::Rate;
+
+/// A rate as written: a number of events per second, or `max`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawRate {
+    Num(u64),
+    Text(String),
+}
+
+/// The configuration file's schema. Every field is optional; defaults apply in `validate`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Events per second for this instance (1 to 10,000,000) or `max`. Default 1000.
+    pub rate: Option<RawRate>,
+    /// Extra events that may be sent at once above the steady rate. Default 0.
+    pub burst: Option<u64>,
+    /// How long to run, e.g. `30s`, `5m`, `250ms`. Default: until stopped or `count` reached.
+    pub duration: Option<String>,
+    /// Stop after this many events.
+    pub count: Option<u64>,
+    /// Worker threads. Default: one per available core.
+    pub threads: Option<usize>,
+    /// Pin workers to cores. Default true.
+    pub pin: Option<bool>,
+    /// `stdout` (default), `null`, `file:PATH` or `kafka`.
+    pub sink: Option<String>,
+    /// Event format: json (default), logfmt, apache_common, apache_combined, rfc5424, rfc3164.
+    pub format: Option<String>,
+    /// Source weights, e.g. `{web: 70, app: 20, payment: 10}`. Default `{web: 1}`.
+    pub sources: Option<BTreeMap<String, u32>>,
+    /// User-defined sources.
+    pub templates: Option<BTreeMap<String, RawTemplate>>,
+    /// Pad events to about this many bytes.
+    pub size: Option<usize>,
+    /// PRNG seed: same seed, same events (apart from timestamps and run id). Default 0.
+    pub seed: Option<u64>,
+    /// `block` (default: nothing is lost) or `shed` (drop batches when a ring is full, counted).
+    pub backpressure: Option<String>,
+    /// Batches each worker ring holds. Default 16.
+    pub ring_capacity: Option<usize>,
+    /// Most events per batch. Default 1024.
+    pub batch_size: Option<usize>,
+    /// Kafka sink settings.
+    pub kafka: Option<RawKafka>,
+}
+
+/// What to do when a ring (or the in-flight byte budget) is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backpressure {
+    Block,
+    Shed,
+}
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkTarget {
+    Stdout,
+    Null,
+    File(PathBuf),
+    Kafka,
+}
+
+impl std::fmt::Display for SinkTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkTarget::Stdout => f.write_str("stdout"),
+            SinkTarget::Null => f.write_str("null"),
+            SinkTarget::File(p) => write!(f, "file:{}", p.display()),
+            SinkTarget::Kafka => f.write_str("kafka"),
+        }
+    }
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub rate: Rate,
+    pub burst: u64,
+    pub duration: Option<Duration>,
+    pub count: Option<NonZeroU64>,
+    pub threads: NonZeroUsize,
+    pub pin: bool,
+    pub sink: SinkTarget,
+    pub events: EventConfig,
+    pub backpressure: Backpressure,
+    pub ring_capacity: NonZeroUsize,
+    pub batch_size: NonZeroUsize,
+    pub kafka: KafkaConfig,
+    /// The raw form it was built from, echoed by status.
+    pub raw: RawConfig,
+}
+
+impl RawConfig {
+    /// Parses YAML (JSON is YAML too). Errors name the key path and the position.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.to_string();
+            let fix = if msg.contains("unknown field") {
+                "remove or rename the key; the accepted keys are listed above".to_string()
+            } else if msg.contains("invalid type") {
+                "give the value the type shown".to_string()
+            } else {
+                "correct the YAML at the position shown".to_string()
+            };
+            ConfigError::new(if path == "." { "(document)".into() } else { path }, msg, fix)
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read `{}`: {e}", path.display()), "give the path of a readable YAML file")
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    /// Lays `top` over `self`: every field `top` sets wins.
+    pub fn overlay(self, top: RawConfig) -> RawConfig {
+        RawConfig {
+            rate: top.rate.or(self.rate),
+            burst: top.burst.or(self.burst),
+            duration: top.duration.or(self.duration),
+            count: top.count.or(self.count),
+            threads: top.threads.or(self.threads),
+            pin: top.pin.or(self.pin),
+            sink: top.sink.or(self.sink),
+            format: top.format.or(self.format),
+            sources: top.sources.or(self.sources),
+            templates: match (self.templates, top.templates) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
+                (a, b) => b.or(a),
+            },
+            size: top.size.or(self.size),
+            seed: top.seed.or(self.seed),
+            backpressure: top.backpressure.or(self.backpressure),
+            ring_capacity: top.ring_capacity.or(self.ring_capacity),
+            batch_size: top.batch_size.or(self.batch_size),
+            kafka: match (self.kafka, top.kafka) {
+                (Some(a), Some(b)) => Some(a.overlay(b)),
+                (a, b) => b.or(a),
+            },
+        }
+    }
+
+    /// Checks everything and builds typed values.
+    pub fn validate(&self) -> Result<RunConfig, ConfigError> {
+        let rate = match &self.rate {
+            None => Rate::PerSec(NonZeroU64::new(1000).unwrap()),
+            Some(r) => parse_rate(r, "rate")?,
+        };
+        let duration = self.duration.as_deref().map(|d| parse_duration(d, "duration")).transpose()?;
+        let count = match self.count {
+            None => None,
+            Some(0) => return Err(ConfigError::new("count", "count must be at least 1", "omit `count` to run until the duration ends or the run is stopped")),
+            Some(n) => NonZeroU64::new(n),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = match self.threads {
+            None => NonZeroUsize::new(cores).unwrap(),
+            Some(0) => return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to {}", 4 * cores.max(64)))),
+            Some(n) if n > 1024 => return Err(ConfigError::new("threads", format!("{n} threads is more than 1024"), format!("use about one per core ({cores} here)"))),
+            Some(n) => NonZeroUsize::new(n).unwrap(),
+        };
+        let sink = parse_sink(self.sink.as_deref().unwrap_or("stdout"))?;
+        let format: Format = match &self.format {
+            None => Format::Json,
+            Some(f) => f.parse().map_err(|_| {
+                ConfigError::new("format", format!("unknown format `{f}`"), format!("use one of: {}", Format::ALL.map(|f| f.to_string()).join(", ")))
+            })?,
+        };
+        let sources: Vec<(String, u32)> = match &self.sources {
+            None => vec![("web".to_string(), 1)],
+            Some(m) => m.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        };
+        if let Some(s) = self.size {
+            if s == 0 {
+                return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes"));
+            }
+        }
+        let events = EventConfig {
+            format,
+            sources,
+            templates: self.templates.clone().unwrap_or_default(),
+            size: self.size,
+            seed: self.seed.unwrap_or(0),
+        };
+        let backpressure = match self.backpressure.as_deref() {
+            None | Some("block") => Backpressure::Block,
+            Some("shed") => Backpressure::Shed,
+            Some(o) => return Err(ConfigError::new("backpressure", format!("unknown policy `{o}`"), "use `block` (wait, lose nothing) or `shed` (drop and count)")),
+        };
+        let ring_capacity = match self.ring_capacity.unwrap_or(16) {
+            n @ 2..=65_536 => NonZeroUsize::new(n).unwrap(),
+            n => return Err(ConfigError::new("ring_capacity", format!("{n} batches is out of range"), "use 2 to 65536 (default 16)")),
+        };
+        let batch_size = match self.batch_size.unwrap_or(1024) {
+            n @ 1..=65_536 => NonZeroUsize::new(n).unwrap(),
+            n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
+        };
+        let kafka = KafkaConfig::from_raw(self.kafka.as_ref(), matches!(sink, SinkTarget::Kafka))?;
+        Ok(RunConfig {
+            rate,
+            burst: self.burst.unwrap_or(0),
+            duration,
+            count,
+            threads,
+            pin: self.pin.unwrap_or(true),
+            sink,
+            events,
+            backpressure,
+            ring_capacity,
+            batch_size,
+            kafka,
+            raw: self.clone(),
+        })
+    }
+}
+
+/// `max`, or 1 to 10,000,000 events per second.
+pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
+    let fix = "give events per second from 1 to 10000000, or `max`";
+    let n = match r {
+        RawRate::Num(n) => *n,
+        RawRate::Text(t) if t.trim() == "max" => return Ok(Rate::Max),
+        RawRate::Text(t) => {
+            let t = t.trim().trim_end_matches("/s").replace('_', "");
+            t.parse::<u64>().map_err(|_| ConfigError::new(key, format!("`{t}` is not a rate"), fix))?
+        }
+    };
+    match n {
+        0 => Err(ConfigError::new(key, "a rate of 0 would never send anything", fix)),
+        n if n > Rate::MAX_PER_SEC => Err(ConfigError::new(key, format!("{n}/s is above the 10000000/s limit"), "use `max` for as fast as possible, or a lower rate")),
+        n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap())),
+    }
+}
+
+/// `250ms`, `30s`, `5m`, `2h`, or plain seconds.
+pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
+    let fix = "write a duration like 500ms, 30s, 5m or 1h";
+    let t = s.trim();
+    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| t.split_at(i)).unwrap_or((t, "s"));
+    let v: f64 = num.parse().map_err(|_| ConfigError::new(key, format!("`{s}` is not a duration"), fix))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(ConfigError::new(key, format!("unknown unit `{unit}` in `{s}`"), fix)),
+    };
+    if !(secs > 0.0) || secs > 365.0 * 86400.0 {
+        return Err(ConfigError::new(key, format!("`{s}` is out of range"), "use a duration above 0 and below a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn parse_sink(s: &str) -> Result<SinkTarget, ConfigError> {
+    match s {
+        "stdout" | "-" => Ok(SinkTarget::Stdout),
+        "null" => Ok(SinkTarget::Null),
+        "kafka" => Ok(SinkTarget::Kafka),
+        s if s.starts_with("file:") && s.len() > 5 => Ok(SinkTarget::File(PathBuf::from(&s[5..]))),
+        _ => Err(ConfigError::new("sink", format!("unknown sink `{s}`"), "use stdout, null, file:PATH or kafka")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = RawConfig::from_yaml("rate: 10\nratee: 5\n").unwrap_err();
+        assert!(e.message.contains("unknown field `ratee`"), "{e}");
+        let e = RawConfig::from_yaml("kafka:\n  topik: x\n").unwrap_err();
+        assert_eq!(e.key, "kafka");
+        assert!(e.message.contains("topik"), "{e}");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate(&RawRate::Text("max".into()), "rate").unwrap(), Rate::Max);
+        assert_eq!(parse_rate(&RawRate::Num(5), "rate").unwrap().per_sec(), Some(5));
+        assert!(parse_rate(&RawRate::Num(0), "rate").unwrap_err().message.contains("rate of 0"));
+        assert!(parse_rate(&RawRate::Num(10_000_001), "rate").is_err());
+        assert!(parse_rate(&RawRate::Text("fast".into()), "rate").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms", "d").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m", "d").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("3", "d").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("0s", "d").is_err());
+        assert!(parse_duration("5 parsecs", "d").is_err());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = RawConfig::from_yaml("rate: 10\nformat: logfmt\n").unwrap();
+        let flags = RawConfig { rate: Some(RawRate::Text("max".into())), ..Default::default() };
+        let c = file.overlay(flags).validate().unwrap();
+        assert_eq!(c.rate, Rate::Max);
+        assert_eq!(c.events.format, Format::Logfmt);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (yaml, key) in [("threads: 0", "threads"), ("backpressure: drop", "backpressure"), ("sink: tcp", "sink"), ("format: xml", "format"), ("count: 0", "count"), ("ring_capacity: 1", "ring_capacity")] {
+            let e = RawConfig::from_yaml(yaml).unwrap().validate().unwrap_err();
+            assert_eq!(e.key, key, "{yaml}: {e}");
+            assert!(e.to_string().contains("fix:"), "{e}");
+        }
+    }
+}

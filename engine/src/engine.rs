@@ -1,0 +1,120 @@
+//! Starting a run: compile the events, open the sink, build the rings, spawn the flush thread
+//! and one pinned worker per core.
+
+use std::sync::Arc;
+
+use crate::batch::Batch;
+use crate::breaker::Breaker;
+use crate::config::{RunConfig, SinkTarget};
+use crate::error::EngineError;
+use crate::event::{EventSpec, RunId};
+use crate::flush::{self, FlushSetup};
+use crate::kafka::{EmbeddedBroker, KafkaSink};
+use crate::limiter::{self, RateLimiter};
+use crate::ring::ring;
+use crate::run::{Run, RunShared};
+use crate::sink::{NullSink, Sink, WriterSink};
+use crate::worker::{self, WorkerSetup};
+
+/// Builds each worker's limiter: `(worker, workers, rate, now_ns) -> limiter`. The default is
+/// the local token bucket; the Redis leased limiter plugs in here.
+pub type LimiterFactory = Arc<dyn Fn(usize, usize, u64) -> Box<dyn RateLimiter> + Send + Sync>;
+
+/// Options that are not part of the config file.
+#[derive(Default, Clone)]
+pub struct StartOptions {
+    /// An embedded broker shared with the caller (e.g. `spate broker`, tests); otherwise one is
+    /// started when the Kafka sink has no brokers.
+    pub embedded: Option<Arc<EmbeddedBroker>>,
+    pub limiter: Option<LimiterFactory>,
+    pub run_id: Option<RunId>,
+}
+
+/// Starts a run and returns at once; `Run::join` waits for it.
+pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> {
+    let spec = Arc::new(EventSpec::build(&config.events)?);
+    let workers = config.threads.get();
+    let run_id = opts.run_id.unwrap_or_else(RunId::random);
+    let is_kafka = config.sink == SinkTarget::Kafka;
+    let breaker = is_kafka.then(|| Arc::new(Breaker::new()));
+    let budget = if is_kafka { config.kafka.max_inflight_bytes } else { 0 };
+    let shared = Arc::new(RunShared::new(run_id, workers, config.rate, budget, breaker.clone()));
+
+    let sink: Box<dyn Sink> = match &config.sink {
+        SinkTarget::Stdout => Box::new(WriterSink::stdout()),
+        SinkTarget::Null => Box::new(NullSink),
+        SinkTarget::File(p) => Box::new(WriterSink::file(p)?),
+        SinkTarget::Kafka => {
+            let embedded = match (&config.kafka.brokers, opts.embedded.clone()) {
+                (Some(_), _) => None,
+                (None, Some(e)) => Some(e),
+                (None, None) => Some(Arc::new(EmbeddedBroker::start(1)?)),
+            };
+            Box::new(KafkaSink::open(&config.kafka, shared.clone(), breaker.clone().expect("kafka has a breaker"), spec.source_names(), embedded, config.batch_size.get())?)
+        }
+    };
+
+    let batch_size = config.batch_size.get();
+    // A worker's pool: a full ring, one batch being filled, one being written by the sink.
+    let pool = config.ring_capacity.get() + 2;
+    let bytes_hint = config.events.size.unwrap_or(256).max(64) + 64;
+    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let mut rings = Vec::with_capacity(workers);
+    let mut returns_tx = Vec::with_capacity(workers);
+    let mut worker_ends = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = ring::<Batch>(config.ring_capacity.get());
+        let (ret_tx, ret_rx) = ring::<Batch>(pool);
+        rings.push(rx);
+        returns_tx.push(ret_tx);
+        worker_ends.push((tx, ret_rx));
+    }
+
+    let flush_shared = shared.clone();
+    let flush = std::thread::Builder::new()
+        .name("spate-flush".into())
+        .spawn(move || flush::run(FlushSetup { shared: flush_shared, rings, returns: returns_tx, sink }))
+        .map_err(|source| EngineError::Spawn { name: "spate-flush".into(), source })?;
+
+    let deadline_ns = config.duration.map(|d| shared.start_ns + d.as_nanos() as u64);
+    let factory: LimiterFactory = opts.limiter.clone().unwrap_or_else(|| {
+        let (rate, burst) = (config.rate, config.burst);
+        Arc::new(move |w, n, now| limiter::local(rate, burst, w, n, now))
+    });
+    let mut handles = Vec::with_capacity(workers);
+    for (i, (tx, ret_rx)) in worker_ends.into_iter().enumerate() {
+        let count = config.count.map(|c| c.get() / workers as u64 + u64::from((i as u64) < c.get() % workers as u64));
+        let f = factory.clone();
+        let setup = WorkerSetup {
+            index: i,
+            core: if cores.is_empty() { None } else { Some(cores[i % cores.len()]) },
+            spec: spec.clone(),
+            shared: shared.clone(),
+            to_flush: tx,
+            returns: ret_rx,
+            limiter: Box::new(move |now| f(i, workers, now)),
+            count,
+            deadline_ns,
+            batch_size,
+            pool,
+            backpressure: config.backpressure,
+            bytes_hint,
+        };
+        let name = format!("spate-w{i}");
+        let h = std::thread::Builder::new().name(name.clone()).spawn(move || worker::run(setup));
+        match h {
+            Ok(h) => handles.push(h),
+            Err(source) => {
+                // Unwind: stop what started, then report.
+                shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                shared.workers_done.fetch_add(workers - i, std::sync::atomic::Ordering::Release);
+                for h in handles {
+                    let _ = h.join();
+                }
+                let _ = flush.join();
+                return Err(EngineError::Spawn { name, source });
+            }
+        }
+    }
+    Ok(Run { shared, config, workers: handles, flush: Some(flush) })
+}

@@ -1,0 +1,499 @@
+//! Event generation: sources, formats and user templates.
+//!
+//! # Design
+//!
+//! After DataDog lading's precomputation philosophy: everything decidable at start-up is
+//! decided then. Each source is compiled, per format, into [`VARIANTS`] pre-rendered
+//! *variants* drawn from the seed; a variant is a small program of ops: literal byte runs
+//! (slices of one shared blob, already escaped for the format) and dynamic slots. Per event
+//! the hot path ([`Generator::write_event`]) picks a source by weight and a variant with the
+//! worker's PRNG, and executes the ops: copy literals, stamp the timestamp (the per-second
+//! prefix is cached, only the microseconds change), the event id, the W3C trace context
+//! (lookup-table hex), and draw the few per-event fields (`bytes`, `latency_ms`, `amount`,
+//! and template fields marked `per_event`) from quantile tables or pools of pre-rendered
+//! values. No allocation, lock or syscall happens per event: bytes go into the caller's
+//! `BytesMut` with `extend_from_slice`.
+//!
+//! # Content
+//!
+//! Every event has a UTC timestamp, its source name, an id `{run_id}-{worker}-{seq}` (run id
+//! 16 lowercase hex; the verifier parses it back), and W3C Trace Context: a trace id (32 hex,
+//! never zero), a span id (16 hex, never zero) and `traceparent` `00-{trace}-{span}-01`.
+//! Built-in sources are `web`, `app`, `payment` and `syslog` (see `sources.rs`); users add
+//! their own with templates (see [`RawTemplate`]).
+//!
+//! # Formats
+//!
+//! - `json`: `ts`, `source`, `id`, `trace_id`, `span_id`, `traceparent`, then the fields.
+//! - `logfmt`: the same keys as `key=value`; values quoted (with `\"`, `\\`) when needed.
+//! - `apache_common` / `apache_combined`: Apache's `%h %l %u %t "%r" %>s %b` (plus
+//!   `"%{Referer}i" "%{User-agent}i"`); `web` only. The lines have no room for the id and
+//!   trace context: those travel in Kafka headers, which the Kafka sink adds from
+//!   [`EventMeta`]. Padding (`size`) is rejected: the layout has no field for filler.
+//! - `rfc5424`: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID [spate@32473 id=".." traceparent=".."
+//!   source=".."] MSG` (32473 is the IANA example enterprise number).
+//! - `rfc3164`: `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: id=.. traceparent=.. MSG`.
+//!
+//! With `size`, each event gets a filler field (`"pad":"…"`, `pad=…`) sized per event so the
+//! line, newline included, is `size` bytes (events naturally longer stay as they are).
+//!
+//! # Reproducibility
+//!
+//! Variants derive from the seed and the source name; each worker's PRNG (wyrand, see
+//! [`crate::rng`]) from the seed and the worker index. Same seed, same events, apart from
+//! timestamps and the run id.
+
+mod dist;
+mod format;
+mod program;
+mod sources;
+mod template;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::error::ConfigError;
+use crate::rng::{fnv1a, Rng};
+
+pub use format::{Format, UnknownFormat};
+pub use template::{RawField, RawTemplate};
+
+use program::{Builder, Emitter, Op, TABLE};
+use sources::{SourceGen, BUILTIN};
+
+/// Pre-rendered variants per source (a power of two).
+pub const VARIANTS: usize = 1024;
+
+/// Largest `size`.
+pub const MAX_SIZE: usize = 1 << 20;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    pub format: Format,
+    /// Source name and weight, e.g. `[("web", 70), ("app", 20), ("payment", 10)]`.
+    pub sources: Vec<(String, u32)>,
+    /// User-defined sources by name.
+    pub templates: BTreeMap<String, RawTemplate>,
+    /// Pad each event to about this many bytes (newline included).
+    pub size: Option<usize>,
+    pub seed: u64,
+}
+
+/// Identity of one generated event (for Kafka keys and headers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventMeta {
+    pub seq: u64,
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// Index into [`EventSpec::source_names`].
+    pub source: u16,
+    pub worker: u16,
+}
+
+/// Identifies one run: every event id starts with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunId(pub u64);
+
+impl RunId {
+    /// A fresh id from the wall clock and the process id (not from the seed: runs differ).
+    pub fn random() -> RunId {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        RunId(crate::rng::splitmix64(now ^ ((std::process::id() as u64) << 40)))
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = std::num::ParseIntError;
+    /// Parses the 16-hex-digit form.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(RunId)
+    }
+}
+
+/// One source's variants: (first op, op count).
+#[derive(Debug)]
+struct CompiledSource {
+    variants: Vec<(u32, u32)>,
+}
+
+/// Compiled sources for one format: immutable, shared by all workers.
+#[derive(Debug)]
+pub struct EventSpec {
+    format: Format,
+    seed: u64,
+    names: Vec<String>,
+    sources: Vec<CompiledSource>,
+    /// Cumulative source weights scaled to 2^32, for a pick from 32 random bits.
+    thresholds: Vec<u64>,
+    blob: Vec<u8>,
+    ops: Vec<Op>,
+    tables: Vec<i64>,
+    pool_entries: Vec<(u32, u32)>,
+    session_slots: u32,
+    /// Target size (0: no padding) and where the filler bytes are in the blob.
+    size: usize,
+    pad_off: usize,
+}
+
+fn known_sources(templates: &BTreeMap<String, RawTemplate>) -> String {
+    let mut v: Vec<&str> = BUILTIN.to_vec();
+    v.extend(templates.keys().map(String::as_str));
+    v.join(", ")
+}
+
+impl EventSpec {
+    /// Checks `cfg` and compiles every source into its variants.
+    pub fn build(cfg: &EventConfig) -> Result<EventSpec, ConfigError> {
+        let format = cfg.format;
+        if cfg.sources.is_empty() {
+            return Err(ConfigError::new(
+                "sources",
+                "no sources given",
+                format!("list at least one with a weight, e.g. `{{web: 1}}`; known: {}", known_sources(&cfg.templates)),
+            ));
+        }
+        if cfg.sources.len() > u16::MAX as usize {
+            return Err(ConfigError::new("sources", "too many sources", "use fewer than 65536 sources"));
+        }
+        for (i, (name, w)) in cfg.sources.iter().enumerate() {
+            let key = format!("sources.{name}");
+            if cfg.sources[..i].iter().any(|(n, _)| n == name) {
+                return Err(ConfigError::new(key, format!("source `{name}` is listed twice"), "list each source once"));
+            }
+            if !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("unknown source `{name}`"),
+                    format!("use one of: {}, or define it under `templates`", known_sources(&cfg.templates)),
+                ));
+            }
+            if *w == 0 {
+                return Err(ConfigError::new(key, format!("weight 0 would never pick `{name}`"), "give a weight of 1 or more, or remove the source"));
+            }
+            if format.is_apache() && name != "web" {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{format} only applies to the `web` source, not `{name}`"),
+                    format!("use json, logfmt, rfc5424 or rfc3164 for `{name}`, or remove it"),
+                ));
+            }
+        }
+        let size = match cfg.size {
+            None => 0,
+            Some(_) if format.is_apache() => {
+                return Err(ConfigError::new(
+                    "size",
+                    format!("{format} has no field that could hold padding"),
+                    "omit `size`, or use json, logfmt, rfc5424 or rfc3164",
+                ))
+            }
+            Some(0) => return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes")),
+            Some(s) if s > MAX_SIZE => {
+                return Err(ConfigError::new("size", format!("size {s} is above the {MAX_SIZE}-byte limit"), format!("use at most {MAX_SIZE} (1 MiB)")))
+            }
+            Some(s) => s,
+        };
+
+        let mut b = Builder::default();
+        // Compile every template, used or not, so mistakes surface now.
+        let mut compiled = BTreeMap::new();
+        for (name, raw) in &cfg.templates {
+            let mut rng = Rng::derive(cfg.seed, fnv1a(format!("template:{name}").as_bytes()));
+            compiled.insert(name.clone(), template::compile(name, raw, &mut b, &mut rng)?);
+        }
+
+        let mut names = Vec::new();
+        let mut sources = Vec::new();
+        let mut estimates = Vec::new();
+        for (name, _) in &cfg.sources {
+            let mut rng = Rng::derive(cfg.seed, fnv1a(name.as_bytes()));
+            let gen = match SourceGen::builtin(name, &mut b, &mut rng) {
+                Some(g) => g,
+                None => SourceGen::Template(compiled.remove(name).expect("checked above")),
+            };
+            let mut variants = Vec::with_capacity(VARIANTS);
+            let mut smallest = usize::MAX;
+            for _ in 0..VARIANTS {
+                let rec = gen.record(&mut rng);
+                let mut e = Emitter::new(&mut b);
+                format::render(format, name, &rec, size > 0, &mut e);
+                let v = e.finish();
+                smallest = smallest.min(estimate(&b, v));
+                variants.push(v);
+            }
+            names.push(name.clone());
+            sources.push(CompiledSource { variants });
+            estimates.push(smallest);
+        }
+        if size > 0 {
+            for (name, &est) in names.iter().zip(&estimates) {
+                if size < est {
+                    return Err(ConfigError::new(
+                        "size",
+                        format!("size {size} is smaller than the smallest `{name}` event in {format} (about {est} bytes)"),
+                        format!("use at least {est}, or omit `size`"),
+                    ));
+                }
+            }
+        }
+        // Filler: a repeating lowercase pattern, valid unquoted in every format.
+        let pad_off = b.blob.len();
+        b.blob.extend((0..size).map(|i| b"spatepadding"[i % 12]));
+
+        let total: u64 = cfg.sources.iter().map(|(_, w)| *w as u64).sum();
+        let mut acc = 0u64;
+        let thresholds = cfg
+            .sources
+            .iter()
+            .map(|(_, w)| {
+                acc += *w as u64;
+                ((acc as u128) << 32).div_ceil(total as u128) as u64
+            })
+            .collect();
+
+        Ok(EventSpec {
+            format,
+            seed: cfg.seed,
+            names,
+            sources,
+            thresholds,
+            blob: b.blob,
+            ops: b.ops,
+            tables: b.tables,
+            pool_entries: b.pool_entries,
+            session_slots: b.session_slots,
+            size,
+            pad_off,
+        })
+    }
+
+    /// Source names; the index is [`EventMeta::source`].
+    pub fn source_names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+}
+
+/// Estimated length of a variant without padding (dynamic slots at typical widths).
+fn estimate(b: &Builder, (start, len): (u32, u32)) -> usize {
+    let mut n = 0;
+    for op in &b.ops[start as usize..(start + len) as usize] {
+        n += match *op {
+            Op::Lit { len, .. } => len as usize,
+            Op::Ts3339 => 27,
+            Op::TsApache => 26,
+            Op::TsBsd => 15,
+            Op::Id => 16 + 2 + 1 + 6,
+            Op::TraceId => 32,
+            Op::SpanId => 16,
+            Op::Num { table, decimals } => {
+                let mid = b.tables[table as usize * (TABLE + 1) + TABLE / 2];
+                dist::NumGen::format(mid, decimals).len()
+            }
+            Op::Pool { base } => b.pool_avg_len(base, TABLE as u32),
+            Op::Uuid => 36,
+            Op::Seq => 6,
+            Op::Session { base, n, .. } => b.pool_avg_len(base, n),
+            Op::Pad { .. } => 0,
+        };
+    }
+    n
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Hex digits of every byte value, two per byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// Two decimal digits of 0..100.
+const DEC_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
+    }
+}
+
+/// Per-worker generator: owns its PRNG and its cached timestamp and id prefixes.
+pub struct Generator {
+    spec: Arc<EventSpec>,
+    rng: Rng,
+    worker: u16,
+    /// `{run}-{worker}-`
+    id_prefix: [u8; 24],
+    id_len: usize,
+    /// Unix second the cached timestamp texts are for.
+    sec: u64,
+    /// `2026-11-25T12:59:00.000000Z`: the micros are rewritten per event.
+    ts3339: [u8; 27],
+    ts_apache: [u8; 26],
+    ts_bsd: [u8; 15],
+    trace_hex: [u8; 32],
+    span_hex: [u8; 16],
+    /// Per session field: (current id index, events left on it).
+    sessions: Vec<(u32, u32)>,
+}
+
+impl Generator {
+    pub fn new(spec: Arc<EventSpec>, worker: u16, run_id: RunId) -> Generator {
+        let rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
+        let mut id_prefix = [0u8; 24];
+        let p = format!("{run_id}-{worker}-");
+        id_prefix[..p.len()].copy_from_slice(p.as_bytes());
+        let sessions = vec![(0, 0); spec.session_slots as usize];
+        let mut g = Generator {
+            spec,
+            rng,
+            worker,
+            id_prefix,
+            id_len: p.len(),
+            sec: u64::MAX,
+            ts3339: *b"1970-01-01T00:00:00.000000Z",
+            ts_apache: [0; 26],
+            ts_bsd: [0; 15],
+            trace_hex: [b'0'; 32],
+            span_hex: [b'0'; 16],
+            sessions,
+        };
+        g.set_second(0);
+        g
+    }
+
+    /// Re-renders the cached timestamp texts for Unix second `sec` (once per second).
+    #[cold]
+    fn set_second(&mut self, sec: u64) {
+        self.sec = sec;
+        let c = time::Civil::from_unix(sec);
+        let mut p = [0u8; 19];
+        time::rfc3339_prefix(&c, &mut p);
+        self.ts3339[..19].copy_from_slice(&p);
+        time::apache(&c, &mut self.ts_apache);
+        time::bsd(&c, &mut self.ts_bsd);
+    }
+
+    /// Appends one complete event line, terminated by `b'\n'`, to `out`, and fills `meta`.
+    #[inline]
+    pub fn write_event(&mut self, seq: u64, ts_unix_ns: u64, out: &mut BytesMut, meta: &mut EventMeta) {
+        let sec = ts_unix_ns / 1_000_000_000;
+        if sec != self.sec {
+            self.set_second(sec);
+        }
+        let spec = &*self.spec;
+        let r = self.rng.next_u64();
+        let src = if spec.thresholds.len() == 1 {
+            0
+        } else {
+            let x = r & 0xffff_ffff;
+            spec.thresholds.iter().position(|&t| x < t).unwrap_or(spec.thresholds.len() - 1)
+        };
+        let variants = &spec.sources[src].variants;
+        let (start, len) = variants[(r >> 32) as usize & (VARIANTS - 1)];
+        let trace = ((self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128).max(1);
+        let span = self.rng.next_u64().max(1);
+        *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
+        if spec.format.carries_ids() {
+            hex_into(&mut self.trace_hex, &trace.to_be_bytes());
+            hex_into(&mut self.span_hex, &span.to_be_bytes());
+        }
+        let begin = out.len();
+        for op in &spec.ops[start as usize..(start + len) as usize] {
+            match *op {
+                Op::Lit { off, len } => out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]),
+                Op::Ts3339 => {
+                    let us = (ts_unix_ns % 1_000_000_000 / 1_000) as usize;
+                    self.ts3339[20..22].copy_from_slice(&DEC_PAIRS[us / 10_000]);
+                    self.ts3339[22..24].copy_from_slice(&DEC_PAIRS[us / 100 % 100]);
+                    self.ts3339[24..26].copy_from_slice(&DEC_PAIRS[us % 100]);
+                    out.extend_from_slice(&self.ts3339);
+                }
+                Op::TsApache => out.extend_from_slice(&self.ts_apache),
+                Op::TsBsd => out.extend_from_slice(&self.ts_bsd),
+                Op::Id => {
+                    out.extend_from_slice(&self.id_prefix[..self.id_len]);
+                    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+                }
+                Op::TraceId => out.extend_from_slice(&self.trace_hex),
+                Op::SpanId => out.extend_from_slice(&self.span_hex),
+                Op::Num { table, decimals } => {
+                    let t = &spec.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
+                    let r = self.rng.next_u64();
+                    let i = (r as usize) & (TABLE - 1);
+                    let (lo, hi) = (t[i], t[i + 1]);
+                    // A point of cell i: the top 52 bits scaled onto [lo, hi].
+                    let v = lo + (((r >> 12) as u128 * ((hi - lo) as u128 + 1)) >> 52) as i64;
+                    dist::write_scaled(out, v, decimals);
+                }
+                Op::Pool { base } => {
+                    let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
+                    out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]);
+                }
+                Op::Uuid => {
+                    let hi = (self.rng.next_u64() & !0xf000) | 0x4000;
+                    let lo = (self.rng.next_u64() & !(0b11 << 62)) | (0b10 << 62);
+                    let mut raw = [0u8; 32];
+                    hex_into(&mut raw[..16], &hi.to_be_bytes());
+                    hex_into(&mut raw[16..], &lo.to_be_bytes());
+                    let mut u = [b'-'; 36];
+                    u[..8].copy_from_slice(&raw[..8]);
+                    u[9..13].copy_from_slice(&raw[8..12]);
+                    u[14..18].copy_from_slice(&raw[12..16]);
+                    u[19..23].copy_from_slice(&raw[16..20]);
+                    u[24..].copy_from_slice(&raw[20..]);
+                    out.extend_from_slice(&u);
+                }
+                Op::Seq => out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes()),
+                Op::Session { slot, base, n, reuse } => {
+                    let st = &mut self.sessions[slot as usize];
+                    if st.1 == 0 {
+                        st.0 = self.rng.below(n as u64) as u32;
+                        // Run lengths 1..=2*reuse-1: about `reuse` on average.
+                        st.1 = 1 + self.rng.below(2 * reuse as u64 - 1) as u32;
+                    }
+                    st.1 -= 1;
+                    let (off, len) = spec.pool_entries[(base + st.0) as usize];
+                    out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]);
+                }
+                Op::Pad { tail } => {
+                    let have = out.len() - begin + tail as usize;
+                    if spec.size > have {
+                        out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)]);
+                    }
+                }
+            }
+        }
+    }
+}

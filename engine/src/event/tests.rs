@@ -1,0 +1,749 @@
+//! Every format x every applicable source, checked line by line with an independent parser
+//! (serde_json) or a strict grammar written here; plus seeds, weights, templates, padding.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::*;
+
+const RUN: RunId = RunId(0x00ab_cdef_0123_4567);
+/// 2026-11-25T12:59:00Z
+const T0: u64 = 1_795_611_540_000_000_000;
+
+const TEMPLATE_YAML: &str = r#"
+fields:
+  - { name: user,    gen: { choice: [alice, bob, "carol \"c\" = x"], weights: [5, 3, 1] } }
+  - { name: amount,  gen: { float: { min: 1.0, max: 500.0, decimals: 2, dist: lognormal } }, per_event: true }
+  - { name: items,   gen: { int: { min: 1, max: 9, dist: uniform } } }
+  - { name: rank,    gen: { int: { min: 1, max: 50, dist: zipf } }, per_event: true }
+  - { name: wait,    gen: { float: { min: 0, max: 10, dist: normal, mean: 5, stddev: 2 } } }
+  - { name: backoff, gen: { float: { min: 0, max: 100, dist: exponential } }, per_event: true }
+  - { name: client,  gen: ipv4 }
+  - { name: client6, gen: ipv6, per_event: true }
+  - { name: order,   gen: uuid, per_event: true }
+  - { name: at,      gen: timestamp }
+  - { name: n,       gen: sequence }
+  - { name: note,    gen: { words: { list: [fast, slow, retry, ok], min: 2, max: 5 } }, per_event: true }
+  - { name: session, gen: { session: { pool: 100, reuse: 20 } } }
+  - { name: region,  gen: { const: eu-west-1 } }
+"#;
+
+fn templates() -> BTreeMap<String, RawTemplate> {
+    let t: RawTemplate = serde_yaml_ng::from_str(TEMPLATE_YAML).expect("template parses");
+    BTreeMap::from([("checkout".to_string(), t)])
+}
+
+fn config(format: Format, sources: &[(&str, u32)], size: Option<usize>, seed: u64) -> EventConfig {
+    EventConfig {
+        format,
+        sources: sources.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+        templates: templates(),
+        size,
+        seed,
+    }
+}
+
+/// `n` events from worker `worker`, one string per line (newline stripped), with metas.
+fn generate(cfg: &EventConfig, n: usize, worker: u16, run: RunId) -> (Vec<String>, Vec<EventMeta>) {
+    let spec = Arc::new(EventSpec::build(cfg).expect("valid config"));
+    let mut g = Generator::new(spec, worker, run);
+    let mut out = BytesMut::with_capacity(1 << 16);
+    let mut metas = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let mut m = EventMeta::default();
+        // ~1.2 ms apart: crosses second boundaries.
+        g.write_event(i, T0 + i * 1_234_567, &mut out, &mut m);
+        metas.push(m);
+        ends.push(out.len());
+    }
+    let text = std::str::from_utf8(&out).expect("utf-8");
+    let mut lines = Vec::with_capacity(n);
+    let mut start = 0;
+    for e in ends {
+        let line = &text[start..e];
+        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "one line per event: {line:?}");
+        lines.push(line[..line.len() - 1].to_string());
+        start = e;
+    }
+    (lines, metas)
+}
+
+// ---- shape checks ----
+
+fn is_hex(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn check_trace(trace: &str, span: &str, tp: &str, m: &EventMeta) {
+    assert!(is_hex(trace, 32) && trace != "0".repeat(32), "trace id {trace}");
+    assert!(is_hex(span, 16) && span != "0".repeat(16), "span id {span}");
+    assert_eq!(tp, format!("00-{trace}-{span}-01"));
+    assert_eq!(u128::from_str_radix(trace, 16).unwrap(), m.trace_id);
+    assert_eq!(u64::from_str_radix(span, 16).unwrap(), m.span_id);
+}
+
+fn check_id(id: &str, m: &EventMeta) {
+    let parts: Vec<&str> = id.splitn(3, '-').collect();
+    assert_eq!(parts.len(), 3, "id {id}");
+    assert!(is_hex(parts[0], 16), "run id in {id}");
+    assert_eq!(parts[0].parse::<RunId>().unwrap(), RUN);
+    assert_eq!(parts[1].parse::<u16>().unwrap(), m.worker);
+    assert_eq!(parts[2].parse::<u64>().unwrap(), m.seq);
+}
+
+fn check_rfc3339_micros(ts: &str) {
+    let b = ts.as_bytes();
+    let ok = b.len() == 27
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            26 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    assert!(ok, "timestamp {ts}");
+    assert!(ts.starts_with("2026-11-25T1"), "timestamp {ts}");
+}
+
+// ---- json ----
+
+fn check_json(line: &str, m: &EventMeta, source: &str) -> serde_json::Map<String, serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
+    let o = v.as_object().expect("object").clone();
+    assert!(line.starts_with("{\"ts\":\""), "ts first: {line}");
+    let order = ["\"ts\":", "\"source\":", "\"id\":", "\"trace_id\":", "\"span_id\":", "\"traceparent\":"];
+    let pos: Vec<usize> = order.iter().map(|k| line.find(k).expect("common key")).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "common keys in order: {line}");
+    check_rfc3339_micros(o["ts"].as_str().unwrap());
+    assert_eq!(o["source"], source);
+    check_id(o["id"].as_str().unwrap(), m);
+    check_trace(o["trace_id"].as_str().unwrap(), o["span_id"].as_str().unwrap(), o["traceparent"].as_str().unwrap(), m);
+    match source {
+        "web" => {
+            assert!(o["status"].as_u64().is_some_and(|s| (100..600).contains(&s)));
+            assert!(o["bytes"].is_u64());
+            assert!(o["latency_ms"].as_f64().is_some_and(|l| l > 0.0));
+            for k in ["client_ip", "method", "path", "protocol", "referrer", "user_agent"] {
+                assert!(o[k].is_string(), "{k} in {line}");
+            }
+            o["client_ip"].as_str().unwrap().parse::<std::net::IpAddr>().unwrap();
+        }
+        "app" => {
+            for k in ["service", "level", "logger", "message"] {
+                assert!(o[k].is_string(), "{k} in {line}");
+            }
+        }
+        "payment" => {
+            let a = o["amount"].as_f64().unwrap();
+            assert!(a >= 0.5);
+            let text = line.split("\"amount\":").nth(1).unwrap().split(',').next().unwrap();
+            assert_eq!(text.split('.').nth(1).map(str::len), Some(2), "two decimals: {text}");
+            for k in ["order_id", "payment_id", "customer_id", "currency", "method", "state"] {
+                assert!(o[k].is_string(), "{k} in {line}");
+            }
+        }
+        "syslog" => {
+            assert!(o["pid"].is_u64());
+            for k in ["host", "app", "facility", "severity", "message"] {
+                assert!(o[k].is_string(), "{k} in {line}");
+            }
+        }
+        _ => {}
+    }
+    o
+}
+
+// ---- logfmt ----
+
+/// Strict logfmt: `key=value` pairs separated by single spaces; keys have no space, `=` or
+/// `"`; values are bare (no space, `=`, `"` or `\`) or quoted with `\"`, `\\`, `\n`, `\r`,
+/// `\t` escapes only.
+fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> {
+    let b: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let ks = i;
+        while i < b.len() && b[i] != '=' {
+            if b[i] <= ' ' || b[i] == '"' {
+                return Err(format!("bad key char at {i}"));
+            }
+            i += 1;
+        }
+        if i == ks || i == b.len() {
+            return Err(format!("missing key or `=` at {ks}"));
+        }
+        let key: String = b[ks..i].iter().collect();
+        i += 1;
+        let mut val = String::new();
+        if i < b.len() && b[i] == '"' {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err("unterminated quote".into()),
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some('\\') => {
+                        match b.get(i + 1) {
+                            Some('"') => val.push('"'),
+                            Some('\\') => val.push('\\'),
+                            Some('n') => val.push('\n'),
+                            Some('r') => val.push('\r'),
+                            Some('t') => val.push('\t'),
+                            other => return Err(format!("bad escape {other:?}")),
+                        }
+                        i += 2;
+                    }
+                    Some(&c) if c < ' ' => return Err("control char in value".into()),
+                    Some(&c) => {
+                        val.push(c);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < b.len() && b[i] != ' ' {
+                if b[i] == '"' || b[i] == '=' || b[i] == '\\' || b[i] < ' ' {
+                    return Err(format!("bad bare value char {:?} at {i}", b[i]));
+                }
+                val.push(b[i]);
+                i += 1;
+            }
+            if val.is_empty() {
+                return Err(format!("empty bare value for {key}"));
+            }
+        }
+        out.push((key, val));
+        if i < b.len() {
+            if b[i] != ' ' || i + 1 == b.len() {
+                return Err(format!("expected a single space between pairs at {i}"));
+            }
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn check_logfmt(line: &str, m: &EventMeta, source: &str) -> HashMap<String, String> {
+    let pairs = parse_logfmt(line).unwrap_or_else(|e| panic!("invalid logfmt ({e}): {line}"));
+    let keys: Vec<&str> = pairs.iter().take(6).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["ts", "source", "id", "trace_id", "span_id", "traceparent"], "{line}");
+    let map: HashMap<String, String> = pairs.into_iter().collect();
+    check_rfc3339_micros(&map["ts"]);
+    assert_eq!(map["source"], source);
+    check_id(&map["id"], m);
+    check_trace(&map["trace_id"], &map["span_id"], &map["traceparent"], m);
+    map
+}
+
+// ---- apache ----
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Strict Common/Combined Log Format: `%h %l %u [%t] "%r" %>s %b` (+ `"%{Referer}i" "%{User-agent}i"`).
+fn check_apache(line: &str, combined: bool) {
+    let fail = |why: &str| -> ! { panic!("invalid apache line ({why}): {line}") };
+    let mut rest = line;
+    let mut take = |sep: &str| -> &str {
+        let (a, b) = rest.split_once(sep).unwrap_or_else(|| fail(&format!("missing `{sep}`")));
+        rest = b;
+        a
+    };
+    let host = take(" ");
+    host.parse::<std::net::IpAddr>().unwrap_or_else(|_| fail("host"));
+    if take(" ") != "-" {
+        fail("%l");
+    }
+    let user = take(" ");
+    if user.is_empty() || user.contains('"') {
+        fail("%u");
+    }
+    if !take("[").is_empty() {
+        fail("[");
+    }
+    let t = take("] \"");
+    let tb = t.as_bytes();
+    if !(t.len() == 26
+        && tb[0..2].iter().all(u8::is_ascii_digit)
+        && tb[2] == b'/'
+        && MONTHS.contains(&&t[3..6])
+        && tb[6] == b'/'
+        && tb[7..11].iter().all(u8::is_ascii_digit)
+        && tb[11] == b':'
+        && tb[12..14].iter().all(u8::is_ascii_digit)
+        && tb[14] == b':'
+        && tb[15..17].iter().all(u8::is_ascii_digit)
+        && tb[17] == b':'
+        && tb[18..20].iter().all(u8::is_ascii_digit)
+        && &t[20..] == " +0000")
+    {
+        fail("%t");
+    }
+    let req = take("\" ");
+    let parts: Vec<&str> = req.split(' ').collect();
+    if parts.len() != 3
+        || !parts[0].bytes().all(|c| c.is_ascii_uppercase())
+        || !parts[1].starts_with('/')
+        || !["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"].contains(&parts[2])
+        || req.contains('"')
+    {
+        fail("%r");
+    }
+    let status = take(" ");
+    if status.len() != 3 || !status.bytes().all(|c| c.is_ascii_digit()) || !status.starts_with(['1', '2', '3', '4', '5']) {
+        fail("%>s");
+    }
+    let bytes = if combined { take(" ") } else { rest };
+    if bytes != "-" && (bytes.is_empty() || !bytes.bytes().all(|c| c.is_ascii_digit())) {
+        fail("%b");
+    }
+    if combined {
+        if !rest.starts_with('"') || !rest.ends_with('"') {
+            fail("quotes");
+        }
+        let inner = &rest[1..rest.len() - 1];
+        let (referer, ua) = inner.split_once("\" \"").unwrap_or_else(|| fail("referer/ua"));
+        if referer.contains('"') || ua.contains('"') || referer.is_empty() || ua.is_empty() {
+            fail("referer/ua");
+        }
+    }
+}
+
+// ---- rfc5424 ----
+
+fn sd_name_char(c: u8) -> bool {
+    (33..=126).contains(&c) && c != b'=' && c != b']' && c != b'"'
+}
+
+/// Strict RFC 5424 (section 6): HEADER SP STRUCTURED-DATA [SP MSG]. Returns the SD params.
+fn check_5424(line: &str) -> HashMap<String, String> {
+    let fail = |why: &str| -> ! { panic!("invalid rfc5424 line ({why}): {line}") };
+    let b = line.as_bytes();
+    if b.first() != Some(&b'<') {
+        fail("<");
+    }
+    let close = line.find('>').unwrap_or_else(|| fail(">"));
+    let pri = &line[1..close];
+    if pri.is_empty() || pri.len() > 3 || !pri.bytes().all(|c| c.is_ascii_digit()) || (pri.len() > 1 && pri.starts_with('0')) {
+        fail("PRI");
+    }
+    if pri.parse::<u32>().unwrap() > 191 {
+        fail("PRIVAL");
+    }
+    let mut rest = &line[close + 1..];
+    let mut field = |max: usize, what: &str| -> &str {
+        let (a, b) = rest.split_once(' ').unwrap_or_else(|| fail(what));
+        if a.is_empty() || a.len() > max || !a.bytes().all(|c| (33..=126).contains(&c)) {
+            fail(what);
+        }
+        rest = b;
+        a
+    };
+    if field(2, "VERSION") != "1" {
+        fail("VERSION");
+    }
+    check_rfc3339_micros(field(64, "TIMESTAMP"));
+    field(255, "HOSTNAME");
+    field(48, "APP-NAME");
+    field(128, "PROCID");
+    field(32, "MSGID");
+    // STRUCTURED-DATA
+    let sb = rest.as_bytes();
+    let mut i = 0;
+    let mut params = HashMap::new();
+    if sb.first() == Some(&b'-') {
+        i = 1;
+    } else {
+        while sb.get(i) == Some(&b'[') {
+            i += 1;
+            let s = i;
+            while i < sb.len() && sd_name_char(sb[i]) {
+                i += 1;
+            }
+            if i == s || i - s > 32 {
+                fail("SD-ID");
+            }
+            loop {
+                match sb.get(i) {
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b' ') => {
+                        i += 1;
+                        let s = i;
+                        while i < sb.len() && sd_name_char(sb[i]) {
+                            i += 1;
+                        }
+                        if i == s || i - s > 32 || sb.get(i) != Some(&b'=') || sb.get(i + 1) != Some(&b'"') {
+                            fail("PARAM-NAME");
+                        }
+                        let name = rest[s..i].to_string();
+                        i += 2;
+                        let mut val = Vec::new();
+                        loop {
+                            match sb.get(i) {
+                                None => fail("PARAM-VALUE unterminated"),
+                                Some(b'"') => {
+                                    i += 1;
+                                    break;
+                                }
+                                Some(b']') => fail("unescaped ]"),
+                                Some(b'\\') => {
+                                    match sb.get(i + 1) {
+                                        Some(&c @ (b'"' | b'\\' | b']')) => val.push(c),
+                                        _ => fail("lone backslash"),
+                                    }
+                                    i += 2;
+                                }
+                                Some(&c) => {
+                                    val.push(c);
+                                    i += 1;
+                                }
+                            }
+                        }
+                        params.insert(name, String::from_utf8(val).unwrap_or_else(|_| fail("utf-8")));
+                    }
+                    _ => fail("SD-ELEMENT"),
+                }
+            }
+        }
+        if i == 0 {
+            fail("STRUCTURED-DATA");
+        }
+    }
+    let msg = &rest[i..];
+    if !msg.is_empty() {
+        let m = msg.strip_prefix(' ').unwrap_or_else(|| fail("SP before MSG"));
+        if m.is_empty() || m.starts_with('\u{feff}') || m.chars().any(|c| c.is_control()) {
+            fail("MSG");
+        }
+    }
+    params
+}
+
+// ---- rfc3164 ----
+
+/// Strict RFC 3164: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`. Returns MSG.
+fn check_3164(line: &str) -> String {
+    let fail = |why: &str| -> ! { panic!("invalid rfc3164 line ({why}): {line}") };
+    let close = line.find('>').unwrap_or_else(|| fail(">"));
+    let pri = &line[1..close];
+    if !line.starts_with('<') || pri.is_empty() || pri.len() > 3 || !pri.bytes().all(|c| c.is_ascii_digit()) || pri.parse::<u32>().unwrap() > 191 {
+        fail("PRI");
+    }
+    let rest = &line[close + 1..];
+    let ts = rest.get(..15).unwrap_or_else(|| fail("TIMESTAMP"));
+    let tb = ts.as_bytes();
+    let day_ok = (tb[4] == b' ' && (b'1'..=b'9').contains(&tb[5])) || ((b'1'..=b'3').contains(&tb[4]) && tb[5].is_ascii_digit());
+    if !(MONTHS.contains(&&ts[..3])
+        && tb[3] == b' '
+        && day_ok
+        && tb[6] == b' '
+        && tb[7..9].iter().all(u8::is_ascii_digit)
+        && tb[9] == b':'
+        && tb[10..12].iter().all(u8::is_ascii_digit)
+        && tb[12] == b':'
+        && tb[13..15].iter().all(u8::is_ascii_digit))
+    {
+        fail("TIMESTAMP");
+    }
+    let rest = rest[15..].strip_prefix(' ').unwrap_or_else(|| fail("SP"));
+    let (host, rest) = rest.split_once(' ').unwrap_or_else(|| fail("HOSTNAME"));
+    if host.is_empty() || !host.bytes().all(|c| (33..=126).contains(&c)) {
+        fail("HOSTNAME");
+    }
+    let (tag, rest) = rest.split_once('[').unwrap_or_else(|| fail("TAG["));
+    if tag.is_empty() || tag.len() > 32 || !tag.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        fail("TAG");
+    }
+    let (pid, msg) = rest.split_once("]: ").unwrap_or_else(|| fail("]: "));
+    if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
+        fail("PID");
+    }
+    if msg.is_empty() || msg.chars().any(|c| c.is_control()) {
+        fail("MSG");
+    }
+    msg.to_string()
+}
+
+/// `key=value` of a logfmt-ish message prefix (id=.. traceparent=..).
+fn msg_ids(msg: &str) -> (String, String) {
+    let mut it = msg.split(' ');
+    let id = it.next().and_then(|p| p.strip_prefix("id=")).expect("id= first").to_string();
+    let tp = it.next().and_then(|p| p.strip_prefix("traceparent=")).expect("traceparent= second").to_string();
+    (id, tp)
+}
+
+fn check_line(format: Format, line: &str, m: &EventMeta, source: &str) {
+    match format {
+        Format::Json => {
+            check_json(line, m, source);
+        }
+        Format::Logfmt => {
+            check_logfmt(line, m, source);
+        }
+        Format::ApacheCommon => check_apache(line, false),
+        Format::ApacheCombined => check_apache(line, true),
+        Format::Rfc5424 => {
+            let p = check_5424(line);
+            check_id(&p["id"], m);
+            let tp = &p["traceparent"];
+            check_trace(&tp[3..35], &tp[36..52], tp, m);
+            assert_eq!(p["source"], source);
+        }
+        Format::Rfc3164 => {
+            let msg = check_3164(line);
+            let (id, tp) = msg_ids(&msg);
+            check_id(&id, m);
+            check_trace(&tp[3..35], &tp[36..52], &tp, m);
+        }
+    }
+}
+
+fn applicable(format: Format) -> &'static [&'static str] {
+    if format.is_apache() {
+        &["web"]
+    } else {
+        &["web", "app", "payment", "syslog", "checkout"]
+    }
+}
+
+#[test]
+fn every_format_and_source_parses() {
+    for format in Format::ALL {
+        for &source in applicable(format) {
+            let cfg = config(format, &[(source, 1)], None, 42);
+            let (lines, metas) = generate(&cfg, 3000, 3, RUN);
+            for (line, m) in lines.iter().zip(&metas) {
+                assert_eq!(m.source, 0);
+                assert_eq!(m.worker, 3);
+                check_line(format, line, m, source);
+            }
+        }
+    }
+}
+
+#[test]
+fn mixed_sources_parse_and_follow_weights() {
+    let cfg = config(Format::Json, &[("web", 70), ("app", 20), ("payment", 10)], None, 7);
+    let spec = EventSpec::build(&cfg).unwrap();
+    assert_eq!(spec.source_names(), ["web", "app", "payment"]);
+    assert_eq!(spec.format(), Format::Json);
+    let n = 50_000;
+    let (lines, metas) = generate(&cfg, n, 0, RUN);
+    let mut counts = [0usize; 3];
+    for (line, m) in lines.iter().zip(&metas) {
+        counts[m.source as usize] += 1;
+        check_json(line, m, spec.source_names()[m.source as usize].as_str());
+    }
+    for (c, w) in counts.iter().zip([0.7, 0.2, 0.1]) {
+        let share = *c as f64 / n as f64;
+        assert!((share - w).abs() < 0.015, "share {share} for weight {w}: {counts:?}");
+    }
+}
+
+#[test]
+fn web_content_is_realistic() {
+    let cfg = config(Format::Json, &[("web", 1)], None, 1);
+    let (lines, metas) = generate(&cfg, 20_000, 0, RUN);
+    let mut status: HashMap<u64, usize> = HashMap::new();
+    let mut paths: HashMap<String, usize> = HashMap::new();
+    let mut v6 = 0;
+    let mut bytes = Vec::new();
+    for (line, m) in lines.iter().zip(&metas) {
+        let o = check_json(line, m, "web");
+        *status.entry(o["status"].as_u64().unwrap()).or_default() += 1;
+        *paths.entry(o["path"].as_str().unwrap().to_string()).or_default() += 1;
+        v6 += o["client_ip"].as_str().unwrap().contains(':') as usize;
+        bytes.push(o["bytes"].as_u64().unwrap());
+    }
+    let ok = status[&200] as f64 / lines.len() as f64;
+    assert!(ok > 0.6 && ok < 0.95, "200 share {ok}");
+    assert!(status.keys().any(|s| *s >= 500) && status.keys().any(|s| (400..500).contains(s)) && status.keys().any(|s| (300..400).contains(s)));
+    assert!(paths.get("/").copied().unwrap_or(0) > 1000, "zipf: `/` is the most popular");
+    assert!(v6 > 500 && v6 < 5000, "some ipv6: {v6}");
+    bytes.sort_unstable();
+    assert!(bytes.windows(2).filter(|w| w[0] != w[1]).count() > 3000, "bytes vary per event");
+}
+
+#[test]
+fn same_seed_same_events_different_seed_different() {
+    let norm = |lines: Vec<String>, run: RunId| -> Vec<String> { lines.into_iter().map(|l| l.replace(&run.to_string(), "RUN")).collect() };
+    for format in Format::ALL {
+        let sources: &[(&str, u32)] = if format.is_apache() { &[("web", 1)] } else { &[("web", 5), ("app", 3), ("checkout", 2)] };
+        let a = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(1)).0, RunId(1));
+        let b = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(2)).0, RunId(2));
+        let c = norm(generate(&config(format, sources, None, 10), 2000, 1, RunId(1)).0, RunId(1));
+        let d = norm(generate(&config(format, sources, None, 9), 2000, 2, RunId(1)).0, RunId(1));
+        assert_eq!(a, b, "{format}: same seed");
+        assert_ne!(a, c, "{format}: different seed");
+        assert_ne!(a, d, "{format}: different worker");
+    }
+}
+
+#[test]
+fn padding_hits_the_target() {
+    for format in [Format::Json, Format::Logfmt, Format::Rfc5424, Format::Rfc3164] {
+        for size in [800, 4096] {
+            let cfg = config(format, &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1), ("checkout", 1)], Some(size), 5);
+            let (lines, metas) = generate(&cfg, 2000, 0, RUN);
+            let names = ["web", "app", "payment", "syslog", "checkout"];
+            for (line, m) in lines.iter().zip(&metas) {
+                let len = line.len() + 1;
+                assert!(len.abs_diff(size) <= 3, "{format}: {len} bytes for size {size}: {line}");
+                check_line(format, line, m, names[m.source as usize]);
+            }
+        }
+    }
+}
+
+#[test]
+fn template_renders_valid_json() {
+    let cfg = config(Format::Json, &[("checkout", 1)], None, 3);
+    let (lines, metas) = generate(&cfg, 5000, 0, RUN);
+    let mut sessions = Vec::new();
+    let mut users = HashMap::new();
+    for (line, m) in lines.iter().zip(&metas) {
+        let o = check_json(line, m, "checkout");
+        *users.entry(o["user"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        let amount = o["amount"].as_f64().unwrap();
+        assert!((1.0..=500.0).contains(&amount));
+        assert!((1..=9).contains(&o["items"].as_u64().unwrap()));
+        assert!((1..=50).contains(&o["rank"].as_u64().unwrap()));
+        assert!((0.0..=10.0).contains(&o["wait"].as_f64().unwrap()));
+        assert!((0.0..=100.0).contains(&o["backoff"].as_f64().unwrap()));
+        o["client"].as_str().unwrap().parse::<std::net::Ipv4Addr>().unwrap();
+        o["client6"].as_str().unwrap().parse::<std::net::Ipv6Addr>().unwrap();
+        let order = o["order"].as_str().unwrap();
+        assert!(order.len() == 36 && order.as_bytes()[14] == b'4', "uuid {order}");
+        check_rfc3339_micros(o["at"].as_str().unwrap());
+        assert_eq!(o["n"].as_u64().unwrap(), m.seq);
+        let words: Vec<&str> = o["note"].as_str().unwrap().split(' ').collect();
+        assert!((2..=5).contains(&words.len()) && words.iter().all(|w| ["fast", "slow", "retry", "ok"].contains(w)));
+        assert_eq!(o["region"], "eu-west-1");
+        sessions.push(o["session"].as_str().unwrap().to_string());
+    }
+    assert_eq!(users.len(), 3);
+    assert!(users["alice"] > users["bob"] && users["bob"] > users["carol \"c\" = x"], "{users:?}");
+    let runs = 1 + sessions.windows(2).filter(|w| w[0] != w[1]).count();
+    let mean = sessions.len() as f64 / runs as f64;
+    assert!((12.0..30.0).contains(&mean), "session reused about 20 times: {mean}");
+    let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
+    assert!(distinct.len() > 50 && distinct.len() <= 100);
+    // Per-event uuid: unique.
+    let orders: std::collections::HashSet<String> =
+        lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["order"].as_str().unwrap().to_string()).collect();
+    assert_eq!(orders.len(), lines.len());
+}
+
+fn template_error(yaml: &str) -> ConfigError {
+    let t: RawTemplate = serde_yaml_ng::from_str(yaml).expect("parses");
+    let cfg = EventConfig {
+        format: Format::Json,
+        sources: vec![("t".into(), 1)],
+        templates: BTreeMap::from([("t".to_string(), t)]),
+        size: None,
+        seed: 0,
+    };
+    EventSpec::build(&cfg).err().expect("rejected")
+}
+
+#[test]
+fn template_errors_name_their_position() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("fields: [{ name: a, gen: ipv4 }, { name: b, gen: ipv5 }]", "templates.t.fields[1].gen", "unknown generator `ipv5`"),
+        ("fields: [{ name: x, gen: { int: { min: 5, max: 1 } } }]", "templates.t.fields[0].gen", "min 5 is greater than max 1"),
+        ("fields: [{ name: x, gen: { choice: [a, b], weights: [1] } }]", "templates.t.fields[0].gen", "1 weights for 2 choices"),
+        ("fields: [{ name: x, gen: { choice: [] } }]", "templates.t.fields[0].gen", "`choice` is empty"),
+        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, foo: 3 } } }]", "templates.t.fields[0].gen", "unknown field `foo`"),
+        ("fields: [{ name: x, gen: { bogus: 1 } }]", "templates.t.fields[0].gen", "unknown field `bogus`"),
+        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: zipf } } }]", "templates.t.fields[0].gen", "zipf only applies to int"),
+        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: gauss } } }]", "templates.t.fields[0].gen", "unknown distribution"),
+        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, mean: 1 } } }]", "templates.t.fields[0].gen", "`mean` does not apply"),
+        ("fields: [{ name: x, gen: { session: { pool: 0, reuse: 2 } } }]", "templates.t.fields[0].gen", "session pool 0"),
+        ("fields: [{ name: id, gen: uuid }]", "templates.t.fields[0].name", "already has `id`"),
+        ("fields: [{ name: a, gen: uuid }, { name: a, gen: ipv4 }]", "templates.t.fields[1].name", "defined twice"),
+        ("fields: []", "templates.t.fields", "at least one field"),
+    ];
+    for (yaml, key, msg) in cases {
+        let e = template_error(yaml);
+        assert_eq!(&e.key, key, "{yaml}: {e}");
+        assert!(e.message.contains(msg), "{yaml}: {e}");
+        assert!(!e.fix.is_empty());
+    }
+    // The field name is part of the message.
+    assert!(template_error(cases[0].0).message.contains("field `b`"));
+    // Unknown keys in a field are rejected when the YAML is read.
+    let e = serde_yaml_ng::from_str::<RawTemplate>("fields: [{ name: a, gen: ipv4, per_evnt: true }]").unwrap_err();
+    assert!(e.to_string().contains("unknown field `per_evnt`"), "{e}");
+}
+
+#[test]
+fn config_errors_are_clear() {
+    let err = |format: Format, sources: &[(&str, u32)], size: Option<usize>| EventSpec::build(&config(format, sources, size, 0)).err().expect("rejected");
+    let e = err(Format::Json, &[("wbe", 1)], None);
+    assert_eq!(e.key, "sources.wbe");
+    assert!(e.fix.contains("web, app, payment, syslog, checkout"), "{e}");
+    let e = err(Format::Json, &[("web", 0)], None);
+    assert_eq!(e.key, "sources.web");
+    assert!(e.message.contains("weight 0"));
+    let e = err(Format::Json, &[], None);
+    assert_eq!(e.key, "sources");
+    let e = err(Format::ApacheCombined, &[("web", 1), ("app", 1)], None);
+    assert_eq!(e.key, "sources.app");
+    assert!(e.message.contains("only applies to the `web` source"), "{e}");
+    let e = err(Format::ApacheCommon, &[("web", 1)], Some(500));
+    assert_eq!(e.key, "size");
+    let e = err(Format::Json, &[("web", 1)], Some(40));
+    assert_eq!(e.key, "size");
+    assert!(e.message.contains("smaller than the smallest `web` event"), "{e}");
+    let e = err(Format::Json, &[("web", 1)], Some(MAX_SIZE + 1));
+    assert!(e.message.contains("limit"), "{e}");
+    let e = err(Format::Json, &[("web", 1)], Some(0));
+    assert_eq!(e.key, "size");
+}
+
+#[test]
+fn run_id_and_format_names() {
+    assert_eq!(RUN.to_string(), "00abcdef01234567");
+    assert_ne!(RunId::random(), RunId::random());
+    assert_eq!(Format::ALL.map(|f| f.to_string()), ["json", "logfmt", "apache_common", "apache_combined", "rfc5424", "rfc3164"]);
+}
+
+#[test]
+fn timestamps_follow_the_clock() {
+    let cfg = config(Format::Rfc3164, &[("syslog", 1)], None, 0);
+    let spec = Arc::new(EventSpec::build(&cfg).unwrap());
+    let mut g = Generator::new(spec, 0, RUN);
+    let mut out = BytesMut::new();
+    let mut m = EventMeta::default();
+    // 2026-11-05T01:02:03.5Z
+    g.write_event(0, 1_793_840_523_500_000_000, &mut out, &mut m);
+    assert!(out.starts_with(b"<") && std::str::from_utf8(&out).unwrap().contains(">Nov  5 01:02:03 "), "{:?}", out);
+    let cfg = config(Format::Json, &[("web", 1)], None, 0);
+    let mut g = Generator::new(Arc::new(EventSpec::build(&cfg).unwrap()), 0, RUN);
+    out.clear();
+    g.write_event(0, 1_793_840_523_000_123_999, &mut out, &mut m);
+    assert!(out.starts_with(b"{\"ts\":\"2026-11-05T01:02:03.000123Z\""), "{:?}", out);
+}
+
+/// `cargo test --release -p spate-engine --lib print_samples -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn print_samples() {
+    for format in Format::ALL {
+        for &source in applicable(format) {
+            let (lines, _) = generate(&config(format, &[(source, 1)], None, 1), 2, 0, RUN);
+            for l in lines {
+                println!("{format}/{source} ({} bytes): {l}", l.len() + 1);
+            }
+        }
+    }
+}

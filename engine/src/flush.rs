@@ -1,0 +1,136 @@
+//! The flush thread: drains every worker's ring round-robin, hands batches to the sink, sends
+//! emptied batches back to their worker, and serves the sink's callbacks (Kafka delivery
+//! reports) from this same thread: no hidden polling threads.
+//!
+//! When the sink is full (Kafka `QueueFull`) the batch being written is kept with its position
+//! and nothing more is drained until the sink takes it; the rings then fill and the workers
+//! block or shed by policy. Nothing is dropped silently.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::batch::Batch;
+use crate::error::EngineError;
+use crate::ring::{Consumer, Producer};
+use crate::run::RunShared;
+use crate::sink::Sink;
+use crate::stats::LocalFlush;
+
+/// Batches taken from one ring before moving to the next (fairness between workers).
+const PER_RING: usize = 4;
+/// How long the sink may take to settle outstanding outcomes at the end of a run.
+pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
+
+pub struct FlushSetup {
+    pub shared: Arc<RunShared>,
+    pub rings: Vec<Consumer<Batch>>,
+    pub returns: Vec<Producer<Batch>>,
+    pub sink: Box<dyn Sink>,
+}
+
+pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
+    let FlushSetup { shared, rings, returns, mut sink } = setup;
+    let mut f = Flush { shared: &shared, returns, local: LocalFlush::default(), dead: None, budgeted: shared.max_inflight_bytes > 0 };
+    let mut pending: Option<(Batch, usize)> = None;
+    let n = rings.len();
+    let mut start = 0;
+    loop {
+        let mut progressed = false;
+        if let Some((b, from)) = pending.take() {
+            pending = f.hand(&mut *sink, b, from);
+            progressed = pending.is_none();
+        }
+        if pending.is_none() {
+            'rings: for k in 0..n {
+                let i = (start + k) % n;
+                for _ in 0..PER_RING {
+                    let Some(b) = rings[i].pop() else { break };
+                    f.local.batches += 1;
+                    shared.counters.popped_per_ring[i].store(shared.counters.popped_per_ring[i].load(Relaxed) + 1, Relaxed);
+                    progressed = true;
+                    if let Some(p) = f.hand(&mut *sink, b, 0) {
+                        pending = Some(p);
+                        break 'rings;
+                    }
+                }
+            }
+            start = (start + 1) % n.max(1);
+        }
+        if f.dead.is_none() {
+            sink.poll(&mut f.local, 0);
+        }
+        f.local.sink_in_flight = sink.in_flight();
+        f.local.publish(&shared.counters.flush);
+        if !progressed {
+            // Acquire pairs with each worker's Release increment: their final pushes are visible.
+            let all_done = shared.workers_done.load(Acquire) == n;
+            if all_done && pending.is_none() && rings.iter().all(|r| r.is_empty()) {
+                break;
+            }
+            if pending.is_some() {
+                // Sink full: wait on its callbacks rather than spin.
+                sink.poll(&mut f.local, 1);
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+    let res = match f.dead.take() {
+        Some(e) => Err(e),
+        None => sink.finish(&mut f.local, DRAIN_TIMEOUT_MS),
+    };
+    f.local.sink_in_flight = sink.in_flight();
+    f.local.publish(&shared.counters.flush);
+    drop(sink);
+    shared.flush_done.store(true, std::sync::atomic::Ordering::Release);
+    res
+}
+
+struct Flush<'a> {
+    shared: &'a RunShared,
+    returns: Vec<Producer<Batch>>,
+    local: LocalFlush,
+    /// Set when the sink failed for good: the rest of the run is counted as failed.
+    dead: Option<EngineError>,
+    budgeted: bool,
+}
+
+impl Flush<'_> {
+    /// Hands `batch[from..]` to the sink. Returns the batch back if the sink took only part.
+    fn hand(&mut self, sink: &mut dyn Sink, batch: Batch, from: usize) -> Option<(Batch, usize)> {
+        let len = batch.len();
+        let took = if self.dead.is_some() {
+            self.local.failed += (len - from) as u64;
+            len - from
+        } else {
+            match sink.write(&batch, from, &mut self.local) {
+                Ok(t) => t,
+                Err(e) => {
+                    // The sink counted this batch as failed; stop the run, fail the rest.
+                    self.shared.set_error(e.to_string());
+                    self.shared.stop.store(true, Relaxed);
+                    self.shared.abort.store(true, Relaxed);
+                    self.dead = Some(e);
+                    len - from
+                }
+            }
+        };
+        self.local.events_handed += took as u64;
+        if from + took < len {
+            return Some((batch, from + took));
+        }
+        if self.budgeted && !sink.releases_budget_on_ack() {
+            self.shared.inflight_bytes.fetch_sub(batch.buf.len() as u64, Relaxed);
+        }
+        self.give_back(batch);
+        None
+    }
+
+    fn give_back(&mut self, batch: Batch) {
+        let w = batch.worker as usize;
+        // The return ring is sized to the worker's whole pool, so it cannot be full; if the
+        // worker has exited, the batch is simply dropped.
+        let _ = self.returns[w].push(batch);
+    }
+}

@@ -1,0 +1,64 @@
+//! # spate engine
+//!
+//! The hot path of spate, a thread-per-core event generator and Kafka load driver.
+//!
+//! ## What flows where
+//!
+//! ```text
+//!  worker 0 (pinned) ─┐ batches            ┌─> sink: stdout | null | file | Kafka (rdkafka)
+//!  worker 1 (pinned) ─┼─ SPSC rings ─> flush thread ─┤
+//!  worker N (pinned) ─┘ <─ return rings ─┘           └─ delivery reports, breaker, DLQ
+//! ```
+//!
+//! - A **worker** (`worker.rs`) is an OS thread pinned to a core before it allocates anything.
+//!   It owns a PRNG and compiled sources (`event/`), a pool of batches (the arena, `batch.rs`)
+//!   and the producer end of its ring (`ring.rs`). Per batch it asks its limiter
+//!   (`limiter.rs`, or the Redis leased limiter) how many events are due, formats them into the
+//!   batch, and pushes the whole batch.
+//! - The **flush thread** (`flush.rs`) drains the rings round-robin, hands batches to the sink
+//!   (`sink.rs`, `kafka.rs`), polls the Kafka producer (delivery reports arrive on this thread)
+//!   and sends emptied batches back to their worker through a return ring.
+//!
+//! ## What is shared, and what never is
+//!
+//! Per-core state is plain fields owned by one thread. Shared state (`run.rs`) is atomics
+//! written rarely: stop flags, the current rate, the breaker state, counters that each thread
+//! publishes once per batch with plain stores (`stats.rs`). No lock, allocation, syscall, Redis
+//! call or metrics call happens per event.
+//!
+//! ## Invariants
+//!
+//! - Accounting: `generated = delivered + dead_lettered + shed + failed + in_flight`, always;
+//!   at the end of a run `in_flight` is 0 unless the sink could not settle in time.
+//! - Under backpressure policy `block` nothing is dropped: a full ring (or the in-flight byte
+//!   budget, or an open breaker) makes workers wait.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod batch;
+pub mod batcher;
+pub mod breaker;
+pub mod clock;
+pub mod config;
+pub mod dlq;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod flush;
+pub mod hex;
+pub mod kafka;
+pub mod latency;
+pub mod limiter;
+pub mod rate_log;
+pub mod ring;
+pub mod rng;
+pub mod run;
+pub mod sink;
+pub mod stats;
+pub mod verify;
+pub(crate) mod sync;
+pub mod worker;
+
+pub use config::{RawConfig, RunConfig};
+pub use engine::{start, StartOptions};
+pub use error::{ConfigError, EngineError};
+pub use run::{Run, Summary};

@@ -1,0 +1,257 @@
+//! Rate limiting behind one small trait, so the local token bucket, "no limit" and the Redis
+//! leased limiter (`redis_limiter.rs`) are interchangeable in the worker.
+//!
+//! The local limiter is a token bucket evaluated exactly in integer arithmetic (equivalent to
+//! GCRA with an emission interval of `1/rate`): the number of tokens ever allowed by time `t` is
+//! `floor((t - start) * rate) + 1 + burst`; a grant subtracts from what is left. Because it is
+//! computed from the start time, not accumulated step by step, it never drifts, so the average
+//! over a run is exact to within one event per worker. The instance rate is split evenly
+//! across workers and each worker's schedule is shifted by `worker / rate`, so the workers'
+//! events interleave instead of arriving in clumps.
+//!
+//! The limiter answers "not until T" (`Acquire::Wait`) instead of spinning. At high rates the
+//! wait is for a chunk of about 1 ms worth of tokens, so a worker never sleeps per event.
+
+use std::num::NonZeroU64;
+
+/// What the instance rate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    /// As fast as the pipeline goes.
+    Max,
+    /// Events per second for the whole instance.
+    PerSec(NonZeroU64),
+}
+
+impl Rate {
+    pub const MAX_PER_SEC: u64 = 10_000_000;
+
+    pub fn per_sec(self) -> Option<u64> {
+        match self {
+            Rate::Max => None,
+            Rate::PerSec(n) => Some(n.get()),
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::Max => f.write_str("max"),
+            Rate::PerSec(n) => write!(f, "{n}/s"),
+        }
+    }
+}
+
+/// The answer to "may I have `want` tokens now?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquire {
+    /// This many tokens (1..=want) are granted now.
+    Granted(u32),
+    /// None now; ask again at this monotonic time (ns).
+    Wait { until_ns: u64 },
+}
+
+/// A per-worker rate limiter. Owned by one worker thread: no sharing, no locks.
+pub trait RateLimiter: Send {
+    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire;
+    /// The rate changed at run time (`PUT /v1/rate`); restart the schedule from `now_ns`.
+    fn set_rate(&mut self, rate: Rate, now_ns: u64);
+    /// Short name for status and metrics ("local", "unlimited", "redis", "fallback").
+    fn mode(&self) -> &'static str;
+}
+
+/// Grants everything asked.
+#[derive(Debug, Default)]
+pub struct Unlimited;
+
+impl RateLimiter for Unlimited {
+    #[inline]
+    fn acquire(&mut self, want: u32, _now_ns: u64) -> Acquire {
+        Acquire::Granted(want)
+    }
+    fn set_rate(&mut self, _rate: Rate, _now_ns: u64) {}
+    fn mode(&self) -> &'static str {
+        "unlimited"
+    }
+}
+
+const NS_PER_SEC: u128 = 1_000_000_000;
+
+/// Exact token bucket for one worker's share of the instance rate.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    /// Events per second for the whole instance (numerator of this worker's rate).
+    rate: u64,
+    /// Number of workers sharing `rate` (denominator).
+    share: u64,
+    /// Schedule origin (monotonic ns) including this worker's phase shift.
+    start_ns: u64,
+    /// Tokens granted since `start_ns` (may be advanced to forget idle credit).
+    consumed: u64,
+    /// Extra tokens beyond the first that may be taken at once.
+    burst: u64,
+    /// Tokens to wait for when empty: about 1 ms worth, at least 1.
+    chunk: u64,
+    worker: u64,
+}
+
+impl TokenBucket {
+    /// Worker `worker` of `workers` gets `rate / workers` events/s and `burst / workers` burst.
+    pub fn for_worker(rate: NonZeroU64, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Self {
+        let share = workers.max(1) as u64;
+        let mut b = Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, worker: worker as u64 };
+        b.restart(now_ns);
+        b
+    }
+
+    fn restart(&mut self, now_ns: u64) {
+        // Phase: worker i's first token is at now + i/rate, so workers interleave.
+        let phase = (self.worker as u128 * NS_PER_SEC / self.rate as u128) as u64;
+        self.start_ns = now_ns + phase;
+        self.consumed = 0;
+        self.chunk = (self.rate / self.share / 1000).max(1);
+    }
+
+    /// Tokens allowed in total by `now_ns` (before subtracting what was consumed).
+    #[inline]
+    fn allowed(&self, now_ns: u64) -> u64 {
+        if now_ns < self.start_ns {
+            return 0;
+        }
+        let elapsed = (now_ns - self.start_ns) as u128;
+        (elapsed * self.rate as u128 / (self.share as u128 * NS_PER_SEC)) as u64 + 1 + self.burst
+    }
+
+    /// Earliest time at which `allowed` reaches `total`.
+    fn time_of(&self, total: u64) -> u64 {
+        let need = total.saturating_sub(1 + self.burst) as u128;
+        // ceil(need * share * 1e9 / rate)
+        let num = need * self.share as u128 * NS_PER_SEC;
+        let elapsed = num.div_ceil(self.rate as u128);
+        self.start_ns + elapsed as u64
+    }
+}
+
+impl RateLimiter for TokenBucket {
+    #[inline]
+    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire {
+        let allowed = self.allowed(now_ns);
+        // Forget credit beyond the bucket size (1 + burst): a worker that was blocked does not
+        // catch up in a flood afterwards.
+        let cap = 1 + self.burst;
+        if allowed > self.consumed + cap {
+            self.consumed = allowed - cap;
+        }
+        let avail = allowed.saturating_sub(self.consumed);
+        if avail == 0 {
+            let k = self.chunk.min(want.max(1) as u64);
+            return Acquire::Wait { until_ns: self.time_of(self.consumed + k) };
+        }
+        let n = avail.min(want as u64) as u32;
+        self.consumed += n as u64;
+        Acquire::Granted(n)
+    }
+
+    fn set_rate(&mut self, rate: Rate, now_ns: u64) {
+        if let Rate::PerSec(r) = rate {
+            self.rate = r.get();
+            self.restart(now_ns);
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// Builds the limiter a worker uses for a local (non-Redis) run.
+pub fn local(rate: Rate, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Box<dyn RateLimiter> {
+    match rate {
+        Rate::Max => Box::new(Unlimited),
+        Rate::PerSec(r) => Box::new(TokenBucket::for_worker(r, burst, worker, workers, now_ns)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, FakeClock};
+
+    fn nz(n: u64) -> NonZeroU64 {
+        NonZeroU64::new(n).unwrap()
+    }
+
+    /// Drives `workers` buckets on a fake clock for `secs` seconds, the way the worker loop
+    /// does (take up to `want`, otherwise sleep until told), and returns grant timestamps.
+    fn simulate(rate: u64, burst: u64, workers: usize, secs: u64, want: u32) -> Vec<(u64, u32)> {
+        let clock = FakeClock::new();
+        let mut buckets: Vec<_> = (0..workers).map(|w| TokenBucket::for_worker(nz(rate), burst, w, workers, 0)).collect();
+        let mut next = vec![0u64; workers];
+        let end = secs * 1_000_000_000;
+        let mut grants = Vec::new();
+        loop {
+            // Run the worker whose next wake-up is earliest.
+            let (w, &t) = next.iter().enumerate().min_by_key(|(_, t)| **t).unwrap();
+            if t >= end {
+                break;
+            }
+            clock.set_ns(t);
+            match buckets[w].acquire(want, clock.now_ns()) {
+                Acquire::Granted(n) => grants.push((t, n)),
+                Acquire::Wait { until_ns } => {
+                    assert!(until_ns > t, "wait must move time forward");
+                    next[w] = until_ns;
+                }
+            }
+        }
+        grants
+    }
+
+    #[test]
+    fn exact_totals_over_ten_seconds() {
+        for &(rate, workers) in &[(1u64, 1usize), (10, 2), (1_000, 2), (100_000, 2), (1_000_000, 2), (7, 3)] {
+            let grants = simulate(rate, 0, workers, 10, 1024);
+            let total: u64 = grants.iter().map(|g| g.1 as u64).sum();
+            assert_eq!(total, rate * 10, "rate {rate} x{workers}");
+        }
+    }
+
+    #[test]
+    fn no_window_above_twice_its_share() {
+        for &rate in &[10u64, 1_000, 100_000, 1_000_000] {
+            let grants = simulate(rate, 0, 2, 3, 1024);
+            let win = 100_000_000u64;
+            let mut counts = vec![0u64; 30];
+            for (t, n) in grants {
+                counts[(t / win) as usize] += n as u64;
+            }
+            let share = rate / 10;
+            assert!(counts.iter().all(|&c| c <= 2 * share.max(1)), "rate {rate}: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn high_rate_waits_in_chunks_not_per_event() {
+        let grants = simulate(1_000_000, 0, 1, 1, 4096);
+        // ~1 ms chunks: about 1000 grants per second, never one per event.
+        assert!(grants.len() < 5_000, "{} grants", grants.len());
+    }
+
+    #[test]
+    fn idle_credit_is_forgotten() {
+        let mut b = TokenBucket::for_worker(nz(1000), 10, 0, 1, 0);
+        // After a long stall only the bucket (1 + burst) is available at once.
+        assert_eq!(b.acquire(1_000_000, 60_000_000_000), Acquire::Granted(11));
+        assert!(matches!(b.acquire(1, 60_000_000_000), Acquire::Wait { .. }));
+    }
+
+    #[test]
+    fn set_rate_restarts_schedule() {
+        let mut b = TokenBucket::for_worker(nz(10), 0, 0, 1, 0);
+        assert_eq!(b.acquire(100, 0), Acquire::Granted(1));
+        b.set_rate(Rate::PerSec(nz(1000)), 1_000_000_000);
+        assert_eq!(b.acquire(100, 1_100_000_000), Acquire::Granted(101));
+    }
+}

@@ -1,0 +1,188 @@
+//! State shared by all threads of one run, and the handle the caller holds.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::breaker::Breaker;
+use crate::clock::{Clock, MonotonicClock, WallAnchor};
+use crate::config::RunConfig;
+use crate::error::EngineError;
+use crate::event::RunId;
+use crate::latency::LatencyStats;
+use crate::limiter::Rate;
+use crate::stats::{Counters, Totals};
+
+/// Everything the workers, the flush thread and the control plane share. Written rarely
+/// (flags, per-batch counter stores), read by status and metrics.
+pub struct RunShared {
+    pub run_id: RunId,
+    pub clock: Arc<dyn Clock>,
+    pub wall: WallAnchor,
+    /// Graceful stop: workers finish their batch and exit, the flush thread drains everything.
+    pub stop: AtomicBool,
+    /// Hard stop: a worker blocked on backpressure gives up (its events count as failed).
+    pub abort: AtomicBool,
+    pub counters: Counters,
+    /// Current instance rate in events/s (0 = max) and a change counter workers compare.
+    pub rate: AtomicU64,
+    pub rate_epoch: AtomicU64,
+    pub workers_done: AtomicUsize,
+    pub workers: usize,
+    pub flush_done: AtomicBool,
+    /// Bytes in rings and in the sink's queue; capped by `max_inflight_bytes` (0 = no cap).
+    pub inflight_bytes: AtomicU64,
+    pub max_inflight_bytes: u64,
+    /// Events per batch the workers aim for (the adaptive batcher moves it).
+    pub batch_target: AtomicU64,
+    /// Kafka circuit breaker (None for other sinks).
+    pub breaker: Option<Arc<Breaker>>,
+    /// Produce-to-ack latency (HDR), merged by the flush thread off the hot path.
+    pub latency: Mutex<LatencyStats>,
+    /// First fatal error, if any (shown in status and the summary).
+    pub error: Mutex<Option<String>>,
+    /// Limiter mode name per worker, published when it changes (index into `limiter::MODES`).
+    pub limiter_mode: AtomicUsize,
+    pub started: Instant,
+    pub start_ns: u64,
+}
+
+impl RunShared {
+    pub fn new(run_id: RunId, workers: usize, rate: Rate, max_inflight_bytes: u64, breaker: Option<Arc<Breaker>>) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let wall = WallAnchor::new(clock.as_ref());
+        let start_ns = clock.now_ns();
+        Self {
+            run_id,
+            clock,
+            wall,
+            stop: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            counters: Counters::new(workers),
+            rate: AtomicU64::new(rate.per_sec().unwrap_or(0)),
+            rate_epoch: AtomicU64::new(0),
+            workers_done: AtomicUsize::new(0),
+            workers,
+            flush_done: AtomicBool::new(false),
+            inflight_bytes: AtomicU64::new(0),
+            max_inflight_bytes,
+            batch_target: AtomicU64::new(u64::MAX),
+            breaker,
+            latency: Mutex::new(LatencyStats::new()),
+            error: Mutex::new(None),
+            limiter_mode: AtomicUsize::new(0),
+            started: Instant::now(),
+            start_ns,
+        }
+    }
+
+    pub fn set_error(&self, e: String) {
+        let mut g = self.error.lock();
+        if g.is_none() {
+            *g = Some(e);
+        }
+    }
+
+    pub fn current_rate(&self) -> Rate {
+        match std::num::NonZeroU64::new(self.rate.load(Relaxed)) {
+            None => Rate::Max,
+            Some(n) => Rate::PerSec(n),
+        }
+    }
+}
+
+/// Final report of a run (also written by `--summary-json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub sink: String,
+    pub format: String,
+    pub threads: usize,
+    pub rate: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub elapsed_s: f64,
+    pub events_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub ns_per_event_per_thread: f64,
+    pub latency_ms: Option<crate::latency::Percentiles>,
+    pub breaker_transitions: u64,
+    pub error: Option<String>,
+}
+
+/// The handle of a running engine.
+pub struct Run {
+    pub shared: Arc<RunShared>,
+    pub config: RunConfig,
+    pub(crate) workers: Vec<JoinHandle<()>>,
+    pub(crate) flush: Option<JoinHandle<Result<(), EngineError>>>,
+}
+
+impl Run {
+    /// Asks for a graceful stop: stop generating, deliver what is queued.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Relaxed);
+    }
+
+    /// Asks for a hard stop: also give up on events blocked by backpressure (counted failed).
+    pub fn abort(&self) {
+        self.shared.stop.store(true, Relaxed);
+        self.shared.abort.store(true, Relaxed);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shared.flush_done.load(Relaxed)
+    }
+
+    /// Changes the instance rate while running.
+    pub fn set_rate(&self, rate: Rate) {
+        self.shared.rate.store(rate.per_sec().unwrap_or(0), Relaxed);
+        self.shared.rate_epoch.fetch_add(1, Relaxed);
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.shared.counters.totals()
+    }
+
+    /// Waits for every thread and returns the summary.
+    pub fn join(mut self) -> Summary {
+        for w in self.workers.drain(..) {
+            if w.join().is_err() {
+                self.shared.set_error("a worker thread panicked".into());
+            }
+        }
+        if let Some(f) = self.flush.take() {
+            match f.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.shared.set_error(e.to_string()),
+                Err(_) => self.shared.set_error("the flush thread panicked".into()),
+            }
+        }
+        summarize(&self.shared, &self.config)
+    }
+}
+
+pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
+    let totals = shared.counters.totals();
+    let elapsed = shared.started.elapsed().as_secs_f64().max(1e-9);
+    let lat = shared.latency.lock();
+    Summary {
+        run_id: shared.run_id.to_string(),
+        sink: config.sink.to_string(),
+        format: config.events.format.to_string(),
+        threads: config.threads.get(),
+        rate: config.rate.to_string(),
+        totals,
+        elapsed_s: elapsed,
+        events_per_sec: totals.generated as f64 / elapsed,
+        mb_per_sec: totals.bytes as f64 / elapsed / 1e6,
+        ns_per_event_per_thread: if totals.generated > 0 { elapsed * 1e9 * config.threads.get() as f64 / totals.generated as f64 } else { 0.0 },
+        latency_ms: lat.percentiles(),
+        breaker_transitions: shared.breaker.as_ref().map(|b| b.transitions()).unwrap_or(0),
+        error: shared.error.lock().clone(),
+    }
+}

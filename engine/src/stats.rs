@@ -1,0 +1,175 @@
+//! Counters: counted locally by the thread that owns them, published once per batch.
+//!
+//! Each thread owns one `CachePadded` block of atomics and is its only writer, so it publishes
+//! with plain `store(Relaxed)` of its local running totals: no read-modify-write, no contention,
+//! no false sharing. Readers (status, metrics, summary) sum the blocks with `load(Relaxed)`;
+//! a snapshot taken while running can be a batch behind, and is exact once threads are joined
+//! (thread join is the synchronisation point).
+//!
+//! The accounting invariant, always: generated = delivered + dead_lettered + shed + failed +
+//! in_flight, where in_flight is what has been generated but has no outcome yet.
+
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Published by one worker.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub generated: AtomicU64,
+    pub shed: AtomicU64,
+    /// Events rejected because the circuit breaker was open (a kind of shed, counted apart).
+    pub rejected: AtomicU64,
+    /// Events that could not be handed on at a hard stop.
+    pub failed: AtomicU64,
+    pub bytes: AtomicU64,
+    pub batches_pushed: AtomicU64,
+    /// Events pushed into the ring (generated minus shed, rejected and failed-at-stop).
+    pub events_pushed: AtomicU64,
+    /// Nanoseconds spent waiting on a full ring (backpressure).
+    pub blocked_ns: AtomicU64,
+}
+
+/// Published by the flush thread.
+#[derive(Debug, Default)]
+pub struct FlushCounters {
+    pub delivered: AtomicU64,
+    pub delivered_bytes: AtomicU64,
+    pub failed: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub retried: AtomicU64,
+    /// Handed to the sink, outcome not yet known (Kafka: awaiting a delivery report).
+    pub sink_in_flight: AtomicU64,
+    pub batches_popped: AtomicU64,
+    /// Events taken out of rings and handed to the sink.
+    pub events_handed: AtomicU64,
+    pub batch_size: AtomicU64,
+    pub producer_queue: AtomicU64,
+}
+
+/// A plain-number view of all counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub generated: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    pub shed: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub bytes: u64,
+    pub delivered_bytes: u64,
+    pub retried: u64,
+    pub rejected: u64,
+}
+
+impl Totals {
+    /// generated == delivered + dead_lettered + shed + failed + in_flight
+    /// (`rejected` is a part of `shed`).
+    pub fn balanced(&self) -> bool {
+        self.generated == self.delivered + self.dead_lettered + self.shed + self.failed + self.in_flight
+    }
+}
+
+/// Running totals a thread keeps in plain integers and publishes per batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalWorker {
+    pub generated: u64,
+    pub shed: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub batches: u64,
+    pub events_pushed: u64,
+    pub blocked_ns: u64,
+}
+
+impl LocalWorker {
+    #[inline]
+    pub fn publish(&self, to: &WorkerCounters) {
+        to.generated.store(self.generated, Relaxed);
+        to.shed.store(self.shed, Relaxed);
+        to.rejected.store(self.rejected, Relaxed);
+        to.failed.store(self.failed, Relaxed);
+        to.bytes.store(self.bytes, Relaxed);
+        to.batches_pushed.store(self.batches, Relaxed);
+        to.events_pushed.store(self.events_pushed, Relaxed);
+        to.blocked_ns.store(self.blocked_ns, Relaxed);
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalFlush {
+    pub delivered: u64,
+    pub delivered_bytes: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub retried: u64,
+    pub sink_in_flight: u64,
+    pub batches: u64,
+    pub events_handed: u64,
+}
+
+impl LocalFlush {
+    #[inline]
+    pub fn publish(&self, to: &FlushCounters) {
+        to.delivered.store(self.delivered, Relaxed);
+        to.delivered_bytes.store(self.delivered_bytes, Relaxed);
+        to.failed.store(self.failed, Relaxed);
+        to.dead_lettered.store(self.dead_lettered, Relaxed);
+        to.retried.store(self.retried, Relaxed);
+        to.sink_in_flight.store(self.sink_in_flight, Relaxed);
+        to.batches_popped.store(self.batches, Relaxed);
+        to.events_handed.store(self.events_handed, Relaxed);
+    }
+}
+
+/// All counters of a run.
+#[derive(Debug)]
+pub struct Counters {
+    pub workers: Box<[CachePadded<WorkerCounters>]>,
+    pub flush: CachePadded<FlushCounters>,
+    /// Batches popped per worker ring, for ring depth (pushed - popped).
+    pub popped_per_ring: Box<[CachePadded<AtomicU64>]>,
+}
+
+impl Counters {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers).map(|_| CachePadded::new(WorkerCounters::default())).collect(),
+            flush: CachePadded::new(FlushCounters::default()),
+            popped_per_ring: (0..workers).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        let mut worker_failed = 0;
+        let mut pushed = 0;
+        for w in self.workers.iter() {
+            pushed += w.events_pushed.load(Relaxed);
+            t.generated += w.generated.load(Relaxed);
+            t.shed += w.shed.load(Relaxed) + w.rejected.load(Relaxed);
+            t.rejected += w.rejected.load(Relaxed);
+            worker_failed += w.failed.load(Relaxed);
+            t.bytes += w.bytes.load(Relaxed);
+        }
+        let f = &self.flush;
+        t.delivered = f.delivered.load(Relaxed);
+        t.delivered_bytes = f.delivered_bytes.load(Relaxed);
+        t.failed = f.failed.load(Relaxed) + worker_failed;
+        t.dead_lettered = f.dead_lettered.load(Relaxed);
+        t.retried = f.retried.load(Relaxed);
+        // In flight, counted on its own (not as a remainder, so `balanced` is a real check):
+        // events in rings plus events the sink holds without an outcome yet.
+        t.in_flight = pushed.saturating_sub(f.events_handed.load(Relaxed)) + f.sink_in_flight.load(Relaxed);
+        t
+    }
+
+    /// Batches waiting in each worker's ring.
+    pub fn ring_depths(&self) -> Vec<u64> {
+        self.workers
+            .iter()
+            .zip(self.popped_per_ring.iter())
+            .map(|(w, p)| w.batches_pushed.load(Relaxed).saturating_sub(p.load(Relaxed)))
+            .collect()
+    }
+}

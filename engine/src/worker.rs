@@ -1,0 +1,284 @@
+//! A worker: one pinned OS thread that generates events into batches and pushes them through
+//! its SPSC ring to the flush thread.
+//!
+//! Per event it only runs the generator (no lock, no allocation, no syscall); per batch it
+//! reads the clock, asks its limiter, checks the stop flag and the breaker, and publishes its
+//! counters with plain stores. Its state is plain fields owned by this thread, allocated after
+//! the thread is pinned (so the memory is local to its core).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::batch::Batch;
+use crate::breaker::State as BreakerState;
+use crate::config::Backpressure;
+use crate::event::{EventMeta, EventSpec, Generator};
+use crate::limiter::{Acquire, Rate, RateLimiter};
+use crate::ring::{Consumer, Producer};
+use crate::run::RunShared;
+use crate::stats::LocalWorker;
+
+/// Everything a worker thread is started with.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub core: Option<core_affinity::CoreId>,
+    pub spec: Arc<EventSpec>,
+    pub shared: Arc<RunShared>,
+    pub to_flush: Producer<Batch>,
+    pub returns: Consumer<Batch>,
+    /// Builds the limiter on the worker thread, after pinning.
+    pub limiter: Box<dyn FnOnce(u64) -> Box<dyn RateLimiter> + Send>,
+    /// This worker's share of `--count`.
+    pub count: Option<u64>,
+    pub deadline_ns: Option<u64>,
+    pub batch_size: usize,
+    pub pool: usize,
+    pub backpressure: Backpressure,
+    pub bytes_hint: usize,
+}
+
+/// Longest single sleep, so stop requests and rate changes are seen promptly.
+const MAX_NAP_NS: u64 = 20_000_000;
+
+pub fn run(setup: WorkerSetup) {
+    if let Some(core) = setup.core {
+        // Pin first, then allocate: the arena and generator land on this core's memory.
+        core_affinity::set_for_current(core);
+    }
+    let WorkerSetup { index, spec, shared, to_flush, returns, limiter, count, deadline_ns, batch_size, pool, backpressure, bytes_hint, .. } = setup;
+    let clock = shared.clock.clone();
+    let mut limiter = limiter(clock.now_ns());
+    let mut gen = Generator::new(spec, index as u16, shared.run_id);
+    let mut w = Worker {
+        index,
+        shared: &shared,
+        to_flush,
+        returns,
+        allocated: 0,
+        pool,
+        batch_size,
+        bytes_hint,
+        backpressure,
+        local: LocalWorker::default(),
+    };
+    let mut remaining = count.unwrap_or(u64::MAX);
+    let mut seq: u64 = 0;
+    let mut epoch = shared.rate_epoch.load(Relaxed);
+    let mut interval_ns = interval(shared.current_rate(), shared.workers);
+    let mut cur: Option<Batch> = None;
+    let mut meta = EventMeta::default();
+
+    loop {
+        let now = clock.now_ns();
+        if shared.stop.load(Relaxed) || remaining == 0 || deadline_ns.is_some_and(|d| now >= d) {
+            break;
+        }
+        let e = shared.rate_epoch.load(Relaxed);
+        if e != epoch {
+            epoch = e;
+            let rate = shared.current_rate();
+            limiter.set_rate(rate, now);
+            interval_ns = interval(rate, shared.workers);
+        }
+        if let Some(b) = &shared.breaker {
+            if b.state() == BreakerState::Open {
+                // Fail fast while the sink is known to be down: under `block` generation
+                // pauses (nothing is lost); under `shed` what the schedule grants is counted
+                // as rejected without being formatted.
+                if let Some(batch) = cur.take() {
+                    if !batch.is_empty() {
+                        w.push(batch);
+                    } else {
+                        cur = Some(batch);
+                    }
+                }
+                match backpressure {
+                    Backpressure::Block => clock.sleep_until(now + 1_000_000),
+                    Backpressure::Shed => match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
+                        Acquire::Granted(n) => {
+                            w.local.generated += n as u64;
+                            w.local.rejected += n as u64;
+                            remaining -= n as u64;
+                            seq += n as u64;
+                            w.local.publish(&shared.counters.workers[index]);
+                        }
+                        Acquire::Wait { until_ns } => clock.sleep_until(until_ns.min(now + MAX_NAP_NS)),
+                    },
+                }
+                continue;
+            }
+        }
+        let batch = match &mut cur {
+            Some(b) => b,
+            None => match w.take_batch() {
+                Some(b) => cur.insert(b),
+                None => break, // aborted while waiting for a free batch
+            },
+        };
+        // The adaptive batcher's target (Kafka), never above the configured batch size.
+        let target = (shared.batch_target.load(Relaxed) as usize).clamp(1, batch_size);
+        if batch.len() >= target {
+            let full = cur.take().expect("batch present");
+            w.push(full);
+            continue;
+        }
+        let want = (target - batch.len()).min(remaining.min(u32::MAX as u64) as usize) as u32;
+        match limiter.acquire(want, now) {
+            Acquire::Granted(n) => {
+                if batch.is_empty() {
+                    batch.sched_ns = now;
+                }
+                // Timestamps: the granted events were due over the last n intervals.
+                let wall = shared.wall.unix_ns(now);
+                let first_ts = wall.saturating_sub(interval_ns * (n as u64 - 1));
+                for i in 0..n as u64 {
+                    gen.write_event(seq, first_ts + i * interval_ns, &mut batch.buf, &mut meta);
+                    batch.ends.push(batch.buf.len() as u32);
+                    batch.metas.push(meta);
+                    seq += 1;
+                }
+                w.local.generated += n as u64;
+                remaining -= n as u64;
+                if batch.len() >= target || remaining == 0 {
+                    let full = cur.take().expect("batch present");
+                    w.push(full);
+                }
+            }
+            Acquire::Wait { until_ns } => {
+                // Nothing more is due yet: send what we have now rather than hold it.
+                if let Some(b) = cur.take() {
+                    if b.is_empty() {
+                        cur = Some(b);
+                    } else {
+                        w.push(b);
+                    }
+                }
+                let mut wake = until_ns.min(now + MAX_NAP_NS);
+                if let Some(d) = deadline_ns {
+                    wake = wake.min(d);
+                }
+                clock.sleep_until(wake);
+            }
+        }
+    }
+    if let Some(b) = cur.take() {
+        if !b.is_empty() {
+            w.push(b);
+        }
+    }
+    w.local.publish(&shared.counters.workers[index]);
+    shared.workers_done.fetch_add(1, std::sync::atomic::Ordering::Release);
+}
+
+fn interval(rate: Rate, workers: usize) -> u64 {
+    match rate {
+        Rate::Max => 0,
+        Rate::PerSec(r) => 1_000_000_000 * workers as u64 / r.get(),
+    }
+}
+
+struct Worker<'a> {
+    index: usize,
+    shared: &'a RunShared,
+    to_flush: Producer<Batch>,
+    returns: Consumer<Batch>,
+    allocated: usize,
+    pool: usize,
+    batch_size: usize,
+    bytes_hint: usize,
+    backpressure: Backpressure,
+    local: LocalWorker,
+}
+
+impl Worker<'_> {
+    /// A cleared batch from the return ring, a new one while the pool is not full, or (pool
+    /// exhausted: everything is queued downstream) wait for one to come back.
+    fn take_batch(&mut self) -> Option<Batch> {
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(mut b) = self.returns.pop() {
+                b.clear();
+                return Some(b);
+            }
+            if self.allocated < self.pool {
+                self.allocated += 1;
+                return Some(Batch::with_capacity(self.index as u16, self.batch_size, self.batch_size * self.bytes_hint));
+            }
+            if self.shared.abort.load(Relaxed) {
+                return None;
+            }
+            backoff.wait(&mut self.local.blocked_ns);
+        }
+    }
+
+    /// Pushes a full (or final) batch, applying the backpressure policy, then publishes.
+    fn push(&mut self, batch: Batch) {
+        let n = batch.len() as u64;
+        let bytes = batch.buf.len() as u64;
+        self.local.bytes += bytes;
+        let budget = self.shared.max_inflight_bytes;
+        let mut backoff = Backoff::new();
+        let mut b = batch;
+        loop {
+            let over = budget > 0 && self.shared.inflight_bytes.load(Relaxed) + bytes > budget;
+            let res = if over { Err(b) } else { self.to_flush.push(b) };
+            match res {
+                Ok(()) => {
+                    if budget > 0 {
+                        self.shared.inflight_bytes.fetch_add(bytes, Relaxed);
+                    }
+                    self.local.events_pushed += n;
+                    self.local.batches += 1;
+                    break;
+                }
+                Err(back) => {
+                    let give_up = match self.backpressure {
+                        Backpressure::Shed => {
+                            self.local.shed += n;
+                            true
+                        }
+                        Backpressure::Block if self.shared.abort.load(Relaxed) => {
+                            self.local.failed += n;
+                            true
+                        }
+                        Backpressure::Block => false,
+                    };
+                    if give_up {
+                        // The pool forgets a dropped batch (its buffer is freed and a new one
+                        // allocated later): shedding is the overload path, not steady state.
+                        drop(back);
+                        self.allocated -= 1;
+                        break;
+                    }
+                    b = back;
+                    backoff.wait(&mut self.local.blocked_ns);
+                }
+            }
+        }
+        self.local.publish(&self.shared.counters.workers[self.index]);
+    }
+}
+
+/// Spin briefly, then yield, then sleep in short naps: a blocked worker costs little CPU and
+/// still reacts within ~50 µs when space appears.
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { step: 0 }
+    }
+    fn wait(&mut self, blocked_ns: &mut u64) {
+        self.step += 1;
+        if self.step < 64 {
+            std::hint::spin_loop();
+        } else if self.step < 80 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+            *blocked_ns += 50_000;
+        }
+    }
+}

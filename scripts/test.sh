@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test suite. Installs what the tests need first (Debian packages), so it works on
+# a fresh Debian machine with Rust. One release build serves the tests, the binary and benches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+export CARGO_TERM_COLOR=never
+echo "== build (release, all targets)"
+cargo build --release --workspace --all-targets --locked
+
+echo "== tests"
+cargo test --release --workspace --locked -- --test-threads=2
+
+echo "== loom model check of the SPSC ring"
+cargo test --release -p spate-engine --features loom --lib --locked ring
+
+echo "== benches compile"
+cargo bench --workspace --no-run --locked >/dev/null
+
+echo "== all suites passed"
