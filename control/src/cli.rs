@@ -29,6 +29,8 @@ pub enum Cmd {
     Broker(BrokerArgs),
     /// Consume a topic and audit it: every event parses, no gaps, no duplicates.
     Verify(VerifyArgs),
+    /// HTTP control plane: start, retune and stop runs; /metrics for Prometheus.
+    Serve(crate::serve::ServeArgs),
     /// Dead-letter file tools.
     Dlq {
         #[command(subcommand)]

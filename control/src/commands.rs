@@ -18,6 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
+        Cmd::Serve(a) => crate::serve::serve(a, signals()?),
         Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
             let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
             eprintln!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
@@ -158,7 +159,11 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     Ok(if r.ok() { 0 } else { 1 })
 }
 
-/// Serves /metrics and /v1/status for `spate run --metrics-listen`.
-pub fn metrics_server(_addr: &str, _run: &spate_engine::Run) -> Result<()> {
-    anyhow::bail!("--metrics-listen is not available in this build yet")
+/// Serves /metrics and /v1/status for `spate run --metrics-listen`; stops when dropped.
+pub fn metrics_server(addr: &str, run: &spate_engine::Run) -> Result<crate::metrics::MetricsGuard> {
+    let guard = crate::metrics::serve_run(addr, run.shared.clone(), run.config.clone())?;
+    if let Some(a) = guard.addr() {
+        eprintln!("spate: metrics on http://{a}/metrics (status on /v1/status)");
+    }
+    Ok(guard)
 }

@@ -7,6 +7,8 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 mod cli;
 mod commands;
+mod metrics;
+mod serve;
 
 use clap::Parser;
 

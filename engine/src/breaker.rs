@@ -275,9 +275,12 @@ mod tests {
                 let (b, stop) = (b.clone(), stop.clone());
                 std::thread::spawn(move || {
                     let mut seen = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
+                    loop {
                         let _ = b.state().as_str();
                         seen += 1;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                     seen
                 })

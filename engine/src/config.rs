@@ -15,6 +15,11 @@ use crate::error::ConfigError;
 use crate::event::{EventConfig, Format, RawTemplate};
 use crate::kafka::{KafkaConfig, RawKafka};
 use crate::limiter::Rate;
+use crate::redis_limiter::{RawRedis, RedisConfig};
+
+fn explicit_null_is_null_sink<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_else(|| "null".to_string())))
+}
 
 /// A rate as written: a number of events per second, or `max`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,7 +45,9 @@ pub struct RawConfig {
     pub threads: Option<usize>,
     /// Pin workers to cores. Default true.
     pub pin: Option<bool>,
-    /// `stdout` (default), `null`, `file:PATH` or `kafka`.
+    /// `stdout` (default), `null`, `file:PATH` or `kafka`. YAML reads a bare `null` as "no
+    /// value", so an explicit `sink: null` is taken to mean the null sink.
+    #[serde(default, deserialize_with = "explicit_null_is_null_sink")]
     pub sink: Option<String>,
     /// Event format: json (default), logfmt, apache_common, apache_combined, rfc5424, rfc3164.
     pub format: Option<String>,
@@ -60,6 +67,9 @@ pub struct RawConfig {
     pub batch_size: Option<usize>,
     /// Kafka sink settings.
     pub kafka: Option<RawKafka>,
+    /// Global rate across instances through Redis (`redis_limiter.rs`). When set, `rate` is
+    /// irrelevant: the global rate rules.
+    pub redis: Option<RawRedis>,
 }
 
 /// What to do when a ring (or the in-flight byte budget) is full.
@@ -106,6 +116,8 @@ pub struct RunConfig {
     pub ring_capacity: NonZeroUsize,
     pub batch_size: NonZeroUsize,
     pub kafka: KafkaConfig,
+    /// The Redis global limiter, if configured (then `rate` is the global rate, for display).
+    pub redis: Option<RedisConfig>,
     /// The raw form it was built from, echoed by status.
     pub raw: RawConfig,
 }
@@ -162,6 +174,10 @@ impl RawConfig {
             ring_capacity: top.ring_capacity.or(self.ring_capacity),
             batch_size: top.batch_size.or(self.batch_size),
             kafka: match (self.kafka, top.kafka) {
+                (Some(a), Some(b)) => Some(a.overlay(b)),
+                (a, b) => b.or(a),
+            },
+            redis: match (self.redis, top.redis) {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
             },
@@ -224,6 +240,12 @@ impl RawConfig {
             n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
         };
         let kafka = KafkaConfig::from_raw(self.kafka.as_ref(), matches!(sink, SinkTarget::Kafka))?;
+        let redis = self.redis.as_ref().map(RawRedis::validate).transpose()?;
+        // With a global limit the instance rate is irrelevant; report the global rate.
+        let rate = match &redis {
+            Some(r) => Rate::PerSec(r.global_rate),
+            None => rate,
+        };
         Ok(RunConfig {
             rate,
             burst: self.burst.unwrap_or(0),
@@ -237,6 +259,7 @@ impl RawConfig {
             ring_capacity,
             batch_size,
             kafka,
+            redis,
             raw: self.clone(),
         })
     }
@@ -298,8 +321,16 @@ mod tests {
         let e = RawConfig::from_yaml("rate: 10\nratee: 5\n").unwrap_err();
         assert!(e.message.contains("unknown field `ratee`"), "{e}");
         let e = RawConfig::from_yaml("kafka:\n  topik: x\n").unwrap_err();
-        assert_eq!(e.key, "kafka");
+        assert_eq!(e.key, "kafka.topik");
         assert!(e.message.contains("topik"), "{e}");
+    }
+
+    #[test]
+    fn yaml_null_sink_means_the_null_sink() {
+        let c = RawConfig::from_yaml("sink: null\n").unwrap().validate().unwrap();
+        assert_eq!(c.sink, SinkTarget::Null);
+        let c = RawConfig::from_yaml("rate: 5\n").unwrap().validate().unwrap();
+        assert_eq!(c.sink, SinkTarget::Stdout);
     }
 
     #[test]

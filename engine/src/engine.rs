@@ -39,6 +39,14 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let breaker = is_kafka.then(|| Arc::new(Breaker::new()));
     let budget = if is_kafka { config.kafka.max_inflight_bytes } else { 0 };
     let shared = Arc::new(RunShared::new(run_id, workers, config.rate, budget, breaker.clone()));
+    let mode = if config.rate == crate::limiter::Rate::Max { 1 } else { 0 };
+    shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
+    // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
+    // sets the limiter mode to "redis" and stops by itself when the workers' limiters drop.
+    let redis_factory = match (&opts.limiter, &config.redis) {
+        (None, Some(r)) => Some(crate::redis_limiter::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone())?.factory()),
+        _ => None,
+    };
 
     let sink: Box<dyn Sink> = match &config.sink {
         SinkTarget::Stdout => Box::new(WriterSink::stdout()),
@@ -77,7 +85,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         .map_err(|source| EngineError::Spawn { name: "spate-flush".into(), source })?;
 
     let deadline_ns = config.duration.map(|d| shared.start_ns + d.as_nanos() as u64);
-    let factory: LimiterFactory = opts.limiter.clone().unwrap_or_else(|| {
+    let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
         Arc::new(move |w, n, now| limiter::local(rate, burst, w, n, now))
     });

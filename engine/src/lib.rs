@@ -49,6 +49,7 @@ pub mod kafka;
 pub mod latency;
 pub mod limiter;
 pub mod rate_log;
+pub mod redis_limiter;
 pub mod ring;
 pub mod rng;
 pub mod run;

@@ -45,8 +45,8 @@ pub struct RunShared {
     pub latency: Mutex<LatencyStats>,
     /// First fatal error, if any (shown in status and the summary).
     pub error: Mutex<Option<String>>,
-    /// Limiter mode name per worker, published when it changes (index into `limiter::MODES`).
-    pub limiter_mode: AtomicUsize,
+    /// Limiter mode, lease size and Redis call counts (see `limiter::LimiterStats`).
+    pub limiter: Arc<crate::limiter::LimiterStats>,
     pub started: Instant,
     pub start_ns: u64,
 }
@@ -74,7 +74,7 @@ impl RunShared {
             breaker,
             latency: Mutex::new(LatencyStats::new()),
             error: Mutex::new(None),
-            limiter_mode: AtomicUsize::new(0),
+            limiter: Arc::new(crate::limiter::LimiterStats::default()),
             started: Instant::now(),
             start_ns,
         }

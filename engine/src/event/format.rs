@@ -200,7 +200,7 @@ fn dyn_op(e: &mut Emitter<'_>, d: Dyn, ctx: Ctx) -> Op {
         }
         Dyn::Uuid => Op::Uuid,
         Dyn::Seq => Op::Seq,
-        Dyn::Session { slot, base, n, reuse } => Op::Session { slot, base, n, reuse },
+        Dyn::Session { slot } => Op::Session { slot },
         Dyn::Ts => Op::Ts3339,
     }
 }
@@ -255,36 +255,31 @@ fn msg_pieces(e: &mut Emitter<'_>, pieces: &[Val]) {
     }
 }
 
-fn trace_context_fields(e: &mut Emitter<'_>, sep: &[u8], json: bool) {
-    // id, trace_id, span_id, traceparent — the traceparent reuses the same hex.
-    let q: &[u8] = if json { b"\"" } else { b"" };
-    let kv = |e: &mut Emitter<'_>, k: &str| {
-        e.lit(sep);
-        if json {
-            e.lit(b"\"");
-            e.lit(k.as_bytes());
-            e.lit(b"\":\"");
-        } else {
-            e.lit(k.as_bytes());
-            e.lit(b"=");
-        }
+/// The trace-context block of `format` and where the trace (32 hex) and span (16 hex) ids go
+/// in it, as (offset, is_trace). The generator keeps a copy and rewrites only the hex.
+pub(crate) fn trace_block(format: Format) -> (Vec<u8>, Vec<(usize, bool)>) {
+    let pattern: &str = match format {
+        Format::Json => "\"trace_id\":\"T\",\"span_id\":\"S\",\"traceparent\":\"00-T-S-01\"",
+        Format::Logfmt => "trace_id=T span_id=S traceparent=00-T-S-01",
+        Format::Rfc5424 | Format::Rfc3164 => "00-T-S-01",
+        Format::ApacheCommon | Format::ApacheCombined => "",
     };
-    kv(e, "id");
-    e.op(Op::Id);
-    e.lit(q);
-    kv(e, "trace_id");
-    e.op(Op::TraceId);
-    e.lit(q);
-    kv(e, "span_id");
-    e.op(Op::SpanId);
-    e.lit(q);
-    kv(e, "traceparent");
-    e.lit(b"00-");
-    e.op(Op::TraceId);
-    e.lit(b"-");
-    e.op(Op::SpanId);
-    e.lit(b"-01");
-    e.lit(q);
+    let mut block = Vec::new();
+    let mut slots = Vec::new();
+    for c in pattern.bytes() {
+        match c {
+            b'T' => {
+                slots.push((block.len(), true));
+                block.extend_from_slice(&[b'0'; 32]);
+            }
+            b'S' => {
+                slots.push((block.len(), false));
+                block.extend_from_slice(&[b'0'; 16]);
+            }
+            c => block.push(c),
+        }
+    }
+    (block, slots)
 }
 
 /// Renders `rec` of source `source` as a program; `pad` adds the filler field.
@@ -295,7 +290,10 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.op(Op::Ts3339);
             e.lit(b"\",\"source\":");
             json_str(source, e.lit_buf());
-            trace_context_fields(e, b",", true);
+            e.lit(b",\"id\":\"");
+            e.op(Op::Id);
+            e.lit(b"\",");
+            e.op(Op::Trace);
             for (k, v) in &rec.fields {
                 e.lit(b",");
                 json_str(k, e.lit_buf());
@@ -315,7 +313,10 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.op(Op::Ts3339);
             e.lit(b" source=");
             logfmt_val(source, e.lit_buf());
-            trace_context_fields(e, b" ", false);
+            e.lit(b" id=");
+            e.op(Op::Id);
+            e.lit(b" ");
+            e.op(Op::Trace);
             for (k, v) in &rec.fields {
                 e.lit(b" ");
                 e.lit(k.as_bytes());
@@ -367,11 +368,9 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.lit(header_token(&rec.msgid, 32).as_bytes());
             e.lit(b" [spate@32473 id=\"");
             e.op(Op::Id);
-            e.lit(b"\" traceparent=\"00-");
-            e.op(Op::TraceId);
-            e.lit(b"-");
-            e.op(Op::SpanId);
-            e.lit(b"-01\" source=\"");
+            e.lit(b"\" traceparent=\"");
+            e.op(Op::Trace);
+            e.lit(b"\" source=\"");
             sd_val(source, e.lit_buf());
             e.lit(b"\"] ");
             msg_pieces(e, &rec.msg);
@@ -387,11 +386,9 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.lit(tag(&rec.app).as_bytes());
             e.lit(format!("[{}]: id=", rec.procid).as_bytes());
             e.op(Op::Id);
-            e.lit(b" traceparent=00-");
-            e.op(Op::TraceId);
-            e.lit(b"-");
-            e.op(Op::SpanId);
-            e.lit(b"-01 ");
+            e.lit(b" traceparent=");
+            e.op(Op::Trace);
+            e.lit(b" ");
             msg_pieces(e, &rec.msg);
             pad_tail(e, pad);
         }

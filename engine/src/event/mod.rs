@@ -65,7 +65,7 @@ use crate::rng::{fnv1a, Rng};
 pub use format::{Format, UnknownFormat};
 pub use template::{RawField, RawTemplate};
 
-use program::{Builder, Emitter, Op, TABLE};
+use program::{Builder, Emitter, Op, SessionDef, TABLE};
 use sources::{SourceGen, BUILTIN};
 
 /// Pre-rendered variants per source (a power of two).
@@ -143,7 +143,10 @@ pub struct EventSpec {
     ops: Vec<Op>,
     tables: Vec<i64>,
     pool_entries: Vec<(u32, u32)>,
-    session_slots: u32,
+    sessions: Vec<SessionDef>,
+    /// The format's trace-context block and its (offset, is_trace) hex slots.
+    trace_block: Vec<u8>,
+    trace_slots: Vec<(usize, bool)>,
     /// Target size (0: no padding) and where the filler bytes are in the blob.
     size: usize,
     pad_off: usize,
@@ -227,12 +230,13 @@ impl EventSpec {
             };
             let mut variants = Vec::with_capacity(VARIANTS);
             let mut smallest = usize::MAX;
+            let tb_len = format::trace_block(format).0.len();
             for _ in 0..VARIANTS {
                 let rec = gen.record(&mut rng);
                 let mut e = Emitter::new(&mut b);
                 format::render(format, name, &rec, size > 0, &mut e);
                 let v = e.finish();
-                smallest = smallest.min(estimate(&b, v));
+                smallest = smallest.min(estimate(&b, v, tb_len));
                 variants.push(v);
             }
             names.push(name.clone());
@@ -265,6 +269,7 @@ impl EventSpec {
             })
             .collect();
 
+        let (trace_block, trace_slots) = format::trace_block(format);
         Ok(EventSpec {
             format,
             seed: cfg.seed,
@@ -275,7 +280,9 @@ impl EventSpec {
             ops: b.ops,
             tables: b.tables,
             pool_entries: b.pool_entries,
-            session_slots: b.session_slots,
+            sessions: b.sessions,
+            trace_block,
+            trace_slots,
             size,
             pad_off,
         })
@@ -292,7 +299,7 @@ impl EventSpec {
 }
 
 /// Estimated length of a variant without padding (dynamic slots at typical widths).
-fn estimate(b: &Builder, (start, len): (u32, u32)) -> usize {
+fn estimate(b: &Builder, (start, len): (u32, u32), trace_block: usize) -> usize {
     let mut n = 0;
     for op in &b.ops[start as usize..(start + len) as usize] {
         n += match *op {
@@ -301,8 +308,7 @@ fn estimate(b: &Builder, (start, len): (u32, u32)) -> usize {
             Op::TsApache => 26,
             Op::TsBsd => 15,
             Op::Id => 16 + 2 + 1 + 6,
-            Op::TraceId => 32,
-            Op::SpanId => 16,
+            Op::Trace => trace_block,
             Op::Num { table, decimals } => {
                 let mid = b.tables[table as usize * (TABLE + 1) + TABLE / 2];
                 dist::NumGen::format(mid, decimals).len()
@@ -310,7 +316,10 @@ fn estimate(b: &Builder, (start, len): (u32, u32)) -> usize {
             Op::Pool { base } => b.pool_avg_len(base, TABLE as u32),
             Op::Uuid => 36,
             Op::Seq => 6,
-            Op::Session { base, n, .. } => b.pool_avg_len(base, n),
+            Op::Session { slot } => {
+                let d = b.sessions[slot as usize];
+                b.pool_avg_len(d.base, d.n)
+            }
             Op::Pad { .. } => 0,
         };
     }
@@ -341,6 +350,51 @@ const DEC_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
+/// Writes `v` in decimal at the start of `out`; returns the number of digits.
+#[inline]
+fn put_u64(out: &mut [u8], mut v: u64) -> usize {
+    let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut i = n;
+    while v >= 100 {
+        i -= 2;
+        out[i..i + 2].copy_from_slice(&DEC_PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        out[..2].copy_from_slice(&DEC_PAIRS[v as usize]);
+    } else {
+        out[0] = b'0' + v as u8;
+    }
+    n
+}
+
+/// Appends `v / 10^decimals` with exactly `decimals` fraction digits, in one copy.
+#[inline]
+fn put_scaled(out: &mut BytesMut, v: i64, decimals: u8) {
+    let mut b = [0u8; 32];
+    let mut p = usize::from(v < 0);
+    b[0] = b'-';
+    let a = v.unsigned_abs();
+    // Constant divisors for the common cases: multiplications instead of a division.
+    let (int, frac) = match decimals {
+        0 => (a, 0),
+        2 => (a / 100, a % 100),
+        3 => (a / 1000, a % 1000),
+        d => (a / dist::POW10[d as usize], a % dist::POW10[d as usize]),
+    };
+    p += put_u64(&mut b[p..], int);
+    if decimals > 0 {
+        b[p] = b'.';
+        let mut f = frac;
+        for i in (1..=decimals as usize).rev() {
+            b[p + i] = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        p += decimals as usize + 1;
+    }
+    out.extend_from_slice(&b[..p]);
+}
+
 #[inline]
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
@@ -353,8 +407,8 @@ pub struct Generator {
     spec: Arc<EventSpec>,
     rng: Rng,
     worker: u16,
-    /// `{run}-{worker}-`
-    id_prefix: [u8; 24],
+    /// `{run}-{worker}-` then room for the sequence number.
+    id: [u8; 48],
     id_len: usize,
     /// Unix second the cached timestamp texts are for.
     sec: u64,
@@ -362,8 +416,8 @@ pub struct Generator {
     ts3339: [u8; 27],
     ts_apache: [u8; 26],
     ts_bsd: [u8; 15],
-    trace_hex: [u8; 32],
-    span_hex: [u8; 16],
+    /// Copy of the spec's trace block; the hex slots are rewritten per event.
+    trace: Vec<u8>,
     /// Per session field: (current id index, events left on it).
     sessions: Vec<(u32, u32)>,
 }
@@ -371,22 +425,22 @@ pub struct Generator {
 impl Generator {
     pub fn new(spec: Arc<EventSpec>, worker: u16, run_id: RunId) -> Generator {
         let rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
-        let mut id_prefix = [0u8; 24];
+        let mut id = [0u8; 48];
         let p = format!("{run_id}-{worker}-");
-        id_prefix[..p.len()].copy_from_slice(p.as_bytes());
-        let sessions = vec![(0, 0); spec.session_slots as usize];
+        id[..p.len()].copy_from_slice(p.as_bytes());
+        let sessions = vec![(0, 0); spec.sessions.len()];
+        let trace = spec.trace_block.clone();
         let mut g = Generator {
             spec,
             rng,
             worker,
-            id_prefix,
+            id,
             id_len: p.len(),
             sec: u64::MAX,
             ts3339: *b"1970-01-01T00:00:00.000000Z",
             ts_apache: [0; 26],
             ts_bsd: [0; 15],
-            trace_hex: [b'0'; 32],
-            span_hex: [b'0'; 16],
+            trace,
             sessions,
         };
         g.set_second(0);
@@ -425,14 +479,25 @@ impl Generator {
         let trace = ((self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128).max(1);
         let span = self.rng.next_u64().max(1);
         *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
-        if spec.format.carries_ids() {
-            hex_into(&mut self.trace_hex, &trace.to_be_bytes());
-            hex_into(&mut self.span_hex, &span.to_be_bytes());
+        if let Some(&(t0, _)) = spec.trace_slots.first() {
+            // The first slot is the trace, the second the span; repeats are 32/16-byte copies.
+            let mut th = [0u8; 32];
+            hex_into(&mut th, &trace.to_be_bytes());
+            let mut sh = [0u8; 16];
+            hex_into(&mut sh, &span.to_be_bytes());
+            debug_assert!(spec.trace_slots[0].1 && t0 == spec.trace_slots[0].0);
+            for &(pos, is_trace) in &spec.trace_slots {
+                if is_trace {
+                    self.trace[pos..pos + 32].copy_from_slice(&th);
+                } else {
+                    self.trace[pos..pos + 16].copy_from_slice(&sh);
+                }
+            }
         }
         let begin = out.len();
         for op in &spec.ops[start as usize..(start + len) as usize] {
             match *op {
-                Op::Lit { off, len } => out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]),
+                Op::Lit { len, off } => out.extend_from_slice(&spec.blob[off as usize..off as usize + len as usize]),
                 Op::Ts3339 => {
                     let us = (ts_unix_ns % 1_000_000_000 / 1_000) as usize;
                     self.ts3339[20..22].copy_from_slice(&DEC_PAIRS[us / 10_000]);
@@ -443,11 +508,10 @@ impl Generator {
                 Op::TsApache => out.extend_from_slice(&self.ts_apache),
                 Op::TsBsd => out.extend_from_slice(&self.ts_bsd),
                 Op::Id => {
-                    out.extend_from_slice(&self.id_prefix[..self.id_len]);
-                    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+                    let n = put_u64(&mut self.id[self.id_len..], seq);
+                    out.extend_from_slice(&self.id[..self.id_len + n]);
                 }
-                Op::TraceId => out.extend_from_slice(&self.trace_hex),
-                Op::SpanId => out.extend_from_slice(&self.span_hex),
+                Op::Trace => out.extend_from_slice(&self.trace),
                 Op::Num { table, decimals } => {
                     let t = &spec.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
                     let r = self.rng.next_u64();
@@ -455,7 +519,7 @@ impl Generator {
                     let (lo, hi) = (t[i], t[i + 1]);
                     // A point of cell i: the top 52 bits scaled onto [lo, hi].
                     let v = lo + (((r >> 12) as u128 * ((hi - lo) as u128 + 1)) >> 52) as i64;
-                    dist::write_scaled(out, v, decimals);
+                    put_scaled(out, v, decimals);
                 }
                 Op::Pool { base } => {
                     let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
@@ -475,16 +539,21 @@ impl Generator {
                     u[24..].copy_from_slice(&raw[20..]);
                     out.extend_from_slice(&u);
                 }
-                Op::Seq => out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes()),
-                Op::Session { slot, base, n, reuse } => {
+                Op::Seq => {
+                    let mut b = [0u8; 20];
+                    let n = put_u64(&mut b, seq);
+                    out.extend_from_slice(&b[..n]);
+                }
+                Op::Session { slot } => {
+                    let d = spec.sessions[slot as usize];
                     let st = &mut self.sessions[slot as usize];
                     if st.1 == 0 {
-                        st.0 = self.rng.below(n as u64) as u32;
+                        st.0 = self.rng.below(d.n as u64) as u32;
                         // Run lengths 1..=2*reuse-1: about `reuse` on average.
-                        st.1 = 1 + self.rng.below(2 * reuse as u64 - 1) as u32;
+                        st.1 = 1 + self.rng.below(2 * d.reuse as u64 - 1) as u32;
                     }
                     st.1 -= 1;
-                    let (off, len) = spec.pool_entries[(base + st.0) as usize];
+                    let (off, len) = spec.pool_entries[(d.base + st.0) as usize];
                     out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]);
                 }
                 Op::Pad { tail } => {

@@ -11,8 +11,8 @@ pub(crate) const TABLE: usize = 4096;
 /// need escaping are pre-rendered per format into pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
-    /// Copy `blob[off..off + len]`.
-    Lit { off: u32, len: u32 },
+    /// Copy `blob[off..off + len]` (long literals are split: ops stay 8 bytes).
+    Lit { len: u16, off: u32 },
     /// `2026-11-25T12:59:00.123456Z`
     Ts3339,
     /// `25/Nov/2026:12:59:00 +0000`
@@ -21,10 +21,9 @@ pub(crate) enum Op {
     TsBsd,
     /// `{run}-{worker}-{seq}`
     Id,
-    /// 32 lowercase hex.
-    TraceId,
-    /// 16 lowercase hex.
-    SpanId,
+    /// The format's trace-context block (see `format::trace_block`): the trace and span ids
+    /// in hex, written in place into a per-generator copy of the block, then copied once.
+    Trace,
     /// A per-event number: quantile table `table` (TABLE + 1 sorted points, scaled by
     /// 10^decimals), uniform between two neighbouring points.
     Num { table: u32, decimals: u8 },
@@ -34,9 +33,8 @@ pub(crate) enum Op {
     Uuid,
     /// The event's sequence number.
     Seq,
-    /// A session id from `n` pre-rendered ids at `pool_entries[base]`, kept for about
-    /// `reuse` events in a row (state in the generator's slot `slot`).
-    Session { slot: u32, base: u32, n: u32, reuse: u32 },
+    /// A session id: see [`SessionDef`] `slot` (also the generator's state slot).
+    Session { slot: u32 },
     /// Filler up to the configured size, leaving room for `tail` more bytes.
     Pad { tail: u32 },
 }
@@ -56,7 +54,7 @@ pub(crate) enum Dyn {
     Pool { raw: u32, kind: Kind },
     Uuid,
     Seq,
-    Session { slot: u32, base: u32, n: u32, reuse: u32 },
+    Session { slot: u32 },
     Ts,
 }
 
@@ -120,6 +118,15 @@ pub(crate) enum Ctx {
     Msg,
 }
 
+/// A session field: `n` pre-rendered ids at `pool_entries[base]`, each kept for about
+/// `reuse` events in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionDef {
+    pub base: u32,
+    pub n: u32,
+    pub reuse: u32,
+}
+
 struct RawPool {
     values: Vec<String>,
     kind: Kind,
@@ -137,7 +144,7 @@ pub(crate) struct Builder {
     pub pool_entries: Vec<(u32, u32)>,
     raw_pools: Vec<RawPool>,
     rendered: HashMap<(u32, Ctx), u32>,
-    pub session_slots: u32,
+    pub sessions: Vec<SessionDef>,
 }
 
 impl Builder {
@@ -177,10 +184,10 @@ impl Builder {
         base
     }
 
-    /// A new session state slot.
-    pub fn add_session_slot(&mut self) -> u32 {
-        self.session_slots += 1;
-        self.session_slots - 1
+    /// A new session field; returns its slot.
+    pub fn add_session(&mut self, def: SessionDef) -> u32 {
+        self.sessions.push(def);
+        (self.sessions.len() - 1) as u32
     }
 
     /// The pool `raw` rendered for `ctx` with `render` (cached); returns the base index.
@@ -231,11 +238,11 @@ impl<'a> Emitter<'a> {
     }
 
     fn flush(&mut self) {
-        if !self.lit.is_empty() {
-            let off = self.b.intern(&self.lit);
-            self.b.ops.push(Op::Lit { off, len: self.lit.len() as u32 });
-            self.lit.clear();
+        for chunk in self.lit.chunks(u16::MAX as usize) {
+            let off = self.b.intern(chunk);
+            self.b.ops.push(Op::Lit { len: chunk.len() as u16, off });
         }
+        self.lit.clear();
     }
 
     pub fn op(&mut self, op: Op) {

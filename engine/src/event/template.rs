@@ -49,7 +49,7 @@ use crate::error::ConfigError;
 use crate::rng::Rng;
 
 use super::dist::{zipf_cdf, Dist, NumGen, ZIPF_MAX_N};
-use super::program::{Builder, Dyn, Kind, Record, Val, TABLE};
+use super::program::{Builder, Dyn, Kind, Record, SessionDef, Val, TABLE};
 use super::sources::{logfmt_msg, public_ipv4, public_ipv6};
 
 /// A user-defined source as written in the configuration.
@@ -332,8 +332,8 @@ fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Re
                 }
                 let ids: Vec<String> = (0..s.pool).map(|_| format!("sess-{:016x}", rng.next_u64())).collect();
                 let base = b.add_entries(&ids);
-                let slot = b.add_session_slot();
-                return Ok(FieldGen::Dyn(Dyn::Session { slot, base, n: s.pool, reuse: s.reuse }));
+                let slot = b.add_session(SessionDef { base, n: s.pool, reuse: s.reuse });
+                return Ok(FieldGen::Dyn(Dyn::Session { slot }));
             } else {
                 let c = m.constant.unwrap_or(Value::Null);
                 FieldGen::Const(scalar(&c).ok_or_else(|| ("`const` is not a string, number or boolean".to_string(), "quote it as a string".to_string()))?)

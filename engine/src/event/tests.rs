@@ -747,3 +747,18 @@ fn print_samples() {
         }
     }
 }
+
+#[test]
+fn ops_stay_small_and_numbers_format() {
+    assert_eq!(std::mem::size_of::<program::Op>(), 8);
+    let mut b = [0u8; 20];
+    for v in [0u64, 9, 10, 99, 100, 12345, u64::MAX] {
+        let n = put_u64(&mut b, v);
+        assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), v.to_string());
+    }
+    for (v, d) in [(12345i64, 2u8), (-5, 3), (7, 0), (123_456_789, 9), (-100, 2)] {
+        let mut out = BytesMut::new();
+        put_scaled(&mut out, v, d);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), dist::NumGen::format(v, d));
+    }
+}

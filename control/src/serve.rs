@@ -1,0 +1,427 @@
+//! `spate serve`: an HTTP control plane that starts, retunes and stops runs.
+//!
+//! One run at a time. The `Run` handle lives in a `parking_lot::Mutex` slot; handlers hold the
+//! lock only to read or swap handles, never while a run starts or drains, so status and
+//! metrics keep answering during a slow Kafka start or a long drain. A finished run is joined
+//! by whoever notices first (the 4 Hz observer thread or any request) and its summary kept.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use spate_engine::config::RawRate;
+use spate_engine::engine::LimiterFactory;
+use spate_engine::limiter::{self, Acquire, Rate, RateLimiter};
+use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
+
+use crate::metrics::{self, ApiStats, HttpOptions, HttpServer, Reply, Request, Route, RunView};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (host:port). Must be loopback unless --allow-remote is given.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base config file; a POST /v1/start body is laid over it (body wins).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every endpoint except /healthz and /readyz.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Read the bearer token from this file (keeps it out of the process list).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Accept a non-loopback --listen address (set --token too).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Requests per second allowed per client IP (token bucket); 429 with Retry-After above it.
+    #[arg(long)]
+    pub api_rate: Option<f64>,
+}
+
+const ROUTES: &[Route] = &[
+    Route { path: "/healthz", methods: &["GET"], open: true },
+    Route { path: "/readyz", methods: &["GET"], open: true },
+    Route { path: "/metrics", methods: &["GET"], open: false },
+    Route { path: "/v1/status", methods: &["GET"], open: false },
+    Route { path: "/v1/start", methods: &["POST"], open: false },
+    Route { path: "/v1/stop", methods: &["POST"], open: false },
+    Route { path: "/v1/rate", methods: &["PUT"], open: false },
+];
+
+/// How long `POST /v1/stop` waits for the drain before answering 202 (the engine's own drain
+/// timeout is 30 s).
+const STOP_WAIT: Duration = Duration::from_secs(35);
+
+#[derive(Default)]
+struct Slot {
+    /// The run being generated or drained; None once joined.
+    run: Option<Run>,
+    /// The current or last run, for status and metrics (outlives the join).
+    view: Option<Arc<RunView>>,
+    starting: bool,
+    stopping: bool,
+    summary: Option<Summary>,
+}
+
+impl Slot {
+    /// Joins a run that has finished on its own (duration, count, fatal error). Quick: every
+    /// thread has exited once the flush thread reports done.
+    fn reap(&mut self) {
+        if self.run.as_ref().is_some_and(|r| r.is_finished()) {
+            let run = self.run.take().expect("checked above");
+            self.summary = Some(run.join());
+            self.stopping = false;
+        }
+    }
+
+    fn state(&self) -> &'static str {
+        match (&self.run, self.starting, self.stopping, &self.summary) {
+            (_, true, _, _) => "starting",
+            (Some(_), _, true, _) => "stopping",
+            (Some(_), _, false, _) => "running",
+            (None, _, _, Some(_)) => "finished",
+            (None, _, _, None) => "idle",
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.run.is_none() && !self.starting
+    }
+}
+
+struct Control {
+    base: RawConfig,
+    slot: Mutex<Slot>,
+    api: Arc<ApiStats>,
+}
+
+impl Control {
+    fn handle(&self, rq: &Request) -> Reply {
+        match rq.path.as_str() {
+            "/healthz" => Reply::json(200, &json!({"status": "ok"})),
+            "/readyz" => {
+                let (ready, state) = {
+                    let mut s = self.slot.lock();
+                    s.reap();
+                    (s.ready(), s.state())
+                };
+                if ready {
+                    Reply::json(200, &json!({"ready": true, "state": state}))
+                } else {
+                    Reply::error(503, "a run is in progress; stop it with POST /v1/stop before starting another", json!({"ready": false, "state": state}))
+                }
+            }
+            "/metrics" => {
+                let view = self.view();
+                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view.as_deref(), &self.api))
+            }
+            "/v1/status" => self.status(),
+            "/v1/start" => self.start(rq),
+            "/v1/stop" => self.stop(rq),
+            "/v1/rate" => self.set_rate(rq),
+            _ => Reply::error(404, format!("no such path `{}`", rq.path), json!({})),
+        }
+    }
+
+    fn view(&self) -> Option<Arc<RunView>> {
+        let mut s = self.slot.lock();
+        s.reap();
+        s.view.clone()
+    }
+
+    /// Observer tick: join a run that ended on its own, sample the counters of a live one.
+    fn tick(&self) {
+        let view = {
+            let mut s = self.slot.lock();
+            s.reap();
+            s.run.as_ref().and(s.view.clone())
+        };
+        if let Some(v) = view {
+            v.observer.tick(&v.shared);
+        }
+    }
+
+    fn status(&self) -> Reply {
+        let (state, ready, view, summary) = {
+            let mut s = self.slot.lock();
+            s.reap();
+            (s.state(), s.ready(), s.view.clone(), s.summary.clone())
+        };
+        // Built outside the lock: it reads atomics and briefly the latency histogram.
+        let mut m = view.map(|v| v.status()).unwrap_or_default();
+        m.insert("state".into(), json!(state));
+        m.insert("ready".into(), json!(ready));
+        m.entry("run_id").or_insert(Value::Null);
+        m.insert("summary".into(), serde_json::to_value(summary).unwrap_or(Value::Null));
+        Reply::json(200, &Value::Object(m))
+    }
+
+    fn start(&self, rq: &Request) -> Reply {
+        let body = match parse_config(rq) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        let cfg = match self.base.clone().overlay(body).validate() {
+            Ok(c) => c,
+            Err(e) => return config_error(&e),
+        };
+        {
+            let mut s = self.slot.lock();
+            s.reap();
+            if !s.ready() {
+                let run_id = s.view.as_ref().map(|v| v.shared.run_id.to_string());
+                return Reply::error(409, "a run is already in progress; stop it with POST /v1/stop first", json!({"state": s.state(), "run_id": run_id}));
+            }
+            // Claim the slot, then start without the lock: opening Kafka can take a while and
+            // status must keep answering meanwhile.
+            s.starting = true;
+        }
+        let opts = StartOptions { limiter: Some(switchable_limiter(cfg.rate, cfg.burst)), ..Default::default() };
+        let res = spate_engine::start(cfg, opts);
+        let mut s = self.slot.lock();
+        s.starting = false;
+        match res {
+            Ok(run) => {
+                let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
+                let mut doc = view.status();
+                doc.insert("state".into(), json!("running"));
+                s.view = Some(view);
+                s.summary = None;
+                s.stopping = false;
+                s.run = Some(run);
+                Reply::json(200, &Value::Object(doc))
+            }
+            Err(EngineError::Config(e)) => config_error(&e),
+            Err(e) => Reply::error(500, format!("cannot start the run: {e}"), json!({})),
+        }
+    }
+
+    fn stop(&self, rq: &Request) -> Reply {
+        let abort = matches!(rq.query_param("abort"), Some("" | "1" | "true"));
+        let view = {
+            let mut s = self.slot.lock();
+            s.reap();
+            match &s.run {
+                None => {
+                    return match &s.summary {
+                        // Idempotent: stopping a finished run returns its summary again.
+                        Some(sum) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
+                        None => Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()})),
+                    };
+                }
+                Some(run) => {
+                    if abort {
+                        run.abort();
+                    } else {
+                        run.stop();
+                    }
+                }
+            }
+            s.stopping = true;
+            s.view.clone()
+        };
+        // Wait for the drain without the lock, so status keeps answering.
+        let deadline = Instant::now() + STOP_WAIT;
+        while let Some(v) = &view {
+            if v.shared.flush_done.load(Ordering::Acquire) || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut s = self.slot.lock();
+        s.reap();
+        match (&s.run, &s.summary) {
+            (None, Some(sum)) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
+            _ => Reply::json(202, &json!({"state": s.state(), "message": "still draining; poll GET /v1/status, or POST /v1/stop?abort=true to give up on queued events"})),
+        }
+    }
+
+    fn set_rate(&self, rq: &Request) -> Reply {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RateBody {
+            rate: RawRate,
+        }
+        let text = match std::str::from_utf8(&rq.body) {
+            Ok(t) => t,
+            Err(_) => return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({})),
+        };
+        // JSON is YAML, so one parser takes both; its errors carry line and column.
+        let body: RateBody = match serde_yaml_ng::from_str(text) {
+            Ok(b) => b,
+            Err(e) => return Reply::error(400, format!("bad rate body: {e}; send {{\"rate\": 5000}} or {{\"rate\": \"max\"}}"), json!({"key": "rate"})),
+        };
+        let rate = match spate_engine::config::parse_rate(&body.rate, "rate") {
+            Ok(r) => r,
+            Err(e) => return config_error(&e),
+        };
+        let mut s = self.slot.lock();
+        s.reap();
+        let (Some(run), false) = (&s.run, s.stopping) else {
+            return Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()}));
+        };
+        let previous = run.shared.current_rate();
+        run.set_rate(rate);
+        // Keep the reported mode honest for the local limiters (redis/fallback manage their own).
+        let lim = &run.shared.limiter;
+        if matches!(lim.mode_name(), "local" | "unlimited") {
+            let mode = if rate == Rate::Max { "unlimited" } else { "local" };
+            if let Some(i) = limiter::MODES.iter().position(|m| *m == mode) {
+                lim.mode.store(i, Ordering::Relaxed);
+            }
+        }
+        let show = |r: Rate| r.per_sec().map(Value::from).unwrap_or_else(|| json!("max"));
+        Reply::json(200, &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}))
+    }
+}
+
+/// Parses a start body: empty means "the base config as is"; JSON or YAML otherwise.
+fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
+    let text = std::str::from_utf8(&rq.body).map_err(|_| Reply::error(400, "the request body is not UTF-8; send the run config as JSON or YAML", json!({})))?;
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    let looks_json = rq.content_type.contains("json") || text.trim_start().starts_with('{');
+    if looks_json {
+        // serde_json reports JSON syntax errors with exact positions; YAML's parser would
+        // describe them in YAML terms.
+        if let Err(e) = serde_json::from_str::<Value>(text) {
+            return Err(Reply::error(
+                400,
+                format!("malformed JSON at line {} column {}: {e}; fix the request body", e.line(), e.column()),
+                json!({"key": "(document)", "line": e.line(), "column": e.column()}),
+            ));
+        }
+    }
+    match RawConfig::from_yaml(text) {
+        Ok(r) => Ok(r),
+        // Valid JSON that YAML rejects (tabs used as indentation): retry in canonical form.
+        Err(e) if looks_json && e.key == "(document)" && !e.message.contains("unknown field") => {
+            let canon = serde_json::from_str::<Value>(text).map(|v| v.to_string()).unwrap_or_default();
+            RawConfig::from_yaml(&canon).map_err(|e| config_error(&e))
+        }
+        Err(e) => Err(config_error(&e)),
+    }
+}
+
+fn config_error(e: &ConfigError) -> Reply {
+    Reply::error(400, e.to_string(), json!({"key": e.key, "message": e.message, "fix": e.fix}))
+}
+
+/// The local limiter, made able to switch between a rate and `max` while running
+/// (`PUT /v1/rate`): the token bucket alone ignores a change to `max` and vice versa.
+struct Switchable {
+    inner: Box<dyn RateLimiter>,
+    max: bool,
+    burst: u64,
+    worker: usize,
+    workers: usize,
+}
+
+impl RateLimiter for Switchable {
+    #[inline]
+    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire {
+        self.inner.acquire(want, now_ns)
+    }
+
+    fn set_rate(&mut self, rate: Rate, now_ns: u64) {
+        let max = rate == Rate::Max;
+        if max != self.max {
+            self.inner = limiter::local(rate, self.burst, self.worker, self.workers, now_ns);
+            self.max = max;
+        } else {
+            self.inner.set_rate(rate, now_ns);
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        self.inner.mode()
+    }
+}
+
+fn switchable_limiter(rate: Rate, burst: u64) -> LimiterFactory {
+    Arc::new(move |worker, workers, now| Box::new(Switchable { inner: limiter::local(rate, burst, worker, workers, now), max: rate == Rate::Max, burst, worker, workers }) as Box<dyn RateLimiter>)
+}
+
+/// Refuses a non-loopback address unless remote access was asked for.
+fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| ConfigError::new("--listen", format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?.collect();
+    if !allow_remote {
+        if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::new("--listen", format!("`{listen}` ({a}) is not a loopback address"), "listen on 127.0.0.1 (the default), or pass --allow-remote (and set --token) to accept other hosts").into());
+        }
+    }
+    Ok(())
+}
+
+pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
+    check_listen(&a.listen, a.allow_remote)?;
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(p)) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError::new("--token-file", format!("cannot read `{}`: {e}", p.display()), "give the path of a readable file holding the token"))?.trim().to_string()),
+        (None, None) => None,
+    };
+    if token.as_deref().is_some_and(str::is_empty) {
+        return Err(ConfigError::new("--token", "the token is empty", "give a non-empty token, e.g. from `openssl rand -hex 32`").into());
+    }
+    if let Some(r) = a.api_rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ConfigError::new("--api-rate", format!("{r} requests/s is not a positive rate"), "give requests per second per client, e.g. --api-rate 20").into());
+        }
+    }
+    if a.allow_remote && token.is_none() {
+        eprintln!("spate: warning: --allow-remote without --token: anyone who can reach {} can start and stop runs", a.listen);
+    }
+    let base = match &a.config {
+        Some(p) => {
+            let raw = RawConfig::from_file(p)?;
+            // Fail at startup, not at the first POST /v1/start.
+            raw.validate()?;
+            raw
+        }
+        None => RawConfig::default(),
+    };
+    let api = Arc::new(ApiStats::default());
+    let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
+    let handler = {
+        let c = control.clone();
+        Arc::new(move |rq: &Request| c.handle(rq)) as metrics::Handler
+    };
+    let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
+    eprintln!("spate: serve listening on http://{}", server.addr());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = metrics::spawn_ticker(stop.clone(), {
+        let c = control.clone();
+        move || c.tick()
+    })?;
+
+    while sigs.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("spate: stopping (draining the run, if any; Ctrl-C again to abort)");
+    let run = control.slot.lock().run.take();
+    if let Some(run) = run {
+        run.stop();
+        let mut aborted = false;
+        while !run.is_finished() {
+            if !aborted && sigs.load(Ordering::SeqCst) > 1 {
+                run.abort();
+                aborted = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = run.join();
+        eprintln!("spate: run {} stopped: generated {}, delivered {}, failed {}", s.run_id, s.totals.generated, s.totals.delivered, s.totals.failed);
+    }
+    drop(server);
+    stop.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    Ok(0)
+}
