@@ -26,11 +26,11 @@ impl Proc {
         let mut child = Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn spate");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        let marker = marker.to_string();
+        let needle = marker.to_string();
         // Keeps draining stderr for the life of the process so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split_once(&marker).map(|(_, r)| r) {
+                if let Some(rest) = line.split_once(&needle).map(|(_, r)| r) {
                     if let Some(a) = rest.trim().strip_prefix("http://") {
                         let _ = tx.send(a.split('/').next().unwrap_or("").to_string());
                     }
@@ -304,7 +304,7 @@ fn bad_input_gets_a_clear_error_and_status() {
     assert!(r.error().contains("1 MiB"), "{}", r.body);
 
     // Oversized chunked body (no declared length): refused by the capped read.
-    let mut s = TcpStream::connect(a).unwrap();
+    let s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!("POST /v1/start HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
     let chunk = vec![b' '; 64 << 10];

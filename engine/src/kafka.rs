@@ -298,8 +298,13 @@ impl EmbeddedBroker {
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
+    /// Creates a topic; one that exists already is fine.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), EngineError> {
-        self.cluster.create_topic(topic, partitions, 1).map_err(|e| EngineError::Kafka(format!("cannot create topic `{topic}` on the embedded cluster: {e}")))
+        match self.cluster.create_topic(topic, partitions, 1) {
+            Ok(()) => Ok(()),
+            Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+            Err(e) => Err(EngineError::Kafka(format!("cannot create topic `{topic}` on the embedded cluster: {e}"))),
+        }
     }
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         &self.cluster

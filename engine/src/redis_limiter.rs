@@ -231,20 +231,39 @@ impl RawRedis {
     pub fn validate(&self) -> Result<RedisConfig, ConfigError> {
         let url = self.url.as_deref().map(str::trim).unwrap_or("");
         if url.is_empty() {
-            return Err(ConfigError::new("redis.url", "no Redis URL given", "set redis.url (or --redis) to redis://host:port"));
+            return Err(ConfigError::new(
+                "redis.url",
+                "no Redis URL given",
+                "set redis.url (or --redis) to redis://host:port",
+            ));
         }
         if url.starts_with("rediss://") {
             return Err(ConfigError::new(
                 "redis.url",
-                format!("`{}` asks for TLS, which this build does not support for Redis", redact(url)),
+                format!(
+                    "`{}` asks for TLS, which this build does not support for Redis",
+                    redact(url)
+                ),
                 "use redis:// (e.g. through a TLS tunnel such as stunnel on loopback)",
             ));
         }
         if !url.starts_with("redis://") {
-            return Err(ConfigError::new("redis.url", format!("`{}` is not a redis:// URL", redact(url)), "write redis://[user:password@]host:port[/db]"));
+            return Err(ConfigError::new(
+                "redis.url",
+                format!("`{}` is not a redis:// URL", redact(url)),
+                "write redis://[user:password@]host:port[/db]",
+            ));
         }
         if let Err(e) = redis::Client::open(url) {
-            return Err(ConfigError::new("redis.url", format!("`{}` is not a valid Redis URL: {}", redact(url), scrub(&e.to_string(), url)), "write redis://[user:password@]host:port[/db]"));
+            return Err(ConfigError::new(
+                "redis.url",
+                format!(
+                    "`{}` is not a valid Redis URL: {}",
+                    redact(url),
+                    scrub(&e.to_string(), url)
+                ),
+                "write redis://[user:password@]host:port[/db]",
+            ));
         }
         let rate_fix = "give events per second from 1 to 10000000";
         let global_rate = match self.global_rate {
@@ -261,23 +280,54 @@ impl RawRedis {
         let expected_instances = match self.expected_instances {
             None => None,
             Some(n @ 1..=100_000) => NonZeroU64::new(n),
-            Some(n) => return Err(ConfigError::new("redis.expected_instances", format!("{n} instances is out of range"), "use 1 to 100000")),
+            Some(n) => {
+                return Err(ConfigError::new(
+                    "redis.expected_instances",
+                    format!("{n} instances is out of range"),
+                    "use 1 to 100000",
+                ))
+            }
         };
         let fallback_rate = match self.fallback_rate {
             None => None,
-            Some(0) => return Err(ConfigError::new("redis.fallback_rate", "a fallback rate of 0 would stop the run whenever Redis is down", "give events per second from 1 up to the global rate")),
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "redis.fallback_rate",
+                    "a fallback rate of 0 would stop the run whenever Redis is down",
+                    "give events per second from 1 up to the global rate",
+                ))
+            }
             Some(n) if n > global_rate.get() => {
-                return Err(ConfigError::new("redis.fallback_rate", format!("{n}/s is above the global rate of {global_rate}/s"), "give events per second from 1 up to the global rate"))
+                return Err(ConfigError::new(
+                    "redis.fallback_rate",
+                    format!("{n}/s is above the global rate of {global_rate}/s"),
+                    "give events per second from 1 up to the global rate",
+                ))
             }
             Some(n) => NonZeroU64::new(n),
         };
         let window_ms = match self.window_ms.unwrap_or(1000) {
             n @ 100..=60_000 => n,
-            n => return Err(ConfigError::new("redis.window_ms", format!("{n} ms is out of range"), "use 100 to 60000 (default 1000)")),
+            n => {
+                return Err(ConfigError::new(
+                    "redis.window_ms",
+                    format!("{n} ms is out of range"),
+                    "use 100 to 60000 (default 1000)",
+                ))
+            }
         };
         let lease_ms = match self.lease_ms.unwrap_or(50) {
             n @ 5..=1000 if n * 4 <= window_ms => n,
-            n => return Err(ConfigError::new("redis.lease_ms", format!("{n} ms is out of range"), format!("use 5 ms up to a quarter of the window ({} ms); default 50", window_ms / 4))),
+            n => {
+                return Err(ConfigError::new(
+                    "redis.lease_ms",
+                    format!("{n} ms is out of range"),
+                    format!(
+                        "use 5 ms up to a quarter of the window ({} ms); default 50",
+                        window_ms / 4
+                    ),
+                ))
+            }
         };
         Ok(RedisConfig {
             url: url.to_string(),
@@ -304,11 +354,19 @@ impl RawRedis {
 
 /// A limit key name: 1-64 chars of `[A-Za-z0-9_.:-]`.
 pub fn validate_key(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::new("redis.limit_key", format!("`{}` is not a valid limit key", name.escape_debug()), "use 1 to 64 characters of A-Z a-z 0-9 _ . : -"))
+        Err(ConfigError::new(
+            "redis.limit_key",
+            format!("`{}` is not a valid limit key", name.escape_debug()),
+            "use 1 to 64 characters of A-Z a-z 0-9 _ . : -",
+        ))
     }
 }
 
@@ -350,7 +408,13 @@ impl std::fmt::Debug for RedisConfig {
 
 impl std::fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} key {} at {}/s", redact(&self.url), self.key, self.global_rate)
+        write!(
+            f,
+            "{} key {} at {}/s",
+            redact(&self.url),
+            self.key,
+            self.global_rate
+        )
     }
 }
 
@@ -370,7 +434,10 @@ impl RedisConfig {
         if let Some(r) = self.fallback_rate {
             return r;
         }
-        let k = self.expected_instances.map(|n| n.get()).unwrap_or(seen_instances.max(1));
+        let k = self
+            .expected_instances
+            .map(|n| n.get())
+            .unwrap_or(seen_instances.max(1));
         NonZeroU64::new(self.global_rate.get() / k).unwrap_or(NonZeroU64::MIN)
     }
 }
@@ -379,7 +446,9 @@ impl RedisConfig {
 /// `password=`/`pass=` query value of a URL with `***`. Never fails; text that is not a URL is
 /// returned as is.
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest_start = scheme_end + 3;
     let rest = &url[rest_start..];
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -412,7 +481,11 @@ pub fn redact(url: &str) -> String {
             let parts: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => format!("{k}=***"),
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
+                    {
+                        format!("{k}=***")
+                    }
                     _ => kv.to_string(),
                 })
                 .collect();
@@ -446,7 +519,6 @@ pub struct LeasePool {
     fallback_rate: AtomicU64,
     /// Monotonic ns of the next release tick or Redis call (a hint for waiting workers).
     next_ns: AtomicU64,
-    stats: Arc<LimiterStats>,
     breaker: Breaker,
 }
 
@@ -460,7 +532,12 @@ impl LeasePool {
                 return 0;
             }
             let n = cur.min(want as u64);
-            match self.tokens.compare_exchange_weak(cur, cur - n, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.tokens.compare_exchange_weak(
+                cur,
+                cur - n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return n as u32,
                 Err(actual) => cur = actual,
             }
@@ -474,7 +551,11 @@ impl LeasePool {
 
     /// Removes up to `n` tokens (expiry), never going below 0.
     fn remove(&self, n: u64) {
-        let _ = self.tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| Some(cur.saturating_sub(n)));
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                Some(cur.saturating_sub(n))
+            });
     }
 
     /// Tokens currently in the pool.
@@ -483,17 +564,16 @@ impl LeasePool {
     }
 
     /// A pool in redis mode with `tokens` in it and no lease thread (tests, benchmarks).
-    pub fn standalone(tokens: u64, stats: Arc<LimiterStats>) -> Arc<Self> {
-        Arc::new(Self::new(tokens, stats))
+    pub fn standalone(tokens: u64) -> Arc<Self> {
+        Arc::new(Self::new(tokens))
     }
 
-    fn new(tokens: u64, stats: Arc<LimiterStats>) -> Self {
+    fn new(tokens: u64) -> Self {
         Self {
             tokens: AtomicU64::new(tokens),
             mode: AtomicUsize::new(MODE_REDIS),
             fallback_rate: AtomicU64::new(1),
             next_ns: AtomicU64::new(0),
-            stats,
             breaker: Breaker::new(),
         }
     }
@@ -519,7 +599,13 @@ const POLL_SLACK_NS: u64 = 100_000;
 
 impl LeasedLimiter {
     pub fn new(pool: Arc<LeasePool>, worker: usize, workers: usize) -> Self {
-        Self { pool, worker, workers, fallback: None, fallback_rate: 0 }
+        Self {
+            pool,
+            worker,
+            workers,
+            fallback: None,
+            fallback_rate: 0,
+        }
     }
 }
 
@@ -531,7 +617,13 @@ impl RateLimiter for LeasedLimiter {
             if self.fallback.is_none() || r != self.fallback_rate {
                 // A fresh schedule from now: no credit from before the switch.
                 self.fallback_rate = r;
-                self.fallback = Some(TokenBucket::for_worker(NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN), 0, self.worker, self.workers, now_ns));
+                self.fallback = Some(TokenBucket::for_worker(
+                    NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN),
+                    0,
+                    self.worker,
+                    self.workers,
+                    now_ns,
+                ));
             }
             if let Some(b) = &mut self.fallback {
                 return b.acquire(want, now_ns);
@@ -539,7 +631,9 @@ impl RateLimiter for LeasedLimiter {
         }
         self.fallback = None;
         match self.pool.take(want) {
-            0 => Acquire::Wait { until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS },
+            0 => Acquire::Wait {
+                until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS,
+            },
             n => Acquire::Granted(n),
         }
     }
@@ -566,12 +660,23 @@ pub struct RedisLimiter {
 impl RedisLimiter {
     /// Starts the lease thread. Does not wait for Redis: an unreachable Redis opens the breaker
     /// and the run goes on in fallback.
-    pub fn start(cfg: &RedisConfig, stats: Arc<LimiterStats>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| EngineError::Redis(format!("cannot use {}: {}; check redis.url", redact(&cfg.url), scrub(&e.to_string(), &cfg.url))))?;
-        let pool = Arc::new(LeasePool::new(0, stats.clone()));
+    pub fn start(
+        cfg: &RedisConfig,
+        stats: Arc<LimiterStats>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EngineError> {
+        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
+            EngineError::Redis(format!(
+                "cannot use {}: {}; check redis.url",
+                redact(&cfg.url),
+                scrub(&e.to_string(), &cfg.url)
+            ))
+        })?;
+        let pool = Arc::new(LeasePool::new(0));
         stats.mode.store(MODE_REDIS, Ordering::Relaxed);
         let seen = cfg.expected_instances.map(|n| n.get()).unwrap_or(1);
-        pool.fallback_rate.store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
+        pool.fallback_rate
+            .store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
         let lease = LeaseThread {
             pool: Arc::downgrade(&pool),
             cfg: cfg.clone(),
@@ -589,7 +694,13 @@ impl RedisLimiter {
             in_gap: false,
             stats,
         };
-        std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map_err(|source| EngineError::Spawn { name: "spate-lease".into(), source })?;
+        std::thread::Builder::new()
+            .name("spate-lease".into())
+            .spawn(move || lease.run())
+            .map_err(|source| EngineError::Spawn {
+                name: "spate-lease".into(),
+                source,
+            })?;
         Ok(Self { pool })
     }
 
@@ -611,7 +722,10 @@ impl RedisLimiter {
 
 /// A random id for this instance's leases (distinguishes instances in the lease log).
 fn instance_id() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let x = t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64);
     // splitmix64 finalizer: spreads the bits of time, pid and a stack address.
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -638,7 +752,8 @@ impl Lease {
         if now < self.start_ns {
             return 0;
         }
-        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128) as u64
+        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128)
+            as u64
     }
     /// When the next token after `released` is due.
     fn next_ns(&self) -> u64 {
@@ -657,20 +772,47 @@ pub struct Grant {
 
 /// Calls the grant script by SHA, loading it when Redis does not know it (`NOSCRIPT`). Counts
 /// every round trip in `calls`.
-pub fn call_grant(con: &mut redis::Connection, script: &redis::Script, key: &str, want: u64, limit: u64, window_us: u64, instance: &str, seq: u64, calls: &AtomicU64) -> redis::RedisResult<Grant> {
+pub fn call_grant(
+    con: &mut redis::Connection,
+    script: &redis::Script,
+    key: &str,
+    want: u64,
+    limit: u64,
+    window_us: u64,
+    instance: &str,
+    seq: u64,
+    calls: &AtomicU64,
+) -> redis::RedisResult<Grant> {
     let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
-        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
+        redis::cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(key)
+            .arg(want)
+            .arg(limit)
+            .arg(window_us)
+            .arg(instance)
+            .arg(seq)
+            .query(con)
     };
     calls.fetch_add(1, Ordering::Relaxed);
     let r = match evalsha(con) {
         Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
             calls.fetch_add(2, Ordering::Relaxed);
-            let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(con)?;
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(GRANT_SCRIPT)
+                .query(con)?;
             evalsha(con)?
         }
         other => other?,
     };
-    Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
+    Ok(Grant {
+        granted: r.0,
+        retry_after_us: r.1,
+        instances: r.2,
+        used: r.3,
+    })
 }
 
 struct LeaseThread {
@@ -699,7 +841,9 @@ struct LeaseThread {
 impl LeaseThread {
     fn run(mut self) {
         loop {
-            let Some(pool) = self.pool.upgrade() else { return };
+            let Some(pool) = self.pool.upgrade() else {
+                return;
+            };
             let now = self.clock.now_ns();
             let wake = self.step(&pool, now);
             drop(pool);
@@ -716,14 +860,22 @@ impl LeaseThread {
 
     fn lease_tokens(&self) -> u64 {
         let r = self.target_rate();
-        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64).clamp(1, self.cfg.limit())
+        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64)
+            .clamp(1, self.cfg.limit())
     }
 
     /// One round: breaker, mode, release, expiry, maybe a Redis call. Returns when to wake.
     fn step(&mut self, pool: &LeasePool, now: u64) -> u64 {
         self.window.tick(&pool.breaker, now);
         let state = pool.breaker.state();
-        self.set_mode(pool, if state == State::Closed { MODE_REDIS } else { MODE_FALLBACK });
+        self.set_mode(
+            pool,
+            if state == State::Closed {
+                MODE_REDIS
+            } else {
+                MODE_FALLBACK
+            },
+        );
         let mut wake = now + MAX_SLEEP_NS;
 
         if state == State::Open {
@@ -753,7 +905,11 @@ impl LeaseThread {
         // Ask for the next lease at the low-water mark.
         let end = self.leases.back().map(|l| l.end_ns()).unwrap_or(0);
         let want = self.lease_tokens();
-        let prefetch = if want >= PREFETCH_MIN_TOKENS { self.cfg.lease.as_nanos() as u64 / 2 } else { 0 };
+        let prefetch = if want >= PREFETCH_MIN_TOKENS {
+            self.cfg.lease.as_nanos() as u64 / 2
+        } else {
+            0
+        };
         let fetch_at = end.saturating_sub(prefetch).max(self.retry_at);
         if self.leases.is_empty() && pool.available() == 0 && !self.in_gap && end <= now {
             // Ran dry: this instance now waits for Redis (normal at low rates).
@@ -779,7 +935,10 @@ impl LeaseThread {
             pool.tokens.store(0, Ordering::Relaxed);
             self.leases.clear();
             self.released.clear();
-            pool.fallback_rate.store(self.cfg.fallback_rate_for(self.instances).get(), Ordering::Relaxed);
+            pool.fallback_rate.store(
+                self.cfg.fallback_rate_for(self.instances).get(),
+                Ordering::Relaxed,
+            );
             self.stats.lease_size.store(0, Ordering::Relaxed);
         }
         self.in_gap = false;
@@ -821,7 +980,12 @@ impl LeaseThread {
                     self.stats.lease_size.store(g.granted, Ordering::Relaxed);
                     // Start where the queued leases end, or now: never before the grant.
                     let start = prev_end.max(now);
-                    self.leases.push_back(Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 });
+                    self.leases.push_back(Lease {
+                        start_ns: start,
+                        n: g.granted,
+                        rate: self.target_rate(),
+                        released: 0,
+                    });
                     self.retry_at = 0;
                 } else {
                     self.retry_at = after + g.retry_after_us.max(1) * 1000;
@@ -846,7 +1010,17 @@ impl LeaseThread {
         let con = self.conn.as_mut().expect("connected above");
         self.seq += 1;
         let window_us = self.cfg.window.as_micros() as u64 + GUARD_US;
-        call_grant(con, &self.script, &self.cfg.key, want, self.cfg.limit(), window_us, &self.instance, self.seq, &self.stats.redis_calls)
+        call_grant(
+            con,
+            &self.script,
+            &self.cfg.key,
+            want,
+            self.cfg.limit(),
+            window_us,
+            &self.instance,
+            self.seq,
+            &self.stats.redis_calls,
+        )
     }
 }
 
@@ -855,16 +1029,30 @@ mod tests {
     use super::*;
 
     fn raw(url: &str) -> RawRedis {
-        RawRedis { url: Some(url.into()), global_rate: Some(1000), limit_key: Some("k".into()), ..Default::default() }
+        RawRedis {
+            url: Some(url.into()),
+            global_rate: Some(1000),
+            limit_key: Some("k".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn redact_hides_passwords() {
-        assert_eq!(redact("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
-        assert_eq!(redact("redis://:s3cret@host:6379"), "redis://:***@host:6379");
+        assert_eq!(
+            redact("redis://user:s3cret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("redis://:s3cret@host:6379"),
+            "redis://:***@host:6379"
+        );
         assert_eq!(redact("redis://s3cret@host"), "redis://***@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(redact("redis://h/0?password=s3cret&db=1"), "redis://h/0?password=***&db=1");
+        assert_eq!(
+            redact("redis://h/0?password=s3cret&db=1"),
+            "redis://h/0?password=***&db=1"
+        );
         assert_eq!(redact("redis://u:p@ss@h"), "redis://u:***@h");
         assert_eq!(redact("not a url"), "not a url");
     }
@@ -873,13 +1061,22 @@ mod tests {
     fn secrets_never_printed() {
         let mut r = raw("redis://u:s3cret@127.0.0.1:1");
         let c = r.validate().unwrap();
-        for text in [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap(), c.redacted_url()] {
+        for text in [
+            format!("{c:?}"),
+            c.to_string(),
+            format!("{r:?}"),
+            serde_json::to_string(&r).unwrap(),
+            c.redacted_url(),
+        ] {
             assert!(!text.contains("s3cret"), "{text}");
         }
         r.url = Some("rediss://u:s3cret@h:1".into());
         let e = r.validate().unwrap_err();
         assert_eq!(e.key, "redis.url");
-        assert!(!e.to_string().contains("s3cret") && e.message.contains("TLS"), "{e}");
+        assert!(
+            !e.to_string().contains("s3cret") && e.message.contains("TLS"),
+            "{e}"
+        );
         r.url = Some("http://u:s3cret@h:1".into());
         assert!(!r.validate().unwrap_err().to_string().contains("s3cret"));
     }
@@ -891,18 +1088,90 @@ mod tests {
         assert_eq!(ok.lease, Duration::from_millis(50));
         assert_eq!(ok.window, Duration::from_secs(1));
         let cases: Vec<(RawRedis, &str)> = vec![
-            (RawRedis { url: None, ..raw("") }, "redis.url"),
-            (RawRedis { global_rate: None, ..raw("redis://h") }, "redis.global_rate"),
-            (RawRedis { global_rate: Some(0), ..raw("redis://h") }, "redis.global_rate"),
-            (RawRedis { limit_key: None, ..raw("redis://h") }, "redis.limit_key"),
-            (RawRedis { limit_key: Some("a b".into()), ..raw("redis://h") }, "redis.limit_key"),
-            (RawRedis { limit_key: Some("x{y}".into()), ..raw("redis://h") }, "redis.limit_key"),
-            (RawRedis { limit_key: Some("k".repeat(65)), ..raw("redis://h") }, "redis.limit_key"),
-            (RawRedis { limit_key: Some(String::new()), ..raw("redis://h") }, "redis.limit_key"),
-            (RawRedis { fallback_rate: Some(2000), ..raw("redis://h") }, "redis.fallback_rate"),
-            (RawRedis { expected_instances: Some(0), ..raw("redis://h") }, "redis.expected_instances"),
-            (RawRedis { lease_ms: Some(600), ..raw("redis://h") }, "redis.lease_ms"),
-            (RawRedis { window_ms: Some(10), ..raw("redis://h") }, "redis.window_ms"),
+            (
+                RawRedis {
+                    url: None,
+                    ..raw("")
+                },
+                "redis.url",
+            ),
+            (
+                RawRedis {
+                    global_rate: None,
+                    ..raw("redis://h")
+                },
+                "redis.global_rate",
+            ),
+            (
+                RawRedis {
+                    global_rate: Some(0),
+                    ..raw("redis://h")
+                },
+                "redis.global_rate",
+            ),
+            (
+                RawRedis {
+                    limit_key: None,
+                    ..raw("redis://h")
+                },
+                "redis.limit_key",
+            ),
+            (
+                RawRedis {
+                    limit_key: Some("a b".into()),
+                    ..raw("redis://h")
+                },
+                "redis.limit_key",
+            ),
+            (
+                RawRedis {
+                    limit_key: Some("x{y}".into()),
+                    ..raw("redis://h")
+                },
+                "redis.limit_key",
+            ),
+            (
+                RawRedis {
+                    limit_key: Some("k".repeat(65)),
+                    ..raw("redis://h")
+                },
+                "redis.limit_key",
+            ),
+            (
+                RawRedis {
+                    limit_key: Some(String::new()),
+                    ..raw("redis://h")
+                },
+                "redis.limit_key",
+            ),
+            (
+                RawRedis {
+                    fallback_rate: Some(2000),
+                    ..raw("redis://h")
+                },
+                "redis.fallback_rate",
+            ),
+            (
+                RawRedis {
+                    expected_instances: Some(0),
+                    ..raw("redis://h")
+                },
+                "redis.expected_instances",
+            ),
+            (
+                RawRedis {
+                    lease_ms: Some(600),
+                    ..raw("redis://h")
+                },
+                "redis.lease_ms",
+            ),
+            (
+                RawRedis {
+                    window_ms: Some(10),
+                    ..raw("redis://h")
+                },
+                "redis.window_ms",
+            ),
         ];
         for (r, key) in cases {
             let e = r.validate().unwrap_err();
@@ -916,15 +1185,25 @@ mod tests {
     fn fallback_rate_defaults() {
         let c = raw("redis://h").validate().unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 250);
-        let c = RawRedis { expected_instances: Some(3), ..raw("redis://h") }.validate().unwrap();
+        let c = RawRedis {
+            expected_instances: Some(3),
+            ..raw("redis://h")
+        }
+        .validate()
+        .unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 333);
-        let c = RawRedis { fallback_rate: Some(7), ..raw("redis://h") }.validate().unwrap();
+        let c = RawRedis {
+            fallback_rate: Some(7),
+            ..raw("redis://h")
+        }
+        .validate()
+        .unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 7);
     }
 
     #[test]
     fn take_is_exact_under_contention() {
-        let pool = LeasePool::standalone(1_000_000, Arc::new(LimiterStats::default()));
+        let pool = LeasePool::standalone(1_000_000);
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let p = pool.clone();
@@ -949,7 +1228,12 @@ mod tests {
 
     #[test]
     fn lease_releases_smoothly() {
-        let l = Lease { start_ns: 1_000, n: 500, rate: 10_000, released: 0 };
+        let l = Lease {
+            start_ns: 1_000,
+            n: 500,
+            rate: 10_000,
+            released: 0,
+        };
         assert_eq!(l.due(0), 0);
         assert_eq!(l.due(1_000), 1);
         assert_eq!(l.due(1_000 + 1_000_000), 11);
@@ -959,8 +1243,7 @@ mod tests {
 
     #[test]
     fn worker_falls_back_and_returns() {
-        let stats = Arc::new(LimiterStats::default());
-        let pool = LeasePool::standalone(10, stats);
+        let pool = LeasePool::standalone(10);
         let mut l = LeasedLimiter::new(pool.clone(), 0, 1);
         assert_eq!(l.acquire(4, 0), Acquire::Granted(4));
         assert_eq!(l.acquire(100, 0), Acquire::Granted(6));

@@ -257,6 +257,8 @@ impl EventSpec {
         // Filler: a repeating lowercase pattern, valid unquoted in every format.
         let pad_off = b.blob.len();
         b.blob.extend((0..size).map(|i| b"spatepadding"[i % 12]));
+        // Slack so that every blob copy can move whole chunks (see `put_chunked`).
+        b.blob.extend_from_slice(&[0; CHUNK]);
 
         let total: u64 = cfg.sources.iter().map(|(_, w)| *w as u64).sum();
         let mut acc = 0u64;
@@ -350,6 +352,24 @@ const DEC_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
+/// Copy granule of [`put_chunked`]; every copy source has this much slack after its end.
+const CHUNK: usize = 32;
+
+/// Appends `src[..len]` in fixed 32-byte chunks, then trims the overshoot. Constant-size
+/// copies compile to a couple of vector moves, where a short variable-length copy would be a
+/// `memcpy` call per literal. `src` must extend at least to the next multiple of 32 past `len`.
+#[inline(always)]
+fn put_chunked(out: &mut BytesMut, src: &[u8], len: usize) {
+    let end = out.len() + len;
+    let mut o = 0;
+    while o < len {
+        let c: &[u8; CHUNK] = src[o..o + CHUNK].try_into().expect("copy sources have chunk slack");
+        out.extend_from_slice(c);
+        o += CHUNK;
+    }
+    out.truncate(end);
+}
+
 /// Writes `v` in decimal at the start of `out`; returns the number of digits.
 #[inline]
 fn put_u64(out: &mut [u8], mut v: u64) -> usize {
@@ -371,7 +391,7 @@ fn put_u64(out: &mut [u8], mut v: u64) -> usize {
 /// Appends `v / 10^decimals` with exactly `decimals` fraction digits, in one copy.
 #[inline]
 fn put_scaled(out: &mut BytesMut, v: i64, decimals: u8) {
-    let mut b = [0u8; 32];
+    let mut b = [0u8; CHUNK];
     let mut p = usize::from(v < 0);
     b[0] = b'-';
     let a = v.unsigned_abs();
@@ -392,7 +412,7 @@ fn put_scaled(out: &mut BytesMut, v: i64, decimals: u8) {
         }
         p += decimals as usize + 1;
     }
-    out.extend_from_slice(&b[..p]);
+    put_chunked(out, &b, p);
 }
 
 #[inline]
@@ -408,7 +428,7 @@ pub struct Generator {
     rng: Rng,
     worker: u16,
     /// `{run}-{worker}-` then room for the sequence number.
-    id: [u8; 48],
+    id: [u8; 64],
     id_len: usize,
     /// Unix second the cached timestamp texts are for.
     sec: u64,
@@ -416,8 +436,9 @@ pub struct Generator {
     ts3339: [u8; 27],
     ts_apache: [u8; 26],
     ts_bsd: [u8; 15],
-    /// Copy of the spec's trace block; the hex slots are rewritten per event.
+    /// Copy of the spec's trace block (plus chunk slack); the hex slots are rewritten per event.
     trace: Vec<u8>,
+    trace_len: usize,
     /// Per session field: (current id index, events left on it).
     sessions: Vec<(u32, u32)>,
 }
@@ -425,11 +446,13 @@ pub struct Generator {
 impl Generator {
     pub fn new(spec: Arc<EventSpec>, worker: u16, run_id: RunId) -> Generator {
         let rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
-        let mut id = [0u8; 48];
+        let mut id = [0u8; 64];
         let p = format!("{run_id}-{worker}-");
         id[..p.len()].copy_from_slice(p.as_bytes());
         let sessions = vec![(0, 0); spec.sessions.len()];
-        let trace = spec.trace_block.clone();
+        let trace_len = spec.trace_block.len();
+        let mut trace = spec.trace_block.clone();
+        trace.extend_from_slice(&[0; CHUNK]);
         let mut g = Generator {
             spec,
             rng,
@@ -441,6 +464,7 @@ impl Generator {
             ts_apache: [0; 26],
             ts_bsd: [0; 15],
             trace,
+            trace_len,
             sessions,
         };
         g.set_second(0);
@@ -497,7 +521,7 @@ impl Generator {
         let begin = out.len();
         for op in &spec.ops[start as usize..(start + len) as usize] {
             match *op {
-                Op::Lit { len, off } => out.extend_from_slice(&spec.blob[off as usize..off as usize + len as usize]),
+                Op::Lit { len, off } => put_chunked(out, &spec.blob[off as usize..], len as usize),
                 Op::Ts3339 => {
                     let us = (ts_unix_ns % 1_000_000_000 / 1_000) as usize;
                     self.ts3339[20..22].copy_from_slice(&DEC_PAIRS[us / 10_000]);
@@ -509,9 +533,9 @@ impl Generator {
                 Op::TsBsd => out.extend_from_slice(&self.ts_bsd),
                 Op::Id => {
                     let n = put_u64(&mut self.id[self.id_len..], seq);
-                    out.extend_from_slice(&self.id[..self.id_len + n]);
+                    put_chunked(out, &self.id, self.id_len + n);
                 }
-                Op::Trace => out.extend_from_slice(&self.trace),
+                Op::Trace => put_chunked(out, &self.trace, self.trace_len),
                 Op::Num { table, decimals } => {
                     let t = &spec.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
                     let r = self.rng.next_u64();
@@ -523,7 +547,7 @@ impl Generator {
                 }
                 Op::Pool { base } => {
                     let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
-                    out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]);
+                    put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Uuid => {
                     let hi = (self.rng.next_u64() & !0xf000) | 0x4000;
@@ -540,9 +564,9 @@ impl Generator {
                     out.extend_from_slice(&u);
                 }
                 Op::Seq => {
-                    let mut b = [0u8; 20];
+                    let mut b = [0u8; CHUNK];
                     let n = put_u64(&mut b, seq);
-                    out.extend_from_slice(&b[..n]);
+                    put_chunked(out, &b, n);
                 }
                 Op::Session { slot } => {
                     let d = spec.sessions[slot as usize];
@@ -554,7 +578,7 @@ impl Generator {
                     }
                     st.1 -= 1;
                     let (off, len) = spec.pool_entries[(d.base + st.0) as usize];
-                    out.extend_from_slice(&spec.blob[off as usize..(off + len) as usize]);
+                    put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Pad { tail } => {
                     let have = out.len() - begin + tail as usize;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 /// Entries in each per-event value table or pool: a power of two so the hot path masks.
-pub(crate) const TABLE: usize = 4096;
+pub(crate) const TABLE: usize = 1024;
 
 /// One step of a variant's program. Every dynamic op writes only "safe" bytes
 /// (`[0-9a-zA-Z.:+/ -]`), so it needs no escaping in any format; string values that might

@@ -40,7 +40,7 @@
 //!
 //! Fields are frozen into the pre-rendered variants (1024 per source) unless `per_event: true`,
 //! which draws a fresh value per event: numbers from a quantile table, `uuid` at random,
-//! `choice`/`words`/`ipv4`/`ipv6` from a pool of 4096 pre-rendered values.
+//! `choice`/`words`/`ipv4`/`ipv6` from a pool of 1024 pre-drawn, pre-rendered values.
 
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
