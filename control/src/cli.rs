@@ -174,6 +174,22 @@ pub struct RunArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Share a global rate with every instance using this Redis and limit key:
+    /// redis://[user:password@]host:port[/db]. Then --rate is ignored.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Events per second for all instances sharing --limit-key together.
+    #[arg(long)]
+    pub global_rate: Option<u64>,
+    /// Name of the shared limit (1-64 chars of A-Za-z0-9_.:-).
+    #[arg(long)]
+    pub limit_key: Option<String>,
+    /// Instances expected to share the limit (sets the default fallback rate).
+    #[arg(long)]
+    pub expected_instances: Option<u64>,
+    /// Events per second for this instance while Redis is unreachable.
+    #[arg(long)]
+    pub fallback_rate: Option<u64>,
 }
 
 impl RunArgs {
@@ -198,6 +214,15 @@ impl RunArgs {
             }
             kafka.options = Some(m);
         }
+        let redis = spate_engine::redis_limiter::RawRedis {
+            url: self.redis.clone(),
+            global_rate: self.global_rate,
+            limit_key: self.limit_key.clone(),
+            expected_instances: self.expected_instances,
+            fallback_rate: self.fallback_rate,
+            ..Default::default()
+        };
+        let any_redis = redis != spate_engine::redis_limiter::RawRedis::default();
         let any_kafka = serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
         Ok(RawConfig {
             rate: self.rate.clone().map(RawRate::Text),
@@ -216,6 +241,7 @@ impl RunArgs {
             ring_capacity: self.ring_capacity,
             batch_size: self.batch_size,
             kafka: any_kafka.then_some(kafka),
+            redis: any_redis.then_some(redis),
             ..Default::default()
         })
     }

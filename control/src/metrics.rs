@@ -504,10 +504,16 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
         for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
             p.sample(BREAKER_STATE.name, "", &[("breaker", "kafka"), ("state", st.as_str())], (st == cur) as u8 as f64);
         }
-        p.one(&BREAKER_OPEN_SECONDS, r.observer.breaker_open_seconds());
-        p.one(&BREAKER_OPEN_WAIT, c.kafka.breaker.open_wait.as_secs_f64());
-        p.one(&BREAKER_TRANSITIONS, b.transitions() as f64);
-        p.one(&BREAKER_OPENED, b.opened() as f64);
+        // Same `breaker` label on all of them, so rules can compare them one to one.
+        for (m, v) in [
+            (&BREAKER_OPEN_SECONDS, r.observer.breaker_open_seconds()),
+            (&BREAKER_OPEN_WAIT, c.kafka.breaker.open_wait.as_secs_f64()),
+            (&BREAKER_TRANSITIONS, b.transitions() as f64),
+            (&BREAKER_OPENED, b.opened() as f64),
+        ] {
+            p.head(m);
+            p.sample(m.name, "", &[("breaker", "kafka")], v);
+        }
     }
     let mode = s.limiter.mode_name();
     p.head(&LIMITER_MODE);

@@ -208,7 +208,11 @@ fn dyn_op(e: &mut Emitter<'_>, d: Dyn, ctx: Ctx) -> Op {
 /// A value in a JSON document.
 fn json_value(e: &mut Emitter<'_>, v: &Val) {
     match v {
-        Val::Str(s) => json_str(s, e.lit_buf()),
+        Val::Str(s) => {
+            let mut b = Vec::with_capacity(s.len() + 2);
+            json_str(s, &mut b);
+            e.shared(&b);
+        }
         Val::Num(n) => e.lit(n.as_bytes()),
         Val::Dyn(d @ Dyn::Pool { .. }) => {
             let op = dyn_op(e, *d, Ctx::Json);
@@ -231,7 +235,11 @@ fn json_value(e: &mut Emitter<'_>, v: &Val) {
 /// A value in logfmt (also used for logfmt-ish syslog messages, `ctx` = Msg).
 fn logfmt_value(e: &mut Emitter<'_>, v: &Val, ctx: Ctx) {
     match v {
-        Val::Str(s) => logfmt_val(s, e.lit_buf()),
+        Val::Str(s) => {
+            let mut b = Vec::with_capacity(s.len() + 2);
+            logfmt_val(s, &mut b);
+            e.shared(&b);
+        }
         Val::Num(n) => e.lit(n.as_bytes()),
         Val::Dyn(d) => {
             // Dynamic ops write only safe bytes: bare values are fine.
@@ -245,7 +253,11 @@ fn logfmt_value(e: &mut Emitter<'_>, v: &Val, ctx: Ctx) {
 fn msg_pieces(e: &mut Emitter<'_>, pieces: &[Val]) {
     for p in pieces {
         match p {
-            Val::Str(s) => msg_text(s, e.lit_buf()),
+            Val::Str(s) => {
+                let mut b = Vec::with_capacity(s.len());
+                msg_text(s, &mut b);
+                e.shared(&b);
+            }
             Val::Num(n) => e.lit(n.as_bytes()),
             Val::Dyn(d) => {
                 let op = dyn_op(e, *d, Ctx::Msg);
@@ -349,7 +361,7 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
                 e.lit(b" \"");
                 e.lit(w.referrer.as_bytes());
                 e.lit(b"\" \"");
-                e.lit(w.ua.as_bytes());
+                e.shared(w.ua.as_bytes());
                 e.lit(b"\"");
             }
             e.lit(b"\n");

@@ -216,6 +216,9 @@ impl Builder {
     }
 }
 
+/// Shortest literal worth its own op in [`Emitter::shared`].
+const SHARED_MIN: usize = 40;
+
 /// Collects one variant's program: literal bytes are merged until a dynamic op interrupts.
 pub(crate) struct Emitter<'a> {
     pub b: &'a mut Builder,
@@ -231,6 +234,19 @@ impl<'a> Emitter<'a> {
 
     pub fn lit(&mut self, s: &[u8]) {
         self.lit.extend_from_slice(s);
+    }
+
+    /// A literal that recurs across variants (user agents, referrers...): long ones get a Lit
+    /// op of their own so the blob stores them once and they stay hot in cache, instead of
+    /// being repeated inside every variant's merged run.
+    pub fn shared(&mut self, s: &[u8]) {
+        if s.len() < SHARED_MIN {
+            self.lit(s);
+        } else {
+            self.flush();
+            self.lit.extend_from_slice(s);
+            self.flush();
+        }
     }
 
     pub fn lit_buf(&mut self) -> &mut Vec<u8> {

@@ -328,7 +328,10 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
         Some(v) => msg.push(v.clone()),
         None => msg.push(Val::Str("-".into())),
     }
-    msg.push(Val::Str(format!(" \"{referrer}\" \"{ua}\" latency_ms=")));
+    // The user agent as its own piece: rendered once in the blob, shared by variants.
+    msg.push(Val::Str(format!(" \"{referrer}\" \"")));
+    msg.push(Val::Str(ua.clone()));
+    msg.push(Val::Str("\" latency_ms=".into()));
     msg.push(Val::Dyn(latency_dyn));
     Record {
         fields,

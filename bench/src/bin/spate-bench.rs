@@ -1,0 +1,176 @@
+//! `spate-bench`: measurements that are not micro-benchmarks.
+//!
+//! - `spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]`:
+//!   rate precision. Runs the engine in process into the null sink at each target rate and
+//!   samples the generated counter every 100 ms on a fixed grid; prints the achieved average
+//!   (error against the target) and the worst 100 ms window as a multiple of its share.
+//! - `spate-bench soak SCENARIO.yaml [--report PATH]`: a scenario (YAML, see
+//!   bench/scenarios/) is a run config plus `warmup` and `sample` settings. Prints throughput,
+//!   acked vs generated, RSS and CPU over time, latency p50/p99/p99.9, and writes a JSON report.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use spate_bench::{cpu_seconds, rss_bytes, sample_windows};
+use spate_engine::config::{parse_duration, RawRate};
+use spate_engine::{RawConfig, StartOptions};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("rate") => rate(&args[1..]),
+        Some("soak") => soak(&args[1..]),
+        _ => bail!("usage: spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]\n       spate-bench soak SCENARIO.yaml [--report PATH]"),
+    }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn rate(args: &[String]) -> Result<()> {
+    let rates: Vec<u64> = flag(args, "--rates").unwrap_or("10,1000,100000,1000000").split(',').map(|r| r.trim().parse()).collect::<Result<_, _>>()?;
+    let duration = parse_duration(flag(args, "--duration").unwrap_or("10s"), "--duration")?;
+    let threads: usize = flag(args, "--threads").unwrap_or("2").parse()?;
+    println!("{:>10} {:>12} {:>12} {:>9} {:>14} {:>10}", "target/s", "events", "achieved/s", "error %", "worst 100ms", "x share");
+    let mut all_ok = true;
+    for r in rates {
+        let raw = RawConfig { rate: Some(RawRate::Num(r)), sink: Some("null".into()), threads: Some(threads), duration: Some(format!("{}ms", duration.as_millis())), ..Default::default() };
+        let cfg = raw.validate()?;
+        let run = spate_engine::start(cfg, StartOptions::default())?;
+        let shared = run.shared.clone();
+        let windows = sample_windows(|| shared.counters.totals().generated, Duration::from_millis(100), duration, || run.is_finished());
+        let s = run.join();
+        let achieved = s.totals.generated as f64 / duration.as_secs_f64();
+        let err = (achieved - r as f64) / r as f64 * 100.0;
+        let share = r as f64 / 10.0;
+        let worst = windows.iter().copied().max().unwrap_or(0);
+        let ratio = worst as f64 / share;
+        all_ok &= err.abs() <= 0.5 && ratio <= 2.0;
+        println!("{:>10} {:>12} {:>12.1} {:>+9.3} {:>14} {:>10.2}", r, s.totals.generated, achieved, err, worst, ratio);
+    }
+    println!("targets (|error| <= 0.5 %, worst window <= 2x share): {}", if all_ok { "met" } else { "NOT met" });
+    Ok(())
+}
+
+/// A soak scenario: a run config plus measurement settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scenario {
+    name: String,
+    /// Excluded from the figures.
+    #[serde(default)]
+    warmup: Option<String>,
+    /// Sampling period for the time series. Default 1s.
+    #[serde(default)]
+    sample: Option<String>,
+    run: RawConfig,
+}
+
+#[derive(Debug, Serialize)]
+struct Point {
+    t_s: f64,
+    generated_per_s: f64,
+    delivered_per_s: f64,
+    rss_mb: f64,
+    cpu_pct: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: String,
+    measured_s: f64,
+    generated: u64,
+    delivered: u64,
+    acked_ratio: f64,
+    events_per_sec: f64,
+    delivered_per_sec: f64,
+    rate_error_pct: Option<f64>,
+    rss_mb_start: f64,
+    rss_mb_end: f64,
+    rss_mb_max: f64,
+    cpu_s_per_million_events: f64,
+    latency_ms: Option<spate_engine::latency::Percentiles>,
+    summary: spate_engine::Summary,
+    series: Vec<Point>,
+}
+
+fn soak(args: &[String]) -> Result<()> {
+    let path = args.first().context("give a scenario file")?;
+    let sc: Scenario = serde_yaml_ng::from_str(&std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?).with_context(|| format!("bad scenario {path}"))?;
+    let warmup = sc.warmup.as_deref().map(|w| parse_duration(w, "warmup")).transpose()?.unwrap_or_default();
+    let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
+    let cfg = sc.run.validate()?;
+    let target = cfg.rate.per_sec();
+    let run = spate_engine::start(cfg, StartOptions::default())?;
+    eprintln!("soak {}: warm-up {:?}", sc.name, warmup);
+    let t0 = Instant::now();
+    while t0.elapsed() < warmup && !run.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let base = run.totals();
+    let (rss0, cpu0, m0) = (rss_bytes(), cpu_seconds(), Instant::now());
+    let mut series = Vec::new();
+    let mut last = (base, cpu0, Instant::now());
+    let mut rss_max = rss0;
+    while !run.is_finished() {
+        std::thread::sleep(sample.saturating_sub(last.2.elapsed()));
+        let t = run.totals();
+        let (cpu, now) = (cpu_seconds(), Instant::now());
+        let dt = now.duration_since(last.2).as_secs_f64();
+        let rss = rss_bytes();
+        rss_max = rss_max.max(rss);
+        let p = Point {
+            t_s: m0.elapsed().as_secs_f64(),
+            generated_per_s: (t.generated - last.0.generated) as f64 / dt,
+            delivered_per_s: (t.delivered - last.0.delivered) as f64 / dt,
+            rss_mb: rss as f64 / 1e6,
+            cpu_pct: (cpu - last.1) / dt * 100.0,
+        };
+        eprintln!("{:>7.1}s gen {:>11.0}/s  acked {:>11.0}/s  rss {:>7.1} MB  cpu {:>5.0}%", p.t_s, p.generated_per_s, p.delivered_per_s, p.rss_mb, p.cpu_pct);
+        series.push(p);
+        last = (t, cpu, now);
+    }
+    let measured = m0.elapsed().as_secs_f64();
+    let (rss1, cpu1) = (rss_bytes(), cpu_seconds());
+    let summary = run.join();
+    let t = summary.totals;
+    let generated = t.generated - base.generated;
+    let delivered = t.delivered - base.delivered;
+    let eps = generated as f64 / measured;
+    let report = Report {
+        scenario: sc.name.clone(),
+        measured_s: measured,
+        generated,
+        delivered,
+        acked_ratio: if generated > 0 { delivered as f64 / generated as f64 } else { 0.0 },
+        events_per_sec: eps,
+        delivered_per_sec: delivered as f64 / measured,
+        rate_error_pct: target.map(|r| (eps - r as f64) / r as f64 * 100.0),
+        rss_mb_start: rss0 as f64 / 1e6,
+        rss_mb_end: rss1 as f64 / 1e6,
+        rss_mb_max: rss_max as f64 / 1e6,
+        cpu_s_per_million_events: if generated > 0 { (cpu1 - cpu0) / generated as f64 * 1e6 } else { 0.0 },
+        latency_ms: summary.latency_ms,
+        summary,
+        series,
+    };
+    eprintln!(
+        "soak {}: {:.0} events/s generated, {:.0}/s acked ({:.4} acked/generated), rate error {}, RSS {:.1} -> {:.1} MB (max {:.1}), {:.2} CPU-s per 1M events, latency {}",
+        report.scenario,
+        report.events_per_sec,
+        report.delivered_per_sec,
+        report.acked_ratio,
+        report.rate_error_pct.map(|e| format!("{e:+.3} %")).unwrap_or_else(|| "n/a".into()),
+        report.rss_mb_start,
+        report.rss_mb_end,
+        report.rss_mb_max,
+        report.cpu_s_per_million_events,
+        report.latency_ms.map(|l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)).unwrap_or_else(|| "n/a".into()),
+    );
+    let out = flag(args, "--report").map(String::from).unwrap_or_else(|| format!("soak-{}.json", sc.name));
+    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
+    eprintln!("report: {out}");
+    Ok(())
+}
