@@ -159,6 +159,10 @@ pub struct RunArgs {
     /// Turn the idempotent producer off.
     #[arg(long)]
     pub no_idempotence: bool,
+    /// No `traceparent`/`spate-id` headers on Kafka records (faster; the verifier then reads
+    /// ids from the JSON payload).
+    #[arg(long)]
+    pub no_headers: bool,
     /// Any librdkafka property, key=value (repeatable).
     #[arg(long = "kafka-opt")]
     pub kafka_opt: Vec<String>,
@@ -202,6 +206,7 @@ impl RunArgs {
             acks: self.acks.clone(),
             compression: self.compression.clone(),
             idempotence: self.no_idempotence.then_some(false),
+            headers: self.no_headers.then_some(false),
             max_inflight_bytes: self.max_inflight_bytes,
             dlq_file: self.dlq_file.clone(),
             ..Default::default()

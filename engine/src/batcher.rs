@@ -29,7 +29,7 @@ pub struct Aimd {
 impl Aimd {
     pub fn new(max: usize, target: Duration) -> Self {
         let max = max.max(1);
-        let min = 16.min(max);
+        let min = 64.min(max);
         Self { size: (max / 4).max(min), min, max, step: (max / 16).max(1), target_ns: target.as_nanos() as u64, sum_ns: 0, n: 0, last_queue: 0, growing: 0 }
     }
 
@@ -99,6 +99,6 @@ mod tests {
             a.observe(100 * MS, 1);
             a.decide(0);
         }
-        assert_eq!(a.size(), 16);
+        assert_eq!(a.size(), 64);
     }
 }

@@ -188,6 +188,21 @@ impl BreakerWindow {
         }
     }
 
+    /// Records many successful calls at once (`fast` quick ones, `slow` slow ones), as
+    /// `record` would one by one; only the last `window` of them can matter.
+    pub fn record_successes(&mut self, b: &Breaker, fast: u64, slow: u64, now_ns: u64) {
+        let w = self.calls.len() as u64;
+        let slow_n = slow.min(w);
+        let fast_n = fast.min(w - slow_n);
+        let took_slow = self.cfg.slow_call;
+        for _ in 0..slow_n {
+            self.record(b, false, took_slow, now_ns);
+        }
+        for _ in 0..fast_n {
+            self.record(b, false, Duration::ZERO, now_ns);
+        }
+    }
+
     /// Opens at once (e.g. the client reports that all brokers are down).
     pub fn force_open(&mut self, b: &Breaker, now_ns: u64) {
         if b.state() != State::Open {

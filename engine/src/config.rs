@@ -197,13 +197,16 @@ impl RawConfig {
             Some(n) => NonZeroU64::new(n),
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let sink = parse_sink(self.sink.as_deref().unwrap_or("stdout"))?;
         let threads = match self.threads {
+            // One worker per core, except that the Kafka sink keeps a core for the flush thread
+            // and librdkafka's broker threads (see tuning.md).
+            None if sink == SinkTarget::Kafka => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
             None => NonZeroUsize::new(cores).unwrap(),
             Some(0) => return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to {}", 4 * cores.max(64)))),
             Some(n) if n > 1024 => return Err(ConfigError::new("threads", format!("{n} threads is more than 1024"), format!("use about one per core ({cores} here)"))),
             Some(n) => NonZeroUsize::new(n).unwrap(),
         };
-        let sink = parse_sink(self.sink.as_deref().unwrap_or("stdout"))?;
         let format: Format = match &self.format {
             None => Format::Json,
             Some(f) => f.parse().map_err(|_| {

@@ -690,6 +690,7 @@ impl RedisLimiter {
             leases: VecDeque::new(),
             released: VecDeque::new(),
             instances: seen,
+            paced_until: 0,
             retry_at: 0,
             in_gap: false,
             stats,
@@ -772,6 +773,8 @@ pub struct Grant {
 
 /// Calls the grant script by SHA, loading it when Redis does not know it (`NOSCRIPT`). Counts
 /// every round trip in `calls`.
+// The arguments are the script's KEYS and ARGV one for one: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn call_grant(
     con: &mut redis::Connection,
     script: &redis::Script,
@@ -831,6 +834,8 @@ struct LeaseThread {
     released: VecDeque<(u64, u64)>,
     /// Instances Redis last reported in the window (or the expected count).
     instances: u64,
+    /// End of the release period of the last lease granted (monotonic ns).
+    paced_until: u64,
     /// No Redis call before this (retry-after or back-off after a failure).
     retry_at: u64,
     /// The instance ran out of leased tokens and is waiting for Redis (counted once per gap).
@@ -903,7 +908,9 @@ impl LeaseThread {
         }
 
         // Ask for the next lease at the low-water mark.
-        let end = self.leases.back().map(|l| l.end_ns()).unwrap_or(0);
+        // Not derived from the queue: a fully released lease is popped, but its period still
+        // paces the next request (a one-token lease at 3/s is asked for every 333 ms).
+        let end = self.paced_until;
         let want = self.lease_tokens();
         let prefetch = if want >= PREFETCH_MIN_TOKENS {
             self.cfg.lease.as_nanos() as u64 / 2
@@ -935,6 +942,7 @@ impl LeaseThread {
             pool.tokens.store(0, Ordering::Relaxed);
             self.leases.clear();
             self.released.clear();
+            self.paced_until = 0;
             pool.fallback_rate.store(
                 self.cfg.fallback_rate_for(self.instances).get(),
                 Ordering::Relaxed,
@@ -980,12 +988,14 @@ impl LeaseThread {
                     self.stats.lease_size.store(g.granted, Ordering::Relaxed);
                     // Start where the queued leases end, or now: never before the grant.
                     let start = prev_end.max(now);
-                    self.leases.push_back(Lease {
+                    let lease = Lease {
                         start_ns: start,
                         n: g.granted,
                         rate: self.target_rate(),
                         released: 0,
-                    });
+                    };
+                    self.paced_until = lease.end_ns();
+                    self.leases.push_back(lease);
                     self.retry_at = 0;
                 } else {
                     self.retry_at = after + g.retry_after_us.max(1) * 1000;

@@ -4,6 +4,9 @@
 //!   rate precision. Runs the engine in process into the null sink at each target rate and
 //!   samples the generated counter every 100 ms on a fixed grid; prints the achieved average
 //!   (error against the target) and the worst 100 ms window as a multiple of its share.
+//! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]`: the librdkafka
+//!   ceiling: a bare rdkafka `BaseProducer` loop sending pre-built payloads with the same client
+//!   settings spate uses (acks all, idempotence, lz4, linger 5 ms), polled from one thread.
 //! - `spate-bench soak SCENARIO.yaml [--report PATH]`: a scenario (YAML, see
 //!   bench/scenarios/) is a run config plus `warmup` and `sample` settings. Prints throughput,
 //!   acked vs generated, RSS and CPU over time, latency p50/p99/p99.9, and writes a JSON report.
@@ -21,7 +24,8 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("rate") => rate(&args[1..]),
         Some("soak") => soak(&args[1..]),
-        _ => bail!("usage: spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]\n       spate-bench soak SCENARIO.yaml [--report PATH]"),
+        Some("bare-producer") => bare_producer(&args[1..]),
+        _ => bail!("usage: spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]\n       spate-bench soak SCENARIO.yaml [--report PATH]\n       spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]"),
     }
 }
 
@@ -172,5 +176,52 @@ fn soak(args: &[String]) -> Result<()> {
     let out = flag(args, "--report").map(String::from).unwrap_or_else(|| format!("soak-{}.json", sc.name));
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("report: {out}");
+    Ok(())
+}
+
+fn bare_producer(args: &[String]) -> Result<()> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let brokers = flag(args, "--brokers").context("--brokers is required")?;
+    let topic = flag(args, "--topic").context("--topic is required")?;
+    let count: u64 = flag(args, "--count").unwrap_or("2000000").parse()?;
+    let size: usize = flag(args, "--size").unwrap_or("200").parse()?;
+    let raw = spate_engine::kafka::RawKafka { brokers: Some(brokers.into()), topic: Some(topic.into()), ..Default::default() };
+    let kcfg = spate_engine::kafka::KafkaConfig::from_raw(Some(&raw), true)?;
+    let producer: BaseProducer = kcfg.client_config(brokers).create()?;
+    // 1024 distinct pre-built payloads of `size` bytes (JSON-ish), cycled.
+    let payloads: Vec<Vec<u8>> = (0..1024)
+        .map(|i| {
+            let mut p = format!("{{\"seq\":{i},\"msg\":\"").into_bytes();
+            while p.len() < size.saturating_sub(2) {
+                p.push(b'a' + (p.len() % 26) as u8);
+            }
+            p.extend_from_slice(b"\"}");
+            p
+        })
+        .collect();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let mut sent = 0u64;
+    while sent < count {
+        let p = &payloads[(sent % 1024) as usize];
+        match producer.send(BaseRecord::<(), _>::to(topic).payload(p)) {
+            Ok(()) => sent += 1,
+            Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => producer.poll(Duration::from_millis(1)),
+            Err((e, _)) => bail!("produce failed: {e}"),
+        }
+        if sent % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let _ = acked;
+    let (dt, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let unacked = producer.in_flight_count();
+    println!(
+        "{{\"tool\":\"bare-rdkafka\",\"events\":{count},\"unacked\":{unacked},\"seconds\":{dt:.3},\"events_per_sec\":{:.0},\"mb_per_sec\":{:.1},\"cpu_us_per_event\":{:.3}}}",
+        count as f64 / dt,
+        count as f64 * size as f64 / dt / 1e6,
+        cpu / count as f64 * 1e6
+    );
     Ok(())
 }

@@ -105,8 +105,13 @@ pub struct RunId(pub u64);
 impl RunId {
     /// A fresh id from the wall clock and the process id (not from the seed: runs differ).
     pub fn random() -> RunId {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        RunId(crate::rng::splitmix64(now ^ ((std::process::id() as u64) << 40)))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        RunId(crate::rng::splitmix64(
+            now ^ ((std::process::id() as u64) << 40),
+        ))
     }
 }
 
@@ -124,10 +129,18 @@ impl std::str::FromStr for RunId {
     }
 }
 
-/// One source's variants: (first op, op count).
+/// One pre-rendered variant: its ops, and its longest literal (touched one event ahead).
+#[derive(Clone, Copy, Debug)]
+struct Variant {
+    start: u32,
+    len: u32,
+    hot: u32,
+    hot_len: u32,
+}
+
 #[derive(Debug)]
 struct CompiledSource {
-    variants: Vec<(u32, u32)>,
+    variants: Vec<Variant>,
 }
 
 /// Compiled sources for one format: immutable, shared by all workers.
@@ -166,26 +179,44 @@ impl EventSpec {
             return Err(ConfigError::new(
                 "sources",
                 "no sources given",
-                format!("list at least one with a weight, e.g. `{{web: 1}}`; known: {}", known_sources(&cfg.templates)),
+                format!(
+                    "list at least one with a weight, e.g. `{{web: 1}}`; known: {}",
+                    known_sources(&cfg.templates)
+                ),
             ));
         }
         if cfg.sources.len() > u16::MAX as usize {
-            return Err(ConfigError::new("sources", "too many sources", "use fewer than 65536 sources"));
+            return Err(ConfigError::new(
+                "sources",
+                "too many sources",
+                "use fewer than 65536 sources",
+            ));
         }
         for (i, (name, w)) in cfg.sources.iter().enumerate() {
             let key = format!("sources.{name}");
             if cfg.sources[..i].iter().any(|(n, _)| n == name) {
-                return Err(ConfigError::new(key, format!("source `{name}` is listed twice"), "list each source once"));
+                return Err(ConfigError::new(
+                    key,
+                    format!("source `{name}` is listed twice"),
+                    "list each source once",
+                ));
             }
             if !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
                 return Err(ConfigError::new(
                     key,
                     format!("unknown source `{name}`"),
-                    format!("use one of: {}, or define it under `templates`", known_sources(&cfg.templates)),
+                    format!(
+                        "use one of: {}, or define it under `templates`",
+                        known_sources(&cfg.templates)
+                    ),
                 ));
             }
             if *w == 0 {
-                return Err(ConfigError::new(key, format!("weight 0 would never pick `{name}`"), "give a weight of 1 or more, or remove the source"));
+                return Err(ConfigError::new(
+                    key,
+                    format!("weight 0 would never pick `{name}`"),
+                    "give a weight of 1 or more, or remove the source",
+                ));
             }
             if format.is_apache() && name != "web" {
                 return Err(ConfigError::new(
@@ -204,9 +235,19 @@ impl EventSpec {
                     "omit `size`, or use json, logfmt, rfc5424 or rfc3164",
                 ))
             }
-            Some(0) => return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes")),
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "size",
+                    "size must be at least 1 byte",
+                    "omit `size` for natural event sizes",
+                ))
+            }
             Some(s) if s > MAX_SIZE => {
-                return Err(ConfigError::new("size", format!("size {s} is above the {MAX_SIZE}-byte limit"), format!("use at most {MAX_SIZE} (1 MiB)")))
+                return Err(ConfigError::new(
+                    "size",
+                    format!("size {s} is above the {MAX_SIZE}-byte limit"),
+                    format!("use at most {MAX_SIZE} (1 MiB)"),
+                ))
             }
             Some(s) => s,
         };
@@ -216,7 +257,10 @@ impl EventSpec {
         let mut compiled = BTreeMap::new();
         for (name, raw) in &cfg.templates {
             let mut rng = Rng::derive(cfg.seed, fnv1a(format!("template:{name}").as_bytes()));
-            compiled.insert(name.clone(), template::compile(name, raw, &mut b, &mut rng)?);
+            compiled.insert(
+                name.clone(),
+                template::compile(name, raw, &mut b, &mut rng)?,
+            );
         }
 
         let mut names = Vec::new();
@@ -237,7 +281,20 @@ impl EventSpec {
                 format::render(format, name, &rec, size > 0, &mut e);
                 let v = e.finish();
                 smallest = smallest.min(estimate(&b, v, tb_len));
-                variants.push(v);
+                let (hot, hot_len) = b.ops[v.0 as usize..(v.0 + v.1) as usize]
+                    .iter()
+                    .filter_map(|op| match *op {
+                        Op::Lit { len, off } => Some((off, len as u32)),
+                        _ => None,
+                    })
+                    .max_by_key(|l| l.1)
+                    .unwrap_or((0, 0));
+                variants.push(Variant {
+                    start: v.0,
+                    len: v.1,
+                    hot,
+                    hot_len,
+                });
             }
             names.push(name.clone());
             sources.push(CompiledSource { variants });
@@ -297,6 +354,38 @@ impl EventSpec {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Source (by weight, from the low 32 bits) and variant (from the high bits) for `r`.
+    #[inline]
+    fn pick(&self, r: u64) -> (usize, &Variant) {
+        let src = if self.thresholds.len() == 1 {
+            0
+        } else {
+            let x = r & 0xffff_ffff;
+            self.thresholds
+                .iter()
+                .position(|&t| x < t)
+                .unwrap_or(self.thresholds.len() - 1)
+        };
+        (
+            src,
+            &self.sources[src].variants[(r >> 32) as usize & (VARIANTS - 1)],
+        )
+    }
+
+    /// Loads the first op and the main literal of `v` so they are in cache when `v` runs:
+    /// variants are picked at random, and a cold variant would otherwise cost a chain of
+    /// cache misses (variant -> ops -> blob) on the critical path.
+    #[inline]
+    fn touch(&self, v: &Variant) {
+        std::hint::black_box(self.ops[v.start as usize]);
+        let end = (v.hot + v.hot_len) as usize;
+        let mut o = v.hot as usize;
+        while o < end {
+            std::hint::black_box(self.blob[o]);
+            o += 64;
+        }
     }
 }
 
@@ -363,7 +452,9 @@ fn put_chunked(out: &mut BytesMut, src: &[u8], len: usize) {
     let end = out.len() + len;
     let mut o = 0;
     while o < len {
-        let c: &[u8; CHUNK] = src[o..o + CHUNK].try_into().expect("copy sources have chunk slack");
+        let c: &[u8; CHUNK] = src[o..o + CHUNK]
+            .try_into()
+            .expect("copy sources have chunk slack");
         out.extend_from_slice(c);
         o += CHUNK;
     }
@@ -427,6 +518,8 @@ pub struct Generator {
     spec: Arc<EventSpec>,
     rng: Rng,
     worker: u16,
+    /// Random bits that pick the next event's source and variant.
+    next: u64,
     /// `{run}-{worker}-` then room for the sequence number.
     id: [u8; 64],
     id_len: usize,
@@ -445,7 +538,8 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(spec: Arc<EventSpec>, worker: u16, run_id: RunId) -> Generator {
-        let rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
+        let mut rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
+        let next = rng.next_u64();
         let mut id = [0u8; 64];
         let p = format!("{run_id}-{worker}-");
         id[..p.len()].copy_from_slice(p.as_bytes());
@@ -457,6 +551,7 @@ impl Generator {
             spec,
             rng,
             worker,
+            next,
             id,
             id_len: p.len(),
             sec: u64::MAX,
@@ -485,24 +580,33 @@ impl Generator {
 
     /// Appends one complete event line, terminated by `b'\n'`, to `out`, and fills `meta`.
     #[inline]
-    pub fn write_event(&mut self, seq: u64, ts_unix_ns: u64, out: &mut BytesMut, meta: &mut EventMeta) {
+    pub fn write_event(
+        &mut self,
+        seq: u64,
+        ts_unix_ns: u64,
+        out: &mut BytesMut,
+        meta: &mut EventMeta,
+    ) {
         let sec = ts_unix_ns / 1_000_000_000;
         if sec != self.sec {
             self.set_second(sec);
         }
         let spec = &*self.spec;
-        let r = self.rng.next_u64();
-        let src = if spec.thresholds.len() == 1 {
-            0
-        } else {
-            let x = r & 0xffff_ffff;
-            spec.thresholds.iter().position(|&t| x < t).unwrap_or(spec.thresholds.len() - 1)
-        };
-        let variants = &spec.sources[src].variants;
-        let (start, len) = variants[(r >> 32) as usize & (VARIANTS - 1)];
+        // Variants are drawn one event ahead, so the next one can be pulled into cache now.
+        let r = self.next;
+        self.next = self.rng.next_u64();
+        let (src, v) = spec.pick(r);
+        let (start, len) = (v.start, v.len);
+        spec.touch(spec.pick(self.next).1);
         let trace = ((self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128).max(1);
         let span = self.rng.next_u64().max(1);
-        *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
+        *meta = EventMeta {
+            seq,
+            trace_id: trace,
+            span_id: span,
+            source: src as u16,
+            worker: self.worker,
+        };
         if let Some(&(t0, _)) = spec.trace_slots.first() {
             // The first slot is the trace, the second the span; repeats are 32/16-byte copies.
             let mut th = [0u8; 32];
@@ -546,7 +650,8 @@ impl Generator {
                     put_scaled(out, v, decimals);
                 }
                 Op::Pool { base } => {
-                    let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
+                    let (off, len) = spec.pool_entries
+                        [base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Uuid => {
@@ -583,7 +688,9 @@ impl Generator {
                 Op::Pad { tail } => {
                     let have = out.len() - begin + tail as usize;
                     if spec.size > have {
-                        out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)]);
+                        out.extend_from_slice(
+                            &spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)],
+                        );
                     }
                 }
             }

@@ -49,12 +49,20 @@ pub(crate) enum Kind {
 /// A dynamic (per-event) value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dyn {
-    Num { table: u32, decimals: u8 },
+    Num {
+        table: u32,
+        decimals: u8,
+    },
     /// A raw pool (strings that still need per-format escaping).
-    Pool { raw: u32, kind: Kind },
+    Pool {
+        raw: u32,
+        kind: Kind,
+    },
     Uuid,
     Seq,
-    Session { slot: u32 },
+    Session {
+        slot: u32,
+    },
     Ts,
 }
 
@@ -191,7 +199,12 @@ impl Builder {
     }
 
     /// The pool `raw` rendered for `ctx` with `render` (cached); returns the base index.
-    pub fn rendered_pool(&mut self, raw: u32, ctx: Ctx, render: impl Fn(&str, Kind, &mut Vec<u8>)) -> u32 {
+    pub fn rendered_pool(
+        &mut self,
+        raw: u32,
+        ctx: Ctx,
+        render: impl Fn(&str, Kind, &mut Vec<u8>),
+    ) -> u32 {
         if let Some(&b) = self.rendered.get(&(raw, ctx)) {
             return b;
         }
@@ -211,7 +224,10 @@ impl Builder {
 
     /// Average rendered length of a pool (for size estimates).
     pub fn pool_avg_len(&self, base: u32, n: u32) -> usize {
-        let s: usize = self.pool_entries[base as usize..(base + n) as usize].iter().map(|e| e.1 as usize).sum();
+        let s: usize = self.pool_entries[base as usize..(base + n) as usize]
+            .iter()
+            .map(|e| e.1 as usize)
+            .sum();
         s / n.max(1) as usize
     }
 }
@@ -229,7 +245,11 @@ pub(crate) struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     pub fn new(b: &'a mut Builder) -> Self {
         let start = b.ops.len();
-        Self { b, start, lit: Vec::with_capacity(256) }
+        Self {
+            b,
+            start,
+            lit: Vec::with_capacity(256),
+        }
     }
 
     pub fn lit(&mut self, s: &[u8]) {
@@ -256,7 +276,10 @@ impl<'a> Emitter<'a> {
     fn flush(&mut self) {
         for chunk in self.lit.chunks(u16::MAX as usize) {
             let off = self.b.intern(chunk);
-            self.b.ops.push(Op::Lit { len: chunk.len() as u16, off });
+            self.b.ops.push(Op::Lit {
+                len: chunk.len() as u16,
+                off,
+            });
         }
         self.lit.clear();
     }
