@@ -10,7 +10,11 @@ use spate_engine::kafka::RawKafka;
 use spate_engine::{ConfigError, RawConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "spate", version, about = "Thread-per-core event generator and Kafka load driver")]
+#[command(
+    name = "spate",
+    version,
+    about = "Thread-per-core event generator and Kafka load driver"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -214,7 +218,13 @@ impl RunArgs {
         if !self.kafka_opt.is_empty() {
             let mut m = BTreeMap::new();
             for kv in &self.kafka_opt {
-                let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::new("--kafka-opt", format!("`{kv}` is not key=value"), "write --kafka-opt key=value, e.g. --kafka-opt batch.size=1000000"))?;
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    ConfigError::new(
+                        "--kafka-opt",
+                        format!("`{kv}` is not key=value"),
+                        "write --kafka-opt key=value, e.g. --kafka-opt batch.size=1000000",
+                    )
+                })?;
                 m.insert(k.trim().to_string(), v.trim().to_string());
             }
             kafka.options = Some(m);
@@ -228,7 +238,12 @@ impl RunArgs {
             ..Default::default()
         };
         let any_redis = redis != spate_engine::redis_limiter::RawRedis::default();
-        let any_kafka = serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
+        let any_kafka = serde_json::to_value(&kafka)
+            .map(|v| {
+                v.as_object()
+                    .is_some_and(|o| o.values().any(|v| !v.is_null()))
+            })
+            .unwrap_or(false);
         Ok(RawConfig {
             rate: self.rate.clone().map(RawRate::Text),
             burst: self.burst,
@@ -257,13 +272,26 @@ pub fn parse_sources(s: &str) -> Result<BTreeMap<String, u32>, ConfigError> {
     let mut m = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, w) = match part.split_once('=') {
-            Some((n, w)) => (n.trim(), w.trim().parse::<u32>().map_err(|_| ConfigError::new("--source", format!("weight `{w}` of `{n}` is not a whole number"), "write --source web=70,app=20,payment=10"))?),
+            Some((n, w)) => (
+                n.trim(),
+                w.trim().parse::<u32>().map_err(|_| {
+                    ConfigError::new(
+                        "--source",
+                        format!("weight `{w}` of `{n}` is not a whole number"),
+                        "write --source web=70,app=20,payment=10",
+                    )
+                })?,
+            ),
             None => (part, 1),
         };
         m.insert(name.to_string(), w);
     }
     if m.is_empty() {
-        return Err(ConfigError::new("--source", "no source given", "write --source web=70,app=20,payment=10"));
+        return Err(ConfigError::new(
+            "--source",
+            "no source given",
+            "write --source web=70,app=20,payment=10",
+        ));
     }
     Ok(m)
 }

@@ -19,10 +19,24 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
         Cmd::Serve(a) => crate::serve::serve(a, signals()?),
-        Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
+        Cmd::Dlq {
+            cmd:
+                DlqCmd::Replay {
+                    file,
+                    brokers,
+                    topic,
+                },
+        } => {
             let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
-            eprintln!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
-            Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
+            eprintln!(
+                "spate: dlq replay: {} sent, {} failed, {} unreadable lines",
+                r.sent, r.failed, r.bad_lines
+            );
+            Ok(if r.failed > 0 || r.bad_lines > 0 {
+                1
+            } else {
+                0
+            })
         }
     }
 }
@@ -31,7 +45,14 @@ fn check_config(file: &Path) -> Result<i32> {
     let raw = RawConfig::from_file(file)?;
     let cfg = raw.validate()?;
     spate_engine::event::EventSpec::build(&cfg.events)?;
-    eprintln!("spate: {} is valid (sink {}, format {}, rate {}, {} threads)", file.display(), cfg.sink, cfg.events.format, cfg.rate, cfg.threads);
+    eprintln!(
+        "spate: {} is valid (sink {}, format {}, rate {}, {} threads)",
+        file.display(),
+        cfg.sink,
+        cfg.events.format,
+        cfg.rate,
+        cfg.threads
+    );
     Ok(0)
 }
 
@@ -41,7 +62,12 @@ fn signals() -> Result<Arc<AtomicUsize>> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let n2 = n.clone();
         // SAFETY: the handler only performs an atomic increment, which is async-signal-safe.
-        unsafe { signal_hook::low_level::register(sig, move || { n2.fetch_add(1, Ordering::SeqCst); }) }.context("cannot install the signal handler")?;
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                n2.fetch_add(1, Ordering::SeqCst);
+            })
+        }
+        .context("cannot install the signal handler")?;
     }
     Ok(n)
 }
@@ -54,7 +80,8 @@ fn run(a: RunArgs) -> Result<i32> {
     let raw = file.overlay(a.to_raw()?);
     let cfg = raw.validate()?;
     let sigs = signals()?;
-    let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
+    let embedded_note =
+        cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
     let run = spate_engine::start(cfg.clone(), StartOptions::default())?;
     if embedded_note {
         eprintln!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
@@ -105,25 +132,55 @@ fn run(a: RunArgs) -> Result<i32> {
     let summary = run.join();
     print_summary(&summary);
     if let Some(p) = &a.summary_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(if summary.error.is_some() || summary.totals.failed > 0 { 1 } else { 0 })
+    Ok(if summary.error.is_some() || summary.totals.failed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 fn print_summary(s: &Summary) {
     let t = &s.totals;
-    eprintln!("spate: run {} finished in {:.2}s ({} -> {}, {}, {} threads, rate {})", s.run_id, s.elapsed_s, s.format, s.sink, if t.balanced() { "balanced" } else { "UNBALANCED" }, s.threads, s.rate);
-    eprintln!("  generated     {:>14}   {:>12.0} events/s  {:>8.1} MB/s  {:.1} ns/event/thread", t.generated, s.events_per_sec, s.mb_per_sec, s.ns_per_event_per_thread);
+    eprintln!(
+        "spate: run {} finished in {:.2}s ({} -> {}, {}, {} threads, rate {})",
+        s.run_id,
+        s.elapsed_s,
+        s.format,
+        s.sink,
+        if t.balanced() {
+            "balanced"
+        } else {
+            "UNBALANCED"
+        },
+        s.threads,
+        s.rate
+    );
+    eprintln!(
+        "  generated     {:>14}   {:>12.0} events/s  {:>8.1} MB/s  {:.1} ns/event/thread",
+        t.generated, s.events_per_sec, s.mb_per_sec, s.ns_per_event_per_thread
+    );
     eprintln!("  delivered     {:>14}", t.delivered);
     eprintln!("  dead-lettered {:>14}", t.dead_lettered);
-    eprintln!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
+    eprintln!(
+        "  shed          {:>14}   (of which rejected by the breaker: {})",
+        t.shed, t.rejected
+    );
     eprintln!("  failed        {:>14}", t.failed);
     eprintln!("  in flight     {:>14}", t.in_flight);
     if t.retried > 0 || s.breaker_transitions > 0 {
-        eprintln!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
+        eprintln!(
+            "  retried       {:>14}   breaker transitions: {}",
+            t.retried, s.breaker_transitions
+        );
     }
     if let Some(l) = &s.latency_ms {
-        eprintln!("  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count);
+        eprintln!(
+            "  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)",
+            l.p50, l.p99, l.p999, l.max, l.count
+        );
     }
     if let Some(e) = &s.error {
         eprintln!("  error: {e}");
@@ -137,7 +194,8 @@ fn broker(a: BrokerArgs) -> Result<i32> {
     }
     println!("{}", b.bootstrap());
     if let Some(p) = &a.bootstrap_file {
-        std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, b.bootstrap())
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     eprintln!("spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.", b.bootstrap());
     let sigs = signals()?;
@@ -149,13 +207,23 @@ fn broker(a: BrokerArgs) -> Result<i32> {
 
 fn verify(a: VerifyArgs) -> Result<i32> {
     let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
-    let opts = spate_engine::verify::VerifyOptions { brokers: a.brokers, topic: a.topic, expect: a.expect, idle_timeout: timeout, run_id: a.run_id, json: a.json };
+    let opts = spate_engine::verify::VerifyOptions {
+        brokers: a.brokers,
+        topic: a.topic,
+        expect: a.expect,
+        idle_timeout: timeout,
+        run_id: a.run_id,
+        json: a.json,
+    };
     let r = spate_engine::verify::verify(&opts)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;
     }
-    eprintln!("spate: verify: {} records, {} unique events, {} missing, {} duplicated, {} malformed", r.records, r.unique, r.missing, r.duplicated, r.malformed);
+    eprintln!(
+        "spate: verify: {} records, {} unique events, {} missing, {} duplicated, {} malformed",
+        r.records, r.unique, r.missing, r.duplicated, r.malformed
+    );
     Ok(if r.ok() { 0 } else { 1 })
 }
 

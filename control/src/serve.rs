@@ -6,7 +6,7 @@
 //! by whoever notices first (the 4 Hz observer thread or any request) and its summary kept.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,13 +45,41 @@ pub struct ServeArgs {
 }
 
 const ROUTES: &[Route] = &[
-    Route { path: "/healthz", methods: &["GET"], open: true },
-    Route { path: "/readyz", methods: &["GET"], open: true },
-    Route { path: "/metrics", methods: &["GET"], open: false },
-    Route { path: "/v1/status", methods: &["GET"], open: false },
-    Route { path: "/v1/start", methods: &["POST"], open: false },
-    Route { path: "/v1/stop", methods: &["POST"], open: false },
-    Route { path: "/v1/rate", methods: &["PUT"], open: false },
+    Route {
+        path: "/healthz",
+        methods: &["GET"],
+        open: true,
+    },
+    Route {
+        path: "/readyz",
+        methods: &["GET"],
+        open: true,
+    },
+    Route {
+        path: "/metrics",
+        methods: &["GET"],
+        open: false,
+    },
+    Route {
+        path: "/v1/status",
+        methods: &["GET"],
+        open: false,
+    },
+    Route {
+        path: "/v1/start",
+        methods: &["POST"],
+        open: false,
+    },
+    Route {
+        path: "/v1/stop",
+        methods: &["POST"],
+        open: false,
+    },
+    Route {
+        path: "/v1/rate",
+        methods: &["PUT"],
+        open: false,
+    },
 ];
 
 /// How long `POST /v1/stop` waits for the drain before answering 202 (the engine's own drain
@@ -64,6 +92,8 @@ struct Slot {
     run: Option<Run>,
     /// The current or last run, for status and metrics (outlives the join).
     view: Option<Arc<RunView>>,
+    /// The rate the run's limiters follow (see `RateCell`).
+    rate: Option<Arc<RateCell>>,
     starting: bool,
     stopping: bool,
     summary: Option<Summary>,
@@ -114,12 +144,20 @@ impl Control {
                 if ready {
                     Reply::json(200, &json!({"ready": true, "state": state}))
                 } else {
-                    Reply::error(503, "a run is in progress; stop it with POST /v1/stop before starting another", json!({"ready": false, "state": state}))
+                    Reply::error(
+                        503,
+                        "a run is in progress; stop it with POST /v1/stop before starting another",
+                        json!({"ready": false, "state": state}),
+                    )
                 }
             }
             "/metrics" => {
                 let view = self.view();
-                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view.as_deref(), &self.api))
+                Reply::text(
+                    200,
+                    metrics::PROM_CONTENT_TYPE,
+                    metrics::render(view.as_deref(), &self.api),
+                )
             }
             "/v1/status" => self.status(),
             "/v1/start" => self.start(rq),
@@ -158,7 +196,10 @@ impl Control {
         m.insert("state".into(), json!(state));
         m.insert("ready".into(), json!(ready));
         m.entry("run_id").or_insert(Value::Null);
-        m.insert("summary".into(), serde_json::to_value(summary).unwrap_or(Value::Null));
+        m.insert(
+            "summary".into(),
+            serde_json::to_value(summary).unwrap_or(Value::Null),
+        );
         Reply::json(200, &Value::Object(m))
     }
 
@@ -176,13 +217,21 @@ impl Control {
             s.reap();
             if !s.ready() {
                 let run_id = s.view.as_ref().map(|v| v.shared.run_id.to_string());
-                return Reply::error(409, "a run is already in progress; stop it with POST /v1/stop first", json!({"state": s.state(), "run_id": run_id}));
+                return Reply::error(
+                    409,
+                    "a run is already in progress; stop it with POST /v1/stop first",
+                    json!({"state": s.state(), "run_id": run_id}),
+                );
             }
             // Claim the slot, then start without the lock: opening Kafka can take a while and
             // status must keep answering meanwhile.
             s.starting = true;
         }
-        let opts = StartOptions { limiter: Some(switchable_limiter(cfg.rate, cfg.burst)), ..Default::default() };
+        let cell = Arc::new(RateCell::new(cfg.rate));
+        let opts = StartOptions {
+            limiter: Some(switchable_limiter(cell.clone(), cfg.burst)),
+            ..Default::default()
+        };
         let res = spate_engine::start(cfg, opts);
         let mut s = self.slot.lock();
         s.starting = false;
@@ -195,6 +244,7 @@ impl Control {
                 s.summary = None;
                 s.stopping = false;
                 s.run = Some(run);
+                s.rate = Some(cell);
                 Reply::json(200, &Value::Object(doc))
             }
             Err(EngineError::Config(e)) => config_error(&e),
@@ -211,8 +261,14 @@ impl Control {
                 None => {
                     return match &s.summary {
                         // Idempotent: stopping a finished run returns its summary again.
-                        Some(sum) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
-                        None => Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()})),
+                        Some(sum) => {
+                            Reply::json(200, &json!({"state": "finished", "summary": sum}))
+                        }
+                        None => Reply::error(
+                            409,
+                            "no run in progress; start one with POST /v1/start",
+                            json!({"state": s.state()}),
+                        ),
                     };
                 }
                 Some(run) => {
@@ -238,7 +294,10 @@ impl Control {
         s.reap();
         match (&s.run, &s.summary) {
             (None, Some(sum)) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
-            _ => Reply::json(202, &json!({"state": s.state(), "message": "still draining; poll GET /v1/status, or POST /v1/stop?abort=true to give up on queued events"})),
+            _ => Reply::json(
+                202,
+                &json!({"state": s.state(), "message": "still draining; poll GET /v1/status, or POST /v1/stop?abort=true to give up on queued events"}),
+            ),
         }
     }
 
@@ -250,12 +309,24 @@ impl Control {
         }
         let text = match std::str::from_utf8(&rq.body) {
             Ok(t) => t,
-            Err(_) => return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({})),
+            Err(_) => {
+                return Reply::error(
+                    400,
+                    "the request body is not UTF-8; send JSON like {\"rate\": 5000}",
+                    json!({}),
+                )
+            }
         };
         // JSON is YAML, so one parser takes both; its errors carry line and column.
         let body: RateBody = match serde_yaml_ng::from_str(text) {
             Ok(b) => b,
-            Err(e) => return Reply::error(400, format!("bad rate body: {e}; send {{\"rate\": 5000}} or {{\"rate\": \"max\"}}"), json!({"key": "rate"})),
+            Err(e) => {
+                return Reply::error(
+                    400,
+                    format!("bad rate body: {e}; send {{\"rate\": 5000}} or {{\"rate\": \"max\"}}"),
+                    json!({"key": "rate"}),
+                )
+            }
         };
         let rate = match spate_engine::config::parse_rate(&body.rate, "rate") {
             Ok(r) => r,
@@ -264,26 +335,47 @@ impl Control {
         let mut s = self.slot.lock();
         s.reap();
         let (Some(run), false) = (&s.run, s.stopping) else {
-            return Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()}));
+            return Reply::error(
+                409,
+                "no run in progress; start one with POST /v1/start",
+                json!({"state": s.state()}),
+            );
         };
         let previous = run.shared.current_rate();
+        if let Some(cell) = &s.rate {
+            cell.set(rate);
+        }
+        // Also through the engine, which keeps the event timestamps' spacing in step.
         run.set_rate(rate);
         // Keep the reported mode honest for the local limiters (redis/fallback manage their own).
         let lim = &run.shared.limiter;
         if matches!(lim.mode_name(), "local" | "unlimited") {
-            let mode = if rate == Rate::Max { "unlimited" } else { "local" };
+            let mode = if rate == Rate::Max {
+                "unlimited"
+            } else {
+                "local"
+            };
             if let Some(i) = limiter::MODES.iter().position(|m| *m == mode) {
                 lim.mode.store(i, Ordering::Relaxed);
             }
         }
         let show = |r: Rate| r.per_sec().map(Value::from).unwrap_or_else(|| json!("max"));
-        Reply::json(200, &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}))
+        Reply::json(
+            200,
+            &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}),
+        )
     }
 }
 
 /// Parses a start body: empty means "the base config as is"; JSON or YAML otherwise.
 fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
-    let text = std::str::from_utf8(&rq.body).map_err(|_| Reply::error(400, "the request body is not UTF-8; send the run config as JSON or YAML", json!({})))?;
+    let text = std::str::from_utf8(&rq.body).map_err(|_| {
+        Reply::error(
+            400,
+            "the request body is not UTF-8; send the run config as JSON or YAML",
+            json!({}),
+        )
+    })?;
     if text.trim().is_empty() {
         return Ok(RawConfig::default());
     }
@@ -294,7 +386,11 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
         if let Err(e) = serde_json::from_str::<Value>(text) {
             return Err(Reply::error(
                 400,
-                format!("malformed JSON at line {} column {}: {e}; fix the request body", e.line(), e.column()),
+                format!(
+                    "malformed JSON at line {} column {}: {e}; fix the request body",
+                    e.line(),
+                    e.column()
+                ),
                 json!({"key": "(document)", "line": e.line(), "column": e.column()}),
             ));
         }
@@ -303,7 +399,9 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
         Ok(r) => Ok(r),
         // Valid JSON that YAML rejects (tabs used as indentation): retry in canonical form.
         Err(e) if looks_json && e.key == "(document)" && !e.message.contains("unknown field") => {
-            let canon = serde_json::from_str::<Value>(text).map(|v| v.to_string()).unwrap_or_default();
+            let canon = serde_json::from_str::<Value>(text)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             RawConfig::from_yaml(&canon).map_err(|e| config_error(&e))
         }
         Err(e) => Err(config_error(&e)),
@@ -311,33 +409,87 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
 }
 
 fn config_error(e: &ConfigError) -> Reply {
-    Reply::error(400, e.to_string(), json!({"key": e.key, "message": e.message, "fix": e.fix}))
+    Reply::error(
+        400,
+        e.to_string(),
+        json!({"key": e.key, "message": e.message, "fix": e.fix}),
+    )
 }
 
-/// The local limiter, made able to switch between a rate and `max` while running
-/// (`PUT /v1/rate`): the token bucket alone ignores a change to `max` and vice versa.
+/// The rate a run's limiters should follow, set by `PUT /v1/rate`. Limiters poll it once per
+/// acquire (a batch, not an event): the engine's own rate signal can be missed by a worker
+/// that builds its limiter from the config rate just as the rate changes, and the token
+/// bucket alone cannot switch to or from `max`.
+struct RateCell {
+    /// Events/s, 0 = max.
+    rate: AtomicU64,
+    /// Bumped (Release) after each `rate` store; a reader that sees the new epoch (Acquire)
+    /// sees the new rate.
+    epoch: AtomicU64,
+}
+
+impl RateCell {
+    fn new(rate: Rate) -> Self {
+        Self {
+            rate: AtomicU64::new(rate.per_sec().unwrap_or(0)),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    fn set(&self, rate: Rate) {
+        self.rate
+            .store(rate.per_sec().unwrap_or(0), Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    fn get(&self) -> (u64, Rate) {
+        let e = self.epoch.load(Ordering::Acquire);
+        let r = match std::num::NonZeroU64::new(self.rate.load(Ordering::Relaxed)) {
+            None => Rate::Max,
+            Some(n) => Rate::PerSec(n),
+        };
+        (e, r)
+    }
+}
+
+/// The local limiter, following a `RateCell`.
 struct Switchable {
     inner: Box<dyn RateLimiter>,
-    max: bool,
+    cell: Arc<RateCell>,
+    epoch: u64,
+    rate: Rate,
     burst: u64,
     worker: usize,
     workers: usize,
 }
 
+impl Switchable {
+    fn apply(&mut self, rate: Rate, now_ns: u64) {
+        if rate == self.rate {
+            return;
+        }
+        if (rate == Rate::Max) != (self.rate == Rate::Max) {
+            self.inner = limiter::local(rate, self.burst, self.worker, self.workers, now_ns);
+        } else {
+            self.inner.set_rate(rate, now_ns);
+        }
+        self.rate = rate;
+    }
+}
+
 impl RateLimiter for Switchable {
     #[inline]
     fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire {
+        if self.cell.epoch.load(Ordering::Relaxed) != self.epoch {
+            let (e, rate) = self.cell.get();
+            self.epoch = e;
+            self.apply(rate, now_ns);
+        }
         self.inner.acquire(want, now_ns)
     }
 
     fn set_rate(&mut self, rate: Rate, now_ns: u64) {
-        let max = rate == Rate::Max;
-        if max != self.max {
-            self.inner = limiter::local(rate, self.burst, self.worker, self.workers, now_ns);
-            self.max = max;
-        } else {
-            self.inner.set_rate(rate, now_ns);
-        }
+        self.apply(rate, now_ns);
     }
 
     fn mode(&self) -> &'static str {
@@ -345,14 +497,34 @@ impl RateLimiter for Switchable {
     }
 }
 
-fn switchable_limiter(rate: Rate, burst: u64) -> LimiterFactory {
-    Arc::new(move |worker, workers, now| Box::new(Switchable { inner: limiter::local(rate, burst, worker, workers, now), max: rate == Rate::Max, burst, worker, workers }) as Box<dyn RateLimiter>)
+fn switchable_limiter(cell: Arc<RateCell>, burst: u64) -> LimiterFactory {
+    Arc::new(move |worker, workers, now| {
+        let (epoch, rate) = cell.get();
+        Box::new(Switchable {
+            inner: limiter::local(rate, burst, worker, workers, now),
+            cell: cell.clone(),
+            epoch,
+            rate,
+            burst,
+            worker,
+            workers,
+        }) as Box<dyn RateLimiter>
+    })
 }
 
 /// Refuses a non-loopback address unless remote access was asked for.
 fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
     use std::net::ToSocketAddrs;
-    let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| ConfigError::new("--listen", format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?.collect();
+    let addrs: Vec<_> = listen
+        .to_socket_addrs()
+        .map_err(|e| {
+            ConfigError::new(
+                "--listen",
+                format!("cannot resolve `{listen}`: {e}"),
+                "write host:port, e.g. 127.0.0.1:8080",
+            )
+        })?
+        .collect();
     if !allow_remote {
         if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
             return Err(ConfigError::new("--listen", format!("`{listen}` ({a}) is not a loopback address"), "listen on 127.0.0.1 (the default), or pass --allow-remote (and set --token) to accept other hosts").into());
@@ -365,15 +537,36 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     check_listen(&a.listen, a.allow_remote)?;
     let token = match (&a.token, &a.token_file) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(p)) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError::new("--token-file", format!("cannot read `{}`: {e}", p.display()), "give the path of a readable file holding the token"))?.trim().to_string()),
+        (None, Some(p)) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| {
+                    ConfigError::new(
+                        "--token-file",
+                        format!("cannot read `{}`: {e}", p.display()),
+                        "give the path of a readable file holding the token",
+                    )
+                })?
+                .trim()
+                .to_string(),
+        ),
         (None, None) => None,
     };
     if token.as_deref().is_some_and(str::is_empty) {
-        return Err(ConfigError::new("--token", "the token is empty", "give a non-empty token, e.g. from `openssl rand -hex 32`").into());
+        return Err(ConfigError::new(
+            "--token",
+            "the token is empty",
+            "give a non-empty token, e.g. from `openssl rand -hex 32`",
+        )
+        .into());
     }
     if let Some(r) = a.api_rate {
         if !(r.is_finite() && r > 0.0) {
-            return Err(ConfigError::new("--api-rate", format!("{r} requests/s is not a positive rate"), "give requests per second per client, e.g. --api-rate 20").into());
+            return Err(ConfigError::new(
+                "--api-rate",
+                format!("{r} requests/s is not a positive rate"),
+                "give requests per second per client, e.g. --api-rate 20",
+            )
+            .into());
         }
     }
     if a.allow_remote && token.is_none() {
@@ -389,12 +582,26 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
+    let control = Arc::new(Control {
+        base,
+        slot: Mutex::new(Slot::default()),
+        api: api.clone(),
+    });
     let handler = {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as metrics::Handler
     };
-    let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
+    let server = HttpServer::start(
+        &a.listen,
+        HttpOptions {
+            routes: ROUTES,
+            token,
+            api_rate: a.api_rate,
+            threads: 4,
+        },
+        api,
+        handler,
+    )?;
     eprintln!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {
@@ -418,7 +625,10 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
             std::thread::sleep(Duration::from_millis(50));
         }
         let s = run.join();
-        eprintln!("spate: run {} stopped: generated {}, delivered {}, failed {}", s.run_id, s.totals.generated, s.totals.delivered, s.totals.failed);
+        eprintln!(
+            "spate: run {} stopped: generated {}, delivered {}, failed {}",
+            s.run_id, s.totals.generated, s.totals.delivered, s.totals.failed
+        );
     }
     drop(server);
     stop.store(true, Ordering::Relaxed);

@@ -752,18 +752,15 @@ impl Sink for KafkaSink {
             let m: &EventMeta = &batch.metas[i];
             let payload = batch.payload(i);
             let src = m.source as usize;
-            hex::traceparent(&mut tp, m.trace_id, m.span_id);
-            let id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
-            let headers = if self.cfg.headers {
-                OwnedHeaders::new_with_capacity(2)
-                    .insert(Header { key: "traceparent", value: Some(&tp[..]) })
-                    .insert(Header { key: "spate-id", value: Some(&id[..id_len]) })
-            } else {
-                OwnedHeaders::new_with_capacity(0)
-            };
             let mut rec = BaseRecord::with_opaque_to(&self.topics[src], opaque(batch.sched_ns, 0, false)).payload(payload);
+            let mut id_len = 0;
             if self.cfg.headers {
-                rec = rec.headers(headers);
+                hex::traceparent(&mut tp, m.trace_id, m.span_id);
+                id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
+                let h = OwnedHeaders::new_with_capacity(2)
+                    .insert(Header { key: "traceparent", value: Some(&tp[..]) })
+                    .insert(Header { key: "spate-id", value: Some(&id[..id_len]) });
+                rec = rec.headers(h);
             }
             match self.cfg.key {
                 KeyStrategy::None => {}
@@ -786,6 +783,10 @@ impl Sink for KafkaSink {
                     Some(RDKafkaErrorCode::QueueFull) => break, // keep the rest; backpressure
                     code => {
                         // Rejected before enqueueing (e.g. larger than message.max.bytes).
+                        if !self.cfg.headers {
+                            hex::traceparent(&mut tp, m.trace_id, m.span_id);
+                            id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
+                        }
                         let held = Held {
                             topic: rec.topic.to_string(),
                             key: rec.key.map(|k| k.to_vec()),

@@ -121,7 +121,7 @@ pub(crate) fn public_ipv6(rng: &mut Rng) -> String {
     const PREFIXES: [&str; 8] = [
         "2a02", "2a01", "2600", "2601", "2804", "2409", "240e", "2a00",
     ];
-    let mut s = String::from(*rng.pick(&PREFIXES));
+    let mut s = String::from(upick(rng, &PREFIXES));
     for i in 0..7 {
         // Interface ids are random; the network part is usually sparse.
         let g = if i < 3 {
@@ -134,6 +134,16 @@ pub(crate) fn public_ipv6(rng: &mut Rng) -> String {
         s.push_str(&format!(":{g:x}"));
     }
     s
+}
+
+/// A weighted pick of a `Copy` value.
+fn wpick<T: Copy>(rng: &mut Rng, items: &[(T, u32)]) -> T {
+    *rng.pick_weighted(items)
+}
+
+/// A uniform pick of a `Copy` value.
+fn upick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
+    *rng.pick(items)
 }
 
 fn alnum(rng: &mut Rng, n: usize) -> String {
@@ -333,13 +343,13 @@ fn web_path(rng: &mut Rng) -> (usize, String) {
         p = p.replace("{hash}", &hexs(rng, 8));
     }
     if p.contains("{slug}") {
-        p = p.replace("{slug}", *rng.pick(&SLUGS));
+        p = p.replace("{slug}", upick(rng, &SLUGS));
     }
     if p.contains("{cat}") {
-        p = p.replace("{cat}", *rng.pick(&CATEGORIES));
+        p = p.replace("{cat}", upick(rng, &CATEGORIES));
     }
     if p.contains("{q}") {
-        p = p.replace("{q}", *rng.pick(&QUERIES));
+        p = p.replace("{q}", upick(rng, &QUERIES));
         p = p.replace("{page}", &(rng.below(5) + 1).to_string());
     }
     (i, p)
@@ -351,27 +361,32 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
     let method: &'static str = match raw {
         "/api/v1/auth/token" | "/api/graphql" => "POST",
         "/checkout" | "/login" if rng.chance(0.5) => "POST",
-        "/api/v1/cart" => {
-            *rng.pick_weighted(&[("GET", 60), ("POST", 25), ("PUT", 10), ("DELETE", 5)])
-        }
-        "/api/v2/orders/{id}" => *rng.pick_weighted(&[("GET", 80), ("PATCH", 15), ("DELETE", 5)]),
-        _ => *rng.pick_weighted(&[("GET", 96), ("HEAD", 2), ("OPTIONS", 1), ("POST", 1)]),
+        "/api/v1/cart" => wpick(
+            rng,
+            &[("GET", 60), ("POST", 25), ("PUT", 10), ("DELETE", 5)],
+        ),
+        "/api/v2/orders/{id}" => wpick(rng, &[("GET", 80), ("PATCH", 15), ("DELETE", 5)]),
+        _ => wpick(
+            rng,
+            &[("GET", 96), ("HEAD", 2), ("OPTIONS", 1), ("POST", 1)],
+        ),
     };
     let status: u16 = match raw {
-        "/.env" | "/wp-login.php" | "/.git/config" => *rng.pick_weighted(&[(404, 90), (403, 10)]),
+        "/.env" | "/wp-login.php" | "/.git/config" => wpick(rng, &[(404, 90), (403, 10)]),
         "/healthz" => 200,
-        p if p.starts_with("/static/") => *rng.pick_weighted(&[(200, 70), (304, 30)]),
-        _ if method == "POST" => {
-            *rng.pick_weighted(&[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)])
-        }
-        _ => *rng.pick_weighted(&STATUS),
+        p if p.starts_with("/static/") => wpick(rng, &[(200, 70), (304, 30)]),
+        _ if method == "POST" => wpick(
+            rng,
+            &[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)],
+        ),
+        _ => wpick(rng, &STATUS),
     };
     let ip = if rng.chance(0.12) {
         public_ipv6(rng)
     } else {
         public_ipv4(rng)
     };
-    let proto = *rng.pick_weighted(&PROTOS);
+    let proto = wpick(rng, &PROTOS);
     let referrer = rng.pick_weighted(&REFERRERS).to_string();
     let ua = rng.pick_weighted(&USER_AGENTS).to_string();
     let user = if rng.chance(0.03) {
@@ -469,7 +484,7 @@ const LEVELS: [(&str, u32); 4] = [("INFO", 80), ("DEBUG", 8), ("WARN", 8), ("ERR
 fn app_message(rng: &mut Rng, level: &str) -> String {
     let id = rng.range_i64(1000, 999_999);
     let ms = zipf_rank(rng, 2000, 0.9) + 1;
-    let svc = *rng.pick(&SERVICES);
+    let svc = upick(rng, &SERVICES);
     let m: &[&str] = match level {
         "DEBUG" => &[
             "loaded {n} rows from inventory in {ms} ms",
@@ -508,8 +523,8 @@ fn app_message(rng: &mut Rng, level: &str) -> String {
 }
 
 fn app(rng: &mut Rng) -> Record {
-    let service = *rng.pick(&SERVICES);
-    let level = *rng.pick_weighted(&LEVELS);
+    let service = upick(rng, &SERVICES);
+    let level = wpick(rng, &LEVELS);
     let logger = format!(
         "com.shop.{}.{}",
         service.replace('-', ""),
@@ -579,9 +594,9 @@ fn payment(rng: &mut Rng, amount: Dyn) -> Record {
     let order = format!("ord_{}", alnum(rng, 14));
     let pay = format!("pay_{}", alnum(rng, 20));
     let customer = format!("cus_{}", alnum(rng, 12));
-    let currency = *rng.pick_weighted(&CURRENCIES);
-    let method = *rng.pick_weighted(&METHODS);
-    let state = *rng.pick_weighted(&STATES);
+    let currency = wpick(rng, &CURRENCIES);
+    let method = wpick(rng, &METHODS);
+    let state = wpick(rng, &STATES);
     let fields = vec![
         ("order_id".to_string(), s(&order)),
         ("payment_id".to_string(), s(&pay)),
@@ -655,7 +670,7 @@ const SEVERITY_NAMES: [&str; 8] = [
 fn syslog(rng: &mut Rng) -> Record {
     let ip = public_ipv4(rng);
     let port = rng.range_i64(32_768, 60_999);
-    let user = *rng.pick(&["deploy", "ubuntu", "root", "ci", "backup"]);
+    let user = upick(rng, &["deploy", "ubuntu", "root", "ci", "backup"]);
     let pid = rng.range_i64(200, 99_999);
     // (app, facility, severity, message, weight)
     let entries: Vec<(&str, u8, u8, String, u32)> = vec![
@@ -677,7 +692,7 @@ fn syslog(rng: &mut Rng) -> Record {
     ];
     let weights: Vec<u32> = entries.iter().map(|e| e.4).collect();
     let (app, facility, severity, message, _) = entries[rng.weighted(&weights)].clone();
-    let host = *rng.pick(&SYS_HOSTS);
+    let host = upick(rng, &SYS_HOSTS);
     let fields = vec![
         ("host".to_string(), s(host)),
         ("app".to_string(), s(app)),

@@ -845,7 +845,7 @@ fn template_error(yaml: &str) -> ConfigError {
         size: None,
         seed: 0,
     };
-    EventSpec::build(&cfg).err().expect("rejected")
+    EventSpec::build(&cfg).expect_err("rejected")
 }
 
 #[test]
@@ -931,9 +931,7 @@ fn template_errors_name_their_position() {
 #[test]
 fn config_errors_are_clear() {
     let err = |format: Format, sources: &[(&str, u32)], size: Option<usize>| {
-        EventSpec::build(&config(format, sources, size, 0))
-            .err()
-            .expect("rejected")
+        EventSpec::build(&config(format, sources, size, 0)).expect_err("rejected")
     };
     let e = err(Format::Json, &[("wbe", 1)], None);
     assert_eq!(e.key, "sources.wbe");
