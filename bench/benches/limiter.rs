@@ -31,14 +31,10 @@ fn local(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
 
     let pool = LeasePool::standalone(u64::MAX / 2);
-    g.bench_function("lease_take", |b| {
-        b.iter(|| black_box(pool.take(black_box(64))))
-    });
+    g.bench_function("lease_take", |b| b.iter(|| black_box(pool.take(black_box(64)))));
 
     let mut leased = LeasedLimiter::new(LeasePool::standalone(u64::MAX / 2), 0, 1);
-    g.bench_function("leased_acquire", |b| {
-        b.iter(|| black_box(leased.acquire(black_box(64), 0)))
-    });
+    g.bench_function("leased_acquire", |b| b.iter(|| black_box(leased.acquire(black_box(64), 0))));
 
     // 10M/s and 10 µs per call: 100 tokens due per call, so every call grants.
     let mut bucket = TokenBucket::for_worker(NonZeroU64::new(10_000_000).unwrap(), 0, 0, 1, 0);
@@ -60,30 +56,14 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| e.to_string())?
-            .local_addr()
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().map_err(|e| e.to_string())?.port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        let s = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        };
+        let s = Self { child, url: format!("redis://127.0.0.1:{port}") };
         let client = redis::Client::open(s.url.as_str()).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -113,9 +93,7 @@ fn lua(c: &mut Criterion) {
             return;
         }
     };
-    let mut con = redis::Client::open(server.url.as_str())
-        .and_then(|cl| cl.get_connection())
-        .expect("connect to the bench's redis-server");
+    let mut con = redis::Client::open(server.url.as_str()).and_then(|cl| cl.get_connection()).expect("connect to the bench's redis-server");
     let script = redis::Script::new(GRANT_SCRIPT);
     let calls = AtomicU64::new(0);
     let mut seq = 0u64;
@@ -124,18 +102,8 @@ fn lua(c: &mut Criterion) {
     g.bench_function("lua_grant", |b| {
         b.iter(|| {
             seq += 1;
-            let grant = call_grant(
-                &mut con,
-                &script,
-                "spate:limit:{bench}",
-                500,
-                1_000_000_000,
-                1_000,
-                "bench",
-                seq,
-                &calls,
-            )
-            .expect("grant call");
+            let grant =
+                call_grant(&mut con, &script, "spate:limit:{bench}", 500, 1_000_000_000, 1_000, "bench", seq, &calls).expect("grant call");
             black_box(grant)
         })
     });

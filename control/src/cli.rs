@@ -10,11 +10,7 @@ use spate_engine::kafka::RawKafka;
 use spate_engine::{ConfigError, RawConfig};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "spate",
-    version,
-    about = "Thread-per-core event generator and Kafka load driver"
-)]
+#[command(name = "spate", version, about = "Thread-per-core event generator and Kafka load driver")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -118,7 +114,7 @@ pub struct RunArgs {
     /// Do not pin workers to cores.
     #[arg(long)]
     pub no_pin: bool,
-    /// stdout, null, file:PATH or kafka.
+    /// stdout, null, file:PATH, tcp://HOST:PORT[?framing=octet] or kafka.
     #[arg(long)]
     pub sink: Option<String>,
     /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164.
@@ -238,12 +234,8 @@ impl RunArgs {
             ..Default::default()
         };
         let any_redis = redis != spate_engine::redis_limiter::RawRedis::default();
-        let any_kafka = serde_json::to_value(&kafka)
-            .map(|v| {
-                v.as_object()
-                    .is_some_and(|o| o.values().any(|v| !v.is_null()))
-            })
-            .unwrap_or(false);
+        let any_kafka =
+            serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
         Ok(RawConfig {
             rate: self.rate.clone().map(RawRate::Text),
             burst: self.burst,
@@ -287,11 +279,7 @@ pub fn parse_sources(s: &str) -> Result<BTreeMap<String, u32>, ConfigError> {
         m.insert(name.to_string(), w);
     }
     if m.is_empty() {
-        return Err(ConfigError::new(
-            "--source",
-            "no source given",
-            "write --source web=70,app=20,payment=10",
-        ));
+        return Err(ConfigError::new("--source", "no source given", "write --source web=70,app=20,payment=10"));
     }
     Ok(m)
 }

@@ -19,24 +19,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
         Cmd::Serve(a) => crate::serve::serve(a, signals()?),
-        Cmd::Dlq {
-            cmd:
-                DlqCmd::Replay {
-                    file,
-                    brokers,
-                    topic,
-                },
-        } => {
+        Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
             let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
-            eprintln!(
-                "spate: dlq replay: {} sent, {} failed, {} unreadable lines",
-                r.sent, r.failed, r.bad_lines
-            );
-            Ok(if r.failed > 0 || r.bad_lines > 0 {
-                1
-            } else {
-                0
-            })
+            eprintln!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
+            Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
         }
     }
 }
@@ -80,8 +66,7 @@ fn run(a: RunArgs) -> Result<i32> {
     let raw = file.overlay(a.to_raw()?);
     let cfg = raw.validate()?;
     let sigs = signals()?;
-    let embedded_note =
-        cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
+    let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
     let run = spate_engine::start(cfg.clone(), StartOptions::default())?;
     if embedded_note {
         eprintln!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
@@ -132,14 +117,9 @@ fn run(a: RunArgs) -> Result<i32> {
     let summary = run.join();
     print_summary(&summary);
     if let Some(p) = &a.summary_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(if summary.error.is_some() || summary.totals.failed > 0 {
-        1
-    } else {
-        0
-    })
+    Ok(if summary.error.is_some() || summary.totals.failed > 0 { 1 } else { 0 })
 }
 
 fn print_summary(s: &Summary) {
@@ -150,11 +130,7 @@ fn print_summary(s: &Summary) {
         s.elapsed_s,
         s.format,
         s.sink,
-        if t.balanced() {
-            "balanced"
-        } else {
-            "UNBALANCED"
-        },
+        if t.balanced() { "balanced" } else { "UNBALANCED" },
         s.threads,
         s.rate
     );
@@ -164,17 +140,11 @@ fn print_summary(s: &Summary) {
     );
     eprintln!("  delivered     {:>14}", t.delivered);
     eprintln!("  dead-lettered {:>14}", t.dead_lettered);
-    eprintln!(
-        "  shed          {:>14}   (of which rejected by the breaker: {})",
-        t.shed, t.rejected
-    );
+    eprintln!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
     eprintln!("  failed        {:>14}", t.failed);
     eprintln!("  in flight     {:>14}", t.in_flight);
     if t.retried > 0 || s.breaker_transitions > 0 {
-        eprintln!(
-            "  retried       {:>14}   breaker transitions: {}",
-            t.retried, s.breaker_transitions
-        );
+        eprintln!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
     }
     if let Some(l) = &s.latency_ms {
         eprintln!(
@@ -194,10 +164,12 @@ fn broker(a: BrokerArgs) -> Result<i32> {
     }
     println!("{}", b.bootstrap());
     if let Some(p) = &a.bootstrap_file {
-        std::fs::write(p, b.bootstrap())
-            .with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    eprintln!("spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.", b.bootstrap());
+    eprintln!(
+        "spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.",
+        b.bootstrap()
+    );
     let sigs = signals()?;
     while sigs.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(100));

@@ -21,9 +21,7 @@ fn main() {
             if let Some(c) = e.downcast_ref::<spate_engine::ConfigError>() {
                 eprintln!("spate: {c}");
                 2
-            } else if let Some(spate_engine::EngineError::Config(c)) =
-                e.downcast_ref::<spate_engine::EngineError>()
-            {
+            } else if let Some(spate_engine::EngineError::Config(c)) = e.downcast_ref::<spate_engine::EngineError>() {
                 eprintln!("spate: {c}");
                 2
             } else {

@@ -63,192 +63,66 @@ const fn def(name: &'static str, kind: Kind, help: &'static str) -> MetricDef {
 
 // The catalogue: every metric spate exports, in exposition order. Names and help texts live
 // only here, so the dashboard, the alert rules and the docs have one place to look.
-pub const BUILD_INFO: MetricDef = def(
-    "spate_build_info",
-    Kind::Gauge,
-    "Always 1; the version label is the spate version.",
-);
-pub const RUN_ACTIVE: MetricDef = def(
-    "spate_run_active",
-    Kind::Gauge,
-    "1 while a run is generating or draining, 0 otherwise.",
-);
-pub const RUN_INFO: MetricDef = def(
-    "spate_run_info",
-    Kind::Gauge,
-    "Always 1 for the current or last run; labels identify it.",
-);
-pub const RUN_ELAPSED: MetricDef = def(
-    "spate_run_elapsed_seconds",
-    Kind::Gauge,
-    "Seconds since the current or last run started.",
-);
-pub const THREADS: MetricDef = def(
-    "spate_worker_threads",
-    Kind::Gauge,
-    "Worker threads of the run.",
-);
-pub const TARGET_RATE: MetricDef = def(
-    "spate_target_rate",
-    Kind::Gauge,
-    "Target generation rate in events per second; 0 means max (no limit).",
-);
-pub const CURRENT_RATE: MetricDef = def(
-    "spate_current_rate",
-    Kind::Gauge,
-    "Events generated per second over the last second.",
-);
-pub const GENERATED: MetricDef = def(
-    "spate_events_generated_total",
-    Kind::Counter,
-    "Events generated.",
-);
-pub const DELIVERED: MetricDef = def(
-    "spate_events_delivered_total",
-    Kind::Counter,
-    "Events the sink confirmed (Kafka: acknowledged).",
-);
-pub const SHED: MetricDef = def(
-    "spate_events_shed_total",
-    Kind::Counter,
-    "Events dropped on purpose under backpressure policy shed (includes rejected).",
-);
-pub const REJECTED: MetricDef = def(
-    "spate_events_rejected_total",
-    Kind::Counter,
-    "Events rejected because the circuit breaker was open (part of shed).",
-);
-pub const FAILED: MetricDef = def(
-    "spate_events_failed_total",
-    Kind::Counter,
-    "Events that could not be delivered nor dead-lettered.",
-);
-pub const DEAD_LETTERED: MetricDef = def(
-    "spate_events_dead_lettered_total",
-    Kind::Counter,
-    "Events written to the dead-letter topic or file.",
-);
-pub const RETRIED: MetricDef = def(
-    "spate_events_retried_total",
-    Kind::Counter,
-    "Send attempts retried by spate after a retriable error.",
-);
-pub const IN_FLIGHT: MetricDef = def(
-    "spate_events_in_flight",
-    Kind::Gauge,
-    "Events generated without an outcome yet (in rings or awaiting an ack).",
-);
-pub const GENERATED_BYTES: MetricDef = def(
-    "spate_generated_bytes_total",
-    Kind::Counter,
-    "Bytes of events generated.",
-);
-pub const DELIVERED_BYTES: MetricDef = def(
-    "spate_delivered_bytes_total",
-    Kind::Counter,
-    "Bytes of events delivered.",
-);
-pub const BLOCKED: MetricDef = def(
-    "spate_worker_blocked_seconds_total",
-    Kind::Counter,
-    "Time workers spent waiting on backpressure, summed over workers.",
-);
-pub const BATCHES: MetricDef = def(
-    "spate_batches_total",
-    Kind::Counter,
-    "Batches workers pushed into their rings.",
-);
-pub const BATCH_TARGET: MetricDef = def(
-    "spate_batch_target_events",
-    Kind::Gauge,
-    "Events per batch the workers currently aim for (the adaptive batcher moves it).",
-);
+pub const BUILD_INFO: MetricDef = def("spate_build_info", Kind::Gauge, "Always 1; the version label is the spate version.");
+pub const RUN_ACTIVE: MetricDef = def("spate_run_active", Kind::Gauge, "1 while a run is generating or draining, 0 otherwise.");
+pub const RUN_INFO: MetricDef = def("spate_run_info", Kind::Gauge, "Always 1 for the current or last run; labels identify it.");
+pub const RUN_ELAPSED: MetricDef = def("spate_run_elapsed_seconds", Kind::Gauge, "Seconds since the current or last run started.");
+pub const THREADS: MetricDef = def("spate_worker_threads", Kind::Gauge, "Worker threads of the run.");
+pub const TARGET_RATE: MetricDef =
+    def("spate_target_rate", Kind::Gauge, "Target generation rate in events per second; 0 means max (no limit).");
+pub const CURRENT_RATE: MetricDef = def("spate_current_rate", Kind::Gauge, "Events generated per second over the last second.");
+pub const GENERATED: MetricDef = def("spate_events_generated_total", Kind::Counter, "Events generated.");
+pub const DELIVERED: MetricDef = def("spate_events_delivered_total", Kind::Counter, "Events the sink confirmed (Kafka: acknowledged).");
+pub const SHED: MetricDef =
+    def("spate_events_shed_total", Kind::Counter, "Events dropped on purpose under backpressure policy shed (includes rejected).");
+pub const REJECTED: MetricDef =
+    def("spate_events_rejected_total", Kind::Counter, "Events rejected because the circuit breaker was open (part of shed).");
+pub const FAILED: MetricDef = def("spate_events_failed_total", Kind::Counter, "Events that could not be delivered nor dead-lettered.");
+pub const DEAD_LETTERED: MetricDef =
+    def("spate_events_dead_lettered_total", Kind::Counter, "Events written to the dead-letter topic or file.");
+pub const RETRIED: MetricDef = def("spate_events_retried_total", Kind::Counter, "Send attempts retried by spate after a retriable error.");
+pub const IN_FLIGHT: MetricDef =
+    def("spate_events_in_flight", Kind::Gauge, "Events generated without an outcome yet (in rings or awaiting an ack).");
+pub const GENERATED_BYTES: MetricDef = def("spate_generated_bytes_total", Kind::Counter, "Bytes of events generated.");
+pub const DELIVERED_BYTES: MetricDef = def("spate_delivered_bytes_total", Kind::Counter, "Bytes of events delivered.");
+pub const BLOCKED: MetricDef =
+    def("spate_worker_blocked_seconds_total", Kind::Counter, "Time workers spent waiting on backpressure, summed over workers.");
+pub const BATCHES: MetricDef = def("spate_batches_total", Kind::Counter, "Batches workers pushed into their rings.");
+pub const BATCH_TARGET: MetricDef =
+    def("spate_batch_target_events", Kind::Gauge, "Events per batch the workers currently aim for (the adaptive batcher moves it).");
 pub const BATCH_SIZE: MetricDef = def(
     "spate_batch_size_events",
     Kind::Histogram,
     "Events per batch. Count and sum are exact; each 250 ms interval's batches are bucketed at that interval's mean size.",
 );
-pub const RING_DEPTH: MetricDef = def(
-    "spate_ring_depth_batches",
+pub const RING_DEPTH: MetricDef = def("spate_ring_depth_batches", Kind::Gauge, "Batches waiting in a worker's ring for the flush thread.");
+pub const PRODUCER_QUEUE: MetricDef = def("spate_producer_queue", Kind::Gauge, "Messages in the Kafka producer's queue awaiting delivery.");
+pub const INFLIGHT_BYTES: MetricDef = def("spate_inflight_bytes", Kind::Gauge, "Bytes held in rings and the sink's queue.");
+pub const INFLIGHT_BUDGET: MetricDef =
+    def("spate_inflight_bytes_budget", Kind::Gauge, "Cap on spate_inflight_bytes (kafka.max_inflight_bytes); 0 means no cap.");
+pub const ACK_LATENCY: MetricDef =
+    def("spate_ack_latency_seconds", Kind::Histogram, "Produce-to-acknowledgement latency of Kafka deliveries.");
+pub const BREAKER_STATE: MetricDef =
+    def("spate_breaker_state", Kind::Gauge, "1 for the circuit breaker's current state, 0 for the others.");
+pub const BREAKER_OPEN_SECONDS: MetricDef = def(
+    "spate_breaker_open_seconds",
     Kind::Gauge,
-    "Batches waiting in a worker's ring for the flush thread.",
+    "Seconds the breaker has been out of closed (open or half-open) without recovering; 0 when closed.",
 );
-pub const PRODUCER_QUEUE: MetricDef = def(
-    "spate_producer_queue",
-    Kind::Gauge,
-    "Messages in the Kafka producer's queue awaiting delivery.",
-);
-pub const INFLIGHT_BYTES: MetricDef = def(
-    "spate_inflight_bytes",
-    Kind::Gauge,
-    "Bytes held in rings and the sink's queue.",
-);
-pub const INFLIGHT_BUDGET: MetricDef = def(
-    "spate_inflight_bytes_budget",
-    Kind::Gauge,
-    "Cap on spate_inflight_bytes (kafka.max_inflight_bytes); 0 means no cap.",
-);
-pub const ACK_LATENCY: MetricDef = def(
-    "spate_ack_latency_seconds",
-    Kind::Histogram,
-    "Produce-to-acknowledgement latency of Kafka deliveries.",
-);
-pub const BREAKER_STATE: MetricDef = def(
-    "spate_breaker_state",
-    Kind::Gauge,
-    "1 for the circuit breaker's current state, 0 for the others.",
-);
-pub const BREAKER_OPEN_SECONDS: MetricDef = def("spate_breaker_open_seconds", Kind::Gauge, "Seconds the breaker has been out of closed (open or half-open) without recovering; 0 when closed.");
-pub const BREAKER_OPEN_WAIT: MetricDef = def(
-    "spate_breaker_open_wait_seconds",
-    Kind::Gauge,
-    "The breaker's recovery window: time in open before a half-open trial.",
-);
-pub const BREAKER_TRANSITIONS: MetricDef = def(
-    "spate_breaker_transitions_total",
-    Kind::Counter,
-    "Circuit breaker state changes.",
-);
-pub const BREAKER_OPENED: MetricDef = def(
-    "spate_breaker_opened_total",
-    Kind::Counter,
-    "Times the circuit breaker opened.",
-);
-pub const LIMITER_MODE: MetricDef = def(
-    "spate_limiter_mode",
-    Kind::Gauge,
-    "1 for the rate limiter's current mode, 0 for the others.",
-);
-pub const LIMITER_LEASE: MetricDef = def(
-    "spate_limiter_lease_size",
-    Kind::Gauge,
-    "Tokens in the current Redis lease; 0 when not leasing.",
-);
-pub const LIMITER_REDIS_CALLS: MetricDef = def(
-    "spate_limiter_redis_calls_total",
-    Kind::Counter,
-    "Calls the leased limiter made to Redis.",
-);
-pub const LIMITER_LEASE_WAITS: MetricDef = def(
-    "spate_limiter_lease_waits_total",
-    Kind::Counter,
-    "Times a worker found its lease empty and waited for the next one.",
-);
-pub const LIMITER_TRANSITIONS: MetricDef = def(
-    "spate_limiter_transitions_total",
-    Kind::Counter,
-    "Limiter mode changes (redis and fallback).",
-);
-pub const API_REQUESTS: MetricDef = def(
-    "spate_api_requests_total",
-    Kind::Counter,
-    "HTTP requests answered by this process, by status code.",
-);
-pub const RSS: MetricDef = def(
-    "process_resident_memory_bytes",
-    Kind::Gauge,
-    "Resident memory of the spate process.",
-);
+pub const BREAKER_OPEN_WAIT: MetricDef =
+    def("spate_breaker_open_wait_seconds", Kind::Gauge, "The breaker's recovery window: time in open before a half-open trial.");
+pub const BREAKER_TRANSITIONS: MetricDef = def("spate_breaker_transitions_total", Kind::Counter, "Circuit breaker state changes.");
+pub const BREAKER_OPENED: MetricDef = def("spate_breaker_opened_total", Kind::Counter, "Times the circuit breaker opened.");
+pub const LIMITER_MODE: MetricDef = def("spate_limiter_mode", Kind::Gauge, "1 for the rate limiter's current mode, 0 for the others.");
+pub const LIMITER_LEASE: MetricDef = def("spate_limiter_lease_size", Kind::Gauge, "Tokens in the current Redis lease; 0 when not leasing.");
+pub const LIMITER_REDIS_CALLS: MetricDef = def("spate_limiter_redis_calls_total", Kind::Counter, "Calls the leased limiter made to Redis.");
+pub const LIMITER_LEASE_WAITS: MetricDef =
+    def("spate_limiter_lease_waits_total", Kind::Counter, "Times a worker found its lease empty and waited for the next one.");
+pub const LIMITER_TRANSITIONS: MetricDef =
+    def("spate_limiter_transitions_total", Kind::Counter, "Limiter mode changes (redis and fallback).");
+pub const API_REQUESTS: MetricDef =
+    def("spate_api_requests_total", Kind::Counter, "HTTP requests answered by this process, by status code.");
+pub const RSS: MetricDef = def("process_resident_memory_bytes", Kind::Gauge, "Resident memory of the spate process.");
 
 /// Every family above, for the catalogue test (each name once, counters end in `_total`) and
 /// for anyone listing what spate exports; the renderer uses the constants directly.
@@ -295,9 +169,7 @@ pub const CATALOGUE: &[MetricDef] = &[
 ];
 
 /// Upper bounds (seconds) of the ack-latency histogram: 0.5 ms to 30 s.
-const LATENCY_BOUNDS_S: [f64; 15] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const LATENCY_BOUNDS_S: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Upper bounds of the batch-size histogram (events).
 const BATCH_BOUNDS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 /// Status codes counted apart in `spate_api_requests_total` (others count as "other").
@@ -336,21 +208,13 @@ impl Observer {
             events += w.events_pushed.load(Relaxed);
             generated += w.generated.load(Relaxed);
         }
-        let breaker_closed = shared
-            .breaker
-            .as_ref()
-            .map_or(true, |b| b.state() == BreakerState::Closed);
+        let breaker_closed = shared.breaker.as_ref().map_or(true, |b| b.state() == BreakerState::Closed);
         let mut g = self.inner.lock();
         g.samples.push_back((now, generated));
-        while g.samples.len() > 2
-            && now.duration_since(g.samples[0].0) > Duration::from_millis(1500)
-        {
+        while g.samples.len() > 2 && now.duration_since(g.samples[0].0) > Duration::from_millis(1500) {
             g.samples.pop_front();
         }
-        let (db, de) = (
-            batches.saturating_sub(g.batches_seen),
-            events.saturating_sub(g.events_seen),
-        );
+        let (db, de) = (batches.saturating_sub(g.batches_seen), events.saturating_sub(g.events_seen));
         if db > 0 {
             // The interval's batches all land in the bucket of the interval's mean size: exact
             // count and sum, approximate shape, at no cost to the workers.
@@ -374,19 +238,13 @@ impl Observer {
     pub fn current_rate(&self) -> f64 {
         let g = self.inner.lock();
         match (g.samples.front(), g.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64()
-            }
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64(),
             _ => 0.0,
         }
     }
 
     fn breaker_open_seconds(&self) -> f64 {
-        self.inner
-            .lock()
-            .not_closed_since
-            .map(|t| t.elapsed().as_secs_f64())
-            .unwrap_or(0.0)
+        self.inner.lock().not_closed_since.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0)
     }
 }
 
@@ -399,11 +257,7 @@ pub struct RunView {
 
 impl RunView {
     pub fn new(shared: Arc<RunShared>, config: RunConfig) -> Self {
-        Self {
-            shared,
-            config,
-            observer: Observer::new(),
-        }
+        Self { shared, config, observer: Observer::new() }
     }
 
     fn active(&self) -> bool {
@@ -437,10 +291,7 @@ impl RunView {
         let mut m = Map::new();
         m.insert("run_id".into(), json!(s.run_id.to_string()));
         m.insert("sink".into(), json!(self.config.sink.to_string()));
-        m.insert(
-            "format".into(),
-            json!(self.config.events.format.to_string()),
-        );
+        m.insert("format".into(), json!(self.config.events.format.to_string()));
         m.insert("threads".into(), json!(self.config.threads.get()));
         m.insert("config".into(), config);
         m.insert("elapsed_s".into(), json!(elapsed));
@@ -452,10 +303,7 @@ impl RunView {
                 "average": t.generated as f64 / elapsed,
             }),
         );
-        m.insert(
-            "totals".into(),
-            serde_json::to_value(t).unwrap_or(Value::Null),
-        );
+        m.insert("totals".into(), serde_json::to_value(t).unwrap_or(Value::Null));
         m.insert("balanced".into(), json!(t.balanced()));
         m.insert(
             "batch_size".into(),
@@ -466,14 +314,8 @@ impl RunView {
             }),
         );
         m.insert("ring_depths".into(), json!(s.counters.ring_depths()));
-        m.insert(
-            "producer_queue".into(),
-            json!(f.producer_queue.load(Relaxed)),
-        );
-        m.insert(
-            "inflight_bytes".into(),
-            json!(s.inflight_bytes.load(Relaxed)),
-        );
+        m.insert("producer_queue".into(), json!(f.producer_queue.load(Relaxed)));
+        m.insert("inflight_bytes".into(), json!(s.inflight_bytes.load(Relaxed)));
         m.insert("inflight_bytes_budget".into(), json!(s.max_inflight_bytes));
         m.insert("breakers".into(), Value::Array(breakers));
         m.insert(
@@ -486,33 +328,22 @@ impl RunView {
                 "transitions": s.limiter.transitions.load(Relaxed),
             }),
         );
-        m.insert(
-            "latency_ms".into(),
-            serde_json::to_value(latency).unwrap_or(Value::Null),
-        );
+        m.insert("latency_ms".into(), serde_json::to_value(latency).unwrap_or(Value::Null));
         m.insert("error".into(), json!(*s.error.lock()));
         m
     }
 }
 
 fn batch_target(s: &RunShared, c: &RunConfig) -> u64 {
-    s.batch_target
-        .load(Relaxed)
-        .clamp(1, c.batch_size.get() as u64)
+    s.batch_target.load(Relaxed).clamp(1, c.batch_size.get() as u64)
 }
 
 /// Hides secrets a config may carry in librdkafka options (SASL passwords and the like).
 fn redact(v: &mut Value) {
-    if let Some(opts) = v
-        .pointer_mut("/kafka/options")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(opts) = v.pointer_mut("/kafka/options").and_then(Value::as_object_mut) {
         for (k, val) in opts.iter_mut() {
             let k = k.to_ascii_lowercase();
-            if ["password", "secret", "token", "key"]
-                .iter()
-                .any(|s| k.contains(s))
-            {
+            if ["password", "secret", "token", "key"].iter().any(|s| k.contains(s)) {
                 *val = json!("<redacted>");
             }
         }
@@ -527,10 +358,7 @@ pub struct ApiStats {
 
 impl ApiStats {
     fn count(&self, status: u16) {
-        let i = CODES
-            .iter()
-            .position(|&c| c == status)
-            .unwrap_or(CODES.len());
+        let i = CODES.iter().position(|&c| c == status).unwrap_or(CODES.len());
         self.by_code[i].fetch_add(1, Relaxed);
     }
 }
@@ -586,14 +414,7 @@ impl Prom<'_> {
     }
 
     /// A histogram from cumulative counts at `bounds` (already cumulative), a sum and a count.
-    fn histogram(
-        &mut self,
-        m: &MetricDef,
-        bounds: &[String],
-        cumulative: &[u64],
-        sum: f64,
-        count: u64,
-    ) {
+    fn histogram(&mut self, m: &MetricDef, bounds: &[String], cumulative: &[u64], sum: f64, count: u64) {
         self.head(m);
         for (b, c) in bounds.iter().zip(cumulative) {
             self.sample(m.name, "_bucket", &[("le", b)], *c as f64);
@@ -609,28 +430,15 @@ pub fn render(run: Option<&RunView>, api: &ApiStats) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let mut p = Prom { out: &mut out };
     p.head(&BUILD_INFO);
-    p.sample(
-        BUILD_INFO.name,
-        "",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
+    p.sample(BUILD_INFO.name, "", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     p.one(&RUN_ACTIVE, run.is_some_and(|r| r.active()) as u8 as f64);
     if let Some(r) = run {
         render_run(&mut p, r);
     }
     p.head(&API_REQUESTS);
     for (i, c) in api.by_code.iter().enumerate() {
-        let code = CODES
-            .get(i)
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "other".into());
-        p.sample(
-            API_REQUESTS.name,
-            "",
-            &[("code", &code)],
-            c.load(Relaxed) as f64,
-        );
+        let code = CODES.get(i).map(|c| c.to_string()).unwrap_or_else(|| "other".into());
+        p.sample(API_REQUESTS.name, "", &[("code", &code)], c.load(Relaxed) as f64);
     }
     if let Some(rss) = resident_bytes() {
         p.one(&RSS, rss as f64);
@@ -648,27 +456,11 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     let sink_kind = sink.split(':').next().unwrap_or("file");
     let format = c.events.format.to_string();
     p.head(&RUN_INFO);
-    p.sample(
-        RUN_INFO.name,
-        "",
-        &[
-            ("run_id", &run_id),
-            ("sink", sink_kind),
-            ("format", &format),
-        ],
-        1.0,
-    );
+    p.sample(RUN_INFO.name, "", &[("run_id", &run_id), ("sink", sink_kind), ("format", &format)], 1.0);
     p.one(&RUN_ELAPSED, s.started.elapsed().as_secs_f64());
     p.one(&THREADS, c.threads.get() as f64);
     p.one(&TARGET_RATE, s.current_rate().per_sec().unwrap_or(0) as f64);
-    p.one(
-        &CURRENT_RATE,
-        if r.active() {
-            r.observer.current_rate()
-        } else {
-            0.0
-        },
-    );
+    p.one(&CURRENT_RATE, if r.active() { r.observer.current_rate() } else { 0.0 });
     for (m, v) in [
         (&GENERATED, t.generated),
         (&DELIVERED, t.delivered),
@@ -710,17 +502,9 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     }
     p.head(&RING_DEPTH);
     for (i, d) in s.counters.ring_depths().iter().enumerate() {
-        p.sample(
-            RING_DEPTH.name,
-            "",
-            &[("worker", &i.to_string())],
-            *d as f64,
-        );
+        p.sample(RING_DEPTH.name, "", &[("worker", &i.to_string())], *d as f64);
     }
-    p.one(
-        &PRODUCER_QUEUE,
-        s.counters.flush.producer_queue.load(Relaxed) as f64,
-    );
+    p.one(&PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64);
     p.one(&INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64);
     p.one(&INFLIGHT_BUDGET, s.max_inflight_bytes as f64);
     {
@@ -735,17 +519,8 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     if let Some(b) = &s.breaker {
         let cur = b.state();
         p.head(&BREAKER_STATE);
-        for st in [
-            BreakerState::Closed,
-            BreakerState::Open,
-            BreakerState::HalfOpen,
-        ] {
-            p.sample(
-                BREAKER_STATE.name,
-                "",
-                &[("breaker", "kafka"), ("state", st.as_str())],
-                (st == cur) as u8 as f64,
-            );
+        for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+            p.sample(BREAKER_STATE.name, "", &[("breaker", "kafka"), ("state", st.as_str())], (st == cur) as u8 as f64);
         }
         // Same `breaker` label on all of them, so rules can compare them one to one.
         for (m, v) in [
@@ -761,26 +536,12 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     let mode = s.limiter.mode_name();
     p.head(&LIMITER_MODE);
     for m in spate_engine::limiter::MODES {
-        p.sample(
-            LIMITER_MODE.name,
-            "",
-            &[("mode", m)],
-            (m == mode) as u8 as f64,
-        );
+        p.sample(LIMITER_MODE.name, "", &[("mode", m)], (m == mode) as u8 as f64);
     }
     p.one(&LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64);
-    p.one(
-        &LIMITER_REDIS_CALLS,
-        s.limiter.redis_calls.load(Relaxed) as f64,
-    );
-    p.one(
-        &LIMITER_LEASE_WAITS,
-        s.limiter.lease_waits.load(Relaxed) as f64,
-    );
-    p.one(
-        &LIMITER_TRANSITIONS,
-        s.limiter.transitions.load(Relaxed) as f64,
-    );
+    p.one(&LIMITER_REDIS_CALLS, s.limiter.redis_calls.load(Relaxed) as f64);
+    p.one(&LIMITER_LEASE_WAITS, s.limiter.lease_waits.load(Relaxed) as f64);
+    p.one(&LIMITER_TRANSITIONS, s.limiter.transitions.load(Relaxed) as f64);
 }
 
 /// Resident set size from /proc (Linux); None elsewhere.
@@ -806,11 +567,7 @@ pub struct Request {
 impl Request {
     /// Value of `name` in the query string (no percent-decoding: values here are plain words).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 }
 
@@ -825,12 +582,7 @@ impl Reply {
     pub fn json(status: u16, v: &Value) -> Reply {
         let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
         body.push(b'\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body,
-            headers: Vec::new(),
-        }
+        Reply { status, content_type: "application/json", body, headers: Vec::new() }
     }
 
     /// `{"error": message, ...extra}`.
@@ -844,12 +596,7 @@ impl Reply {
     }
 
     pub fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-        Reply {
-            status,
-            content_type,
-            body: body.into(),
-            headers: Vec::new(),
-        }
+        Reply { status, content_type, body: body.into(), headers: Vec::new() }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
@@ -880,51 +627,42 @@ pub struct HttpOptions {
 /// The HTTP server; stops (and joins its threads) when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl HttpServer {
-    pub fn start(
-        listen: &str,
-        opts: HttpOptions,
-        api: Arc<ApiStats>,
-        handler: Handler,
-    ) -> Result<HttpServer> {
+    pub fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
         let addr = resolve(listen)?;
-        let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr}: {e}; pick a free port or another address")
-        })?);
+        let server = Arc::new(
+            tiny_http::Server::http(addr)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; pick a free port or another address"))?,
+        );
         let addr = server.server_addr().to_ip().unwrap_or(addr);
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Gate {
-            opts,
-            limiter: Mutex::new(HashMap::new()),
-            api,
-            handler,
-        });
-        let mut threads = Vec::new();
+        let shared = Arc::new(Gate { opts, limiter: Mutex::new(HashMap::new()), api, handler });
+        // Built first so that, if a spawn fails, dropping it releases the threads already up.
+        let mut this = HttpServer { addr, server: server.clone(), stop: stop.clone(), threads: Vec::new() };
         for i in 0..shared.opts.threads.max(1) {
             let (server, stop, gate) = (server.clone(), stop.clone(), shared.clone());
             let h = std::thread::Builder::new()
                 .name(format!("spate-http{i}"))
                 .spawn(move || {
+                    // Blocks without polling: an idle server costs no CPU. `Drop` wakes
+                    // each thread with `unblock`.
                     while !stop.load(Relaxed) {
-                        match server.recv_timeout(Duration::from_millis(100)) {
-                            Ok(Some(rq)) => gate.serve(rq),
-                            Ok(None) => {}
+                        match server.recv() {
+                            Ok(rq) => gate.serve(rq),
+                            Err(_) if stop.load(Relaxed) => break,
                             Err(_) => std::thread::sleep(Duration::from_millis(10)),
                         }
                     }
                 })
                 .context("cannot spawn an http thread")?;
-            threads.push(h);
+            this.threads.push(h);
         }
-        Ok(HttpServer {
-            addr,
-            stop,
-            threads,
-        })
+        Ok(this)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -935,6 +673,10 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
+        // One wake-up per thread: each consumes one and sees `stop`.
+        for _ in 0..self.threads.len() {
+            self.server.unblock();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -986,51 +728,39 @@ impl Gate {
         let route = self.opts.routes.iter().find(|r| r.path == path);
         let open = route.is_some_and(|r| r.open);
         if !open {
-            if let (Some(rate), Some(peer)) = (self.opts.api_rate, rq.remote_addr().map(|a| a.ip()))
-            {
+            if let (Some(rate), Some(peer)) = (self.opts.api_rate, rq.remote_addr().map(|a| a.ip())) {
                 if let Err(wait) = self.take_token(peer, rate) {
                     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                    return Reply::error(429, format!("too many requests from {peer}; retry after {secs} s (limit {rate} requests/s per client)"), json!({"retry_after_s": secs}))
-                        .with_header("Retry-After", secs.to_string());
+                    return Reply::error(
+                        429,
+                        format!("too many requests from {peer}; retry after {secs} s (limit {rate} requests/s per client)"),
+                        json!({"retry_after_s": secs}),
+                    )
+                    .with_header("Retry-After", secs.to_string());
                 }
             }
             if let Some(token) = &self.opts.token {
-                let given = rq
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Authorization"))
-                    .map(|h| h.value.as_str().to_string());
-                let ok = given
-                    .as_deref()
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .is_some_and(|g| ct_eq(g.trim().as_bytes(), token.as_bytes()));
+                let given = rq.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string());
+                let ok =
+                    given.as_deref().and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|g| ct_eq(g.trim().as_bytes(), token.as_bytes()));
                 if !ok {
                     let msg = if given.is_none() {
                         "missing bearer token; send the header `Authorization: Bearer <token>` given to --token"
                     } else {
                         "wrong bearer token; send the token given to --token"
                     };
-                    return Reply::error(401, msg, json!({}))
-                        .with_header("WWW-Authenticate", "Bearer realm=\"spate\"");
+                    return Reply::error(401, msg, json!({})).with_header("WWW-Authenticate", "Bearer realm=\"spate\"");
                 }
             }
         }
         let Some(route) = route else {
             let known: Vec<&str> = self.opts.routes.iter().map(|r| r.path).collect();
-            return Reply::error(
-                404,
-                format!("no such path `{path}`; the paths are {}", known.join(", ")),
-                json!({"paths": known}),
-            );
+            return Reply::error(404, format!("no such path `{path}`; the paths are {}", known.join(", ")), json!({"paths": known}));
         };
         if !route.methods.contains(&method.as_str()) {
             let allow = route.methods.join(", ");
-            return Reply::error(
-                405,
-                format!("method {method} is not allowed on {path}; use {allow}"),
-                json!({"allow": route.methods}),
-            )
-            .with_header("Allow", allow);
+            return Reply::error(405, format!("method {method} is not allowed on {path}; use {allow}"), json!({"allow": route.methods}))
+                .with_header("Allow", allow);
         }
         let mut body = Vec::new();
         if method == "POST" || method == "PUT" {
@@ -1038,34 +768,15 @@ impl Gate {
                 return too_large();
             }
             // Cap the read too: a chunked body has no declared length.
-            match rq
-                .as_reader()
-                .take(BODY_LIMIT as u64 + 1)
-                .read_to_end(&mut body)
-            {
+            match rq.as_reader().take(BODY_LIMIT as u64 + 1).read_to_end(&mut body) {
                 Ok(_) if body.len() > BODY_LIMIT => return too_large(),
                 Ok(_) => {}
-                Err(e) => {
-                    return Reply::error(
-                        400,
-                        format!("cannot read the request body: {e}; send it again"),
-                        json!({}),
-                    )
-                }
+                Err(e) => return Reply::error(400, format!("cannot read the request body: {e}; send it again"), json!({})),
             }
         }
-        let content_type = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Content-Type"))
-            .map(|h| h.value.as_str().to_ascii_lowercase())
-            .unwrap_or_default();
-        let req = Request {
-            path: path.to_string(),
-            query: query.to_string(),
-            content_type,
-            body,
-        };
+        let content_type =
+            rq.headers().iter().find(|h| h.field.equiv("Content-Type")).map(|h| h.value.as_str().to_ascii_lowercase()).unwrap_or_default();
+        let req = Request { path: path.to_string(), query: query.to_string(), content_type, body };
         (self.handler)(&req)
     }
 
@@ -1078,10 +789,7 @@ impl Gate {
             // Bound the table: forget clients whose bucket has refilled anyway.
             m.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < cap);
         }
-        let b = m.entry(ip).or_insert(Bucket {
-            tokens: cap,
-            at: now,
-        });
+        let b = m.entry(ip).or_insert(Bucket { tokens: cap, at: now });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -1134,21 +842,9 @@ impl Drop for MetricsGuard {
 }
 
 const RUN_ROUTES: &[Route] = &[
-    Route {
-        path: "/metrics",
-        methods: &["GET"],
-        open: false,
-    },
-    Route {
-        path: "/v1/status",
-        methods: &["GET"],
-        open: false,
-    },
-    Route {
-        path: "/healthz",
-        methods: &["GET"],
-        open: true,
-    },
+    Route { path: "/metrics", methods: &["GET"], open: false },
+    Route { path: "/v1/status", methods: &["GET"], open: false },
+    Route { path: "/healthz", methods: &["GET"], open: true },
 ];
 
 /// Serves /metrics and /v1/status for one run (read-only: no control endpoints).
@@ -1166,36 +862,16 @@ pub fn serve_run(listen: &str, shared: Arc<RunShared>, config: RunConfig) -> Res
         "/healthz" => Reply::json(200, &json!({"status": "ok"})),
         _ => {
             let mut m = view.status();
-            m.insert(
-                "state".into(),
-                json!(if view.active() { "running" } else { "finished" }),
-            );
+            m.insert("state".into(), json!(if view.active() { "running" } else { "finished" }));
             Reply::json(200, &Value::Object(m))
         }
     });
-    let server = HttpServer::start(
-        listen,
-        HttpOptions {
-            routes: RUN_ROUTES,
-            token: None,
-            api_rate: None,
-            threads: 2,
-        },
-        api,
-        handler,
-    )?;
-    Ok(MetricsGuard {
-        server: Some(server),
-        stop,
-        ticker: Some(ticker),
-    })
+    let server = HttpServer::start(listen, HttpOptions { routes: RUN_ROUTES, token: None, api_rate: None, threads: 2 }, api, handler)?;
+    Ok(MetricsGuard { server: Some(server), stop, ticker: Some(ticker) })
 }
 
 /// Runs `f` every `TICK` on its own thread until `stop` is set.
-pub fn spawn_ticker(
-    stop: Arc<AtomicBool>,
-    f: impl Fn() + Send + 'static,
-) -> Result<JoinHandle<()>> {
+pub fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("spate-observer".into())
         .spawn(move || {
@@ -1216,17 +892,8 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for m in CATALOGUE {
             assert!(names.insert(m.name), "duplicate {}", m.name);
-            assert!(
-                m.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{}",
-                m.name
-            );
-            assert_eq!(
-                m.kind == Kind::Counter,
-                m.name.ends_with("_total"),
-                "{}: counters and only counters end in _total",
-                m.name
-            );
+            assert!(m.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", m.name);
+            assert_eq!(m.kind == Kind::Counter, m.name.ends_with("_total"), "{}: counters and only counters end in _total", m.name);
             assert!(!m.help.is_empty() && !m.help.contains('\n'));
         }
     }
@@ -1242,13 +909,7 @@ mod tests {
     #[test]
     fn idle_render_has_headers() {
         let s = render(None, &ApiStats::default());
-        assert!(
-            s.contains("# TYPE spate_run_active gauge\nspate_run_active 0\n"),
-            "{s}"
-        );
-        assert!(
-            s.contains("spate_api_requests_total{code=\"200\"} 0"),
-            "{s}"
-        );
+        assert!(s.contains("# TYPE spate_run_active gauge\nspate_run_active 0\n"), "{s}");
+        assert!(s.contains("spate_api_requests_total{code=\"200\"} 0"), "{s}");
     }
 }

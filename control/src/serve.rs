@@ -45,41 +45,13 @@ pub struct ServeArgs {
 }
 
 const ROUTES: &[Route] = &[
-    Route {
-        path: "/healthz",
-        methods: &["GET"],
-        open: true,
-    },
-    Route {
-        path: "/readyz",
-        methods: &["GET"],
-        open: true,
-    },
-    Route {
-        path: "/metrics",
-        methods: &["GET"],
-        open: false,
-    },
-    Route {
-        path: "/v1/status",
-        methods: &["GET"],
-        open: false,
-    },
-    Route {
-        path: "/v1/start",
-        methods: &["POST"],
-        open: false,
-    },
-    Route {
-        path: "/v1/stop",
-        methods: &["POST"],
-        open: false,
-    },
-    Route {
-        path: "/v1/rate",
-        methods: &["PUT"],
-        open: false,
-    },
+    Route { path: "/healthz", methods: &["GET"], open: true },
+    Route { path: "/readyz", methods: &["GET"], open: true },
+    Route { path: "/metrics", methods: &["GET"], open: false },
+    Route { path: "/v1/status", methods: &["GET"], open: false },
+    Route { path: "/v1/start", methods: &["POST"], open: false },
+    Route { path: "/v1/stop", methods: &["POST"], open: false },
+    Route { path: "/v1/rate", methods: &["PUT"], open: false },
 ];
 
 /// How long `POST /v1/stop` waits for the drain before answering 202 (the engine's own drain
@@ -153,11 +125,7 @@ impl Control {
             }
             "/metrics" => {
                 let view = self.view();
-                Reply::text(
-                    200,
-                    metrics::PROM_CONTENT_TYPE,
-                    metrics::render(view.as_deref(), &self.api),
-                )
+                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view.as_deref(), &self.api))
             }
             "/v1/status" => self.status(),
             "/v1/start" => self.start(rq),
@@ -196,10 +164,7 @@ impl Control {
         m.insert("state".into(), json!(state));
         m.insert("ready".into(), json!(ready));
         m.entry("run_id").or_insert(Value::Null);
-        m.insert(
-            "summary".into(),
-            serde_json::to_value(summary).unwrap_or(Value::Null),
-        );
+        m.insert("summary".into(), serde_json::to_value(summary).unwrap_or(Value::Null));
         Reply::json(200, &Value::Object(m))
     }
 
@@ -227,11 +192,9 @@ impl Control {
             // status must keep answering meanwhile.
             s.starting = true;
         }
-        let cell = Arc::new(RateCell::new(cfg.rate));
-        let opts = StartOptions {
-            limiter: Some(switchable_limiter(cell.clone(), cfg.burst)),
-            ..Default::default()
-        };
+        // A Redis-limited run keeps the engine's leased limiter (its rate is global).
+        let cell = cfg.redis.is_none().then(|| Arc::new(RateCell::new(cfg.rate)));
+        let opts = StartOptions { limiter: cell.clone().map(|c| switchable_limiter(c, cfg.burst)), ..Default::default() };
         let res = spate_engine::start(cfg, opts);
         let mut s = self.slot.lock();
         s.starting = false;
@@ -244,7 +207,7 @@ impl Control {
                 s.summary = None;
                 s.stopping = false;
                 s.run = Some(run);
-                s.rate = Some(cell);
+                s.rate = cell;
                 Reply::json(200, &Value::Object(doc))
             }
             Err(EngineError::Config(e)) => config_error(&e),
@@ -261,14 +224,8 @@ impl Control {
                 None => {
                     return match &s.summary {
                         // Idempotent: stopping a finished run returns its summary again.
-                        Some(sum) => {
-                            Reply::json(200, &json!({"state": "finished", "summary": sum}))
-                        }
-                        None => Reply::error(
-                            409,
-                            "no run in progress; start one with POST /v1/start",
-                            json!({"state": s.state()}),
-                        ),
+                        Some(sum) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
+                        None => Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()})),
                     };
                 }
                 Some(run) => {
@@ -309,13 +266,7 @@ impl Control {
         }
         let text = match std::str::from_utf8(&rq.body) {
             Ok(t) => t,
-            Err(_) => {
-                return Reply::error(
-                    400,
-                    "the request body is not UTF-8; send JSON like {\"rate\": 5000}",
-                    json!({}),
-                )
-            }
+            Err(_) => return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({})),
         };
         // JSON is YAML, so one parser takes both; its errors carry line and column.
         let body: RateBody = match serde_yaml_ng::from_str(text) {
@@ -335,12 +286,15 @@ impl Control {
         let mut s = self.slot.lock();
         s.reap();
         let (Some(run), false) = (&s.run, s.stopping) else {
+            return Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()}));
+        };
+        if run.config.redis.is_some() {
             return Reply::error(
                 409,
-                "no run in progress; start one with POST /v1/start",
+                "this run's rate is the global rate in Redis (redis.global_rate), shared by every instance; stop it and start again with a new global rate",
                 json!({"state": s.state()}),
             );
-        };
+        }
         let previous = run.shared.current_rate();
         if let Some(cell) = &s.rate {
             cell.set(rate);
@@ -350,32 +304,20 @@ impl Control {
         // Keep the reported mode honest for the local limiters (redis/fallback manage their own).
         let lim = &run.shared.limiter;
         if matches!(lim.mode_name(), "local" | "unlimited") {
-            let mode = if rate == Rate::Max {
-                "unlimited"
-            } else {
-                "local"
-            };
+            let mode = if rate == Rate::Max { "unlimited" } else { "local" };
             if let Some(i) = limiter::MODES.iter().position(|m| *m == mode) {
                 lim.mode.store(i, Ordering::Relaxed);
             }
         }
         let show = |r: Rate| r.per_sec().map(Value::from).unwrap_or_else(|| json!("max"));
-        Reply::json(
-            200,
-            &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}),
-        )
+        Reply::json(200, &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}))
     }
 }
 
 /// Parses a start body: empty means "the base config as is"; JSON or YAML otherwise.
 fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
-    let text = std::str::from_utf8(&rq.body).map_err(|_| {
-        Reply::error(
-            400,
-            "the request body is not UTF-8; send the run config as JSON or YAML",
-            json!({}),
-        )
-    })?;
+    let text = std::str::from_utf8(&rq.body)
+        .map_err(|_| Reply::error(400, "the request body is not UTF-8; send the run config as JSON or YAML", json!({})))?;
     if text.trim().is_empty() {
         return Ok(RawConfig::default());
     }
@@ -386,11 +328,7 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
         if let Err(e) = serde_json::from_str::<Value>(text) {
             return Err(Reply::error(
                 400,
-                format!(
-                    "malformed JSON at line {} column {}: {e}; fix the request body",
-                    e.line(),
-                    e.column()
-                ),
+                format!("malformed JSON at line {} column {}: {e}; fix the request body", e.line(), e.column()),
                 json!({"key": "(document)", "line": e.line(), "column": e.column()}),
             ));
         }
@@ -399,9 +337,7 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
         Ok(r) => Ok(r),
         // Valid JSON that YAML rejects (tabs used as indentation): retry in canonical form.
         Err(e) if looks_json && e.key == "(document)" && !e.message.contains("unknown field") => {
-            let canon = serde_json::from_str::<Value>(text)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
+            let canon = serde_json::from_str::<Value>(text).map(|v| v.to_string()).unwrap_or_default();
             RawConfig::from_yaml(&canon).map_err(|e| config_error(&e))
         }
         Err(e) => Err(config_error(&e)),
@@ -409,11 +345,7 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
 }
 
 fn config_error(e: &ConfigError) -> Reply {
-    Reply::error(
-        400,
-        e.to_string(),
-        json!({"key": e.key, "message": e.message, "fix": e.fix}),
-    )
+    Reply::error(400, e.to_string(), json!({"key": e.key, "message": e.message, "fix": e.fix}))
 }
 
 /// The rate a run's limiters should follow, set by `PUT /v1/rate`. Limiters poll it once per
@@ -430,15 +362,11 @@ struct RateCell {
 
 impl RateCell {
     fn new(rate: Rate) -> Self {
-        Self {
-            rate: AtomicU64::new(rate.per_sec().unwrap_or(0)),
-            epoch: AtomicU64::new(0),
-        }
+        Self { rate: AtomicU64::new(rate.per_sec().unwrap_or(0)), epoch: AtomicU64::new(0) }
     }
 
     fn set(&self, rate: Rate) {
-        self.rate
-            .store(rate.per_sec().unwrap_or(0), Ordering::Relaxed);
+        self.rate.store(rate.per_sec().unwrap_or(0), Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::Release);
     }
 
@@ -517,17 +445,16 @@ fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<_> = listen
         .to_socket_addrs()
-        .map_err(|e| {
-            ConfigError::new(
-                "--listen",
-                format!("cannot resolve `{listen}`: {e}"),
-                "write host:port, e.g. 127.0.0.1:8080",
-            )
-        })?
+        .map_err(|e| ConfigError::new("--listen", format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
         .collect();
     if !allow_remote {
         if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            return Err(ConfigError::new("--listen", format!("`{listen}` ({a}) is not a loopback address"), "listen on 127.0.0.1 (the default), or pass --allow-remote (and set --token) to accept other hosts").into());
+            return Err(ConfigError::new(
+                "--listen",
+                format!("`{listen}` ({a}) is not a loopback address"),
+                "listen on 127.0.0.1 (the default), or pass --allow-remote (and set --token) to accept other hosts",
+            )
+            .into());
         }
     }
     Ok(())
@@ -552,12 +479,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         (None, None) => None,
     };
     if token.as_deref().is_some_and(str::is_empty) {
-        return Err(ConfigError::new(
-            "--token",
-            "the token is empty",
-            "give a non-empty token, e.g. from `openssl rand -hex 32`",
-        )
-        .into());
+        return Err(ConfigError::new("--token", "the token is empty", "give a non-empty token, e.g. from `openssl rand -hex 32`").into());
     }
     if let Some(r) = a.api_rate {
         if !(r.is_finite() && r > 0.0) {
@@ -582,26 +504,12 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control {
-        base,
-        slot: Mutex::new(Slot::default()),
-        api: api.clone(),
-    });
+    let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
     let handler = {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as metrics::Handler
     };
-    let server = HttpServer::start(
-        &a.listen,
-        HttpOptions {
-            routes: ROUTES,
-            token,
-            api_rate: a.api_rate,
-            threads: 4,
-        },
-        api,
-        handler,
-    )?;
+    let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
     eprintln!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {

@@ -3,10 +3,7 @@
 use std::process::{Command, Output};
 
 fn spate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(args)
-        .output()
-        .expect("spawn spate")
+    Command::new(env!("CARGO_BIN_EXE_spate")).args(args).output().expect("spawn spate")
 }
 
 fn stderr(o: &Output) -> String {
@@ -21,17 +18,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn run_to_stdout_prints_events_and_summary() {
-    let o = spate(&[
-        "run",
-        "--rate",
-        "max",
-        "--count",
-        "1000",
-        "--threads",
-        "2",
-        "--format",
-        "logfmt",
-    ]);
+    let o = spate(&["run", "--rate", "max", "--count", "1000", "--threads", "2", "--format", "logfmt"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
     assert_eq!(out.lines().count(), 1000);
@@ -43,29 +30,10 @@ fn run_to_stdout_prints_events_and_summary() {
 #[test]
 fn summary_json_has_the_fields() {
     let p = tmp("summary.json");
-    let o = spate(&[
-        "run",
-        "--sink",
-        "null",
-        "--rate",
-        "max",
-        "--count",
-        "5000",
-        "--summary-json",
-        p.to_str().unwrap(),
-    ]);
+    let o = spate(&["run", "--sink", "null", "--rate", "max", "--count", "5000", "--summary-json", p.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    for k in [
-        "generated",
-        "delivered",
-        "shed",
-        "failed",
-        "dead_lettered",
-        "elapsed_s",
-        "events_per_sec",
-        "bytes",
-    ] {
+    for k in ["generated", "delivered", "shed", "failed", "dead_lettered", "elapsed_s", "events_per_sec", "bytes"] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     assert_eq!(v["generated"], 5000);
@@ -124,24 +92,33 @@ fn check_config_accepts_a_good_file() {
 
 #[test]
 fn kafka_on_the_embedded_broker_then_verify_via_cli() {
-    let o = spate(&[
-        "run",
-        "--sink",
-        "kafka",
-        "--rate",
-        "max",
-        "--count",
-        "20000",
-        "--topic",
-        "cli-t",
-        "--duration",
-        "60s",
-    ]);
+    let o = spate(&["run", "--sink", "kafka", "--rate", "max", "--count", "20000", "--topic", "cli-t", "--duration", "60s"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(
-        e.contains("in-memory"),
-        "must say the broker is in memory: {e}"
-    );
+    assert!(e.contains("in-memory"), "must say the broker is in memory: {e}");
     assert!(e.contains("ack latency"), "{e}");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_summary() {
+    let child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["run", "--sink", "null", "--rate", "20000", "--duration", "60s", "--summary-json"])
+        .arg(tmp("sigint.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let start = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took too long to stop");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("balanced"), "{e}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp("sigint.json")).unwrap()).unwrap();
+    assert!(v["generated"].as_u64().unwrap() > 1000);
+    assert_eq!(v["generated"], v["delivered"]);
+    assert_eq!(v["in_flight"], 0);
 }

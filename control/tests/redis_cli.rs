@@ -15,22 +15,9 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -38,10 +25,7 @@ impl RedisServer {
         let s = Self { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !s.pong() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING on port {port}"
-            );
+            assert!(Instant::now() < deadline, "redis-server did not answer PING on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
         s
@@ -54,9 +38,7 @@ impl RedisServer {
         };
         let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
         let mut buf = [0u8; 16];
-        c.write_all(b"PING\r\n").is_ok()
-            && c.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
     fn url(&self) -> String {
@@ -125,14 +107,8 @@ fn three_processes_share_a_global_rate() {
         generated.push(v["generated"].as_u64().unwrap());
     }
     let sum: u64 = generated.iter().sum();
-    eprintln!(
-        "3 processes, 30000/s global for 10 s: {generated:?} = {sum} ({:+.2} % of 300000)",
-        (sum as f64 / 300_000.0 - 1.0) * 100.0
-    );
-    assert!(
-        (sum as f64 - 300_000.0).abs() <= 3_000.0,
-        "aggregate {sum} not within 1 % of 300000"
-    );
+    eprintln!("3 processes, 30000/s global for 10 s: {generated:?} = {sum} ({:+.2} % of 300000)", (sum as f64 / 300_000.0 - 1.0) * 100.0);
+    assert!((sum as f64 - 300_000.0).abs() <= 3_000.0, "aggregate {sum} not within 1 % of 300000");
 }
 
 #[test]
@@ -155,10 +131,7 @@ fn secrets_and_bad_input_are_reported_safely() {
     .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("redis.url") && err.contains("TLS") && !err.contains("hunter2"),
-        "{err}"
-    );
+    assert!(err.contains("redis.url") && err.contains("TLS") && !err.contains("hunter2"), "{err}");
 
     let o = spate(&[
         "run",
@@ -181,11 +154,7 @@ fn secrets_and_bad_input_are_reported_safely() {
 
     // Redis unreachable (a port nobody listens on): the run goes on at the fallback rate and
     // nothing prints the password.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("redis://user:hunter2@127.0.0.1:{port}");
     let summary = tmp("fallback.json");
     let o = spate(&[
@@ -215,8 +184,5 @@ fn secrets_and_bad_input_are_reported_safely() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let n = v["generated"].as_u64().unwrap();
     eprintln!("redis unreachable, fallback 500/s for 2 s: {n} events");
-    assert!(
-        (700..=1_100).contains(&n),
-        "{n} events at a 500/s fallback for 2 s"
-    );
+    assert!((700..=1_100).contains(&n), "{n} events at a 500/s fallback for 2 s");
 }

@@ -23,13 +23,8 @@ impl Proc {
     /// Spawns `spate args...` and waits (up to 30 s) for the stderr line starting with `marker`
     /// followed by `http://ADDR`.
     fn spawn(args: &[&str], marker: &str) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn spate");
+        let mut child =
+            Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn spate");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let needle = marker.to_string();
@@ -78,16 +73,10 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     fn error(&self) -> String {
-        self.json()["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error field: {}", self.body))
-            .to_string()
+        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.body)).to_string()
     }
 }
 
@@ -95,10 +84,7 @@ impl Resp {
 fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -113,24 +99,11 @@ fn read_response(mut s: TcpStream) -> Resp {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response head: {text:?}"));
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).expect("status line");
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    Resp { status, headers, body: body.to_string() }
 }
 
 fn get(addr: &str, path: &str) -> Resp {
@@ -138,23 +111,11 @@ fn get(addr: &str, path: &str) -> Resp {
 }
 
 fn post(addr: &str, path: &str, body: &str) -> Resp {
-    http(
-        addr,
-        "POST",
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
+    http(addr, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
 }
 
 fn put(addr: &str, path: &str, body: &str) -> Resp {
-    http(
-        addr,
-        "PUT",
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
+    http(addr, "PUT", path, &[("Content-Type", "application/json")], body.as_bytes())
 }
 
 /// Polls `f` every 50 ms until it returns Some, for at most `limit`.
@@ -164,10 +125,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < end,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -180,9 +138,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn deploy(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -217,20 +173,12 @@ fn lifecycle_start_rate_status_stop() {
     assert_eq!(st.status, 200);
     assert_eq!(st.json()["state"], "idle");
 
-    let r = post(
-        a,
-        "/v1/start",
-        r#"{"sink": "null", "rate": 2000, "threads": 1, "pin": false}"#,
-    );
+    let r = post(a, "/v1/start", r#"{"sink": "null", "rate": 2000, "threads": 1, "pin": false}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     let run_id = r.json()["run_id"].as_str().unwrap().to_string();
     let again = post(a, "/v1/start", r#"{"sink": "null"}"#);
     assert_eq!(again.status, 409, "{}", again.body);
-    assert!(
-        again.error().contains("already in progress"),
-        "{}",
-        again.body
-    );
+    assert!(again.error().contains("already in progress"), "{}", again.body);
     assert_eq!(again.json()["run_id"], run_id.as_str());
     assert_eq!(get(a, "/readyz").status, 503);
 
@@ -244,45 +192,24 @@ fn lifecycle_start_rate_status_stop() {
         if last["rate"]["current"].as_f64().unwrap_or(0.0) > 20_000.0 {
             break;
         }
-        assert!(
-            Instant::now() < end,
-            "the current rate did not pass 20000/s within 20 s: {}",
-            last["rate"]
-        );
+        assert!(Instant::now() < end, "the current rate did not pass 20000/s within 20 s: {}", last["rate"]);
         std::thread::sleep(Duration::from_millis(50));
     }
     // And to max and back (the local token bucket alone could not switch to or from max).
     assert_eq!(put(a, "/v1/rate", r#"{"rate": "max"}"#).status, 200);
-    wait_for(
-        Duration::from_secs(10),
-        "the limiter to report unlimited",
-        || (get(a, "/v1/status").json()["limiter"]["mode"] == "unlimited").then_some(()),
-    );
+    wait_for(Duration::from_secs(10), "the limiter to report unlimited", || {
+        (get(a, "/v1/status").json()["limiter"]["mode"] == "unlimited").then_some(())
+    });
     assert_eq!(put(a, "/v1/rate", "rate: 1000\n").status, 200, "YAML body");
     let s = get(a, "/v1/status").json();
     assert_eq!(s["state"], "running");
     assert_eq!(s["run_id"], run_id.as_str());
     assert_eq!(s["rate"]["target"], 1000);
     assert_eq!(s["config"]["sink"], "null");
-    for k in [
-        "generated",
-        "delivered",
-        "shed",
-        "failed",
-        "dead_lettered",
-        "in_flight",
-    ] {
+    for k in ["generated", "delivered", "shed", "failed", "dead_lettered", "in_flight"] {
         assert!(s["totals"][k].is_u64(), "totals.{k} missing: {s}");
     }
-    for k in [
-        "ring_depths",
-        "producer_queue",
-        "breakers",
-        "limiter",
-        "latency_ms",
-        "batch_size",
-        "inflight_bytes",
-    ] {
+    for k in ["ring_depths", "producer_queue", "breakers", "limiter", "latency_ms", "batch_size", "inflight_bytes"] {
         assert!(s.get(k).is_some(), "{k} missing: {s}");
     }
     assert_eq!(s["limiter"]["mode"], "local");
@@ -293,31 +220,16 @@ fn lifecycle_start_rate_status_stop() {
     let sum = &stop.json()["summary"];
     assert_eq!(sum["run_id"], run_id.as_str());
     assert!(sum["generated"].as_u64().unwrap() > 0);
-    assert_eq!(
-        sum["generated"], sum["delivered"],
-        "null sink delivers everything: {sum}"
-    );
+    assert_eq!(sum["generated"], sum["delivered"], "null sink delivers everything: {sum}");
     let s = get(a, "/v1/status").json();
     assert_eq!(s["state"], "finished");
     assert_eq!(s["summary"]["run_id"], run_id.as_str());
-    assert_eq!(
-        post(a, "/v1/stop", "").status,
-        200,
-        "stopping a finished run returns its summary again"
-    );
+    assert_eq!(post(a, "/v1/stop", "").status, 200, "stopping a finished run returns its summary again");
     assert_eq!(get(a, "/readyz").status, 200);
     assert_eq!(put(a, "/v1/rate", r#"{"rate": 5}"#).status, 409);
 
     // A run that ends by itself is joined and reported finished.
-    assert_eq!(
-        post(
-            a,
-            "/v1/start",
-            r#"{"sink": "null", "rate": "max", "count": 5000, "threads": 1}"#
-        )
-        .status,
-        200
-    );
+    assert_eq!(post(a, "/v1/start", r#"{"sink": "null", "rate": "max", "count": 5000, "threads": 1}"#).status, 200);
     let s = wait_for(Duration::from_secs(10), "the counted run to finish", || {
         let s = get(a, "/v1/status").json();
         (s["state"] == "finished").then_some(s)
@@ -330,19 +242,9 @@ fn lifecycle_start_rate_status_stop() {
 fn base_config_is_overlaid_by_the_body() {
     let d = tmpdir("base");
     let f = d.join("base.yaml");
-    std::fs::write(
-        &f,
-        "sink: null\nthreads: 1\npin: false\nrate: 1000\nformat: logfmt\n",
-    )
-    .unwrap();
+    std::fs::write(&f, "sink: null\nthreads: 1\npin: false\nrate: 1000\nformat: logfmt\n").unwrap();
     let p = Proc::serve(&["--config", f.to_str().unwrap()]);
-    let r = http(
-        &p.addr,
-        "POST",
-        "/v1/start",
-        &[("Content-Type", "application/yaml")],
-        b"rate: 500\n",
-    );
+    let r = http(&p.addr, "POST", "/v1/start", &[("Content-Type", "application/yaml")], b"rate: 500\n");
     assert_eq!(r.status, 200, "{}", r.body);
     let s = get(&p.addr, "/v1/status").json();
     assert_eq!(s["config"]["format"], "logfmt", "from the file: {s}");
@@ -350,11 +252,7 @@ fn base_config_is_overlaid_by_the_body() {
     assert_eq!(s["format"], "logfmt");
     assert_eq!(post(&p.addr, "/v1/stop", "").status, 200);
     // JSON indented with tabs is valid JSON even though YAML rejects tab indentation.
-    let r = post(
-        &p.addr,
-        "/v1/start",
-        "{\n\t\"rate\": 700,\n\t\"count\": 100\n}",
-    );
+    let r = post(&p.addr, "/v1/start", "{\n\t\"rate\": 700,\n\t\"count\": 100\n}");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["config"]["rate"], 700);
 }
@@ -366,26 +264,12 @@ fn bad_input_gets_a_clear_error_and_status() {
 
     let r = post(a, "/v1/start", r#"{"rate": 5000,"#);
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(
-        r.error().contains("malformed JSON at line 1 column"),
-        "{}",
-        r.body
-    );
+    assert!(r.error().contains("malformed JSON at line 1 column"), "{}", r.body);
     assert_eq!(r.json()["line"], 1);
 
-    let r = http(
-        a,
-        "POST",
-        "/v1/start",
-        &[("Content-Type", "application/yaml")],
-        b"rate: 10\nsources: [web,\n",
-    );
+    let r = http(a, "POST", "/v1/start", &[("Content-Type", "application/yaml")], b"rate: 10\nsources: [web,\n");
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(
-        r.error().contains("line"),
-        "malformed YAML names the position: {}",
-        r.body
-    );
+    assert!(r.error().contains("line"), "malformed YAML names the position: {}", r.body);
 
     let r = post(a, "/v1/start", r#"{"rate": 10, "ratee": 5}"#);
     assert_eq!(r.status, 400, "{}", r.body);
@@ -393,11 +277,7 @@ fn bad_input_gets_a_clear_error_and_status() {
 
     let r = post(a, "/v1/start", r#"{"kafka": {"topik": "x"}}"#);
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(
-        r.json()["key"].as_str().unwrap().starts_with("kafka"),
-        "{}",
-        r.body
-    );
+    assert!(r.json()["key"].as_str().unwrap().starts_with("kafka"), "{}", r.body);
     assert!(r.error().contains("topik"), "{}", r.body);
 
     for (body, key) in [
@@ -411,11 +291,7 @@ fn bad_input_gets_a_clear_error_and_status() {
         let j = r.json();
         assert_eq!(j["key"], key, "{body}: {}", r.body);
         assert!(!j["fix"].as_str().unwrap().is_empty(), "{body}: {}", r.body);
-        assert!(
-            r.error().contains(&format!("`{key}`")) && r.error().contains("fix:"),
-            "{body}: {}",
-            r.body
-        );
+        assert!(r.error().contains(&format!("`{key}`")) && r.error().contains("fix:"), "{body}: {}", r.body);
     }
 
     let r = put(a, "/v1/rate", r#"{"rate": 0}"#);
@@ -443,11 +319,7 @@ fn bad_input_gets_a_clear_error_and_status() {
 
     let r = get(a, "/v1/nope");
     assert_eq!(r.status, 404, "{}", r.body);
-    assert!(
-        r.error().contains("/v1/nope") && r.error().contains("/v1/status"),
-        "{}",
-        r.body
-    );
+    assert!(r.error().contains("/v1/nope") && r.error().contains("/v1/status"), "{}", r.body);
 
     // Oversized body with a declared length: refused from the header.
     let big = vec![b' '; 2 << 20];
@@ -488,80 +360,26 @@ fn bearer_token_is_required_when_set() {
     let r = get(a, "/v1/status");
     assert_eq!(r.status, 401);
     assert!(r.error().contains("missing bearer token"), "{}", r.body);
-    assert!(r
-        .header("WWW-Authenticate")
-        .is_some_and(|v| v.starts_with("Bearer")));
-    let r = http(
-        a,
-        "GET",
-        "/v1/status",
-        &[("Authorization", "Bearer s3cret-tokem")],
-        b"",
-    );
+    assert!(r.header("WWW-Authenticate").is_some_and(|v| v.starts_with("Bearer")));
+    let r = http(a, "GET", "/v1/status", &[("Authorization", "Bearer s3cret-tokem")], b"");
     assert_eq!(r.status, 401);
     assert!(r.error().contains("wrong bearer token"), "{}", r.body);
-    assert_eq!(
-        http(
-            a,
-            "GET",
-            "/v1/status",
-            &[("Authorization", "Basic czNjcmV0")],
-            b""
-        )
-        .status,
-        401
-    );
+    assert_eq!(http(a, "GET", "/v1/status", &[("Authorization", "Basic czNjcmV0")], b"").status, 401);
     assert_eq!(http(a, "GET", "/metrics", &[], b"").status, 401);
     assert_eq!(http(a, "POST", "/v1/start", &[], b"{}").status, 401);
-    assert_eq!(
-        http(
-            a,
-            "GET",
-            "/v1/status",
-            &[("Authorization", "Bearer s3cret-token")],
-            b""
-        )
-        .status,
-        200
-    );
-    assert_eq!(
-        http(
-            a,
-            "GET",
-            "/metrics",
-            &[("Authorization", "Bearer s3cret-token")],
-            b""
-        )
-        .status,
-        200
-    );
+    assert_eq!(http(a, "GET", "/v1/status", &[("Authorization", "Bearer s3cret-token")], b"").status, 200);
+    assert_eq!(http(a, "GET", "/metrics", &[("Authorization", "Bearer s3cret-token")], b"").status, 200);
     assert_eq!(get(a, "/healthz").status, 200, "liveness stays open");
     assert_eq!(get(a, "/readyz").status, 200, "readiness stays open");
 }
 
 #[test]
 fn non_loopback_listen_needs_allow_remote() {
-    let o = Command::new(BIN)
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .output()
-        .unwrap();
+    let o = Command::new(BIN).args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("not a loopback address") && e.contains("--allow-remote"),
-        "{e}"
-    );
-    let p = Proc::spawn(
-        &[
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--allow-remote",
-            "--token",
-            "t",
-        ],
-        "serve listening on",
-    );
+    assert!(e.contains("not a loopback address") && e.contains("--allow-remote"), "{e}");
+    let p = Proc::spawn(&["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--token", "t"], "serve listening on");
     let port = p.addr.rsplit(':').next().unwrap();
     assert_eq!(get(&format!("127.0.0.1:{port}"), "/healthz").status, 200);
 }
@@ -572,22 +390,12 @@ fn api_rate_limit_answers_429_with_retry_after() {
     let a = p.addr.as_str();
     let codes: Vec<Resp> = (0..6).map(|_| get(a, "/v1/status")).collect();
     assert_eq!(codes[0].status, 200);
-    let limited = codes.iter().find(|r| r.status == 429).unwrap_or_else(|| {
-        panic!(
-            "no 429 in {:?}",
-            codes.iter().map(|r| r.status).collect::<Vec<_>>()
-        )
-    });
-    assert!(
-        limited.error().contains("too many requests"),
-        "{}",
-        limited.body
-    );
-    let after: u64 = limited
-        .header("Retry-After")
-        .expect("Retry-After")
-        .parse()
-        .unwrap();
+    let limited = codes
+        .iter()
+        .find(|r| r.status == 429)
+        .unwrap_or_else(|| panic!("no 429 in {:?}", codes.iter().map(|r| r.status).collect::<Vec<_>>()));
+    assert!(limited.error().contains("too many requests"), "{}", limited.body);
+    let after: u64 = limited.header("Retry-After").expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&after), "{after}");
     assert_eq!(get(a, "/healthz").status, 200, "probes are not limited");
     std::thread::sleep(Duration::from_millis(1100));
@@ -600,20 +408,9 @@ fn metrics_pass_promtool_during_a_run() {
     let a = p.addr.as_str();
     let idle = get(a, "/metrics");
     assert_eq!(idle.status, 200);
-    assert!(idle
-        .header("Content-Type")
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(idle.header("Content-Type").unwrap().starts_with("text/plain; version=0.0.4"));
     promtool_check_metrics(&idle.body);
-    assert_eq!(
-        post(
-            a,
-            "/v1/start",
-            r#"{"sink": "null", "rate": 20000, "threads": 1, "pin": false}"#
-        )
-        .status,
-        200
-    );
+    assert_eq!(post(a, "/v1/start", r#"{"sink": "null", "rate": 20000, "threads": 1, "pin": false}"#).status, 200);
     std::thread::sleep(Duration::from_millis(800));
     let m = get(a, "/metrics").body;
     promtool_check_metrics(&m);
@@ -632,25 +429,10 @@ fn metrics_pass_promtool_during_a_run() {
     ] {
         assert!(m.contains(name), "missing `{name}` in\n{m}");
     }
-    let gen: f64 = m
-        .lines()
-        .find(|l| l.starts_with("spate_events_generated_total{"))
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let gen: f64 = m.lines().find(|l| l.starts_with("spate_events_generated_total{")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(gen > 0.0);
-    let batches: f64 = m
-        .lines()
-        .find(|l| l.starts_with("spate_batch_size_events_count"))
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let batches: f64 =
+        m.lines().find(|l| l.starts_with("spate_batch_size_events_count")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(batches > 0.0, "{m}");
 
     // The same exposition from `spate run --metrics-listen`.
@@ -680,62 +462,29 @@ fn metrics_pass_promtool_during_a_run() {
     let s = get(&r.addr, "/v1/status");
     assert_eq!(s.status, 200);
     assert_eq!(s.json()["state"], "running");
-    assert_eq!(
-        get(&r.addr, "/v1/start").status,
-        404,
-        "no control endpoints on a plain run"
-    );
+    assert_eq!(get(&r.addr, "/v1/start").status, 404, "no control endpoints on a plain run");
 }
 
 #[test]
 fn kafka_run_exports_breaker_and_budget() {
     let p = Proc::serve(&[]);
     let a = p.addr.as_str();
-    let r = post(
-        a,
-        "/v1/start",
-        r#"{"sink": "kafka", "rate": 2000, "threads": 1, "pin": false, "kafka": {"topic": "t"}}"#,
-    );
+    let r = post(a, "/v1/start", r#"{"sink": "kafka", "rate": 2000, "threads": 1, "pin": false, "kafka": {"topic": "t"}}"#);
     assert_eq!(r.status, 200, "{}", r.body);
-    let m = wait_for(
-        Duration::from_secs(20),
-        "acks to show in the latency histogram",
-        || {
-            let m = get(a, "/metrics").body;
-            m.lines()
-                .any(|l| l.starts_with("spate_ack_latency_seconds_count ") && !l.ends_with(" 0"))
-                .then_some(m)
-        },
-    );
+    let m = wait_for(Duration::from_secs(20), "acks to show in the latency histogram", || {
+        let m = get(a, "/metrics").body;
+        m.lines().any(|l| l.starts_with("spate_ack_latency_seconds_count ") && !l.ends_with(" 0")).then_some(m)
+    });
     promtool_check_metrics(&m);
-    assert!(
-        m.contains("spate_breaker_state{breaker=\"kafka\",state=\"closed\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains("spate_breaker_open_wait_seconds{breaker=\"kafka\"} 2"),
-        "{m}"
-    );
-    assert!(
-        !m.contains("spate_inflight_bytes_budget 0\n"),
-        "kafka has a budget: {m}"
-    );
+    assert!(m.contains("spate_breaker_state{breaker=\"kafka\",state=\"closed\"} 1"), "{m}");
+    assert!(m.contains("spate_breaker_open_wait_seconds{breaker=\"kafka\"} 2"), "{m}");
+    assert!(!m.contains("spate_inflight_bytes_budget 0\n"), "kafka has a budget: {m}");
     // Every spate metric the dashboard and the alert rules use is exported.
-    for file in [
-        "grafana/dashboards/spate.json",
-        "alerts.yml",
-        "alerts_test.yml",
-    ] {
+    for file in ["grafana/dashboards/spate.json", "alerts.yml", "alerts_test.yml"] {
         let text = std::fs::read_to_string(deploy(file)).unwrap();
         for (i, _) in text.match_indices("spate_") {
-            let name: String = text[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            assert!(
-                m.contains(&format!("\n{name}")),
-                "{file} uses `{name}`, which /metrics does not export"
-            );
+            let name: String = text[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            assert!(m.contains(&format!("\n{name}")), "{file} uses `{name}`, which /metrics does not export");
         }
     }
     let s = get(a, "/v1/status").json();
@@ -751,23 +500,11 @@ fn prometheus_scrapes_spate() {
         return;
     }
     let p = Proc::serve(&[]);
-    assert_eq!(
-        post(
-            &p.addr,
-            "/v1/start",
-            r#"{"sink": "null", "rate": 1000, "threads": 1, "pin": false}"#
-        )
-        .status,
-        200
-    );
+    assert_eq!(post(&p.addr, "/v1/start", r#"{"sink": "null", "rate": 1000, "threads": 1, "pin": false}"#).status, 200);
     let d = tmpdir("prom");
     let cfg = d.join("prometheus.yml");
     std::fs::write(&cfg, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: spate\n    static_configs:\n      - targets: ['{}']\n", p.addr)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let web = format!("127.0.0.1:{port}");
     let child = Command::new("/usr/bin/prometheus")
         .arg(format!("--config.file={}", cfg.display()))
@@ -777,25 +514,13 @@ fn prometheus_scrapes_spate() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    let prom = Proc {
-        child,
-        addr: web.clone(),
-    };
-    let v = wait_for(
-        Duration::from_secs(40),
-        "prometheus to return spate_events_generated_total",
-        || {
-            let r = TcpStream::connect(&prom.addr).ok().map(|_| {
-                get(
-                    &prom.addr,
-                    "/api/v1/query?query=spate_events_generated_total",
-                )
-            })?;
-            let j: Value = serde_json::from_str(&r.body).ok()?;
-            let res = j["data"]["result"].as_array()?.first()?.clone();
-            Some(res)
-        },
-    );
+    let prom = Proc { child, addr: web.clone() };
+    let v = wait_for(Duration::from_secs(40), "prometheus to return spate_events_generated_total", || {
+        let r = TcpStream::connect(&prom.addr).ok().map(|_| get(&prom.addr, "/api/v1/query?query=spate_events_generated_total"))?;
+        let j: Value = serde_json::from_str(&r.body).ok()?;
+        let res = j["data"]["result"].as_array()?.first()?.clone();
+        Some(res)
+    });
     assert_eq!(v["metric"]["job"], "spate", "{v}");
     let n: f64 = v["value"][1].as_str().unwrap().parse().unwrap();
     assert!(n > 0.0, "{v}");
@@ -806,14 +531,9 @@ fn prometheus_scrapes_spate() {
 fn status_and_metrics_stay_fast_under_a_max_rate_run() {
     let p = Proc::serve(&[]);
     let a = p.addr.as_str();
-    assert_eq!(
-        post(a, "/v1/start", r#"{"sink": "null", "rate": "max"}"#).status,
-        200
-    );
+    assert_eq!(post(a, "/v1/start", r#"{"sink": "null", "rate": "max"}"#).status, 200);
     std::thread::sleep(Duration::from_millis(500));
-    let before = get(a, "/v1/status").json()["totals"]["generated"]
-        .as_u64()
-        .unwrap();
+    let before = get(a, "/v1/status").json()["totals"]["generated"].as_u64().unwrap();
     let mut report = Vec::new();
     for path in ["/v1/status", "/metrics"] {
         let mut ms: Vec<f64> = (0..200)
@@ -826,24 +546,16 @@ fn status_and_metrics_stay_fast_under_a_max_rate_run() {
             })
             .collect();
         ms.sort_by(|x, y| x.partial_cmp(y).unwrap());
-        let (p50, p99, max) = (
-            percentile(&ms, 0.5),
-            percentile(&ms, 0.99),
-            ms[ms.len() - 1],
+        let (p50, p99, max) = (percentile(&ms, 0.5), percentile(&ms, 0.99), ms[ms.len() - 1]);
+        eprintln!(
+            "{path} under a max-rate null run: p50 {p50:.3} ms  p99 {p99:.3} ms  max {max:.3} ms  (200 requests, new connection each)"
         );
-        eprintln!("{path} under a max-rate null run: p50 {p50:.3} ms  p99 {p99:.3} ms  max {max:.3} ms  (200 requests, new connection each)");
         report.push((path, p99));
     }
-    let after = get(a, "/v1/status").json()["totals"]["generated"]
-        .as_u64()
-        .unwrap();
+    let after = get(a, "/v1/status").json()["totals"]["generated"].as_u64().unwrap();
     eprintln!("generated {} events during the measurement", after - before);
     // Flat out even on a loaded 2-core CI machine is far above any rate limit we would set.
-    assert!(
-        after > before + 200_000,
-        "the run was really flat out: {} events",
-        after - before
-    );
+    assert!(after > before + 200_000, "the run was really flat out: {} events", after - before);
     for (path, p99) in report {
         assert!(p99 < 50.0, "{path} p99 {p99:.1} ms");
     }
@@ -852,42 +564,12 @@ fn status_and_metrics_stay_fast_under_a_max_rate_run() {
 
 #[test]
 fn deploy_files_pass_promtool() {
-    let o = Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(deploy("alerts.yml"))
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = Command::new("promtool")
-        .arg("test")
-        .arg("rules")
-        .arg(deploy("alerts_test.yml"))
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = Command::new("promtool")
-        .arg("check")
-        .arg("config")
-        .arg(deploy("prometheus.yml"))
-        .output()
-        .expect("promtool");
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new("promtool").arg("check").arg("rules").arg(deploy("alerts.yml")).output().expect("promtool");
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("promtool").arg("test").arg("rules").arg(deploy("alerts_test.yml")).output().expect("promtool");
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("promtool").arg("check").arg("config").arg(deploy("prometheus.yml")).output().expect("promtool");
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     // The dashboard is valid JSON (the metrics it queries are checked against a live scrape).
     let dash = std::fs::read_to_string(deploy("grafana/dashboards/spate.json")).unwrap();
     let _: Value = serde_json::from_str(&dash).expect("dashboard JSON");

@@ -30,7 +30,17 @@ impl Aimd {
     pub fn new(max: usize, target: Duration) -> Self {
         let max = max.max(1);
         let min = 64.min(max);
-        Self { size: (max / 4).max(min), min, max, step: (max / 16).max(1), target_ns: target.as_nanos() as u64, sum_ns: 0, n: 0, last_queue: 0, growing: 0 }
+        Self {
+            size: (max / 4).max(min),
+            min,
+            max,
+            step: (max / 16).max(1),
+            target_ns: target.as_nanos() as u64,
+            sum_ns: 0,
+            n: 0,
+            last_queue: 0,
+            growing: 0,
+        }
     }
 
     /// Adds acks observed since the last call: total latency and count.

@@ -224,7 +224,15 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn cfg() -> BreakerConfig {
-        BreakerConfig { window: 10, min_calls: 5, failure_rate: 0.5, slow_call: Duration::from_millis(100), slow_rate: 0.5, open_wait: Duration::from_millis(500), half_open_calls: 3 }
+        BreakerConfig {
+            window: 10,
+            min_calls: 5,
+            failure_rate: 0.5,
+            slow_call: Duration::from_millis(100),
+            slow_rate: 0.5,
+            open_wait: Duration::from_millis(500),
+            half_open_calls: 3,
+        }
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub enum SinkTarget {
     Null,
     File(PathBuf),
     Kafka,
+    /// `tcp://HOST:PORT[?framing=octet]`
+    Tcp(String, crate::tcp::Framing),
 }
 
 impl std::fmt::Display for SinkTarget {
@@ -97,6 +99,8 @@ impl std::fmt::Display for SinkTarget {
             SinkTarget::Null => f.write_str("null"),
             SinkTarget::File(p) => write!(f, "file:{}", p.display()),
             SinkTarget::Kafka => f.write_str("kafka"),
+            SinkTarget::Tcp(a, crate::tcp::Framing::Newline) => write!(f, "tcp://{a}"),
+            SinkTarget::Tcp(a, crate::tcp::Framing::Octet) => write!(f, "tcp://{a}?framing=octet"),
         }
     }
 }
@@ -193,7 +197,13 @@ impl RawConfig {
         let duration = self.duration.as_deref().map(|d| parse_duration(d, "duration")).transpose()?;
         let count = match self.count {
             None => None,
-            Some(0) => return Err(ConfigError::new("count", "count must be at least 1", "omit `count` to run until the duration ends or the run is stopped")),
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "count",
+                    "count must be at least 1",
+                    "omit `count` to run until the duration ends or the run is stopped",
+                ))
+            }
             Some(n) => NonZeroU64::new(n),
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -204,13 +214,23 @@ impl RawConfig {
             None if sink == SinkTarget::Kafka => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
             None => NonZeroUsize::new(cores).unwrap(),
             Some(0) => return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to {}", 4 * cores.max(64)))),
-            Some(n) if n > 1024 => return Err(ConfigError::new("threads", format!("{n} threads is more than 1024"), format!("use about one per core ({cores} here)"))),
+            Some(n) if n > 1024 => {
+                return Err(ConfigError::new(
+                    "threads",
+                    format!("{n} threads is more than 1024"),
+                    format!("use about one per core ({cores} here)"),
+                ))
+            }
             Some(n) => NonZeroUsize::new(n).unwrap(),
         };
         let format: Format = match &self.format {
             None => Format::Json,
             Some(f) => f.parse().map_err(|_| {
-                ConfigError::new("format", format!("unknown format `{f}`"), format!("use one of: {}", Format::ALL.map(|f| f.to_string()).join(", ")))
+                ConfigError::new(
+                    "format",
+                    format!("unknown format `{f}`"),
+                    format!("use one of: {}", Format::ALL.map(|f| f.to_string()).join(", ")),
+                )
             })?,
         };
         let sources: Vec<(String, u32)> = match &self.sources {
@@ -232,7 +252,13 @@ impl RawConfig {
         let backpressure = match self.backpressure.as_deref() {
             None | Some("block") => Backpressure::Block,
             Some("shed") => Backpressure::Shed,
-            Some(o) => return Err(ConfigError::new("backpressure", format!("unknown policy `{o}`"), "use `block` (wait, lose nothing) or `shed` (drop and count)")),
+            Some(o) => {
+                return Err(ConfigError::new(
+                    "backpressure",
+                    format!("unknown policy `{o}`"),
+                    "use `block` (wait, lose nothing) or `shed` (drop and count)",
+                ))
+            }
         };
         let ring_capacity = match self.ring_capacity.unwrap_or(16) {
             n @ 2..=65_536 => NonZeroUsize::new(n).unwrap(),
@@ -281,7 +307,9 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
     };
     match n {
         0 => Err(ConfigError::new(key, "a rate of 0 would never send anything", fix)),
-        n if n > Rate::MAX_PER_SEC => Err(ConfigError::new(key, format!("{n}/s is above the 10000000/s limit"), "use `max` for as fast as possible, or a lower rate")),
+        n if n > Rate::MAX_PER_SEC => {
+            Err(ConfigError::new(key, format!("{n}/s is above the 10000000/s limit"), "use `max` for as fast as possible, or a lower rate"))
+        }
         n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap())),
     }
 }
@@ -311,7 +339,8 @@ pub fn parse_sink(s: &str) -> Result<SinkTarget, ConfigError> {
         "null" => Ok(SinkTarget::Null),
         "kafka" => Ok(SinkTarget::Kafka),
         s if s.starts_with("file:") && s.len() > 5 => Ok(SinkTarget::File(PathBuf::from(&s[5..]))),
-        _ => Err(ConfigError::new("sink", format!("unknown sink `{s}`"), "use stdout, null, file:PATH or kafka")),
+        s if s.starts_with("tcp://") => crate::tcp::parse_target(s).map(|(a, f)| SinkTarget::Tcp(a, f)),
+        _ => Err(ConfigError::new("sink", format!("unknown sink `{s}`"), "use stdout, null, file:PATH, tcp://HOST:PORT or kafka")),
     }
 }
 
@@ -365,7 +394,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        for (yaml, key) in [("threads: 0", "threads"), ("backpressure: drop", "backpressure"), ("sink: tcp", "sink"), ("format: xml", "format"), ("count: 0", "count"), ("ring_capacity: 1", "ring_capacity")] {
+        for (yaml, key) in [
+            ("threads: 0", "threads"),
+            ("backpressure: drop", "backpressure"),
+            ("sink: tcp", "sink"),
+            ("format: xml", "format"),
+            ("count: 0", "count"),
+            ("ring_capacity: 1", "ring_capacity"),
+        ] {
             let e = RawConfig::from_yaml(yaml).unwrap().validate().unwrap_err();
             assert_eq!(e.key, key, "{yaml}: {e}");
             assert!(e.to_string().contains("fix:"), "{e}");

@@ -52,13 +52,21 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         SinkTarget::Stdout => Box::new(WriterSink::stdout()),
         SinkTarget::Null => Box::new(NullSink),
         SinkTarget::File(p) => Box::new(WriterSink::file(p)?),
+        SinkTarget::Tcp(addr, framing) => Box::new(crate::tcp::TcpSink::open(addr, *framing)?),
         SinkTarget::Kafka => {
             let embedded = match (&config.kafka.brokers, opts.embedded.clone()) {
                 (Some(_), _) => None,
                 (None, Some(e)) => Some(e),
                 (None, None) => Some(Arc::new(EmbeddedBroker::start(1)?)),
             };
-            Box::new(KafkaSink::open(&config.kafka, shared.clone(), breaker.clone().expect("kafka has a breaker"), spec.source_names(), embedded, config.batch_size.get())?)
+            Box::new(KafkaSink::open(
+                &config.kafka,
+                shared.clone(),
+                breaker.clone().expect("kafka has a breaker"),
+                spec.source_names(),
+                embedded,
+                config.batch_size.get(),
+            )?)
         }
     };
 

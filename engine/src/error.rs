@@ -28,15 +28,27 @@ pub enum EngineError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot open sink `{target}`: {source}")]
-    SinkOpen { target: String, #[source] source: std::io::Error },
+    SinkOpen {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("sink `{target}` failed while writing: {source}")]
-    SinkWrite { target: String, #[source] source: std::io::Error },
+    SinkWrite {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("kafka: {0}")]
     Kafka(String),
     #[error("redis: {0}")]
     Redis(String),
     #[error("cannot spawn thread `{name}`: {source}")]
-    Spawn { name: String, #[source] source: std::io::Error },
+    Spawn {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("a run is already in progress")]
     AlreadyRunning,
 }

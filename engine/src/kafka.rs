@@ -177,7 +177,13 @@ impl KafkaConfig {
             "source" => KeyStrategy::Source,
             "trace_id" => KeyStrategy::TraceId,
             "round_robin" => KeyStrategy::RoundRobin,
-            o => return Err(ConfigError::new("kafka.key", format!("unknown key strategy `{o}`"), "use none, source, trace_id or round_robin")),
+            o => {
+                return Err(ConfigError::new(
+                    "kafka.key",
+                    format!("unknown key strategy `{o}`"),
+                    "use none, source, trace_id or round_robin",
+                ))
+            }
         };
         let acks = match r.acks.as_deref().unwrap_or("all") {
             "all" | "-1" => "all".to_string(),
@@ -186,19 +192,37 @@ impl KafkaConfig {
         };
         let compression = match r.compression.as_deref().unwrap_or("lz4") {
             c @ ("none" | "lz4" | "zstd" | "snappy" | "gzip") => c.to_string(),
-            o => return Err(ConfigError::new("kafka.compression", format!("unknown compression `{o}`"), "use none, lz4, zstd, snappy or gzip")),
+            o => {
+                return Err(ConfigError::new(
+                    "kafka.compression",
+                    format!("unknown compression `{o}`"),
+                    "use none, lz4, zstd, snappy or gzip",
+                ))
+            }
         };
         let idempotence = r.idempotence.unwrap_or(true);
         if idempotence && acks != "all" {
-            return Err(ConfigError::new("kafka.acks", format!("acks={acks} cannot be used with idempotence"), "use acks all, or turn idempotence off (--no-idempotence)"));
+            return Err(ConfigError::new(
+                "kafka.acks",
+                format!("acks={acks} cannot be used with idempotence"),
+                "use acks all, or turn idempotence off (--no-idempotence)",
+            ));
         }
         let mut options = Vec::new();
         for (k, v) in r.options.clone().unwrap_or_default() {
             if let Some((_, instead)) = TYPED.iter().find(|(t, _)| *t == k) {
-                return Err(ConfigError::new(format!("kafka.options.{k}"), format!("`{k}` has a typed option"), format!("set it with {instead} instead of --kafka-opt")));
+                return Err(ConfigError::new(
+                    format!("kafka.options.{k}"),
+                    format!("`{k}` has a typed option"),
+                    format!("set it with {instead} instead of --kafka-opt"),
+                ));
             }
             if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
-                return Err(ConfigError::new("kafka.options", format!("`{k}` is not a librdkafka property name"), "write --kafka-opt key=value, e.g. batch.size=1000000"));
+                return Err(ConfigError::new(
+                    "kafka.options",
+                    format!("`{k}` is not a librdkafka property name"),
+                    "write --kafka-opt key=value, e.g. batch.size=1000000",
+                ));
             }
             options.push((k, v));
         }
@@ -226,7 +250,11 @@ impl KafkaConfig {
         }
         let max_inflight_bytes = r.max_inflight_bytes.unwrap_or(256 << 20);
         if max_inflight_bytes < 1 << 20 {
-            return Err(ConfigError::new("kafka.max_inflight_bytes", format!("{max_inflight_bytes} bytes is too small to hold a batch"), "use at least 1048576 (1 MiB); the default is 268435456"));
+            return Err(ConfigError::new(
+                "kafka.max_inflight_bytes",
+                format!("{max_inflight_bytes} bytes is too small to hold a batch"),
+                "use at least 1048576 (1 MiB); the default is 268435456",
+            ));
         }
         Ok(Self {
             brokers: r.brokers.clone().filter(|b| !b.is_empty()),
@@ -273,7 +301,11 @@ impl KafkaConfig {
 
 fn check_topic(t: &str, key: &str) -> Result<(), ConfigError> {
     if t.is_empty() || t.len() > 249 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-        return Err(ConfigError::new(key, format!("`{t}` is not a valid topic name"), "use 1 to 249 characters from a-z A-Z 0-9 . _ - (and `{source}`)"));
+        return Err(ConfigError::new(
+            key,
+            format!("`{t}` is not a valid topic name"),
+            "use 1 to 249 characters from a-z A-Z 0-9 . _ - (and `{source}`)",
+        ));
     }
     Ok(())
 }
@@ -406,8 +438,20 @@ fn classify(code: Option<RDKafkaErrorCode>) -> ErrorClass {
     use RDKafkaErrorCode::*;
     match code {
         Some(
-            MessageTimedOut | RequestTimedOut | NotEnoughReplicas | NotEnoughReplicasAfterAppend | LeaderNotAvailable | NotLeaderForPartition | BrokerTransportFailure | AllBrokersDown
-            | NetworkException | QueueFull | PurgeQueue | PurgeInflight | UnknownTopicOrPartition | PreferredLeaderNotAvailable,
+            MessageTimedOut
+            | RequestTimedOut
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | LeaderNotAvailable
+            | NotLeaderForPartition
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NetworkException
+            | QueueFull
+            | PurgeQueue
+            | PurgeInflight
+            | UnknownTopicOrPartition
+            | PreferredLeaderNotAvailable,
         ) => ErrorClass::Retriable,
         // MessageSizeTooLarge, InvalidMessageSize, TopicAuthorizationFailed, InvalidRecord,
         // RecordListTooLarge, and anything unknown: retrying cannot help.
@@ -538,12 +582,17 @@ impl KafkaSink {
             all_brokers_down: AtomicBool::new(false),
             errors: AtomicU64::new(0),
         };
-        let producer: BaseProducer<SinkContext> =
-            cfg.client_config(&bootstrap).create_with_context(ctx).map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))?;
+        let producer: BaseProducer<SinkContext> = cfg
+            .client_config(&bootstrap)
+            .create_with_context(ctx)
+            .map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))?;
         let mut partitions = vec![-1; topics.len()];
         if cfg.key == KeyStrategy::RoundRobin {
             for (i, t) in topics.iter().enumerate() {
-                let md = producer.client().fetch_metadata(Some(t), Duration::from_secs(10)).map_err(|e| EngineError::Kafka(format!("cannot read metadata of topic `{t}` for round_robin keys: {e}")))?;
+                let md = producer
+                    .client()
+                    .fetch_metadata(Some(t), Duration::from_secs(10))
+                    .map_err(|e| EngineError::Kafka(format!("cannot read metadata of topic `{t}` for round_robin keys: {e}")))?;
                 let n = md.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
                 if n == 0 {
                     return Err(EngineError::Kafka(format!("topic `{t}` has no partitions (does it exist?)")));
@@ -594,8 +643,7 @@ impl KafkaSink {
         if o.released_bytes > 0 && self.shared.max_inflight_bytes > 0 {
             self.shared.inflight_bytes.fetch_sub(o.released_bytes, Relaxed);
         }
-        self.window
-            .record_successes(&self.breaker, o.ok_fast, o.ok_slow, now);
+        self.window.record_successes(&self.breaker, o.ok_fast, o.ok_slow, now);
         for &(failed, took) in &o.calls {
             self.window.record(&self.breaker, failed, Duration::from_nanos(took), now);
         }
@@ -642,7 +690,8 @@ impl KafkaSink {
         headers = headers.insert(Header { key: "spate-error", value: Some(h.error.as_bytes()) });
         headers = headers.insert(Header { key: "spate-original-topic", value: Some(h.topic.as_bytes()) });
         // A poison record may be too large for the DLQ topic too; then it goes to the file.
-        let mut rec = BaseRecord::with_opaque_to(&self.cfg.dlq_topic, opaque(h.sched_ns, h.attempt, true)).payload(&h.payload).headers(headers);
+        let mut rec =
+            BaseRecord::with_opaque_to(&self.cfg.dlq_topic, opaque(h.sched_ns, h.attempt, true)).payload(&h.payload).headers(headers);
         if let Some(k) = &h.key {
             rec = rec.key(k);
         }
@@ -850,7 +899,10 @@ impl Sink for KafkaSink {
         }
         self.shared.latency.lock().merge_from(&mut self.lat);
         if self.in_flight > 0 {
-            return Err(EngineError::Kafka(format!("{} records still unacknowledged after {} ms (counted as in flight)", self.in_flight, timeout_ms)));
+            return Err(EngineError::Kafka(format!(
+                "{} records still unacknowledged after {} ms (counted as in flight)",
+                self.in_flight, timeout_ms
+            )));
         }
         Ok(())
     }

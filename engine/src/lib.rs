@@ -55,8 +55,9 @@ pub mod rng;
 pub mod run;
 pub mod sink;
 pub mod stats;
-pub mod verify;
 pub(crate) mod sync;
+pub mod tcp;
+pub mod verify;
 pub mod worker;
 
 pub use config::{RawConfig, RunConfig};

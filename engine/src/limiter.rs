@@ -104,7 +104,8 @@ impl TokenBucket {
     /// Worker `worker` of `workers` gets `rate / workers` events/s and `burst / workers` burst.
     pub fn for_worker(rate: NonZeroU64, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Self {
         let share = workers.max(1) as u64;
-        let mut b = Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, catch_up: 1, worker: worker as u64 };
+        let mut b =
+            Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, catch_up: 1, worker: worker as u64 };
         b.restart(now_ns);
         b
     }
@@ -170,12 +171,44 @@ impl RateLimiter for TokenBucket {
     }
 }
 
+/// The limiter of a local (non-Redis) run: a token bucket, or none at `max`; it can switch
+/// between the two when the rate is changed at run time.
+#[derive(Debug, Clone)]
+pub struct Local {
+    bucket: Option<TokenBucket>,
+    burst: u64,
+    worker: usize,
+    workers: usize,
+}
+
+impl RateLimiter for Local {
+    #[inline]
+    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire {
+        match &mut self.bucket {
+            None => Acquire::Granted(want),
+            Some(b) => b.acquire(want, now_ns),
+        }
+    }
+    fn set_rate(&mut self, rate: Rate, now_ns: u64) {
+        self.bucket = match rate {
+            Rate::Max => None,
+            Rate::PerSec(r) => Some(TokenBucket::for_worker(r, self.burst, self.worker, self.workers, now_ns)),
+        };
+    }
+    fn mode(&self) -> &'static str {
+        if self.bucket.is_some() {
+            "local"
+        } else {
+            "unlimited"
+        }
+    }
+}
+
 /// Builds the limiter a worker uses for a local (non-Redis) run.
 pub fn local(rate: Rate, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Box<dyn RateLimiter> {
-    match rate {
-        Rate::Max => Box::new(Unlimited),
-        Rate::PerSec(r) => Box::new(TokenBucket::for_worker(r, burst, worker, workers, now_ns)),
-    }
+    let mut l = Local { bucket: None, burst, worker, workers };
+    l.set_rate(rate, now_ns);
+    Box::new(l)
 }
 
 #[cfg(test)]
@@ -252,6 +285,18 @@ mod tests {
         // After a long stall only the bucket (1 + burst + 20 ms of catch-up) is available.
         assert_eq!(b.acquire(1_000_000, 60_000_000_000), Acquire::Granted(31));
         assert!(matches!(b.acquire(1, 60_000_000_000), Acquire::Wait { .. }));
+    }
+
+    #[test]
+    fn local_switches_between_max_and_a_rate() {
+        let nz = |n| Rate::PerSec(NonZeroU64::new(n).unwrap());
+        let mut l = local(Rate::Max, 0, 0, 1, 0);
+        assert_eq!(l.acquire(1000, 0), Acquire::Granted(1000));
+        l.set_rate(nz(10), 0);
+        assert_eq!(l.acquire(1000, 0), Acquire::Granted(1));
+        assert!(matches!(l.acquire(1000, 0), Acquire::Wait { .. }));
+        l.set_rate(Rate::Max, 1);
+        assert_eq!(l.acquire(1000, 1), Acquire::Granted(1000));
     }
 
     #[test]

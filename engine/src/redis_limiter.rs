@@ -14,11 +14,14 @@
 //! leases in the window. The key is always passed as `KEYS[1]`, never interpolated into the
 //! script, and the limit key name is validated (1-64 chars of `[A-Za-z0-9_.:-]`).
 //!
-//! The window is `window_ms` plus a 2 ms guard (`GUARD_US`): a slot freed in Redis is re-granted
-//! at least `window + 2 ms` after it was first granted, which absorbs the sub-ms jitter between
-//! "granted" and "spent" so that at low rates (one-token leases) no 1 s window ever sees more
-//! than the limit. Cost: when the window is saturated the throughput is `W / (W + 2 ms)` of the
-//! limit (0.2 % at the default 1 s window).
+//! The window Redis counts is `window_ms` plus a **guard** `G = clamp(window / limit, 2 ms,
+//! 50 ms)` (one token interval of the global rate, within those bounds): a slot freed in Redis
+//! is re-granted at least `window + G` after it was first granted. The guard absorbs the jitter
+//! between "granted" and "spent" (thread wake-ups on a loaded machine), so that at low rates,
+//! where one event more is a large error, no window of `window_ms` sees more than the limit.
+//! Cost: when the window is saturated the throughput is `W / (W + G)` of the limit: 0.2 % for
+//! limits of 500 per window and more, up to 5 % for limits of 20 and fewer (e.g. 10/s gives
+//! about 9.5/s).
 //!
 //! ## Instance side: one lease thread, lock-free workers
 //!
@@ -106,8 +109,9 @@ pub const MODE_REDIS: usize = 2;
 /// Index of "fallback" in `limiter::MODES`.
 pub const MODE_FALLBACK: usize = 3;
 
-/// Guard added to the Redis window (µs); see the module doc.
-const GUARD_US: u64 = 2_000;
+/// Bounds of the guard added to the Redis window (µs); see the module doc.
+const GUARD_MIN_US: u64 = 2_000;
+const GUARD_MAX_US: u64 = 50_000;
 /// Headroom over the instance's share of the global rate (see the module doc).
 const HEADROOM: f64 = 1.05;
 /// Retry interval after a failed Redis call while a lease is needed.
@@ -231,19 +235,12 @@ impl RawRedis {
     pub fn validate(&self) -> Result<RedisConfig, ConfigError> {
         let url = self.url.as_deref().map(str::trim).unwrap_or("");
         if url.is_empty() {
-            return Err(ConfigError::new(
-                "redis.url",
-                "no Redis URL given",
-                "set redis.url (or --redis) to redis://host:port",
-            ));
+            return Err(ConfigError::new("redis.url", "no Redis URL given", "set redis.url (or --redis) to redis://host:port"));
         }
         if url.starts_with("rediss://") {
             return Err(ConfigError::new(
                 "redis.url",
-                format!(
-                    "`{}` asks for TLS, which this build does not support for Redis",
-                    redact(url)
-                ),
+                format!("`{}` asks for TLS, which this build does not support for Redis", redact(url)),
                 "use redis:// (e.g. through a TLS tunnel such as stunnel on loopback)",
             ));
         }
@@ -257,23 +254,33 @@ impl RawRedis {
         if let Err(e) = redis::Client::open(url) {
             return Err(ConfigError::new(
                 "redis.url",
-                format!(
-                    "`{}` is not a valid Redis URL: {}",
-                    redact(url),
-                    scrub(&e.to_string(), url)
-                ),
+                format!("`{}` is not a valid Redis URL: {}", redact(url), scrub(&e.to_string(), url)),
                 "write redis://[user:password@]host:port[/db]",
             ));
         }
         let rate_fix = "give events per second from 1 to 10000000";
         let global_rate = match self.global_rate {
-            None => return Err(ConfigError::new("redis.global_rate", "no global rate given", "set redis.global_rate (or --global-rate): events per second for all instances together")),
+            None => {
+                return Err(ConfigError::new(
+                    "redis.global_rate",
+                    "no global rate given",
+                    "set redis.global_rate (or --global-rate): events per second for all instances together",
+                ))
+            }
             Some(0) => return Err(ConfigError::new("redis.global_rate", "a global rate of 0 would never send anything", rate_fix)),
-            Some(n) if n > Rate::MAX_PER_SEC => return Err(ConfigError::new("redis.global_rate", format!("{n}/s is above the 10000000/s limit"), rate_fix)),
+            Some(n) if n > Rate::MAX_PER_SEC => {
+                return Err(ConfigError::new("redis.global_rate", format!("{n}/s is above the 10000000/s limit"), rate_fix))
+            }
             Some(n) => NonZeroU64::new(n).expect("checked above"),
         };
         let name = match self.limit_key.as_deref() {
-            None => return Err(ConfigError::new("redis.limit_key", "no limit key given", "set redis.limit_key (or --limit-key): the name the instances sharing the limit agree on")),
+            None => {
+                return Err(ConfigError::new(
+                    "redis.limit_key",
+                    "no limit key given",
+                    "set redis.limit_key (or --limit-key): the name the instances sharing the limit agree on",
+                ))
+            }
             Some(k) => k,
         };
         validate_key(name)?;
@@ -281,11 +288,7 @@ impl RawRedis {
             None => None,
             Some(n @ 1..=100_000) => NonZeroU64::new(n),
             Some(n) => {
-                return Err(ConfigError::new(
-                    "redis.expected_instances",
-                    format!("{n} instances is out of range"),
-                    "use 1 to 100000",
-                ))
+                return Err(ConfigError::new("redis.expected_instances", format!("{n} instances is out of range"), "use 1 to 100000"))
             }
         };
         let fallback_rate = match self.fallback_rate {
@@ -308,13 +311,7 @@ impl RawRedis {
         };
         let window_ms = match self.window_ms.unwrap_or(1000) {
             n @ 100..=60_000 => n,
-            n => {
-                return Err(ConfigError::new(
-                    "redis.window_ms",
-                    format!("{n} ms is out of range"),
-                    "use 100 to 60000 (default 1000)",
-                ))
-            }
+            n => return Err(ConfigError::new("redis.window_ms", format!("{n} ms is out of range"), "use 100 to 60000 (default 1000)")),
         };
         let lease_ms = match self.lease_ms.unwrap_or(50) {
             n @ 5..=1000 if n * 4 <= window_ms => n,
@@ -322,10 +319,7 @@ impl RawRedis {
                 return Err(ConfigError::new(
                     "redis.lease_ms",
                     format!("{n} ms is out of range"),
-                    format!(
-                        "use 5 ms up to a quarter of the window ({} ms); default 50",
-                        window_ms / 4
-                    ),
+                    format!("use 5 ms up to a quarter of the window ({} ms); default 50", window_ms / 4),
                 ))
             }
         };
@@ -354,11 +348,8 @@ impl RawRedis {
 
 /// A limit key name: 1-64 chars of `[A-Za-z0-9_.:-]`.
 pub fn validate_key(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -408,13 +399,7 @@ impl std::fmt::Debug for RedisConfig {
 
 impl std::fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} key {} at {}/s",
-            redact(&self.url),
-            self.key,
-            self.global_rate
-        )
+        write!(f, "{} key {} at {}/s", redact(&self.url), self.key, self.global_rate)
     }
 }
 
@@ -429,15 +414,18 @@ impl RedisConfig {
         (self.global_rate.get() as u128 * self.window.as_millis() / 1000).max(1) as u64
     }
 
+    /// The window Redis counts, in µs: the window plus the guard (see the module doc).
+    pub fn window_with_guard_us(&self) -> u64 {
+        let w = self.window.as_micros() as u64;
+        w + (w / self.limit()).clamp(GUARD_MIN_US, GUARD_MAX_US)
+    }
+
     /// The fallback rate given the instance count Redis last reported.
     fn fallback_rate_for(&self, seen_instances: u64) -> NonZeroU64 {
         if let Some(r) = self.fallback_rate {
             return r;
         }
-        let k = self
-            .expected_instances
-            .map(|n| n.get())
-            .unwrap_or(seen_instances.max(1));
+        let k = self.expected_instances.map(|n| n.get()).unwrap_or(seen_instances.max(1));
         NonZeroU64::new(self.global_rate.get() / k).unwrap_or(NonZeroU64::MIN)
     }
 }
@@ -481,9 +469,7 @@ pub fn redact(url: &str) -> String {
             let parts: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _))
-                        if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
-                    {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
                         format!("{k}=***")
                     }
                     _ => kv.to_string(),
@@ -532,12 +518,7 @@ impl LeasePool {
                 return 0;
             }
             let n = cur.min(want as u64);
-            match self.tokens.compare_exchange_weak(
-                cur,
-                cur - n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self.tokens.compare_exchange_weak(cur, cur - n, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return n as u32,
                 Err(actual) => cur = actual,
             }
@@ -551,11 +532,7 @@ impl LeasePool {
 
     /// Removes up to `n` tokens (expiry), never going below 0.
     fn remove(&self, n: u64) {
-        let _ = self
-            .tokens
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
-                Some(cur.saturating_sub(n))
-            });
+        let _ = self.tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| Some(cur.saturating_sub(n)));
     }
 
     /// Tokens currently in the pool.
@@ -599,13 +576,7 @@ const POLL_SLACK_NS: u64 = 100_000;
 
 impl LeasedLimiter {
     pub fn new(pool: Arc<LeasePool>, worker: usize, workers: usize) -> Self {
-        Self {
-            pool,
-            worker,
-            workers,
-            fallback: None,
-            fallback_rate: 0,
-        }
+        Self { pool, worker, workers, fallback: None, fallback_rate: 0 }
     }
 }
 
@@ -617,13 +588,8 @@ impl RateLimiter for LeasedLimiter {
             if self.fallback.is_none() || r != self.fallback_rate {
                 // A fresh schedule from now: no credit from before the switch.
                 self.fallback_rate = r;
-                self.fallback = Some(TokenBucket::for_worker(
-                    NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN),
-                    0,
-                    self.worker,
-                    self.workers,
-                    now_ns,
-                ));
+                self.fallback =
+                    Some(TokenBucket::for_worker(NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN), 0, self.worker, self.workers, now_ns));
             }
             if let Some(b) = &mut self.fallback {
                 return b.acquire(want, now_ns);
@@ -631,9 +597,7 @@ impl RateLimiter for LeasedLimiter {
         }
         self.fallback = None;
         match self.pool.take(want) {
-            0 => Acquire::Wait {
-                until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS,
-            },
+            0 => Acquire::Wait { until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS },
             n => Acquire::Granted(n),
         }
     }
@@ -660,23 +624,14 @@ pub struct RedisLimiter {
 impl RedisLimiter {
     /// Starts the lease thread. Does not wait for Redis: an unreachable Redis opens the breaker
     /// and the run goes on in fallback.
-    pub fn start(
-        cfg: &RedisConfig,
-        stats: Arc<LimiterStats>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, EngineError> {
+    pub fn start(cfg: &RedisConfig, stats: Arc<LimiterStats>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
-            EngineError::Redis(format!(
-                "cannot use {}: {}; check redis.url",
-                redact(&cfg.url),
-                scrub(&e.to_string(), &cfg.url)
-            ))
+            EngineError::Redis(format!("cannot use {}: {}; check redis.url", redact(&cfg.url), scrub(&e.to_string(), &cfg.url)))
         })?;
         let pool = Arc::new(LeasePool::new(0));
         stats.mode.store(MODE_REDIS, Ordering::Relaxed);
         let seen = cfg.expected_instances.map(|n| n.get()).unwrap_or(1);
-        pool.fallback_rate
-            .store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
+        pool.fallback_rate.store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
         let lease = LeaseThread {
             pool: Arc::downgrade(&pool),
             cfg: cfg.clone(),
@@ -698,10 +653,7 @@ impl RedisLimiter {
         std::thread::Builder::new()
             .name("spate-lease".into())
             .spawn(move || lease.run())
-            .map_err(|source| EngineError::Spawn {
-                name: "spate-lease".into(),
-                source,
-            })?;
+            .map_err(|source| EngineError::Spawn { name: "spate-lease".into(), source })?;
         Ok(Self { pool })
     }
 
@@ -723,10 +675,7 @@ impl RedisLimiter {
 
 /// A random id for this instance's leases (distinguishes instances in the lease log).
 fn instance_id() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let x = t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64);
     // splitmix64 finalizer: spreads the bits of time, pid and a stack address.
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -753,8 +702,7 @@ impl Lease {
         if now < self.start_ns {
             return 0;
         }
-        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128)
-            as u64
+        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128) as u64
     }
     /// When the next token after `released` is due.
     fn next_ns(&self) -> u64 {
@@ -787,35 +735,18 @@ pub fn call_grant(
     calls: &AtomicU64,
 ) -> redis::RedisResult<Grant> {
     let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
-        redis::cmd("EVALSHA")
-            .arg(script.get_hash())
-            .arg(1)
-            .arg(key)
-            .arg(want)
-            .arg(limit)
-            .arg(window_us)
-            .arg(instance)
-            .arg(seq)
-            .query(con)
+        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
     };
     calls.fetch_add(1, Ordering::Relaxed);
     let r = match evalsha(con) {
         Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
             calls.fetch_add(2, Ordering::Relaxed);
-            let _: String = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(GRANT_SCRIPT)
-                .query(con)?;
+            let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(con)?;
             evalsha(con)?
         }
         other => other?,
     };
-    Ok(Grant {
-        granted: r.0,
-        retry_after_us: r.1,
-        instances: r.2,
-        used: r.3,
-    })
+    Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
 }
 
 struct LeaseThread {
@@ -865,22 +796,14 @@ impl LeaseThread {
 
     fn lease_tokens(&self) -> u64 {
         let r = self.target_rate();
-        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64)
-            .clamp(1, self.cfg.limit())
+        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64).clamp(1, self.cfg.limit())
     }
 
     /// One round: breaker, mode, release, expiry, maybe a Redis call. Returns when to wake.
     fn step(&mut self, pool: &LeasePool, now: u64) -> u64 {
         self.window.tick(&pool.breaker, now);
         let state = pool.breaker.state();
-        self.set_mode(
-            pool,
-            if state == State::Closed {
-                MODE_REDIS
-            } else {
-                MODE_FALLBACK
-            },
-        );
+        self.set_mode(pool, if state == State::Closed { MODE_REDIS } else { MODE_FALLBACK });
         let mut wake = now + MAX_SLEEP_NS;
 
         if state == State::Open {
@@ -912,11 +835,7 @@ impl LeaseThread {
         // paces the next request (a one-token lease at 3/s is asked for every 333 ms).
         let end = self.paced_until;
         let want = self.lease_tokens();
-        let prefetch = if want >= PREFETCH_MIN_TOKENS {
-            self.cfg.lease.as_nanos() as u64 / 2
-        } else {
-            0
-        };
+        let prefetch = if want >= PREFETCH_MIN_TOKENS { self.cfg.lease.as_nanos() as u64 / 2 } else { 0 };
         let fetch_at = end.saturating_sub(prefetch).max(self.retry_at);
         if self.leases.is_empty() && pool.available() == 0 && !self.in_gap && end <= now {
             // Ran dry: this instance now waits for Redis (normal at low rates).
@@ -943,10 +862,7 @@ impl LeaseThread {
             self.leases.clear();
             self.released.clear();
             self.paced_until = 0;
-            pool.fallback_rate.store(
-                self.cfg.fallback_rate_for(self.instances).get(),
-                Ordering::Relaxed,
-            );
+            pool.fallback_rate.store(self.cfg.fallback_rate_for(self.instances).get(), Ordering::Relaxed);
             self.stats.lease_size.store(0, Ordering::Relaxed);
         }
         self.in_gap = false;
@@ -988,12 +904,7 @@ impl LeaseThread {
                     self.stats.lease_size.store(g.granted, Ordering::Relaxed);
                     // Start where the queued leases end, or now: never before the grant.
                     let start = prev_end.max(now);
-                    let lease = Lease {
-                        start_ns: start,
-                        n: g.granted,
-                        rate: self.target_rate(),
-                        released: 0,
-                    };
+                    let lease = Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 };
                     self.paced_until = lease.end_ns();
                     self.leases.push_back(lease);
                     self.retry_at = 0;
@@ -1019,18 +930,8 @@ impl LeaseThread {
         }
         let con = self.conn.as_mut().expect("connected above");
         self.seq += 1;
-        let window_us = self.cfg.window.as_micros() as u64 + GUARD_US;
-        call_grant(
-            con,
-            &self.script,
-            &self.cfg.key,
-            want,
-            self.cfg.limit(),
-            window_us,
-            &self.instance,
-            self.seq,
-            &self.stats.redis_calls,
-        )
+        let window_us = self.cfg.window_with_guard_us();
+        call_grant(con, &self.script, &self.cfg.key, want, self.cfg.limit(), window_us, &self.instance, self.seq, &self.stats.redis_calls)
     }
 }
 
@@ -1039,30 +940,16 @@ mod tests {
     use super::*;
 
     fn raw(url: &str) -> RawRedis {
-        RawRedis {
-            url: Some(url.into()),
-            global_rate: Some(1000),
-            limit_key: Some("k".into()),
-            ..Default::default()
-        }
+        RawRedis { url: Some(url.into()), global_rate: Some(1000), limit_key: Some("k".into()), ..Default::default() }
     }
 
     #[test]
     fn redact_hides_passwords() {
-        assert_eq!(
-            redact("redis://user:s3cret@host:6379/0"),
-            "redis://user:***@host:6379/0"
-        );
-        assert_eq!(
-            redact("redis://:s3cret@host:6379"),
-            "redis://:***@host:6379"
-        );
+        assert_eq!(redact("redis://user:s3cret@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(redact("redis://:s3cret@host:6379"), "redis://:***@host:6379");
         assert_eq!(redact("redis://s3cret@host"), "redis://***@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(
-            redact("redis://h/0?password=s3cret&db=1"),
-            "redis://h/0?password=***&db=1"
-        );
+        assert_eq!(redact("redis://h/0?password=s3cret&db=1"), "redis://h/0?password=***&db=1");
         assert_eq!(redact("redis://u:p@ss@h"), "redis://u:***@h");
         assert_eq!(redact("not a url"), "not a url");
     }
@@ -1071,22 +958,13 @@ mod tests {
     fn secrets_never_printed() {
         let mut r = raw("redis://u:s3cret@127.0.0.1:1");
         let c = r.validate().unwrap();
-        for text in [
-            format!("{c:?}"),
-            c.to_string(),
-            format!("{r:?}"),
-            serde_json::to_string(&r).unwrap(),
-            c.redacted_url(),
-        ] {
+        for text in [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap(), c.redacted_url()] {
             assert!(!text.contains("s3cret"), "{text}");
         }
         r.url = Some("rediss://u:s3cret@h:1".into());
         let e = r.validate().unwrap_err();
         assert_eq!(e.key, "redis.url");
-        assert!(
-            !e.to_string().contains("s3cret") && e.message.contains("TLS"),
-            "{e}"
-        );
+        assert!(!e.to_string().contains("s3cret") && e.message.contains("TLS"), "{e}");
         r.url = Some("http://u:s3cret@h:1".into());
         assert!(!r.validate().unwrap_err().to_string().contains("s3cret"));
     }
@@ -1097,91 +975,24 @@ mod tests {
         assert_eq!(ok.key, "spate:limit:{k}");
         assert_eq!(ok.lease, Duration::from_millis(50));
         assert_eq!(ok.window, Duration::from_secs(1));
+        assert_eq!(ok.window_with_guard_us(), 1_002_000, "1000/s: 2 ms guard");
+        let low = RawRedis { global_rate: Some(10), ..raw("redis://h") };
+        assert_eq!(low.validate().unwrap().window_with_guard_us(), 1_050_000, "10/s: 50 ms");
+        let mid = RawRedis { global_rate: Some(100), ..raw("redis://h") };
+        assert_eq!(mid.validate().unwrap().window_with_guard_us(), 1_010_000, "100/s: 10 ms");
         let cases: Vec<(RawRedis, &str)> = vec![
-            (
-                RawRedis {
-                    url: None,
-                    ..raw("")
-                },
-                "redis.url",
-            ),
-            (
-                RawRedis {
-                    global_rate: None,
-                    ..raw("redis://h")
-                },
-                "redis.global_rate",
-            ),
-            (
-                RawRedis {
-                    global_rate: Some(0),
-                    ..raw("redis://h")
-                },
-                "redis.global_rate",
-            ),
-            (
-                RawRedis {
-                    limit_key: None,
-                    ..raw("redis://h")
-                },
-                "redis.limit_key",
-            ),
-            (
-                RawRedis {
-                    limit_key: Some("a b".into()),
-                    ..raw("redis://h")
-                },
-                "redis.limit_key",
-            ),
-            (
-                RawRedis {
-                    limit_key: Some("x{y}".into()),
-                    ..raw("redis://h")
-                },
-                "redis.limit_key",
-            ),
-            (
-                RawRedis {
-                    limit_key: Some("k".repeat(65)),
-                    ..raw("redis://h")
-                },
-                "redis.limit_key",
-            ),
-            (
-                RawRedis {
-                    limit_key: Some(String::new()),
-                    ..raw("redis://h")
-                },
-                "redis.limit_key",
-            ),
-            (
-                RawRedis {
-                    fallback_rate: Some(2000),
-                    ..raw("redis://h")
-                },
-                "redis.fallback_rate",
-            ),
-            (
-                RawRedis {
-                    expected_instances: Some(0),
-                    ..raw("redis://h")
-                },
-                "redis.expected_instances",
-            ),
-            (
-                RawRedis {
-                    lease_ms: Some(600),
-                    ..raw("redis://h")
-                },
-                "redis.lease_ms",
-            ),
-            (
-                RawRedis {
-                    window_ms: Some(10),
-                    ..raw("redis://h")
-                },
-                "redis.window_ms",
-            ),
+            (RawRedis { url: None, ..raw("") }, "redis.url"),
+            (RawRedis { global_rate: None, ..raw("redis://h") }, "redis.global_rate"),
+            (RawRedis { global_rate: Some(0), ..raw("redis://h") }, "redis.global_rate"),
+            (RawRedis { limit_key: None, ..raw("redis://h") }, "redis.limit_key"),
+            (RawRedis { limit_key: Some("a b".into()), ..raw("redis://h") }, "redis.limit_key"),
+            (RawRedis { limit_key: Some("x{y}".into()), ..raw("redis://h") }, "redis.limit_key"),
+            (RawRedis { limit_key: Some("k".repeat(65)), ..raw("redis://h") }, "redis.limit_key"),
+            (RawRedis { limit_key: Some(String::new()), ..raw("redis://h") }, "redis.limit_key"),
+            (RawRedis { fallback_rate: Some(2000), ..raw("redis://h") }, "redis.fallback_rate"),
+            (RawRedis { expected_instances: Some(0), ..raw("redis://h") }, "redis.expected_instances"),
+            (RawRedis { lease_ms: Some(600), ..raw("redis://h") }, "redis.lease_ms"),
+            (RawRedis { window_ms: Some(10), ..raw("redis://h") }, "redis.window_ms"),
         ];
         for (r, key) in cases {
             let e = r.validate().unwrap_err();
@@ -1195,19 +1006,9 @@ mod tests {
     fn fallback_rate_defaults() {
         let c = raw("redis://h").validate().unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 250);
-        let c = RawRedis {
-            expected_instances: Some(3),
-            ..raw("redis://h")
-        }
-        .validate()
-        .unwrap();
+        let c = RawRedis { expected_instances: Some(3), ..raw("redis://h") }.validate().unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 333);
-        let c = RawRedis {
-            fallback_rate: Some(7),
-            ..raw("redis://h")
-        }
-        .validate()
-        .unwrap();
+        let c = RawRedis { fallback_rate: Some(7), ..raw("redis://h") }.validate().unwrap();
         assert_eq!(c.fallback_rate_for(4).get(), 7);
     }
 
@@ -1238,12 +1039,7 @@ mod tests {
 
     #[test]
     fn lease_releases_smoothly() {
-        let l = Lease {
-            start_ns: 1_000,
-            n: 500,
-            rate: 10_000,
-            released: 0,
-        };
+        let l = Lease { start_ns: 1_000, n: 500, rate: 10_000, released: 0 };
         assert_eq!(l.due(0), 0);
         assert_eq!(l.due(1_000), 1);
         assert_eq!(l.due(1_000 + 1_000_000), 11);

@@ -35,9 +35,7 @@ pub struct Rng {
 impl Rng {
     /// A generator whose stream depends only on `seed` (mixed through splitmix64).
     pub fn new(seed: u64) -> Self {
-        Self {
-            state: splitmix64(seed),
-        }
+        Self { state: splitmix64(seed) }
     }
 
     /// A generator for a sub-stream `stream` of `seed` (e.g. one per worker or per source).
@@ -144,10 +142,7 @@ mod tests {
         for _ in 0..100_000 {
             hist[a.below(10) as usize] += 1;
         }
-        assert!(
-            hist.iter().all(|&h| (9_000..11_000).contains(&h)),
-            "{hist:?}"
-        );
+        assert!(hist.iter().all(|&h| (9_000..11_000).contains(&h)), "{hist:?}");
         let mean: f64 = (0..100_000).map(|_| a.normal()).sum::<f64>() / 100_000.0;
         assert!(mean.abs() < 0.02, "{mean}");
         for _ in 0..1000 {

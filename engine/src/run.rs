@@ -180,7 +180,11 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
         elapsed_s: elapsed,
         events_per_sec: totals.generated as f64 / elapsed,
         mb_per_sec: totals.bytes as f64 / elapsed / 1e6,
-        ns_per_event_per_thread: if totals.generated > 0 { elapsed * 1e9 * config.threads.get() as f64 / totals.generated as f64 } else { 0.0 },
+        ns_per_event_per_thread: if totals.generated > 0 {
+            elapsed * 1e9 * config.threads.get() as f64 / totals.generated as f64
+        } else {
+            0.0
+        },
         latency_ms: lat.percentiles(),
         breaker_transitions: shared.breaker.as_ref().map(|b| b.transitions()).unwrap_or(0),
         error: shared.error.lock().clone(),

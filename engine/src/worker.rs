@@ -46,7 +46,9 @@ pub fn run(setup: WorkerSetup) {
         // Pin first, then allocate: the arena and generator land on this core's memory.
         core_affinity::set_for_current(core);
     }
-    let WorkerSetup { index, spec, shared, to_flush, returns, limiter, count, deadline_ns, batch_size, pool, backpressure, bytes_hint, .. } = setup;
+    let WorkerSetup {
+        index, spec, shared, to_flush, returns, limiter, count, deadline_ns, batch_size, pool, backpressure, bytes_hint, ..
+    } = setup;
     let clock = shared.clock.clone();
     let mut limiter = limiter(clock.now_ns());
     let mut gen = Generator::new(spec, index as u16, shared.run_id);
@@ -64,7 +66,9 @@ pub fn run(setup: WorkerSetup) {
     };
     let mut remaining = count.unwrap_or(u64::MAX);
     let mut seq: u64 = 0;
-    let mut epoch = shared.rate_epoch.load(Relaxed);
+    // No epoch seen yet: the first loop applies the current shared rate, so a rate change
+    // made between start and this thread's first batch is not lost.
+    let mut epoch = u64::MAX;
     let mut interval_ns = interval(shared.current_rate(), shared.workers);
     let mut cur: Option<Batch> = None;
     let mut meta = EventMeta::default();

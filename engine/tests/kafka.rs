@@ -15,7 +15,15 @@ fn cfg(yaml: &str) -> spate_engine::RunConfig {
 }
 
 fn audit(broker: &EmbeddedBroker, topic: &str, expect: u64) -> spate_engine::verify::VerifyReport {
-    verify(&VerifyOptions { brokers: broker.bootstrap().into(), topic: topic.into(), expect: Some(expect), idle_timeout: Duration::from_secs(5), run_id: None, json: true }).unwrap()
+    verify(&VerifyOptions {
+        brokers: broker.bootstrap().into(),
+        topic: topic.into(),
+        expect: Some(expect),
+        idle_timeout: Duration::from_secs(5),
+        run_id: None,
+        json: true,
+    })
+    .unwrap()
 }
 
 #[test]

@@ -34,13 +34,20 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 }
 
 fn rate(args: &[String]) -> Result<()> {
-    let rates: Vec<u64> = flag(args, "--rates").unwrap_or("10,1000,100000,1000000").split(',').map(|r| r.trim().parse()).collect::<Result<_, _>>()?;
+    let rates: Vec<u64> =
+        flag(args, "--rates").unwrap_or("10,1000,100000,1000000").split(',').map(|r| r.trim().parse()).collect::<Result<_, _>>()?;
     let duration = parse_duration(flag(args, "--duration").unwrap_or("10s"), "--duration")?;
     let threads: usize = flag(args, "--threads").unwrap_or("2").parse()?;
     println!("{:>10} {:>12} {:>12} {:>9} {:>14} {:>10}", "target/s", "events", "achieved/s", "error %", "worst 100ms", "x share");
     let mut all_ok = true;
     for r in rates {
-        let raw = RawConfig { rate: Some(RawRate::Num(r)), sink: Some("null".into()), threads: Some(threads), duration: Some(format!("{}ms", duration.as_millis())), ..Default::default() };
+        let raw = RawConfig {
+            rate: Some(RawRate::Num(r)),
+            sink: Some("null".into()),
+            threads: Some(threads),
+            duration: Some(format!("{}ms", duration.as_millis())),
+            ..Default::default()
+        };
         let cfg = raw.validate()?;
         let run = spate_engine::start(cfg, StartOptions::default())?;
         let shared = run.shared.clone();
@@ -102,7 +109,8 @@ struct Report {
 
 fn soak(args: &[String]) -> Result<()> {
     let path = args.first().context("give a scenario file")?;
-    let sc: Scenario = serde_yaml_ng::from_str(&std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?).with_context(|| format!("bad scenario {path}"))?;
+    let sc: Scenario = serde_yaml_ng::from_str(&std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?)
+        .with_context(|| format!("bad scenario {path}"))?;
     let warmup = sc.warmup.as_deref().map(|w| parse_duration(w, "warmup")).transpose()?.unwrap_or_default();
     let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
     let cfg = sc.run.validate()?;
@@ -132,7 +140,10 @@ fn soak(args: &[String]) -> Result<()> {
             rss_mb: rss as f64 / 1e6,
             cpu_pct: (cpu - last.1) / dt * 100.0,
         };
-        eprintln!("{:>7.1}s gen {:>11.0}/s  acked {:>11.0}/s  rss {:>7.1} MB  cpu {:>5.0}%", p.t_s, p.generated_per_s, p.delivered_per_s, p.rss_mb, p.cpu_pct);
+        eprintln!(
+            "{:>7.1}s gen {:>11.0}/s  acked {:>11.0}/s  rss {:>7.1} MB  cpu {:>5.0}%",
+            p.t_s, p.generated_per_s, p.delivered_per_s, p.rss_mb, p.cpu_pct
+        );
         series.push(p);
         last = (t, cpu, now);
     }
@@ -206,7 +217,9 @@ fn bare_producer(args: &[String]) -> Result<()> {
         let p = &payloads[(sent % 1024) as usize];
         match producer.send(BaseRecord::<(), _>::to(topic).payload(p)) {
             Ok(()) => sent += 1,
-            Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => producer.poll(Duration::from_millis(1)),
+            Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
+                producer.poll(Duration::from_millis(1))
+            }
             Err((e, _)) => bail!("produce failed: {e}"),
         }
         if sent % 1024 == 0 {

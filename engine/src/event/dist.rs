@@ -51,12 +51,7 @@ pub(crate) struct NumGen {
 
 impl NumGen {
     pub fn new(min: f64, max: f64, decimals: u8, dist: Dist) -> Self {
-        Self {
-            min,
-            max,
-            decimals,
-            dist,
-        }
+        Self { min, max, decimals, dist }
     }
 
     fn sample_f64(&self, rng: &mut Rng) -> f64 {
@@ -92,12 +87,7 @@ impl NumGen {
         let scale = 10f64.powi(self.decimals as i32);
         let mut pts: Vec<i64> = if matches!(self.dist, Dist::Uniform) {
             // Exact evenly spaced points: uniform cells give an exactly uniform result.
-            (0..=TABLE)
-                .map(|i| {
-                    ((self.min + (self.max - self.min) * i as f64 / TABLE as f64) * scale).round()
-                        as i64
-                })
-                .collect()
+            (0..=TABLE).map(|i| ((self.min + (self.max - self.min) * i as f64 / TABLE as f64) * scale).round() as i64).collect()
         } else {
             (0..=TABLE).map(|_| self.sample(rng)).collect()
         };
@@ -114,18 +104,7 @@ impl NumGen {
 }
 
 /// Powers of ten for scaled decimals (at most 9 decimals).
-pub(crate) const POW10: [u64; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
+pub(crate) const POW10: [u64; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /// Writes `v / 10^decimals` with exactly `decimals` digits after the point.
 #[inline]
@@ -186,18 +165,10 @@ mod tests {
         let mut rng = Rng::new(1);
         for dist in [
             Dist::Uniform,
-            Dist::Normal {
-                mean: 50.0,
-                stddev: 10.0,
-            },
-            Dist::LogNormal {
-                median: 20.0,
-                sigma: 1.0,
-            },
+            Dist::Normal { mean: 50.0, stddev: 10.0 },
+            Dist::LogNormal { median: 20.0, sigma: 1.0 },
             Dist::Exponential { mean: 10.0 },
-            Dist::Zipf {
-                cdf: zipf_cdf(100, 1.1),
-            },
+            Dist::Zipf { cdf: zipf_cdf(100, 1.1) },
         ] {
             let g = NumGen::new(1.0, 100.0, 0, dist);
             for _ in 0..2000 {

@@ -27,14 +27,8 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
-        Format::Json,
-        Format::Logfmt,
-        Format::ApacheCommon,
-        Format::ApacheCombined,
-        Format::Rfc5424,
-        Format::Rfc3164,
-    ];
+    pub const ALL: [Format; 6] =
+        [Format::Json, Format::Logfmt, Format::ApacheCommon, Format::ApacheCombined, Format::Rfc5424, Format::Rfc3164];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,12 +65,7 @@ pub struct UnknownFormat(pub String);
 impl fmt::Display for UnknownFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-        write!(
-            f,
-            "unknown format `{}`: use one of {}",
-            self.0,
-            names.join(", ")
-        )
+        write!(f, "unknown format `{}`: use one of {}", self.0, names.join(", "))
     }
 }
 
@@ -85,10 +74,7 @@ impl std::error::Error for UnknownFormat {}
 impl FromStr for Format {
     type Err = UnknownFormat;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name() == s.trim())
-            .ok_or_else(|| UnknownFormat(s.to_string()))
+        Format::ALL.into_iter().find(|f| f.name() == s.trim()).ok_or_else(|| UnknownFormat(s.to_string()))
     }
 }
 
@@ -104,9 +90,7 @@ pub(crate) fn json_str(s: &str, out: &mut Vec<u8>) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -118,9 +102,7 @@ pub(crate) fn json_str(s: &str, out: &mut Vec<u8>) {
 
 /// Whether a logfmt value must be quoted.
 fn logfmt_needs_quotes(s: &str) -> bool {
-    s.is_empty()
-        || s.bytes()
-            .any(|b| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f)
+    s.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f)
 }
 
 /// A logfmt value: bare when it can be, else quoted with `\"`, `\\`, `\n`, `\r`, `\t` escapes
@@ -180,11 +162,7 @@ pub(crate) fn sd_val(s: &str, out: &mut Vec<u8>) {
 
 /// Printable US-ASCII without spaces, at most `max` bytes, never empty (syslog header fields).
 pub(crate) fn header_token(s: &str, max: usize) -> String {
-    let t: String = s
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(max)
-        .collect();
+    let t: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
     if t.is_empty() {
         "-".to_string()
     } else {
@@ -194,11 +172,7 @@ pub(crate) fn header_token(s: &str, max: usize) -> String {
 
 /// An RFC 3164 TAG: alphanumerics only, 1 to 32 of them.
 pub(crate) fn tag(s: &str) -> String {
-    let t: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(32)
-        .collect();
+    let t: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
     if t.is_empty() {
         "spate".to_string()
     } else {
@@ -221,8 +195,7 @@ fn dyn_op(e: &mut Emitter<'_>, d: Dyn, ctx: Ctx) -> Op {
     match d {
         Dyn::Num { table, decimals } => Op::Num { table, decimals },
         Dyn::Pool { raw, .. } => {
-            let base =
-                e.b.rendered_pool(raw, ctx, |s, k, out| render_pooled(s, k, ctx, out));
+            let base = e.b.rendered_pool(raw, ctx, |s, k, out| render_pooled(s, k, ctx, out));
             Op::Pool { base }
         }
         Dyn::Uuid => Op::Uuid,
@@ -365,10 +338,7 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             pad_tail(e, pad);
         }
         Format::ApacheCommon | Format::ApacheCombined => {
-            let w = rec
-                .web
-                .as_ref()
-                .expect("apache formats are only built for web records");
+            let w = rec.web.as_ref().expect("apache formats are only built for web records");
             e.lit(w.ip.as_bytes());
             e.lit(b" - ");
             e.lit(w.user.as_bytes());
@@ -469,10 +439,7 @@ mod tests {
         logfmt_val("with space \"q\" a=b", &mut o);
         o.push(b' ');
         logfmt_val("", &mut o);
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            "plain \"with space \\\"q\\\" a=b\" \"\""
-        );
+        assert_eq!(String::from_utf8(o).unwrap(), "plain \"with space \\\"q\\\" a=b\" \"\"");
         let mut o = Vec::new();
         sd_val("a\"]\\", &mut o);
         assert_eq!(o, b"a\\\"\\]\\\\");

@@ -105,13 +105,8 @@ pub struct RunId(pub u64);
 impl RunId {
     /// A fresh id from the wall clock and the process id (not from the seed: runs differ).
     pub fn random() -> RunId {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        RunId(crate::rng::splitmix64(
-            now ^ ((std::process::id() as u64) << 40),
-        ))
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        RunId(crate::rng::splitmix64(now ^ ((std::process::id() as u64) << 40)))
     }
 }
 
@@ -179,36 +174,22 @@ impl EventSpec {
             return Err(ConfigError::new(
                 "sources",
                 "no sources given",
-                format!(
-                    "list at least one with a weight, e.g. `{{web: 1}}`; known: {}",
-                    known_sources(&cfg.templates)
-                ),
+                format!("list at least one with a weight, e.g. `{{web: 1}}`; known: {}", known_sources(&cfg.templates)),
             ));
         }
         if cfg.sources.len() > u16::MAX as usize {
-            return Err(ConfigError::new(
-                "sources",
-                "too many sources",
-                "use fewer than 65536 sources",
-            ));
+            return Err(ConfigError::new("sources", "too many sources", "use fewer than 65536 sources"));
         }
         for (i, (name, w)) in cfg.sources.iter().enumerate() {
             let key = format!("sources.{name}");
             if cfg.sources[..i].iter().any(|(n, _)| n == name) {
-                return Err(ConfigError::new(
-                    key,
-                    format!("source `{name}` is listed twice"),
-                    "list each source once",
-                ));
+                return Err(ConfigError::new(key, format!("source `{name}` is listed twice"), "list each source once"));
             }
             if !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
                 return Err(ConfigError::new(
                     key,
                     format!("unknown source `{name}`"),
-                    format!(
-                        "use one of: {}, or define it under `templates`",
-                        known_sources(&cfg.templates)
-                    ),
+                    format!("use one of: {}, or define it under `templates`", known_sources(&cfg.templates)),
                 ));
             }
             if *w == 0 {
@@ -235,13 +216,7 @@ impl EventSpec {
                     "omit `size`, or use json, logfmt, rfc5424 or rfc3164",
                 ))
             }
-            Some(0) => {
-                return Err(ConfigError::new(
-                    "size",
-                    "size must be at least 1 byte",
-                    "omit `size` for natural event sizes",
-                ))
-            }
+            Some(0) => return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes")),
             Some(s) if s > MAX_SIZE => {
                 return Err(ConfigError::new(
                     "size",
@@ -257,10 +232,7 @@ impl EventSpec {
         let mut compiled = BTreeMap::new();
         for (name, raw) in &cfg.templates {
             let mut rng = Rng::derive(cfg.seed, fnv1a(format!("template:{name}").as_bytes()));
-            compiled.insert(
-                name.clone(),
-                template::compile(name, raw, &mut b, &mut rng)?,
-            );
+            compiled.insert(name.clone(), template::compile(name, raw, &mut b, &mut rng)?);
         }
 
         let mut names = Vec::new();
@@ -289,12 +261,7 @@ impl EventSpec {
                     })
                     .max_by_key(|l| l.1)
                     .unwrap_or((0, 0));
-                variants.push(Variant {
-                    start: v.0,
-                    len: v.1,
-                    hot,
-                    hot_len,
-                });
+                variants.push(Variant { start: v.0, len: v.1, hot, hot_len });
             }
             names.push(name.clone());
             sources.push(CompiledSource { variants });
@@ -363,15 +330,9 @@ impl EventSpec {
             0
         } else {
             let x = r & 0xffff_ffff;
-            self.thresholds
-                .iter()
-                .position(|&t| x < t)
-                .unwrap_or(self.thresholds.len() - 1)
+            self.thresholds.iter().position(|&t| x < t).unwrap_or(self.thresholds.len() - 1)
         };
-        (
-            src,
-            &self.sources[src].variants[(r >> 32) as usize & (VARIANTS - 1)],
-        )
+        (src, &self.sources[src].variants[(r >> 32) as usize & (VARIANTS - 1)])
     }
 
     /// Loads the first op and the main literal of `v` so they are in cache when `v` runs:
@@ -452,9 +413,7 @@ fn put_chunked(out: &mut BytesMut, src: &[u8], len: usize) {
     let end = out.len() + len;
     let mut o = 0;
     while o < len {
-        let c: &[u8; CHUNK] = src[o..o + CHUNK]
-            .try_into()
-            .expect("copy sources have chunk slack");
+        let c: &[u8; CHUNK] = src[o..o + CHUNK].try_into().expect("copy sources have chunk slack");
         out.extend_from_slice(c);
         o += CHUNK;
     }
@@ -580,13 +539,7 @@ impl Generator {
 
     /// Appends one complete event line, terminated by `b'\n'`, to `out`, and fills `meta`.
     #[inline]
-    pub fn write_event(
-        &mut self,
-        seq: u64,
-        ts_unix_ns: u64,
-        out: &mut BytesMut,
-        meta: &mut EventMeta,
-    ) {
+    pub fn write_event(&mut self, seq: u64, ts_unix_ns: u64, out: &mut BytesMut, meta: &mut EventMeta) {
         let sec = ts_unix_ns / 1_000_000_000;
         if sec != self.sec {
             self.set_second(sec);
@@ -600,13 +553,7 @@ impl Generator {
         spec.touch(spec.pick(self.next).1);
         let trace = ((self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128).max(1);
         let span = self.rng.next_u64().max(1);
-        *meta = EventMeta {
-            seq,
-            trace_id: trace,
-            span_id: span,
-            source: src as u16,
-            worker: self.worker,
-        };
+        *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
         if let Some(&(t0, _)) = spec.trace_slots.first() {
             // The first slot is the trace, the second the span; repeats are 32/16-byte copies.
             let mut th = [0u8; 32];
@@ -650,8 +597,7 @@ impl Generator {
                     put_scaled(out, v, decimals);
                 }
                 Op::Pool { base } => {
-                    let (off, len) = spec.pool_entries
-                        [base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
+                    let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Uuid => {
@@ -688,9 +634,7 @@ impl Generator {
                 Op::Pad { tail } => {
                     let have = out.len() - begin + tail as usize;
                     if spec.size > have {
-                        out.extend_from_slice(
-                            &spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)],
-                        );
+                        out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)]);
                     }
                 }
             }

@@ -199,12 +199,7 @@ impl Builder {
     }
 
     /// The pool `raw` rendered for `ctx` with `render` (cached); returns the base index.
-    pub fn rendered_pool(
-        &mut self,
-        raw: u32,
-        ctx: Ctx,
-        render: impl Fn(&str, Kind, &mut Vec<u8>),
-    ) -> u32 {
+    pub fn rendered_pool(&mut self, raw: u32, ctx: Ctx, render: impl Fn(&str, Kind, &mut Vec<u8>)) -> u32 {
         if let Some(&b) = self.rendered.get(&(raw, ctx)) {
             return b;
         }
@@ -224,10 +219,7 @@ impl Builder {
 
     /// Average rendered length of a pool (for size estimates).
     pub fn pool_avg_len(&self, base: u32, n: u32) -> usize {
-        let s: usize = self.pool_entries[base as usize..(base + n) as usize]
-            .iter()
-            .map(|e| e.1 as usize)
-            .sum();
+        let s: usize = self.pool_entries[base as usize..(base + n) as usize].iter().map(|e| e.1 as usize).sum();
         s / n.max(1) as usize
     }
 }
@@ -245,11 +237,7 @@ pub(crate) struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     pub fn new(b: &'a mut Builder) -> Self {
         let start = b.ops.len();
-        Self {
-            b,
-            start,
-            lit: Vec::with_capacity(256),
-        }
+        Self { b, start, lit: Vec::with_capacity(256) }
     }
 
     pub fn lit(&mut self, s: &[u8]) {
@@ -276,10 +264,7 @@ impl<'a> Emitter<'a> {
     fn flush(&mut self) {
         for chunk in self.lit.chunks(u16::MAX as usize) {
             let off = self.b.intern(chunk);
-            self.b.ops.push(Op::Lit {
-                len: chunk.len() as u16,
-                off,
-            });
+            self.b.ops.push(Op::Lit { len: chunk.len() as u16, off });
         }
         self.lit.clear();
     }

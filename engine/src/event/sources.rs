@@ -33,49 +33,13 @@ impl SourceGen {
         Some(match name {
             "web" => SourceGen::Web {
                 // Response sizes and latencies are heavy-tailed: lognormal.
-                bytes: table(
-                    b,
-                    rng,
-                    NumGen::new(
-                        120.0,
-                        5_000_000.0,
-                        0,
-                        Dist::LogNormal {
-                            median: 3_200.0,
-                            sigma: 1.3,
-                        },
-                    ),
-                ),
-                latency: table(
-                    b,
-                    rng,
-                    NumGen::new(
-                        0.08,
-                        30_000.0,
-                        3,
-                        Dist::LogNormal {
-                            median: 18.0,
-                            sigma: 1.1,
-                        },
-                    ),
-                ),
+                bytes: table(b, rng, NumGen::new(120.0, 5_000_000.0, 0, Dist::LogNormal { median: 3_200.0, sigma: 1.3 })),
+                latency: table(b, rng, NumGen::new(0.08, 30_000.0, 3, Dist::LogNormal { median: 18.0, sigma: 1.1 })),
             },
             "app" => SourceGen::App,
-            "payment" => SourceGen::Payment {
-                amount: table(
-                    b,
-                    rng,
-                    NumGen::new(
-                        0.5,
-                        20_000.0,
-                        2,
-                        Dist::LogNormal {
-                            median: 42.0,
-                            sigma: 1.0,
-                        },
-                    ),
-                ),
-            },
+            "payment" => {
+                SourceGen::Payment { amount: table(b, rng, NumGen::new(0.5, 20_000.0, 2, Dist::LogNormal { median: 42.0, sigma: 1.0 })) }
+            }
             "syslog" => SourceGen::Syslog,
             _ => return None,
         })
@@ -118,9 +82,7 @@ pub(crate) fn public_ipv4(rng: &mut Rng) -> String {
 
 /// A global-unicast-looking IPv6 address from real RIR prefixes.
 pub(crate) fn public_ipv6(rng: &mut Rng) -> String {
-    const PREFIXES: [&str; 8] = [
-        "2a02", "2a01", "2600", "2601", "2804", "2409", "240e", "2a00",
-    ];
+    const PREFIXES: [&str; 8] = ["2a02", "2a01", "2600", "2601", "2804", "2409", "240e", "2a00"];
     let mut s = String::from(upick(rng, &PREFIXES));
     for i in 0..7 {
         // Interface ids are random; the network part is usually sparse.
@@ -162,11 +124,7 @@ fn zipf_rank(rng: &mut Rng, n: usize, s: f64) -> usize {
     let u = rng.f64();
     let a = 1.0 - s;
     let top = n as f64 + 1.0;
-    let x = if a.abs() < 1e-9 {
-        (top.ln() * u).exp()
-    } else {
-        ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a)
-    };
+    let x = if a.abs() < 1e-9 { (top.ln() * u).exp() } else { ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a) };
     (x as usize).saturating_sub(1).min(n - 1)
 }
 
@@ -256,16 +214,7 @@ const SLUGS: [&str; 12] = [
     "smart-thermostat-gen3",
 ];
 
-const CATEGORIES: [&str; 8] = [
-    "electronics",
-    "home-kitchen",
-    "outdoor",
-    "books",
-    "fashion",
-    "toys",
-    "garden",
-    "sports",
-];
+const CATEGORIES: [&str; 8] = ["electronics", "home-kitchen", "outdoor", "books", "fashion", "toys", "garden", "sports"];
 const QUERIES: [&str; 10] = [
     "headphones",
     "usb+c+cable",
@@ -361,39 +310,22 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
     let method: &'static str = match raw {
         "/api/v1/auth/token" | "/api/graphql" => "POST",
         "/checkout" | "/login" if rng.chance(0.5) => "POST",
-        "/api/v1/cart" => wpick(
-            rng,
-            &[("GET", 60), ("POST", 25), ("PUT", 10), ("DELETE", 5)],
-        ),
+        "/api/v1/cart" => wpick(rng, &[("GET", 60), ("POST", 25), ("PUT", 10), ("DELETE", 5)]),
         "/api/v2/orders/{id}" => wpick(rng, &[("GET", 80), ("PATCH", 15), ("DELETE", 5)]),
-        _ => wpick(
-            rng,
-            &[("GET", 96), ("HEAD", 2), ("OPTIONS", 1), ("POST", 1)],
-        ),
+        _ => wpick(rng, &[("GET", 96), ("HEAD", 2), ("OPTIONS", 1), ("POST", 1)]),
     };
     let status: u16 = match raw {
         "/.env" | "/wp-login.php" | "/.git/config" => wpick(rng, &[(404, 90), (403, 10)]),
         "/healthz" => 200,
         p if p.starts_with("/static/") => wpick(rng, &[(200, 70), (304, 30)]),
-        _ if method == "POST" => wpick(
-            rng,
-            &[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)],
-        ),
+        _ if method == "POST" => wpick(rng, &[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)]),
         _ => wpick(rng, &STATUS),
     };
-    let ip = if rng.chance(0.12) {
-        public_ipv6(rng)
-    } else {
-        public_ipv4(rng)
-    };
+    let ip = if rng.chance(0.12) { public_ipv6(rng) } else { public_ipv4(rng) };
     let proto = wpick(rng, &PROTOS);
     let referrer = rng.pick_weighted(&REFERRERS).to_string();
     let ua = rng.pick_weighted(&USER_AGENTS).to_string();
-    let user = if rng.chance(0.03) {
-        rng.pick(&USERS).to_string()
-    } else {
-        "-".to_string()
-    };
+    let user = if rng.chance(0.03) { rng.pick(&USERS).to_string() } else { "-".to_string() };
     let bytes: Option<Val> = match status {
         204 | 304 => None,
         _ if method == "HEAD" || method == "OPTIONS" => None,
@@ -414,9 +346,7 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
         ("latency_ms".to_string(), Val::Dyn(latency_dyn)),
     ];
     // MSG: a combined-log style line, then the latency.
-    let mut msg = vec![Val::Str(format!(
-        "{ip} - {user} \"{method} {path} {proto}\" {status} "
-    ))];
+    let mut msg = vec![Val::Str(format!("{ip} - {user} \"{method} {path} {proto}\" {status} "))];
     match &bytes {
         Some(v) => msg.push(v.clone()),
         None => msg.push(Val::Str("-".into())),
@@ -439,34 +369,14 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
         procid: rng.range_i64(900, 65_000) as u32,
         msgid: "access".into(),
         msg,
-        web: Some(WebParts {
-            ip,
-            user,
-            method,
-            path,
-            proto,
-            status,
-            bytes,
-            referrer,
-            ua,
-        }),
+        web: Some(WebParts { ip, user, method, path, proto, status, bytes, referrer, ua }),
     }
 }
 
 // ---- app ----
 
-const SERVICES: [&str; 10] = [
-    "checkout",
-    "cart",
-    "catalog",
-    "auth",
-    "search",
-    "inventory",
-    "notification",
-    "gateway",
-    "recommendation",
-    "user-profile",
-];
+const SERVICES: [&str; 10] =
+    ["checkout", "cart", "catalog", "auth", "search", "inventory", "notification", "gateway", "recommendation", "user-profile"];
 const CLASSES: [&str; 10] = [
     "OrderController",
     "CartService",
@@ -525,11 +435,7 @@ fn app_message(rng: &mut Rng, level: &str) -> String {
 fn app(rng: &mut Rng) -> Record {
     let service = upick(rng, &SERVICES);
     let level = wpick(rng, &LEVELS);
-    let logger = format!(
-        "com.shop.{}.{}",
-        service.replace('-', ""),
-        rng.pick(&CLASSES)
-    );
+    let logger = format!("com.shop.{}.{}", service.replace('-', ""), rng.pick(&CLASSES));
     let message = app_message(rng, level);
     let host = format!("{service}-{}-{}", hexs(rng, 9), alnum(rng, 5));
     let fields = vec![
@@ -538,12 +444,7 @@ fn app(rng: &mut Rng) -> Record {
         ("logger".to_string(), s(&logger)),
         ("message".to_string(), s(&message)),
     ];
-    let msg = vec![Val::Str(format!(
-        "{} {} {}",
-        kv_text("level", level),
-        kv_text("logger", &logger),
-        kv_text("msg", &message)
-    ))];
+    let msg = vec![Val::Str(format!("{} {} {}", kv_text("level", level), kv_text("logger", &logger), kv_text("msg", &message)))];
     Record {
         fields,
         facility: 16, // local0
@@ -564,31 +465,10 @@ fn app(rng: &mut Rng) -> Record {
 
 // ---- payment ----
 
-const CURRENCIES: [(&str, u32); 6] = [
-    ("USD", 48),
-    ("EUR", 26),
-    ("GBP", 11),
-    ("CAD", 6),
-    ("AUD", 5),
-    ("CHF", 4),
-];
-const METHODS: [(&str, u32); 6] = [
-    ("card", 60),
-    ("paypal", 14),
-    ("apple_pay", 10),
-    ("google_pay", 7),
-    ("bank_transfer", 5),
-    ("klarna", 4),
-];
-const STATES: [(&str, u32); 7] = [
-    ("captured", 45),
-    ("authorized", 28),
-    ("pending", 8),
-    ("declined", 8),
-    ("refunded", 5),
-    ("failed", 3),
-    ("voided", 3),
-];
+const CURRENCIES: [(&str, u32); 6] = [("USD", 48), ("EUR", 26), ("GBP", 11), ("CAD", 6), ("AUD", 5), ("CHF", 4)];
+const METHODS: [(&str, u32); 6] = [("card", 60), ("paypal", 14), ("apple_pay", 10), ("google_pay", 7), ("bank_transfer", 5), ("klarna", 4)];
+const STATES: [(&str, u32); 7] =
+    [("captured", 45), ("authorized", 28), ("pending", 8), ("declined", 8), ("refunded", 5), ("failed", 3), ("voided", 3)];
 
 fn payment(rng: &mut Rng, amount: Dyn) -> Record {
     let order = format!("ord_{}", alnum(rng, 14));
@@ -611,11 +491,7 @@ fn payment(rng: &mut Rng, amount: Dyn) -> Record {
     Record {
         fields,
         facility: 17, // local1
-        severity: if matches!(state, "declined" | "failed") {
-            4
-        } else {
-            6
-        },
+        severity: if matches!(state, "declined" | "failed") { 4 } else { 6 },
         host: format!("payments-{:02}", rng.range_i64(1, 6)),
         app: "payments".into(),
         procid: rng.range_i64(300, 40_000) as u32,
@@ -627,16 +503,7 @@ fn payment(rng: &mut Rng, amount: Dyn) -> Record {
 
 // ---- syslog ----
 
-const SYS_HOSTS: [&str; 8] = [
-    "bastion-1",
-    "db-01",
-    "db-02",
-    "web-03",
-    "worker-12",
-    "mail-1",
-    "ci-runner-4",
-    "lb-edge-2",
-];
+const SYS_HOSTS: [&str; 8] = ["bastion-1", "db-01", "db-02", "web-03", "worker-12", "mail-1", "ci-runner-4", "lb-edge-2"];
 const FACILITY_NAMES: [&str; 24] = [
     "kern",
     "user",
@@ -663,9 +530,7 @@ const FACILITY_NAMES: [&str; 24] = [
     "local6",
     "local7",
 ];
-const SEVERITY_NAMES: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
+const SEVERITY_NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 
 fn syslog(rng: &mut Rng) -> Record {
     let ip = public_ipv4(rng);

@@ -36,13 +36,7 @@ fn templates() -> BTreeMap<String, RawTemplate> {
 }
 
 fn config(format: Format, sources: &[(&str, u32)], size: Option<usize>, seed: u64) -> EventConfig {
-    EventConfig {
-        format,
-        sources: sources.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
-        templates: templates(),
-        size,
-        seed,
-    }
+    EventConfig { format, sources: sources.iter().map(|(n, w)| (n.to_string(), *w)).collect(), templates: templates(), size, seed }
 }
 
 /// `n` events from worker `worker`, one string per line (newline stripped), with metas.
@@ -64,10 +58,7 @@ fn generate(cfg: &EventConfig, n: usize, worker: u16, run: RunId) -> (Vec<String
     let mut start = 0;
     for e in ends {
         let line = &text[start..e];
-        assert!(
-            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
-            "one line per event: {line:?}"
-        );
+        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "one line per event: {line:?}");
         lines.push(line[..line.len() - 1].to_string());
         start = e;
     }
@@ -77,16 +68,11 @@ fn generate(cfg: &EventConfig, n: usize, worker: u16, run: RunId) -> (Vec<String
 // ---- shape checks ----
 
 fn is_hex(s: &str, n: usize) -> bool {
-    s.len() == n
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn check_trace(trace: &str, span: &str, tp: &str, m: &EventMeta) {
-    assert!(
-        is_hex(trace, 32) && trace != "0".repeat(32),
-        "trace id {trace}"
-    );
+    assert!(is_hex(trace, 32) && trace != "0".repeat(32), "trace id {trace}");
     assert!(is_hex(span, 16) && span != "0".repeat(16), "span id {span}");
     assert_eq!(tp, format!("00-{trace}-{span}-01"));
     assert_eq!(u128::from_str_radix(trace, 16).unwrap(), m.trace_id);
@@ -119,62 +105,26 @@ fn check_rfc3339_micros(ts: &str) {
 
 // ---- json ----
 
-fn check_json(
-    line: &str,
-    m: &EventMeta,
-    source: &str,
-) -> serde_json::Map<String, serde_json::Value> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
+fn check_json(line: &str, m: &EventMeta, source: &str) -> serde_json::Map<String, serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
     let o = v.as_object().expect("object").clone();
     assert!(line.starts_with("{\"ts\":\""), "ts first: {line}");
-    let order = [
-        "\"ts\":",
-        "\"source\":",
-        "\"id\":",
-        "\"trace_id\":",
-        "\"span_id\":",
-        "\"traceparent\":",
-    ];
-    let pos: Vec<usize> = order
-        .iter()
-        .map(|k| line.find(k).expect("common key"))
-        .collect();
-    assert!(
-        pos.windows(2).all(|w| w[0] < w[1]),
-        "common keys in order: {line}"
-    );
+    let order = ["\"ts\":", "\"source\":", "\"id\":", "\"trace_id\":", "\"span_id\":", "\"traceparent\":"];
+    let pos: Vec<usize> = order.iter().map(|k| line.find(k).expect("common key")).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "common keys in order: {line}");
     check_rfc3339_micros(o["ts"].as_str().unwrap());
     assert_eq!(o["source"], source);
     check_id(o["id"].as_str().unwrap(), m);
-    check_trace(
-        o["trace_id"].as_str().unwrap(),
-        o["span_id"].as_str().unwrap(),
-        o["traceparent"].as_str().unwrap(),
-        m,
-    );
+    check_trace(o["trace_id"].as_str().unwrap(), o["span_id"].as_str().unwrap(), o["traceparent"].as_str().unwrap(), m);
     match source {
         "web" => {
-            assert!(o["status"]
-                .as_u64()
-                .is_some_and(|s| (100..600).contains(&s)));
+            assert!(o["status"].as_u64().is_some_and(|s| (100..600).contains(&s)));
             assert!(o["bytes"].is_u64());
             assert!(o["latency_ms"].as_f64().is_some_and(|l| l > 0.0));
-            for k in [
-                "client_ip",
-                "method",
-                "path",
-                "protocol",
-                "referrer",
-                "user_agent",
-            ] {
+            for k in ["client_ip", "method", "path", "protocol", "referrer", "user_agent"] {
                 assert!(o[k].is_string(), "{k} in {line}");
             }
-            o["client_ip"]
-                .as_str()
-                .unwrap()
-                .parse::<std::net::IpAddr>()
-                .unwrap();
+            o["client_ip"].as_str().unwrap().parse::<std::net::IpAddr>().unwrap();
         }
         "app" => {
             for k in ["service", "level", "logger", "message"] {
@@ -184,26 +134,9 @@ fn check_json(
         "payment" => {
             let a = o["amount"].as_f64().unwrap();
             assert!(a >= 0.5);
-            let text = line
-                .split("\"amount\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap();
-            assert_eq!(
-                text.split('.').nth(1).map(str::len),
-                Some(2),
-                "two decimals: {text}"
-            );
-            for k in [
-                "order_id",
-                "payment_id",
-                "customer_id",
-                "currency",
-                "method",
-                "state",
-            ] {
+            let text = line.split("\"amount\":").nth(1).unwrap().split(',').next().unwrap();
+            assert_eq!(text.split('.').nth(1).map(str::len), Some(2), "two decimals: {text}");
+            for k in ["order_id", "payment_id", "customer_id", "currency", "method", "state"] {
                 assert!(o[k].is_string(), "{k} in {line}");
             }
         }
@@ -294,11 +227,7 @@ fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> {
 fn check_logfmt(line: &str, m: &EventMeta, source: &str) -> HashMap<String, String> {
     let pairs = parse_logfmt(line).unwrap_or_else(|e| panic!("invalid logfmt ({e}): {line}"));
     let keys: Vec<&str> = pairs.iter().take(6).map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        ["ts", "source", "id", "trace_id", "span_id", "traceparent"],
-        "{line}"
-    );
+    assert_eq!(keys, ["ts", "source", "id", "trace_id", "span_id", "traceparent"], "{line}");
     let map: HashMap<String, String> = pairs.into_iter().collect();
     check_rfc3339_micros(&map["ts"]);
     assert_eq!(map["source"], source);
@@ -309,24 +238,19 @@ fn check_logfmt(line: &str, m: &EventMeta, source: &str) -> HashMap<String, Stri
 
 // ---- apache ----
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Strict Common/Combined Log Format: `%h %l %u [%t] "%r" %>s %b` (+ `"%{Referer}i" "%{User-agent}i"`).
 fn check_apache(line: &str, combined: bool) {
     let fail = |why: &str| -> ! { panic!("invalid apache line ({why}): {line}") };
     let mut rest = line;
     let mut take = |sep: &str| -> &str {
-        let (a, b) = rest
-            .split_once(sep)
-            .unwrap_or_else(|| fail(&format!("missing `{sep}`")));
+        let (a, b) = rest.split_once(sep).unwrap_or_else(|| fail(&format!("missing `{sep}`")));
         rest = b;
         a
     };
     let host = take(" ");
-    host.parse::<std::net::IpAddr>()
-        .unwrap_or_else(|_| fail("host"));
+    host.parse::<std::net::IpAddr>().unwrap_or_else(|_| fail("host"));
     if take(" ") != "-" {
         fail("%l");
     }
@@ -366,10 +290,7 @@ fn check_apache(line: &str, combined: bool) {
         fail("%r");
     }
     let status = take(" ");
-    if status.len() != 3
-        || !status.bytes().all(|c| c.is_ascii_digit())
-        || !status.starts_with(['1', '2', '3', '4', '5'])
-    {
+    if status.len() != 3 || !status.bytes().all(|c| c.is_ascii_digit()) || !status.starts_with(['1', '2', '3', '4', '5']) {
         fail("%>s");
     }
     let bytes = if combined { take(" ") } else { rest };
@@ -381,9 +302,7 @@ fn check_apache(line: &str, combined: bool) {
             fail("quotes");
         }
         let inner = &rest[1..rest.len() - 1];
-        let (referer, ua) = inner
-            .split_once("\" \"")
-            .unwrap_or_else(|| fail("referer/ua"));
+        let (referer, ua) = inner.split_once("\" \"").unwrap_or_else(|| fail("referer/ua"));
         if referer.contains('"') || ua.contains('"') || referer.is_empty() || ua.is_empty() {
             fail("referer/ua");
         }
@@ -405,11 +324,7 @@ fn check_5424(line: &str) -> HashMap<String, String> {
     }
     let close = line.find('>').unwrap_or_else(|| fail(">"));
     let pri = &line[1..close];
-    if pri.is_empty()
-        || pri.len() > 3
-        || !pri.bytes().all(|c| c.is_ascii_digit())
-        || (pri.len() > 1 && pri.starts_with('0'))
-    {
+    if pri.is_empty() || pri.len() > 3 || !pri.bytes().all(|c| c.is_ascii_digit()) || (pri.len() > 1 && pri.starts_with('0')) {
         fail("PRI");
     }
     if pri.parse::<u32>().unwrap() > 191 {
@@ -460,11 +375,7 @@ fn check_5424(line: &str) -> HashMap<String, String> {
                         while i < sb.len() && sd_name_char(sb[i]) {
                             i += 1;
                         }
-                        if i == s
-                            || i - s > 32
-                            || sb.get(i) != Some(&b'=')
-                            || sb.get(i + 1) != Some(&b'"')
-                        {
+                        if i == s || i - s > 32 || sb.get(i) != Some(&b'=') || sb.get(i + 1) != Some(&b'"') {
                             fail("PARAM-NAME");
                         }
                         let name = rest[s..i].to_string();
@@ -491,10 +402,7 @@ fn check_5424(line: &str) -> HashMap<String, String> {
                                 }
                             }
                         }
-                        params.insert(
-                            name,
-                            String::from_utf8(val).unwrap_or_else(|_| fail("utf-8")),
-                        );
+                        params.insert(name, String::from_utf8(val).unwrap_or_else(|_| fail("utf-8")));
                     }
                     _ => fail("SD-ELEMENT"),
                 }
@@ -506,9 +414,7 @@ fn check_5424(line: &str) -> HashMap<String, String> {
     }
     let msg = &rest[i..];
     if !msg.is_empty() {
-        let m = msg
-            .strip_prefix(' ')
-            .unwrap_or_else(|| fail("SP before MSG"));
+        let m = msg.strip_prefix(' ').unwrap_or_else(|| fail("SP before MSG"));
         if m.is_empty() || m.starts_with('\u{feff}') || m.chars().any(|c| c.is_control()) {
             fail("MSG");
         }
@@ -534,8 +440,7 @@ fn check_3164(line: &str) -> String {
     let rest = &line[close + 1..];
     let ts = rest.get(..15).unwrap_or_else(|| fail("TIMESTAMP"));
     let tb = ts.as_bytes();
-    let day_ok = (tb[4] == b' ' && (b'1'..=b'9').contains(&tb[5]))
-        || ((b'1'..=b'3').contains(&tb[4]) && tb[5].is_ascii_digit());
+    let day_ok = (tb[4] == b' ' && (b'1'..=b'9').contains(&tb[5])) || ((b'1'..=b'3').contains(&tb[4]) && tb[5].is_ascii_digit());
     if !(MONTHS.contains(&&ts[..3])
         && tb[3] == b' '
         && day_ok
@@ -570,16 +475,8 @@ fn check_3164(line: &str) -> String {
 /// `key=value` of a logfmt-ish message prefix (id=.. traceparent=..).
 fn msg_ids(msg: &str) -> (String, String) {
     let mut it = msg.split(' ');
-    let id = it
-        .next()
-        .and_then(|p| p.strip_prefix("id="))
-        .expect("id= first")
-        .to_string();
-    let tp = it
-        .next()
-        .and_then(|p| p.strip_prefix("traceparent="))
-        .expect("traceparent= second")
-        .to_string();
+    let id = it.next().and_then(|p| p.strip_prefix("id=")).expect("id= first").to_string();
+    let tp = it.next().and_then(|p| p.strip_prefix("traceparent=")).expect("traceparent= second").to_string();
     (id, tp)
 }
 
@@ -634,12 +531,7 @@ fn every_format_and_source_parses() {
 
 #[test]
 fn mixed_sources_parse_and_follow_weights() {
-    let cfg = config(
-        Format::Json,
-        &[("web", 70), ("app", 20), ("payment", 10)],
-        None,
-        7,
-    );
+    let cfg = config(Format::Json, &[("web", 70), ("app", 20), ("payment", 10)], None, 7);
     let spec = EventSpec::build(&cfg).unwrap();
     assert_eq!(spec.source_names(), ["web", "app", "payment"]);
     assert_eq!(spec.format(), Format::Json);
@@ -652,10 +544,7 @@ fn mixed_sources_parse_and_follow_weights() {
     }
     for (c, w) in counts.iter().zip([0.7, 0.2, 0.1]) {
         let share = *c as f64 / n as f64;
-        assert!(
-            (share - w).abs() < 0.015,
-            "share {share} for weight {w}: {counts:?}"
-        );
+        assert!((share - w).abs() < 0.015, "share {share} for weight {w}: {counts:?}");
     }
 }
 
@@ -670,61 +559,30 @@ fn web_content_is_realistic() {
     for (line, m) in lines.iter().zip(&metas) {
         let o = check_json(line, m, "web");
         *status.entry(o["status"].as_u64().unwrap()).or_default() += 1;
-        *paths
-            .entry(o["path"].as_str().unwrap().to_string())
-            .or_default() += 1;
+        *paths.entry(o["path"].as_str().unwrap().to_string()).or_default() += 1;
         v6 += o["client_ip"].as_str().unwrap().contains(':') as usize;
         bytes.push(o["bytes"].as_u64().unwrap());
     }
     let ok = status[&200] as f64 / lines.len() as f64;
     assert!(ok > 0.6 && ok < 0.95, "200 share {ok}");
     assert!(
-        status.keys().any(|s| *s >= 500)
-            && status.keys().any(|s| (400..500).contains(s))
-            && status.keys().any(|s| (300..400).contains(s))
+        status.keys().any(|s| *s >= 500) && status.keys().any(|s| (400..500).contains(s)) && status.keys().any(|s| (300..400).contains(s))
     );
-    assert!(
-        paths.get("/").copied().unwrap_or(0) > 1000,
-        "zipf: `/` is the most popular"
-    );
+    assert!(paths.get("/").copied().unwrap_or(0) > 1000, "zipf: `/` is the most popular");
     assert!(v6 > 500 && v6 < 5000, "some ipv6: {v6}");
     bytes.sort_unstable();
-    assert!(
-        bytes.windows(2).filter(|w| w[0] != w[1]).count() > 3000,
-        "bytes vary per event"
-    );
+    assert!(bytes.windows(2).filter(|w| w[0] != w[1]).count() > 3000, "bytes vary per event");
 }
 
 #[test]
 fn same_seed_same_events_different_seed_different() {
-    let norm = |lines: Vec<String>, run: RunId| -> Vec<String> {
-        lines
-            .into_iter()
-            .map(|l| l.replace(&run.to_string(), "RUN"))
-            .collect()
-    };
+    let norm = |lines: Vec<String>, run: RunId| -> Vec<String> { lines.into_iter().map(|l| l.replace(&run.to_string(), "RUN")).collect() };
     for format in Format::ALL {
-        let sources: &[(&str, u32)] = if format.is_apache() {
-            &[("web", 1)]
-        } else {
-            &[("web", 5), ("app", 3), ("checkout", 2)]
-        };
-        let a = norm(
-            generate(&config(format, sources, None, 9), 2000, 1, RunId(1)).0,
-            RunId(1),
-        );
-        let b = norm(
-            generate(&config(format, sources, None, 9), 2000, 1, RunId(2)).0,
-            RunId(2),
-        );
-        let c = norm(
-            generate(&config(format, sources, None, 10), 2000, 1, RunId(1)).0,
-            RunId(1),
-        );
-        let d = norm(
-            generate(&config(format, sources, None, 9), 2000, 2, RunId(1)).0,
-            RunId(1),
-        );
+        let sources: &[(&str, u32)] = if format.is_apache() { &[("web", 1)] } else { &[("web", 5), ("app", 3), ("checkout", 2)] };
+        let a = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(1)).0, RunId(1));
+        let b = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(2)).0, RunId(2));
+        let c = norm(generate(&config(format, sources, None, 10), 2000, 1, RunId(1)).0, RunId(1));
+        let d = norm(generate(&config(format, sources, None, 9), 2000, 2, RunId(1)).0, RunId(1));
         assert_eq!(a, b, "{format}: same seed");
         assert_ne!(a, c, "{format}: different seed");
         assert_ne!(a, d, "{format}: different worker");
@@ -733,33 +591,14 @@ fn same_seed_same_events_different_seed_different() {
 
 #[test]
 fn padding_hits_the_target() {
-    for format in [
-        Format::Json,
-        Format::Logfmt,
-        Format::Rfc5424,
-        Format::Rfc3164,
-    ] {
+    for format in [Format::Json, Format::Logfmt, Format::Rfc5424, Format::Rfc3164] {
         for size in [800, 4096] {
-            let cfg = config(
-                format,
-                &[
-                    ("web", 1),
-                    ("app", 1),
-                    ("payment", 1),
-                    ("syslog", 1),
-                    ("checkout", 1),
-                ],
-                Some(size),
-                5,
-            );
+            let cfg = config(format, &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1), ("checkout", 1)], Some(size), 5);
             let (lines, metas) = generate(&cfg, 2000, 0, RUN);
             let names = ["web", "app", "payment", "syslog", "checkout"];
             for (line, m) in lines.iter().zip(&metas) {
                 let len = line.len() + 1;
-                assert!(
-                    len.abs_diff(size) <= 3,
-                    "{format}: {len} bytes for size {size}: {line}"
-                );
+                assert!(len.abs_diff(size) <= 3, "{format}: {len} bytes for size {size}: {line}");
                 check_line(format, line, m, names[m.source as usize]);
             }
         }
@@ -774,65 +613,34 @@ fn template_renders_valid_json() {
     let mut users = HashMap::new();
     for (line, m) in lines.iter().zip(&metas) {
         let o = check_json(line, m, "checkout");
-        *users
-            .entry(o["user"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
+        *users.entry(o["user"].as_str().unwrap().to_string()).or_insert(0) += 1;
         let amount = o["amount"].as_f64().unwrap();
         assert!((1.0..=500.0).contains(&amount));
         assert!((1..=9).contains(&o["items"].as_u64().unwrap()));
         assert!((1..=50).contains(&o["rank"].as_u64().unwrap()));
         assert!((0.0..=10.0).contains(&o["wait"].as_f64().unwrap()));
         assert!((0.0..=100.0).contains(&o["backoff"].as_f64().unwrap()));
-        o["client"]
-            .as_str()
-            .unwrap()
-            .parse::<std::net::Ipv4Addr>()
-            .unwrap();
-        o["client6"]
-            .as_str()
-            .unwrap()
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap();
+        o["client"].as_str().unwrap().parse::<std::net::Ipv4Addr>().unwrap();
+        o["client6"].as_str().unwrap().parse::<std::net::Ipv6Addr>().unwrap();
         let order = o["order"].as_str().unwrap();
-        assert!(
-            order.len() == 36 && order.as_bytes()[14] == b'4',
-            "uuid {order}"
-        );
+        assert!(order.len() == 36 && order.as_bytes()[14] == b'4', "uuid {order}");
         check_rfc3339_micros(o["at"].as_str().unwrap());
         assert_eq!(o["n"].as_u64().unwrap(), m.seq);
         let words: Vec<&str> = o["note"].as_str().unwrap().split(' ').collect();
-        assert!(
-            (2..=5).contains(&words.len())
-                && words
-                    .iter()
-                    .all(|w| ["fast", "slow", "retry", "ok"].contains(w))
-        );
+        assert!((2..=5).contains(&words.len()) && words.iter().all(|w| ["fast", "slow", "retry", "ok"].contains(w)));
         assert_eq!(o["region"], "eu-west-1");
         sessions.push(o["session"].as_str().unwrap().to_string());
     }
     assert_eq!(users.len(), 3);
-    assert!(
-        users["alice"] > users["bob"] && users["bob"] > users["carol \"c\" = x"],
-        "{users:?}"
-    );
+    assert!(users["alice"] > users["bob"] && users["bob"] > users["carol \"c\" = x"], "{users:?}");
     let runs = 1 + sessions.windows(2).filter(|w| w[0] != w[1]).count();
     let mean = sessions.len() as f64 / runs as f64;
-    assert!(
-        (12.0..30.0).contains(&mean),
-        "session reused about 20 times: {mean}"
-    );
+    assert!((12.0..30.0).contains(&mean), "session reused about 20 times: {mean}");
     let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
     assert!(distinct.len() > 50 && distinct.len() <= 100);
     // Per-event uuid: unique.
-    let orders: std::collections::HashSet<String> = lines
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["order"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let orders: std::collections::HashSet<String> =
+        lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["order"].as_str().unwrap().to_string()).collect();
     assert_eq!(orders.len(), lines.len());
 }
 
@@ -851,66 +659,18 @@ fn template_error(yaml: &str) -> ConfigError {
 #[test]
 fn template_errors_name_their_position() {
     let cases: &[(&str, &str, &str)] = &[
-        (
-            "fields: [{ name: a, gen: ipv4 }, { name: b, gen: ipv5 }]",
-            "templates.t.fields[1].gen",
-            "unknown generator `ipv5`",
-        ),
-        (
-            "fields: [{ name: x, gen: { int: { min: 5, max: 1 } } }]",
-            "templates.t.fields[0].gen",
-            "min 5 is greater than max 1",
-        ),
-        (
-            "fields: [{ name: x, gen: { choice: [a, b], weights: [1] } }]",
-            "templates.t.fields[0].gen",
-            "1 weights for 2 choices",
-        ),
-        (
-            "fields: [{ name: x, gen: { choice: [] } }]",
-            "templates.t.fields[0].gen",
-            "`choice` is empty",
-        ),
-        (
-            "fields: [{ name: x, gen: { int: { min: 1, max: 2, foo: 3 } } }]",
-            "templates.t.fields[0].gen",
-            "unknown field `foo`",
-        ),
-        (
-            "fields: [{ name: x, gen: { bogus: 1 } }]",
-            "templates.t.fields[0].gen",
-            "unknown field `bogus`",
-        ),
-        (
-            "fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: zipf } } }]",
-            "templates.t.fields[0].gen",
-            "zipf only applies to int",
-        ),
-        (
-            "fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: gauss } } }]",
-            "templates.t.fields[0].gen",
-            "unknown distribution",
-        ),
-        (
-            "fields: [{ name: x, gen: { int: { min: 1, max: 2, mean: 1 } } }]",
-            "templates.t.fields[0].gen",
-            "`mean` does not apply",
-        ),
-        (
-            "fields: [{ name: x, gen: { session: { pool: 0, reuse: 2 } } }]",
-            "templates.t.fields[0].gen",
-            "session pool 0",
-        ),
-        (
-            "fields: [{ name: id, gen: uuid }]",
-            "templates.t.fields[0].name",
-            "already has `id`",
-        ),
-        (
-            "fields: [{ name: a, gen: uuid }, { name: a, gen: ipv4 }]",
-            "templates.t.fields[1].name",
-            "defined twice",
-        ),
+        ("fields: [{ name: a, gen: ipv4 }, { name: b, gen: ipv5 }]", "templates.t.fields[1].gen", "unknown generator `ipv5`"),
+        ("fields: [{ name: x, gen: { int: { min: 5, max: 1 } } }]", "templates.t.fields[0].gen", "min 5 is greater than max 1"),
+        ("fields: [{ name: x, gen: { choice: [a, b], weights: [1] } }]", "templates.t.fields[0].gen", "1 weights for 2 choices"),
+        ("fields: [{ name: x, gen: { choice: [] } }]", "templates.t.fields[0].gen", "`choice` is empty"),
+        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, foo: 3 } } }]", "templates.t.fields[0].gen", "unknown field `foo`"),
+        ("fields: [{ name: x, gen: { bogus: 1 } }]", "templates.t.fields[0].gen", "unknown field `bogus`"),
+        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: zipf } } }]", "templates.t.fields[0].gen", "zipf only applies to int"),
+        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: gauss } } }]", "templates.t.fields[0].gen", "unknown distribution"),
+        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, mean: 1 } } }]", "templates.t.fields[0].gen", "`mean` does not apply"),
+        ("fields: [{ name: x, gen: { session: { pool: 0, reuse: 2 } } }]", "templates.t.fields[0].gen", "session pool 0"),
+        ("fields: [{ name: id, gen: uuid }]", "templates.t.fields[0].name", "already has `id`"),
+        ("fields: [{ name: a, gen: uuid }, { name: a, gen: ipv4 }]", "templates.t.fields[1].name", "defined twice"),
         ("fields: []", "templates.t.fields", "at least one field"),
     ];
     for (yaml, key, msg) in cases {
@@ -922,9 +682,7 @@ fn template_errors_name_their_position() {
     // The field name is part of the message.
     assert!(template_error(cases[0].0).message.contains("field `b`"));
     // Unknown keys in a field are rejected when the YAML is read.
-    let e =
-        serde_yaml_ng::from_str::<RawTemplate>("fields: [{ name: a, gen: ipv4, per_evnt: true }]")
-            .unwrap_err();
+    let e = serde_yaml_ng::from_str::<RawTemplate>("fields: [{ name: a, gen: ipv4, per_evnt: true }]").unwrap_err();
     assert!(e.to_string().contains("unknown field `per_evnt`"), "{e}");
 }
 
@@ -943,18 +701,12 @@ fn config_errors_are_clear() {
     assert_eq!(e.key, "sources");
     let e = err(Format::ApacheCombined, &[("web", 1), ("app", 1)], None);
     assert_eq!(e.key, "sources.app");
-    assert!(
-        e.message.contains("only applies to the `web` source"),
-        "{e}"
-    );
+    assert!(e.message.contains("only applies to the `web` source"), "{e}");
     let e = err(Format::ApacheCommon, &[("web", 1)], Some(500));
     assert_eq!(e.key, "size");
     let e = err(Format::Json, &[("web", 1)], Some(40));
     assert_eq!(e.key, "size");
-    assert!(
-        e.message.contains("smaller than the smallest `web` event"),
-        "{e}"
-    );
+    assert!(e.message.contains("smaller than the smallest `web` event"), "{e}");
     let e = err(Format::Json, &[("web", 1)], Some(MAX_SIZE + 1));
     assert!(e.message.contains("limit"), "{e}");
     let e = err(Format::Json, &[("web", 1)], Some(0));
@@ -965,17 +717,7 @@ fn config_errors_are_clear() {
 fn run_id_and_format_names() {
     assert_eq!(RUN.to_string(), "00abcdef01234567");
     assert_ne!(RunId::random(), RunId::random());
-    assert_eq!(
-        Format::ALL.map(|f| f.to_string()),
-        [
-            "json",
-            "logfmt",
-            "apache_common",
-            "apache_combined",
-            "rfc5424",
-            "rfc3164"
-        ]
-    );
+    assert_eq!(Format::ALL.map(|f| f.to_string()), ["json", "logfmt", "apache_common", "apache_combined", "rfc5424", "rfc3164"]);
 }
 
 #[test]
@@ -987,23 +729,12 @@ fn timestamps_follow_the_clock() {
     let mut m = EventMeta::default();
     // 2026-11-05T01:02:03.5Z
     g.write_event(0, 1_793_840_523_500_000_000, &mut out, &mut m);
-    assert!(
-        out.starts_with(b"<")
-            && std::str::from_utf8(&out)
-                .unwrap()
-                .contains(">Nov  5 01:02:03 "),
-        "{:?}",
-        out
-    );
+    assert!(out.starts_with(b"<") && std::str::from_utf8(&out).unwrap().contains(">Nov  5 01:02:03 "), "{:?}", out);
     let cfg = config(Format::Json, &[("web", 1)], None, 0);
     let mut g = Generator::new(Arc::new(EventSpec::build(&cfg).unwrap()), 0, RUN);
     out.clear();
     g.write_event(0, 1_793_840_523_000_123_999, &mut out, &mut m);
-    assert!(
-        out.starts_with(b"{\"ts\":\"2026-11-05T01:02:03.000123Z\""),
-        "{:?}",
-        out
-    );
+    assert!(out.starts_with(b"{\"ts\":\"2026-11-05T01:02:03.000123Z\""), "{:?}", out);
 }
 
 /// `cargo test --release -p spate-engine --lib print_samples -- --ignored --nocapture`
@@ -1028,19 +759,10 @@ fn ops_stay_small_and_numbers_format() {
         let n = put_u64(&mut b, v);
         assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), v.to_string());
     }
-    for (v, d) in [
-        (12345i64, 2u8),
-        (-5, 3),
-        (7, 0),
-        (123_456_789, 9),
-        (-100, 2),
-    ] {
+    for (v, d) in [(12345i64, 2u8), (-5, 3), (7, 0), (123_456_789, 9), (-100, 2)] {
         let mut out = BytesMut::new();
         put_scaled(&mut out, v, d);
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            dist::NumGen::format(v, d)
-        );
+        assert_eq!(std::str::from_utf8(&out).unwrap(), dist::NumGen::format(v, d));
     }
 }
 
@@ -1081,11 +803,6 @@ fn hot_path_speed() {
             std::hint::black_box(&out);
         }
         times.sort_by(f64::total_cmp);
-        println!(
-            "{format}: best {:.1} ns/event, median {:.1}, {} bytes/event",
-            times[0],
-            times[times.len() / 2],
-            out.len() / 1024
-        );
+        println!("{format}: best {:.1} ns/event, median {:.1}, {} bytes/event", times[0], times[times.len() / 2], out.len() / 1024);
     }
 }

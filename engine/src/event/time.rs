@@ -1,8 +1,6 @@
 //! Calendar arithmetic for timestamps (UTC), done once per second per worker.
 
-pub(crate) const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+pub(crate) const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 /// Broken-down UTC time of a Unix second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +27,7 @@ impl Civil {
         let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
         let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: rem / 3600,
-            min: rem / 60 % 60,
-            sec: rem % 60,
-        }
+        Civil { year, month, day, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60 }
     }
 }
 
@@ -107,10 +98,7 @@ mod tests {
     fn known_dates() {
         // 2026-11-05T12:59:00Z
         let c = Civil::from_unix(1_762_347_540 + 365 * 86_400);
-        assert_eq!(
-            (c.year, c.month, c.day, c.hour, c.min, c.sec),
-            (2026, 11, 5, 12, 59, 0)
-        );
+        assert_eq!((c.year, c.month, c.day, c.hour, c.min, c.sec), (2026, 11, 5, 12, 59, 0));
         let mut a = [0u8; 19];
         rfc3339_prefix(&c, &mut a);
         assert_eq!(&a, b"2026-11-05T12:59:00");
