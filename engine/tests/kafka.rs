@@ -46,8 +46,8 @@ fn topic_template_per_source_and_round_robin() {
     let c = cfg("sink: kafka\nrate: max\ncount: 9000\nthreads: 1\nduration: 60s\nsources: {web: 1, payment: 1}\nkafka: {topic: \"rr.{source}\", key: round_robin}\n");
     let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
     assert_eq!(s.totals.delivered, 9000);
-    let web = audit(&broker, "rr.web", 0);
-    let pay = audit(&broker, "rr.payment", 0);
+    let web = audit_all(&broker, "rr.web");
+    let pay = audit_all(&broker, "rr.payment");
     assert_eq!(web.records + pay.records, 9000);
     assert!(web.records > 3000 && pay.records > 3000, "{} / {}", web.records, pay.records);
 }
@@ -118,4 +118,17 @@ fn broker_outage_mid_run_loses_nothing() {
     assert!(t.balanced());
     let r = audit(&broker, "t-outage", 80_000);
     assert_eq!((r.unique, r.missing, r.duplicated, r.malformed), (80_000, 0, 0, 0), "{r:?}");
+}
+
+/// Reads a topic until 2 s pass without a record.
+fn audit_all(broker: &EmbeddedBroker, topic: &str) -> spate_engine::verify::VerifyReport {
+    let o = VerifyOptions {
+        brokers: broker.bootstrap().into(),
+        topic: topic.into(),
+        expect: None,
+        idle_timeout: Duration::from_secs(2),
+        run_id: None,
+        json: true,
+    };
+    verify(&o).unwrap()
 }
