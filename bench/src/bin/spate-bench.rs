@@ -7,6 +7,9 @@
 //! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]`: the librdkafka
 //!   ceiling: a bare rdkafka `BaseProducer` loop sending pre-built payloads with the same client
 //!   settings spate uses (acks all, idempotence, lz4, linger 5 ms), polled from one thread.
+//! - `spate-bench outage [--down 60s] [--rate 50000] [--budget-mib 64]`: Kafka outage on the
+//!   embedded cluster (librdkafka mock `broker_down` for `--down`, then up): RSS every 5 s, the
+//!   breaker's transitions, and the final accounting (zero loss expected under `block`).
 //! - `spate-bench soak SCENARIO.yaml [--report PATH]`: a scenario (YAML, see
 //!   bench/scenarios/) is a run config plus `warmup` and `sample` settings. Prints throughput,
 //!   acked vs generated, RSS and CPU over time, latency p50/p99/p99.9, and writes a JSON report.
@@ -25,6 +28,7 @@ fn main() -> Result<()> {
         Some("rate") => rate(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("bare-producer") => bare_producer(&args[1..]),
+        Some("outage") => outage(&args[1..]),
         _ => bail!("usage: spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]\n       spate-bench soak SCENARIO.yaml [--report PATH]\n       spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]"),
     }
 }
@@ -235,6 +239,71 @@ fn bare_producer(args: &[String]) -> Result<()> {
         count as f64 / dt,
         count as f64 * size as f64 / dt / 1e6,
         cpu / count as f64 * 1e6
+    );
+    Ok(())
+}
+
+fn outage(args: &[String]) -> Result<()> {
+    use spate_engine::kafka::EmbeddedBroker;
+    let down = parse_duration(flag(args, "--down").unwrap_or("60s"), "--down")?;
+    let rate: u64 = flag(args, "--rate").unwrap_or("50000").parse()?;
+    let budget: u64 = flag(args, "--budget-mib").unwrap_or("64").parse()?;
+    let broker = std::sync::Arc::new(EmbeddedBroker::start(1)?);
+    broker.create_topic("outage", 8)?;
+    let warm = Duration::from_secs(5);
+    let total = warm + down + Duration::from_secs(20);
+    let yaml = format!(
+        "sink: kafka\nrate: {rate}\nduration: {}ms\nkafka: {{topic: outage, message_timeout_ms: 5000, retries: 50, max_inflight_bytes: {}}}\n",
+        total.as_millis(),
+        budget << 20
+    );
+    let cfg = RawConfig::from_yaml(&yaml)?.validate()?;
+    let run = spate_engine::start(cfg, StartOptions { embedded: Some(broker.clone()), ..Default::default() })?;
+    let breaker = run.shared.breaker.clone().context("kafka run has a breaker")?;
+    let t0 = Instant::now();
+    let mut phase = 0;
+    let mut next = Duration::ZERO;
+    println!("{:>6} {:>8} {:>10} {:>12} {:>12} {:>10}", "t_s", "rss_MB", "breaker", "generated", "delivered", "in_flight");
+    while !run.is_finished() {
+        let t = t0.elapsed();
+        if phase == 0 && t >= warm {
+            broker.cluster().broker_down(1)?;
+            phase = 1;
+            println!("-- broker down");
+        }
+        if phase == 1 && t >= warm + down {
+            broker.cluster().broker_up(1)?;
+            phase = 2;
+            println!("-- broker up");
+        }
+        if t >= next {
+            let tt = run.totals();
+            println!(
+                "{:>6.0} {:>8.1} {:>10} {:>12} {:>12} {:>10}",
+                t.as_secs_f64(),
+                rss_bytes() as f64 / 1e6,
+                breaker.state().as_str(),
+                tt.generated,
+                tt.delivered,
+                tt.in_flight
+            );
+            next += Duration::from_secs(5);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = run.join();
+    let t = s.totals;
+    println!(
+        "final: generated {} delivered {} dead_lettered {} shed {} failed {} in_flight {} balanced {} breaker opened {} times, {} transitions",
+        t.generated,
+        t.delivered,
+        t.dead_lettered,
+        t.shed,
+        t.failed,
+        t.in_flight,
+        t.balanced(),
+        breaker.opened(),
+        breaker.transitions()
     );
     Ok(())
 }
