@@ -511,7 +511,18 @@ impl ProducerContext for SinkContext {
                 }
                 let class = classify(e.rdkafka_error_code());
                 o.calls.push((class == ErrorClass::Retriable, took));
-                if class == ErrorClass::Retriable && self.app_retries && attempt < self.max_attempts {
+                // A record that may already be in the log (its request was sent, the answer was
+                // lost) is not produced again: that could duplicate it. It goes to the DLQ file
+                // instead, where nothing is lost and the user decides.
+                // SAFETY: `m.ptr()` is the live `rd_kafka_message_t` of this delivery report,
+                // valid for the duration of the callback; the call only reads its status.
+                let status = unsafe { rdkafka::bindings::rd_kafka_message_status(m.ptr()) };
+                let possibly_persisted = status == rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+                if class == ErrorClass::Retriable && possibly_persisted {
+                    let mut held = held;
+                    held.error = format!("{} (possibly persisted: not retried, to avoid a duplicate)", held.error);
+                    o.to_dlq_file.push(held);
+                } else if class == ErrorClass::Retriable && self.app_retries && attempt < self.max_attempts {
                     o.retry.push(held);
                 } else if class == ErrorClass::Retriable {
                     // Retries exhausted (or not allowed without idempotence): Kafka is not
@@ -544,6 +555,8 @@ pub struct KafkaSink {
     breaker: Arc<Breaker>,
     lat: LatencyStats,
     last_tick_ns: u64,
+    /// When a record was last acknowledged.
+    last_ack_ns: u64,
     aimd: Aimd,
     dlq_file: Option<File>,
     rng: u64,
@@ -615,6 +628,7 @@ impl KafkaSink {
             breaker,
             lat: LatencyStats::new(),
             last_tick_ns: now,
+            last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
             dlq_file: None,
             rng: now | 1,
@@ -642,6 +656,9 @@ impl KafkaSink {
         self.in_flight -= o.settled;
         if o.released_bytes > 0 && self.shared.max_inflight_bytes > 0 {
             self.shared.inflight_bytes.fetch_sub(o.released_bytes, Relaxed);
+        }
+        if o.ok_fast + o.ok_slow > 0 {
+            self.last_ack_ns = now;
         }
         self.window.record_successes(&self.breaker, o.ok_fast, o.ok_slow, now);
         for &(failed, took) in &o.calls {
@@ -762,7 +779,13 @@ impl KafkaSink {
     /// Housekeeping a few times a second: breaker timers, latency merge, batch size.
     fn tick(&mut self, acct: &mut LocalFlush) {
         let now = self.shared.clock.now_ns();
-        if self.ctx().all_brokers_down.swap(false, Relaxed) {
+        // librdkafka also reports "all brokers down" for stale connections while it reconnects;
+        // it opens the breaker only from CLOSED and only when no record was acked for a second
+        // (in HALF_OPEN the trial calls decide).
+        if self.ctx().all_brokers_down.swap(false, Relaxed)
+            && self.breaker.state() == State::Closed
+            && now.saturating_sub(self.last_ack_ns) > 1_000_000_000
+        {
             self.window.force_open(&self.breaker, now);
         }
         self.window.tick(&self.breaker, now);
