@@ -153,7 +153,18 @@ impl BreakerWindow {
     pub fn record(&mut self, b: &Breaker, failed: bool, took: Duration, now_ns: u64) {
         let slow = took >= self.cfg.slow_call;
         match b.state() {
-            State::Open => {} // outcomes of calls made before opening: ignored
+            // A late success while OPEN (a call made before opening that the recovered
+            // service has now answered) is evidence of recovery: start the trials at once
+            // instead of waiting out `open_wait`. Failures while OPEN are ignored.
+            State::Open if !failed && !slow => {
+                self.trials = 1;
+                b.set(State::HalfOpen);
+                if self.trials >= self.cfg.half_open_calls {
+                    self.reset_window();
+                    b.set(State::Closed);
+                }
+            }
+            State::Open => {}
             State::HalfOpen => {
                 if failed || slow {
                     self.open(b, now_ns);

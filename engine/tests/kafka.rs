@@ -101,7 +101,7 @@ fn oversized_events_are_dead_lettered() {
 fn broker_outage_mid_run_loses_nothing() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     broker.create_topic("t-outage", 8).unwrap();
-    let c = cfg("sink: kafka\nrate: 5000\ncount: 80000\nthreads: 2\nduration: 90s\nkafka: {topic: t-outage, message_timeout_ms: 30000, retries: 20, breaker: {open_wait_ms: 1000, min_calls: 10, half_open_calls: 5}}\n");
+    let c = cfg("sink: kafka\nrate: 5000\ncount: 80000\nthreads: 2\nduration: 90s\nkafka: {topic: t-outage, message_timeout_ms: 30000, retries: 20, breaker: {open_wait_ms: 1000, min_calls: 10, half_open_calls: 5, slow_call_ms: 120000}}\n");
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
     std::thread::sleep(Duration::from_secs(2));
