@@ -4,7 +4,7 @@
 //!   rate precision. Runs the engine in process into the null sink at each target rate and
 //!   samples the generated counter every 100 ms on a fixed grid; prints the achieved average
 //!   (error against the target) and the worst 100 ms window as a multiple of its share.
-//! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]`: the librdkafka
+//! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200 | --payloads FILE]`: the librdkafka
 //!   ceiling: a bare rdkafka `BaseProducer` loop sending pre-built payloads with the same client
 //!   settings spate uses (acks all, idempotence, lz4, linger 5 ms), polled from one thread.
 //! - `spate-bench outage [--down 60s] [--rate 50000] [--budget-mib 64]`: Kafka outage on the
@@ -22,7 +22,31 @@ use spate_bench::{cpu_seconds, rss_bytes, sample_windows};
 use spate_engine::config::{parse_duration, RawRate};
 use spate_engine::{RawConfig, StartOptions};
 
+use mimalloc::MiMalloc;
+
+/// The same allocator and settings as the `spate` binary, so the bare loop is a fair ceiling.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+/// mimalloc returns freed pages to the OS 10 ms after they empty (its `purge_delay`). A Kafka
+/// producer frees and reallocates its whole queue every second, so every page came back zeroed by
+/// a page fault (`clear_page_erms` was 12 % of the flush thread). Never purging keeps RSS at its
+/// high-water mark, which the in-flight byte budget caps; see tuning.md. `MIMALLOC_PURGE_DELAY`
+/// in the environment still wins.
+fn keep_freed_pages() {
+    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15; // mimalloc.h, enum mi_option_e (v2 and v3)
+    extern "C" {
+        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mi_option_set is mimalloc's documented, thread-safe option setter (the linked
+        // allocator, see #[global_allocator]); the option index is from the bundled mimalloc.h.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 fn main() -> Result<()> {
+    keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("rate") => rate(&args[1..]),
@@ -203,22 +227,32 @@ fn bare_producer(args: &[String]) -> Result<()> {
     let raw = spate_engine::kafka::RawKafka { brokers: Some(brokers.into()), topic: Some(topic.into()), ..Default::default() };
     let kcfg = spate_engine::kafka::KafkaConfig::from_raw(Some(&raw), true)?;
     let producer: BaseProducer = kcfg.client_config(brokers).create()?;
-    // 1024 distinct pre-built payloads of `size` bytes (JSON-ish), cycled.
-    let payloads: Vec<Vec<u8>> = (0..1024)
-        .map(|i| {
-            let mut p = format!("{{\"seq\":{i},\"msg\":\"").into_bytes();
-            while p.len() < size.saturating_sub(2) {
-                p.push(b'a' + (p.len() % 26) as u8);
-            }
-            p.extend_from_slice(b"\"}");
-            p
-        })
-        .collect();
+    // Pre-built payloads, cycled: the lines of `--payloads FILE` (the very events spate sends,
+    // so compression sees the same bytes), else 1024 synthetic JSON-ish payloads of `size` bytes.
+    let payloads: Vec<Vec<u8>> = match flag(args, "--payloads") {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+            text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).take(100_000).map(<[u8]>::to_vec).collect()
+        }
+        None => (0..1024)
+            .map(|i| {
+                let mut p = format!("{{\"seq\":{i},\"msg\":\"").into_bytes();
+                while p.len() < size.saturating_sub(2) {
+                    p.push(b'a' + (p.len() % 26) as u8);
+                }
+                p.extend_from_slice(b"\"}");
+                p
+            })
+            .collect(),
+    };
+    anyhow::ensure!(!payloads.is_empty(), "no payloads");
+    let n_payloads = payloads.len() as u64;
+    let size = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len();
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut sent = 0u64;
     while sent < count {
-        let p = &payloads[(sent % 1024) as usize];
+        let p = &payloads[(sent % n_payloads) as usize];
         match producer.send(BaseRecord::<(), _>::to(topic).payload(p)) {
             Ok(()) => sent += 1,
             Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
