@@ -194,6 +194,13 @@ pub struct RunArgs {
     /// Events per second for this instance while Redis is unreachable.
     #[arg(long)]
     pub fallback_rate: Option<u64>,
+    /// Export sampled batch spans (generate, ring, produce, ack) to this Zipkin v2 collector,
+    /// e.g. http://127.0.0.1:9411/api/v2/spans. Off when unset.
+    #[arg(long)]
+    pub trace_endpoint: Option<String>,
+    /// Fraction of batches traced (0.000001 to 1, default 0.01).
+    #[arg(long)]
+    pub trace_sample: Option<f64>,
 }
 
 impl RunArgs {
@@ -254,7 +261,8 @@ impl RunArgs {
             batch_size: self.batch_size,
             kafka: any_kafka.then_some(kafka),
             redis: any_redis.then_some(redis),
-            ..Default::default()
+            tracing: (self.trace_endpoint.is_some() || self.trace_sample.is_some())
+                .then(|| spate_engine::spans::RawTracing { endpoint: self.trace_endpoint.clone(), sample: self.trace_sample }),
         })
     }
 }

@@ -120,6 +120,11 @@ pub const LIMITER_LEASE_WAITS: MetricDef =
     def("spate_limiter_lease_waits_total", Kind::Counter, "Times a worker found its lease empty and waited for the next one.");
 pub const LIMITER_TRANSITIONS: MetricDef =
     def("spate_limiter_transitions_total", Kind::Counter, "Limiter mode changes (redis and fallback).");
+pub const SPANS: MetricDef = def(
+    "spate_trace_spans_total",
+    Kind::Counter,
+    "Tracing: batch spans accepted by the collector (result=exported) or dropped because the queue was full or the POST failed (result=dropped).",
+);
 pub const API_REQUESTS: MetricDef =
     def("spate_api_requests_total", Kind::Counter, "HTTP requests answered by this process, by status code.");
 pub const RSS: MetricDef = def("process_resident_memory_bytes", Kind::Gauge, "Resident memory of the spate process.");
@@ -164,6 +169,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     LIMITER_REDIS_CALLS,
     LIMITER_LEASE_WAITS,
     LIMITER_TRANSITIONS,
+    SPANS,
     API_REQUESTS,
     RSS,
 ];
@@ -318,6 +324,19 @@ impl RunView {
         m.insert("inflight_bytes".into(), json!(s.inflight_bytes.load(Relaxed)));
         m.insert("inflight_bytes_budget".into(), json!(s.max_inflight_bytes));
         m.insert("breakers".into(), Value::Array(breakers));
+        if let Some(t) = &s.tracer {
+            m.insert(
+                "tracing".into(),
+                json!({
+                    "endpoint": t.config.endpoint.url,
+                    "sample": t.config.sample,
+                    "spans_exported": t.stats.exported.load(Relaxed),
+                    "spans_dropped": t.stats.dropped.load(Relaxed),
+                    "posts_failed": t.stats.posts_failed.load(Relaxed),
+                    "last_error": *t.stats.last_error.lock(),
+                }),
+            );
+        }
         m.insert(
             "limiter".into(),
             json!({
@@ -542,6 +561,11 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     p.one(&LIMITER_REDIS_CALLS, s.limiter.redis_calls.load(Relaxed) as f64);
     p.one(&LIMITER_LEASE_WAITS, s.limiter.lease_waits.load(Relaxed) as f64);
     p.one(&LIMITER_TRANSITIONS, s.limiter.transitions.load(Relaxed) as f64);
+    if let Some(t) = &s.tracer {
+        p.head(&SPANS);
+        p.sample(SPANS.name, "", &[("result", "exported")], t.stats.exported.load(Relaxed) as f64);
+        p.sample(SPANS.name, "", &[("result", "dropped")], t.stats.dropped.load(Relaxed) as f64);
+    }
 }
 
 /// Resident set size from /proc (Linux); None elsewhere.

@@ -51,6 +51,9 @@ fn bad_configs_name_the_key_and_exit_2() {
         ("kafka: {acks: \"2\"}\n", "`kafka.acks`"),
         ("kafka: {options: {bootstrap.servers: x}}\n", "--brokers"),
         ("rate: [1, 2]\n", "rate"),
+        ("tracing: {endpoint: \"https://127.0.0.1:9411\"}\n", "`tracing.endpoint`"),
+        ("tracing: {endpoint: \"http://127.0.0.1:9411\", sample: 2}\n", "`tracing.sample`"),
+        ("tracing: {endpont: x}\n", "unknown field `endpont`"),
     ];
     for (yaml, want) in cases {
         let p = tmp("bad.yaml");
@@ -80,6 +83,9 @@ fn missing_config_file_and_bad_flags() {
     assert_eq!(o.status.code(), Some(2));
     let o = spate(&["run", "--kafka-opt", "novalue", "--sink", "kafka"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = spate(&["run", "--trace-endpoint", "zipkin:9411", "--count", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("tracing.endpoint"), "{}", stderr(&o));
 }
 
 #[test]

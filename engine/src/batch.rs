@@ -5,6 +5,7 @@
 use bytes::BytesMut;
 
 use crate::event::EventMeta;
+use crate::spans::BatchTrace;
 
 #[derive(Debug)]
 pub struct Batch {
@@ -19,6 +20,8 @@ pub struct Batch {
     /// Monotonic ns at which the first event was scheduled by the limiter: ack latency is
     /// measured from here, so a slow sink cannot hide its delay (no coordinated omission).
     pub sched_ns: u64,
+    /// Stage times when this batch is traced (`spans.rs`).
+    pub trace: BatchTrace,
 }
 
 impl Batch {
@@ -29,6 +32,7 @@ impl Batch {
             metas: Vec::with_capacity(events),
             worker,
             sched_ns: 0,
+            trace: BatchTrace::default(),
         }
     }
 
@@ -49,6 +53,7 @@ impl Batch {
         self.ends.clear();
         self.metas.clear();
         self.sched_ns = 0;
+        self.trace = BatchTrace::default();
     }
 
     /// Event `i` including its trailing newline.

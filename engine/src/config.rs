@@ -16,6 +16,7 @@ use crate::event::{EventConfig, Format, RawTemplate};
 use crate::kafka::{KafkaConfig, RawKafka};
 use crate::limiter::Rate;
 use crate::redis_limiter::{RawRedis, RedisConfig};
+use crate::spans::{RawTracing, TracingConfig};
 
 fn explicit_null_is_null_sink<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_else(|| "null".to_string())))
@@ -70,6 +71,8 @@ pub struct RawConfig {
     /// Global rate across instances through Redis (`redis_limiter.rs`). When set, `rate` is
     /// irrelevant: the global rate rules.
     pub redis: Option<RawRedis>,
+    /// Sampled batch spans to a Zipkin v2 collector (`spans.rs`). Off unless `endpoint` is set.
+    pub tracing: Option<RawTracing>,
 }
 
 /// What to do when a ring (or the in-flight byte budget) is full.
@@ -122,6 +125,8 @@ pub struct RunConfig {
     pub kafka: KafkaConfig,
     /// The Redis global limiter, if configured (then `rate` is the global rate, for display).
     pub redis: Option<RedisConfig>,
+    /// Batch spans, if an endpoint is configured.
+    pub tracing: Option<TracingConfig>,
     /// The raw form it was built from, echoed by status.
     pub raw: RawConfig,
 }
@@ -182,6 +187,10 @@ impl RawConfig {
                 (a, b) => b.or(a),
             },
             redis: match (self.redis, top.redis) {
+                (Some(a), Some(b)) => Some(a.overlay(b)),
+                (a, b) => b.or(a),
+            },
+            tracing: match (self.tracing, top.tracing) {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
             },
@@ -270,6 +279,10 @@ impl RawConfig {
         };
         let kafka = KafkaConfig::from_raw(self.kafka.as_ref(), matches!(sink, SinkTarget::Kafka))?;
         let redis = self.redis.as_ref().map(RawRedis::validate).transpose()?;
+        let tracing = match &self.tracing {
+            Some(t) => t.validate()?,
+            None => None,
+        };
         // With a global limit the instance rate is irrelevant; report the global rate.
         let rate = match &redis {
             Some(r) => Rate::PerSec(r.global_rate),
@@ -289,6 +302,7 @@ impl RawConfig {
             batch_size,
             kafka,
             redis,
+            tracing,
             raw: self.clone(),
         })
     }

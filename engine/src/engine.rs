@@ -38,7 +38,12 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let is_kafka = config.sink == SinkTarget::Kafka;
     let breaker = is_kafka.then(|| Arc::new(Breaker::new()));
     let budget = if is_kafka { config.kafka.max_inflight_bytes } else { 0 };
-    let shared = Arc::new(RunShared::new(run_id, workers, config.rate, budget, breaker.clone()));
+    let shared = RunShared::new(run_id, workers, config.rate, budget, breaker.clone());
+    let tracer = match &config.tracing {
+        Some(t) => Some(crate::spans::Tracer::start(t.clone(), shared.wall, config.sink.to_string(), run_id.to_string())?),
+        None => None,
+    };
+    let shared = Arc::new(shared.with_tracer(tracer));
     let mode = if config.rate == crate::limiter::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it

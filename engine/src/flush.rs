@@ -45,7 +45,10 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
             'rings: for k in 0..n {
                 let i = (start + k) % n;
                 for _ in 0..PER_RING {
-                    let Some(b) = rings[i].pop() else { break };
+                    let Some(mut b) = rings[i].pop() else { break };
+                    if b.trace.sampled {
+                        b.trace.popped_ns = shared.clock.now_ns();
+                    }
                     f.local.batches += 1;
                     shared.counters.popped_per_ring[i].store(shared.counters.popped_per_ring[i].load(Relaxed) + 1, Relaxed);
                     progressed = true;
@@ -123,6 +126,12 @@ impl Flush<'_> {
         if self.budgeted && !sink.releases_budget_on_ack() {
             self.shared.inflight_bytes.fetch_sub(batch.buf.len() as u64, Relaxed);
         }
+        if batch.trace.sampled && !sink.traces_acks() {
+            // No acknowledgements to wait for: the batch's span ends as the sink takes it.
+            if let Some(t) = &self.shared.tracer {
+                t.submit(span_record(&batch, self.shared.clock.now_ns(), None, self.dead.as_ref().map(|e| e.to_string())));
+            }
+        }
         self.give_back(batch);
         None
     }
@@ -132,5 +141,20 @@ impl Flush<'_> {
         // The return ring is sized to the worker's whole pool, so it cannot be full; if the
         // worker has exited, the batch is simply dropped.
         let _ = self.returns[w].push(batch);
+    }
+}
+
+/// The span of a traced batch whose last event the sink took at `written_ns`.
+pub fn span_record(batch: &Batch, written_ns: u64, acked_ns: Option<u64>, error: Option<String>) -> crate::spans::SpanRecord {
+    crate::spans::SpanRecord {
+        trace_id: batch.metas.first().map(|m| m.trace_id).unwrap_or(0),
+        worker: batch.worker,
+        events: batch.len() as u32,
+        sched_ns: batch.sched_ns,
+        pushed_ns: batch.trace.pushed_ns,
+        popped_ns: batch.trace.popped_ns,
+        written_ns,
+        acked_ns,
+        error,
     }
 }

@@ -356,6 +356,8 @@ impl EmbeddedBroker {
 /// number (8 bits) and a DLQ flag. Packed in a `usize`, so librdkafka carries it for free.
 const SCHED_MASK: usize = (1 << 48) - 1;
 const DLQ_BIT: usize = 1 << 63;
+/// Marks the last record of a traced batch: its delivery report ends the batch's span.
+const TRACE_BIT: usize = 1 << 62;
 
 fn opaque(sched_ns: u64, attempt: u8, dlq: bool) -> usize {
     (sched_ns as usize & SCHED_MASK) | ((attempt as usize) << 48) | if dlq { DLQ_BIT } else { 0 }
@@ -396,6 +398,8 @@ struct Outcomes {
     lat: LatencyStats,
     lat_sum_ns: u128,
     lat_n: u64,
+    /// Delivery reports of traced records: (schedule time, error).
+    traced: Vec<(u64, Option<String>)>,
 }
 
 /// The producer context. Delivery reports are served only inside `poll`/`flush`, which only
@@ -469,6 +473,9 @@ impl ProducerContext for SinkContext {
         let attempt = ((op >> 48) & 0x7f) as u8;
         let is_dlq = op & DLQ_BIT != 0;
         let took = now.saturating_sub(sched);
+        if op & TRACE_BIT != 0 {
+            o.traced.push((sched, result.as_ref().err().map(|(e, _)| e.to_string())));
+        }
         match result {
             Ok(m) => {
                 let bytes = m.payload_len() as u64;
@@ -558,6 +565,8 @@ pub struct KafkaSink {
     /// When a record was last acknowledged.
     last_ack_ns: u64,
     aimd: Aimd,
+    /// Traced batches written and waiting for their last record's delivery report.
+    traced: Vec<crate::spans::SpanRecord>,
     dlq_file: Option<File>,
     rng: u64,
     /// Keeps the embedded broker alive as long as the producer (dropped after it).
@@ -630,6 +639,7 @@ impl KafkaSink {
             last_tick_ns: now,
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
+            traced: Vec::new(),
             dlq_file: None,
             rng: now | 1,
             cfg: cfg.clone(),
@@ -666,6 +676,16 @@ impl KafkaSink {
         }
         self.lat.merge_from(&mut o.lat);
         self.aimd.observe(o.lat_sum_ns, o.lat_n);
+        for (sched, error) in o.traced.drain(..) {
+            if let Some(i) = self.traced.iter().position(|r| r.sched_ns as usize & SCHED_MASK == sched as usize) {
+                let mut r = self.traced.swap_remove(i);
+                r.acked_ns = Some(o.now_ns.max(r.written_ns));
+                r.error = error;
+                if let Some(t) = &self.shared.tracer {
+                    t.submit(r);
+                }
+            }
+        }
         for mut h in o.retry.drain(..) {
             h.attempt += 1;
             acct.retried += 1;
@@ -824,7 +844,9 @@ impl Sink for KafkaSink {
             let m: &EventMeta = &batch.metas[i];
             let payload = batch.payload(i);
             let src = m.source as usize;
-            let mut rec = BaseRecord::with_opaque_to(&self.topics[src], opaque(batch.sched_ns, 0, false)).payload(payload);
+            let last_traced = batch.trace.sampled && i + 1 == batch.len();
+            let op = opaque(batch.sched_ns, 0, false) | if last_traced { TRACE_BIT } else { 0 };
+            let mut rec = BaseRecord::with_opaque_to(&self.topics[src], op).payload(payload);
             let mut id_len = 0;
             if self.cfg.headers {
                 hex::traceparent(&mut tp, m.trace_id, m.span_id);
@@ -850,6 +872,10 @@ impl Sink for KafkaSink {
                 Ok(()) => {
                     self.in_flight += 1;
                     taken += 1;
+                    if last_traced {
+                        let now = self.shared.clock.now_ns();
+                        self.traced.push(crate::flush::span_record(batch, now, None, None));
+                    }
                 }
                 Err((e, rec)) => match e.rdkafka_error_code() {
                     Some(RDKafkaErrorCode::QueueFull) => break, // keep the rest; backpressure
@@ -935,6 +961,10 @@ impl Sink for KafkaSink {
     }
 
     fn releases_budget_on_ack(&self) -> bool {
+        true
+    }
+
+    fn traces_acks(&self) -> bool {
         true
     }
 }

@@ -54,6 +54,7 @@ pub mod ring;
 pub mod rng;
 pub mod run;
 pub mod sink;
+pub mod spans;
 pub mod stats;
 pub(crate) mod sync;
 pub mod tcp;

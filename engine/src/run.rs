@@ -49,6 +49,8 @@ pub struct RunShared {
     pub limiter: Arc<crate::limiter::LimiterStats>,
     pub started: Instant,
     pub start_ns: u64,
+    /// The span exporter when tracing is on (`spans.rs`).
+    pub tracer: Option<Arc<crate::spans::Tracer>>,
 }
 
 impl RunShared {
@@ -77,7 +79,14 @@ impl RunShared {
             limiter: Arc::new(crate::limiter::LimiterStats::default()),
             started: Instant::now(),
             start_ns,
+            tracer: None,
         }
+    }
+
+    /// Sets the span exporter (before the run is shared).
+    pub fn with_tracer(mut self, tracer: Option<Arc<crate::spans::Tracer>>) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     pub fn set_error(&self, e: String) {
@@ -161,6 +170,9 @@ impl Run {
                 Ok(Err(e)) => self.shared.set_error(e.to_string()),
                 Err(_) => self.shared.set_error("the flush thread panicked".into()),
             }
+        }
+        if let Some(t) = &self.shared.tracer {
+            t.finish();
         }
         summarize(&self.shared, &self.config)
     }

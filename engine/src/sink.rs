@@ -30,6 +30,12 @@ pub trait Sink: Send {
     /// True when the sink keeps its own copy of the bytes until acknowledged and releases
     /// the in-flight byte budget itself (Kafka); otherwise the flush thread releases a batch's
     /// bytes as soon as the sink has taken it.
+    /// True if the sink ends traced batches' spans itself, at their acknowledgement (Kafka);
+    /// otherwise the flush thread ends them when the sink takes the batch.
+    fn traces_acks(&self) -> bool {
+        false
+    }
+
     fn releases_budget_on_ack(&self) -> bool {
         false
     }

@@ -72,6 +72,10 @@ pub fn run(setup: WorkerSetup) {
     let mut interval_ns = interval(shared.current_rate(), shared.workers);
     let mut cur: Option<Batch> = None;
     let mut meta = EventMeta::default();
+    let mut sampler = match &shared.tracer {
+        Some(t) => t.sampler(index as u64 * 7),
+        None => crate::spans::Sampler::new(0, 0),
+    };
 
     loop {
         let now = clock.now_ns();
@@ -132,6 +136,7 @@ pub fn run(setup: WorkerSetup) {
             Acquire::Granted(n) => {
                 if batch.is_empty() {
                     batch.sched_ns = now;
+                    batch.trace.sampled = sampler.hit();
                 }
                 // Timestamps: the granted events were due over the last n intervals.
                 let wall = shared.wall.unix_ns(now);
@@ -224,6 +229,9 @@ impl Worker<'_> {
         let budget = self.shared.max_inflight_bytes;
         let mut backoff = Backoff::new();
         let mut b = batch;
+        if b.trace.sampled {
+            b.trace.pushed_ns = self.shared.clock.now_ns();
+        }
         loop {
             let over = budget > 0 && self.shared.inflight_bytes.load(Relaxed) + bytes > budget;
             let res = if over { Err(b) } else { self.to_flush.push(b) };
