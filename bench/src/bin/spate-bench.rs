@@ -10,6 +10,10 @@
 //! - `spate-bench outage [--down 60s] [--rate 50000] [--budget-mib 64]`: Kafka outage on the
 //!   embedded cluster (librdkafka mock `broker_down` for `--down`, then up): RSS every 5 s, the
 //!   breaker's transitions, and the final accounting (zero loss expected under `block`).
+//! - `spate-bench tcp-count --listen ADDR [--expect N] [--idle 5s]`: a TCP receiver for the
+//!   loggen comparison (`scripts/compare-tcp.sh`): counts lines and bytes on every connection,
+//!   first byte to last, and prints them as JSON once `--expect` lines arrived or the senders
+//!   went quiet for `--idle`. Both tools are measured here, at the receiving end.
 //! - `spate-bench soak SCENARIO.yaml [--report PATH]`: a scenario (YAML, see
 //!   bench/scenarios/) is a run config plus `warmup` and `sample` settings. Prints throughput,
 //!   acked vs generated, RSS and CPU over time, latency p50/p99/p99.9, and writes a JSON report.
@@ -53,6 +57,7 @@ fn main() -> Result<()> {
         Some("soak") => soak(&args[1..]),
         Some("bare-producer") => bare_producer(&args[1..]),
         Some("outage") => outage(&args[1..]),
+        Some("tcp-count") => tcp_count(&args[1..]),
         _ => bail!("usage: spate-bench rate [--rates 10,1000,100000,1000000] [--duration 10s] [--threads 2]\n       spate-bench soak SCENARIO.yaml [--report PATH]\n       spate-bench bare-producer --brokers B --topic T [--count N] [--size 200]"),
     }
 }
@@ -340,4 +345,61 @@ fn outage(args: &[String]) -> Result<()> {
         breaker.transitions()
     );
     Ok(())
+}
+
+fn tcp_count(args: &[String]) -> Result<()> {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, Mutex};
+    let listen = flag(args, "--listen").context("--listen is required")?;
+    let expect: u64 = flag(args, "--expect").map(str::parse).transpose()?.unwrap_or(u64::MAX);
+    let idle = parse_duration(flag(args, "--idle").unwrap_or("5s"), "--idle")?;
+    let l = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    eprintln!("tcp-count listening on {}", l.local_addr()?);
+    let lines = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    // (first byte, last byte) over all connections.
+    let span: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::new(Mutex::new((None, None)));
+    {
+        let (lines, bytes, span) = (lines.clone(), bytes.clone(), span.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let (lines, bytes, span) = (lines.clone(), bytes.clone(), span.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let now = Instant::now();
+                                {
+                                    let mut s = span.lock().unwrap();
+                                    s.0.get_or_insert(now);
+                                    s.1 = Some(now);
+                                }
+                                lines.fetch_add(buf[..n].iter().filter(|&&b| b == b'\n').count() as u64, Relaxed);
+                                bytes.fetch_add(n as u64, Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let (first, last) = *span.lock().unwrap();
+        if lines.load(Relaxed) >= expect || (first.is_some() && last.is_some_and(|t| t.elapsed() >= idle)) {
+            let (first, last) = (first.unwrap(), last.unwrap());
+            let secs = last.duration_since(first).as_secs_f64().max(1e-9);
+            let (n, b) = (lines.load(Relaxed), bytes.load(Relaxed));
+            println!(
+                "{{\"lines\":{n},\"bytes\":{b},\"seconds\":{secs:.3},\"lines_per_sec\":{:.0},\"mb_per_sec\":{:.1}}}",
+                n as f64 / secs,
+                b as f64 / secs / 1e6
+            );
+            return Ok(());
+        }
+    }
 }
