@@ -109,6 +109,10 @@ struct Scenario {
     /// Sampling period for the time series. Default 1s.
     #[serde(default)]
     sample: Option<String>,
+    /// Kafka only: audit the topic with `spate verify` while the run goes (a concurrent
+    /// consumer, so the embedded cluster's trimming of old data does not hide anything).
+    #[serde(default)]
+    verify: bool,
     run: RawConfig,
 }
 
@@ -138,6 +142,7 @@ struct Report {
     latency_ms: Option<spate_engine::latency::Percentiles>,
     summary: spate_engine::Summary,
     series: Vec<Point>,
+    verify: Option<spate_engine::verify::VerifyReport>,
 }
 
 fn soak(args: &[String]) -> Result<()> {
@@ -148,7 +153,38 @@ fn soak(args: &[String]) -> Result<()> {
     let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
     let cfg = sc.run.validate()?;
     let target = cfg.rate.per_sec();
-    let run = spate_engine::start(cfg, StartOptions::default())?;
+    let mut opts = StartOptions::default();
+    let mut verifier = None;
+    // Kept until the verifier is done: the run alone would drop the embedded cluster at its end.
+    let mut keep_broker = None;
+    if sc.verify {
+        use spate_engine::verify::{verify, VerifyOptions};
+        anyhow::ensure!(cfg.sink == spate_engine::config::SinkTarget::Kafka, "verify: true needs the kafka sink");
+        anyhow::ensure!(!cfg.kafka.topic.contains('{'), "verify: true needs one topic, not a template");
+        let brokers = match &cfg.kafka.brokers {
+            Some(b) => b.clone(),
+            None => {
+                let broker = std::sync::Arc::new(spate_engine::kafka::EmbeddedBroker::start(1)?);
+                broker.create_topic(&cfg.kafka.topic, cfg.kafka.partitions)?;
+                let b = broker.bootstrap().to_string();
+                opts.embedded = Some(broker.clone());
+                keep_broker = Some(broker);
+                b
+            }
+        };
+        let run_id = spate_engine::event::RunId::random();
+        opts.run_id = Some(run_id);
+        let vo = VerifyOptions {
+            brokers,
+            topic: cfg.kafka.topic.clone(),
+            expect: None,
+            idle_timeout: Duration::from_secs(15),
+            run_id: Some(run_id.to_string()),
+            json: true,
+        };
+        verifier = Some(std::thread::spawn(move || verify(&vo)));
+    }
+    let run = spate_engine::start(cfg, opts)?;
     eprintln!("soak {}: warm-up {:?}", sc.name, warmup);
     let t0 = Instant::now();
     while t0.elapsed() < warmup && !run.is_finished() {
@@ -183,6 +219,14 @@ fn soak(args: &[String]) -> Result<()> {
     let measured = m0.elapsed().as_secs_f64();
     let (rss1, cpu1) = (rss_bytes(), cpu_seconds());
     let summary = run.join();
+    let verified = match verifier {
+        Some(v) => {
+            eprintln!("soak {}: waiting for the verifier to catch up (15 s idle)", sc.name);
+            Some(v.join().map_err(|_| anyhow::anyhow!("verifier panicked"))??)
+        }
+        None => None,
+    };
+    drop(keep_broker);
     let t = summary.totals;
     let generated = t.generated - base.generated;
     let delivered = t.delivered - base.delivered;
@@ -203,6 +247,7 @@ fn soak(args: &[String]) -> Result<()> {
         latency_ms: summary.latency_ms,
         summary,
         series,
+        verify: verified,
     };
     eprintln!(
         "soak {}: {:.0} events/s generated, {:.0}/s acked ({:.4} acked/generated), rate error {}, RSS {:.1} -> {:.1} MB (max {:.1}), {:.2} CPU-s per 1M events, latency {}",
@@ -217,6 +262,19 @@ fn soak(args: &[String]) -> Result<()> {
         report.cpu_s_per_million_events,
         report.latency_ms.map(|l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)).unwrap_or_else(|| "n/a".into()),
     );
+    if let Some(v) = &report.verify {
+        eprintln!(
+            "verify: {} records, {} unique of {} generated, missing {}, duplicated {}, malformed {}, trimmed before read {}: {}",
+            v.records,
+            v.unique,
+            report.summary.totals.generated,
+            v.missing,
+            v.duplicated,
+            v.malformed,
+            v.trimmed_before_read,
+            if v.ok() && v.unique == report.summary.totals.generated { "zero loss" } else { "NOT clean" }
+        );
+    }
     let out = flag(args, "--report").map(String::from).unwrap_or_else(|| format!("soak-{}.json", sc.name));
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("report: {out}");
