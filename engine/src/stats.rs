@@ -69,6 +69,25 @@ impl Totals {
     }
 }
 
+impl std::ops::Add for Totals {
+    type Output = Totals;
+    /// Totals of several runs together (e.g. instances sharing a global rate).
+    fn add(self, o: Totals) -> Totals {
+        Totals {
+            generated: self.generated + o.generated,
+            delivered: self.delivered + o.delivered,
+            dead_lettered: self.dead_lettered + o.dead_lettered,
+            shed: self.shed + o.shed,
+            failed: self.failed + o.failed,
+            in_flight: self.in_flight + o.in_flight,
+            bytes: self.bytes + o.bytes,
+            delivered_bytes: self.delivered_bytes + o.delivered_bytes,
+            retried: self.retried + o.retried,
+            rejected: self.rejected + o.rejected,
+        }
+    }
+}
+
 /// Running totals a thread keeps in plain integers and publishes per batch.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalWorker {

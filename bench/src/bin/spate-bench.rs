@@ -113,6 +113,10 @@ struct Scenario {
     /// consumer, so the embedded cluster's trimming of old data does not hide anything).
     #[serde(default)]
     verify: bool,
+    /// Runs started side by side in this process, each an instance with its own limiter (with
+    /// `run.redis`, its own Redis connection and leases). Default 1; `--instances N` overrides.
+    #[serde(default)]
+    instances: Option<usize>,
     run: RawConfig,
 }
 
@@ -143,6 +147,10 @@ struct Report {
     summary: spate_engine::Summary,
     series: Vec<Point>,
     verify: Option<spate_engine::verify::VerifyReport>,
+    instances: usize,
+    /// Totals per instance (the figures above are their sum).
+    instance_totals: Vec<spate_engine::stats::Totals>,
+    redis_calls: u64,
 }
 
 fn soak(args: &[String]) -> Result<()> {
@@ -153,25 +161,27 @@ fn soak(args: &[String]) -> Result<()> {
     let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
     let cfg = sc.run.validate()?;
     let target = cfg.rate.per_sec();
+    let run_for = cfg.duration;
     let mut opts = StartOptions::default();
     let mut verifier = None;
     // Kept until the verifier is done: the run alone would drop the embedded cluster at its end.
     let mut keep_broker = None;
+    let is_kafka = cfg.sink == spate_engine::config::SinkTarget::Kafka;
+    let mut brokers = cfg.kafka.brokers.clone().unwrap_or_default();
+    if is_kafka && cfg.kafka.brokers.is_none() {
+        // One embedded cluster for every instance of the scenario (and for the verifier).
+        let broker = std::sync::Arc::new(spate_engine::kafka::EmbeddedBroker::start(1)?);
+        if !cfg.kafka.topic.contains('{') {
+            broker.create_topic(&cfg.kafka.topic, cfg.kafka.partitions)?;
+        }
+        brokers = broker.bootstrap().to_string();
+        opts.embedded = Some(broker.clone());
+        keep_broker = Some(broker);
+    }
     if sc.verify {
         use spate_engine::verify::{verify, VerifyOptions};
-        anyhow::ensure!(cfg.sink == spate_engine::config::SinkTarget::Kafka, "verify: true needs the kafka sink");
+        anyhow::ensure!(is_kafka, "verify: true needs the kafka sink");
         anyhow::ensure!(!cfg.kafka.topic.contains('{'), "verify: true needs one topic, not a template");
-        let brokers = match &cfg.kafka.brokers {
-            Some(b) => b.clone(),
-            None => {
-                let broker = std::sync::Arc::new(spate_engine::kafka::EmbeddedBroker::start(1)?);
-                broker.create_topic(&cfg.kafka.topic, cfg.kafka.partitions)?;
-                let b = broker.bootstrap().to_string();
-                opts.embedded = Some(broker.clone());
-                keep_broker = Some(broker);
-                b
-            }
-        };
         let run_id = spate_engine::event::RunId::random();
         opts.run_id = Some(run_id);
         let vo = VerifyOptions {
@@ -184,7 +194,11 @@ fn soak(args: &[String]) -> Result<()> {
         };
         verifier = Some(std::thread::spawn(move || verify(&vo)));
     }
-    let run = spate_engine::start(cfg, opts)?;
+    let instances = flag(args, "--instances").map(str::parse).transpose()?.or(sc.instances).unwrap_or(1).max(1);
+    anyhow::ensure!(!(sc.verify && instances > 1), "verify: true runs one instance");
+    let target = target.map(|r| if cfg.redis.is_some() { r } else { r * instances as u64 });
+    let runs: Vec<spate_engine::Run> = (0..instances).map(|_| spate_engine::start(cfg.clone(), opts.clone())).collect::<Result<_, _>>()?;
+    let run = Fleet(runs);
     eprintln!("soak {}: warm-up {:?}", sc.name, warmup);
     let t0 = Instant::now();
     while t0.elapsed() < warmup && !run.is_finished() {
@@ -195,9 +209,23 @@ fn soak(args: &[String]) -> Result<()> {
     let mut series = Vec::new();
     let mut last = (base, cpu0, Instant::now());
     let mut rss_max = rss0;
+    // The rate window ends just before the first instance reaches its configured duration (a
+    // snapshot is taken there): the drain after generation stops is not part of the rate.
+    let window_end = run_for.and_then(|d| run.0.iter().map(|r| r.shared.started + d).min()).map(|e| e - Duration::from_millis(50));
+    let mut at_end: Option<(spate_engine::stats::Totals, Instant)> = None;
     while !run.is_finished() {
-        std::thread::sleep(sample.saturating_sub(last.2.elapsed()));
+        let mut wake = last.2 + sample;
+        if let Some(e) = window_end.filter(|_| at_end.is_none()) {
+            wake = wake.min(e);
+        }
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
         let t = run.totals();
+        if let Some(e) = window_end.filter(|e| at_end.is_none() && Instant::now() >= *e) {
+            at_end = Some((t, e));
+            if Instant::now() < last.2 + sample {
+                continue;
+            }
+        }
         let (cpu, now) = (cpu_seconds(), Instant::now());
         let dt = now.duration_since(last.2).as_secs_f64();
         let rss = rss_bytes();
@@ -216,9 +244,20 @@ fn soak(args: &[String]) -> Result<()> {
         series.push(p);
         last = (t, cpu, now);
     }
-    let measured = m0.elapsed().as_secs_f64();
+    // From the end of warm-up until everything was delivered (for delivered/s).
+    let drained_s = m0.elapsed().as_secs_f64().max(1e-9);
+    let measured = match at_end {
+        Some((_, e)) => e.saturating_duration_since(m0),
+        None => m0.elapsed(),
+    }
+    .as_secs_f64()
+    .max(1e-9);
     let (rss1, cpu1) = (rss_bytes(), cpu_seconds());
-    let summary = run.join();
+    let redis_calls: u64 = run.0.iter().map(|r| r.shared.limiter.redis_calls.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let summaries: Vec<spate_engine::Summary> = run.0.into_iter().map(spate_engine::Run::join).collect();
+    let instance_totals: Vec<_> = summaries.iter().map(|s| s.totals).collect();
+    let mut summary = summaries[0].clone();
+    summary.totals = instance_totals.iter().copied().fold(Default::default(), |a, b| a + b);
     let verified = match verifier {
         Some(v) => {
             eprintln!("soak {}: waiting for the verifier to catch up (15 s idle)", sc.name);
@@ -230,7 +269,8 @@ fn soak(args: &[String]) -> Result<()> {
     let t = summary.totals;
     let generated = t.generated - base.generated;
     let delivered = t.delivered - base.delivered;
-    let eps = generated as f64 / measured;
+    // The rate: events generated inside the window (after warm-up, before the end snapshot).
+    let eps = (at_end.map_or(t.generated, |(e, _)| e.generated) - base.generated) as f64 / measured;
     let report = Report {
         scenario: sc.name.clone(),
         measured_s: measured,
@@ -238,7 +278,7 @@ fn soak(args: &[String]) -> Result<()> {
         delivered,
         acked_ratio: if generated > 0 { delivered as f64 / generated as f64 } else { 0.0 },
         events_per_sec: eps,
-        delivered_per_sec: delivered as f64 / measured,
+        delivered_per_sec: delivered as f64 / drained_s,
         rate_error_pct: target.map(|r| (eps - r as f64) / r as f64 * 100.0),
         rss_mb_start: rss0 as f64 / 1e6,
         rss_mb_end: rss1 as f64 / 1e6,
@@ -248,6 +288,9 @@ fn soak(args: &[String]) -> Result<()> {
         summary,
         series,
         verify: verified,
+        instances,
+        instance_totals,
+        redis_calls,
     };
     eprintln!(
         "soak {}: {:.0} events/s generated, {:.0}/s acked ({:.4} acked/generated), rate error {}, RSS {:.1} -> {:.1} MB (max {:.1}), {:.2} CPU-s per 1M events, latency {}",
@@ -262,6 +305,16 @@ fn soak(args: &[String]) -> Result<()> {
         report.cpu_s_per_million_events,
         report.latency_ms.map(|l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)).unwrap_or_else(|| "n/a".into()),
     );
+    if report.instances > 1 || report.redis_calls > 0 {
+        let per: Vec<String> = report.instance_totals.iter().map(|t| format!("{:.0}/s", t.generated as f64 / drained_s)).collect();
+        eprintln!(
+            "instances: {} (each, whole run incl. warm-up, over the measured time: {}); Redis calls {} = {:.3} per 1,000 events",
+            report.instances,
+            per.join(", "),
+            report.redis_calls,
+            report.redis_calls as f64 / report.summary.totals.generated.max(1) as f64 * 1000.0
+        );
+    }
     if let Some(v) = &report.verify {
         eprintln!(
             "verify: {} records, {} unique of {} generated, missing {}, duplicated {}, malformed {}, trimmed before read {}: {}",
@@ -459,5 +512,18 @@ fn tcp_count(args: &[String]) -> Result<()> {
             );
             return Ok(());
         }
+    }
+}
+
+/// Several runs measured as one (`instances:` in a scenario).
+struct Fleet(Vec<spate_engine::Run>);
+
+impl Fleet {
+    fn is_finished(&self) -> bool {
+        self.0.iter().all(spate_engine::Run::is_finished)
+    }
+
+    fn totals(&self) -> spate_engine::stats::Totals {
+        self.0.iter().map(spate_engine::Run::totals).fold(Default::default(), |a, b| a + b)
     }
 }
