@@ -306,9 +306,13 @@ fn soak(args: &[String]) -> Result<()> {
         report.latency_ms.map(|l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)).unwrap_or_else(|| "n/a".into()),
     );
     if report.instances > 1 || report.redis_calls > 0 {
-        let per: Vec<String> = report.instance_totals.iter().map(|t| format!("{:.0}/s", t.generated as f64 / drained_s)).collect();
+        let per: Vec<String> = report
+            .instance_totals
+            .iter()
+            .map(|t| format!("{:.1} %", t.generated as f64 / report.summary.totals.generated.max(1) as f64 * 100.0))
+            .collect();
         eprintln!(
-            "instances: {} (each, whole run incl. warm-up, over the measured time: {}); Redis calls {} = {:.3} per 1,000 events",
+            "instances: {} (share of the events, whole run: {}); Redis calls {} = {:.3} per 1,000 events",
             report.instances,
             per.join(", "),
             report.redis_calls,
