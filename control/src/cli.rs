@@ -129,7 +129,8 @@ pub struct RunArgs {
     /// PRNG seed (same seed, same events apart from timestamps and run id).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// block (default) or shed.
+    /// block (default: wait, lose nothing), shed (drop and count) or, with Kafka, spill (while the
+    /// circuit breaker is open, events go to the DLQ file instead of waiting).
     #[arg(long)]
     pub backpressure: Option<String>,
     /// Batches per worker ring.

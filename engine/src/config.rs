@@ -81,6 +81,9 @@ pub struct RawConfig {
 pub enum Backpressure {
     Block,
     Shed,
+    /// Kafka only: while the circuit breaker is OPEN, events keep being generated and go to the
+    /// DLQ file (counted dead-lettered) instead of the broker; a full ring blocks as `block`.
+    Spill,
 }
 
 /// Where events go.
@@ -261,11 +264,19 @@ impl RawConfig {
         let backpressure = match self.backpressure.as_deref() {
             None | Some("block") => Backpressure::Block,
             Some("shed") => Backpressure::Shed,
+            Some("spill") if sink == SinkTarget::Kafka => Backpressure::Spill,
+            Some("spill") => {
+                return Err(ConfigError::new(
+                    "backpressure",
+                    format!("`spill` writes to the Kafka DLQ file while the circuit breaker is open; the `{sink}` sink has neither"),
+                    "use `spill` with `sink: kafka`, or `block` / `shed`",
+                ))
+            }
             Some(o) => {
                 return Err(ConfigError::new(
                     "backpressure",
                     format!("unknown policy `{o}`"),
-                    "use `block` (wait, lose nothing) or `shed` (drop and count)",
+                    "use `block` (wait, lose nothing), `shed` (drop and count) or, with Kafka, `spill` (to the DLQ file while the breaker is open)",
                 ))
             }
         };

@@ -64,14 +64,16 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
                 (None, Some(e)) => Some(e),
                 (None, None) => Some(Arc::new(EmbeddedBroker::start(1)?)),
             };
-            Box::new(KafkaSink::open(
+            let mut sink = KafkaSink::open(
                 &config.kafka,
                 shared.clone(),
                 breaker.clone().expect("kafka has a breaker"),
                 spec.source_names(),
                 embedded,
                 config.batch_size.get(),
-            )?)
+            )?;
+            sink.spill_when_open = config.backpressure == crate::config::Backpressure::Spill;
+            Box::new(sink)
         }
     };
 

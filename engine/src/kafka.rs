@@ -547,6 +547,9 @@ impl ProducerContext for SinkContext {
 // The sink
 
 pub struct KafkaSink {
+    /// librdkafka topic handles, one per source's topic. First field: fields drop in order,
+    /// and the handles must be released before the producer (rd_kafka_destroy) goes.
+    rkts: TopicHandles,
     producer: BaseProducer<SinkContext>,
     shared: Arc<RunShared>,
     cfg: KafkaConfig,
@@ -567,6 +570,9 @@ pub struct KafkaSink {
     aimd: Aimd,
     /// Traced batches written and waiting for their last record's delivery report.
     traced: Vec<crate::spans::SpanRecord>,
+    /// Policy `spill`: while the breaker is OPEN, batches go to the DLQ file.
+    pub spill_when_open: bool,
+    spill_buf: Vec<u8>,
     dlq_file: Option<File>,
     rng: u64,
     /// Keeps the embedded broker alive as long as the producer (dropped after it).
@@ -623,7 +629,9 @@ impl KafkaSink {
             }
         }
         let now = shared.clock.now_ns();
+        let rkts = TopicHandles::new(&producer, &topics)?;
         Ok(Self {
+            rkts,
             producer,
             run_id: shared.run_id.to_string(),
             shared,
@@ -640,6 +648,8 @@ impl KafkaSink {
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
             traced: Vec::new(),
+            spill_when_open: false,
+            spill_buf: Vec::new(),
             dlq_file: None,
             rng: now | 1,
             cfg: cfg.clone(),
@@ -834,8 +844,86 @@ pub struct DlqLine {
     pub attempts: u32,
 }
 
+/// A DLQ file line written straight from a batch (policy `spill`): borrows, so spilling
+/// formats into one reused buffer. Reads back as a [`DlqLine`].
+#[derive(Serialize)]
+struct SpillLine<'a> {
+    topic: &'a str,
+    key: Option<&'a str>,
+    headers: SpillHeaders<'a>,
+    payload: &'a str,
+    error: &'a str,
+    attempts: u32,
+}
+
+#[derive(Serialize)]
+struct SpillHeaders<'a> {
+    traceparent: &'a str,
+    #[serde(rename = "spate-id")]
+    spate_id: &'a str,
+}
+
+impl KafkaSink {
+    /// Policy `spill` with the breaker OPEN: `batch[from..]` goes to the DLQ file, not Kafka.
+    fn spill(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) {
+        let (mut tp, mut id, mut key_hex) = ([0u8; 55], [0u8; 64], [0u8; 32]);
+        let mut out = std::mem::take(&mut self.spill_buf);
+        out.clear();
+        for i in from..batch.len() {
+            let m = &batch.metas[i];
+            let src = m.source as usize;
+            hex::traceparent(&mut tp, m.trace_id, m.span_id);
+            let id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
+            let key = match self.cfg.key {
+                KeyStrategy::Source => Some(self.source_names[src].as_str()),
+                KeyStrategy::TraceId => {
+                    hex::u128_into(&mut key_hex, m.trace_id);
+                    std::str::from_utf8(&key_hex).ok()
+                }
+                KeyStrategy::None | KeyStrategy::RoundRobin => None,
+            };
+            let line = SpillLine {
+                topic: &self.topics[src],
+                key,
+                headers: SpillHeaders {
+                    traceparent: std::str::from_utf8(&tp).unwrap_or_default(),
+                    spate_id: std::str::from_utf8(&id[..id_len]).unwrap_or_default(),
+                },
+                payload: std::str::from_utf8(batch.payload(i)).unwrap_or_default(),
+                error: "circuit breaker open: spilled (backpressure: spill)",
+                attempts: 0,
+            };
+            serde_json::to_writer(&mut out, &line).expect("a spill line serializes");
+            out.push(b'\n');
+        }
+        let n = (batch.len() - from) as u64;
+        let written = (|| -> std::io::Result<()> {
+            if self.dlq_file.is_none() {
+                self.dlq_file = Some(OpenOptions::new().create(true).append(true).open(&self.cfg.dlq_file)?);
+            }
+            self.dlq_file.as_mut().expect("opened above").write_all(&out)
+        })();
+        match written {
+            Ok(()) => acct.dead_lettered += n,
+            Err(e) => {
+                crate::rate_log::warn("dlq_file", &format!("cannot write the DLQ file {}: {e}", self.cfg.dlq_file.display()));
+                acct.failed += n;
+            }
+        }
+        if self.shared.max_inflight_bytes > 0 {
+            // Budgeted with the batch; no ack will release them.
+            self.shared.inflight_bytes.fetch_sub(batch.bytes_from(from).len() as u64, Relaxed);
+        }
+        self.spill_buf = out;
+    }
+}
+
 impl Sink for KafkaSink {
     fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+        if self.spill_when_open && self.breaker.state() == State::Open {
+            self.spill(batch, from, acct);
+            return Ok(batch.len() - from);
+        }
         let mut tp = [0u8; 55];
         let mut id = [0u8; 64];
         let mut key_hex = [0u8; 32];
@@ -846,29 +934,28 @@ impl Sink for KafkaSink {
             let src = m.source as usize;
             let last_traced = batch.trace.sampled && i + 1 == batch.len();
             let op = opaque(batch.sched_ns, 0, false) | if last_traced { TRACE_BIT } else { 0 };
-            let mut rec = BaseRecord::with_opaque_to(&self.topics[src], op).payload(payload);
             let mut id_len = 0;
-            if self.cfg.headers {
+            let headers = if self.cfg.headers {
                 hex::traceparent(&mut tp, m.trace_id, m.span_id);
                 id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
-                let h = OwnedHeaders::new_with_capacity(2)
-                    .insert(Header { key: "traceparent", value: Some(&tp[..]) })
-                    .insert(Header { key: "spate-id", value: Some(&id[..id_len]) });
-                rec = rec.headers(h);
-            }
+                Some((&tp[..], &id[..id_len]))
+            } else {
+                None
+            };
+            let (mut key, mut partition): (Option<&[u8]>, i32) = (None, -1);
             match self.cfg.key {
                 KeyStrategy::None => {}
-                KeyStrategy::Source => rec = rec.key(self.source_names[src].as_bytes()),
+                KeyStrategy::Source => key = Some(self.source_names[src].as_bytes()),
                 KeyStrategy::TraceId => {
                     hex::u128_into(&mut key_hex, m.trace_id);
-                    rec = rec.key(&key_hex[..]);
+                    key = Some(&key_hex[..]);
                 }
                 KeyStrategy::RoundRobin => {
                     self.rr += 1;
-                    rec = rec.partition((self.rr % self.partitions[src] as u64) as i32);
+                    partition = (self.rr % self.partitions[src] as u64) as i32;
                 }
             }
-            match self.producer.send(rec) {
+            match self.rkts.produce(&self.producer, src, partition, payload, key, op, headers) {
                 Ok(()) => {
                     self.in_flight += 1;
                     taken += 1;
@@ -877,17 +964,18 @@ impl Sink for KafkaSink {
                         self.traced.push(crate::flush::span_record(batch, now, None, None));
                     }
                 }
-                Err((e, rec)) => match e.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::QueueFull) => break, // keep the rest; backpressure
+                Err(code) => match code {
+                    RDKafkaErrorCode::QueueFull => break, // keep the rest; backpressure
                     code => {
+                        let e = KafkaError::MessageProduction(code);
                         // Rejected before enqueueing (e.g. larger than message.max.bytes).
                         if !self.cfg.headers {
                             hex::traceparent(&mut tp, m.trace_id, m.span_id);
                             id_len = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
                         }
                         let held = Held {
-                            topic: rec.topic.to_string(),
-                            key: rec.key.map(|k| k.to_vec()),
+                            topic: self.topics[src].clone(),
+                            key: key.map(<[u8]>::to_vec),
                             payload: payload.to_vec(),
                             headers: vec![("traceparent".into(), tp.to_vec()), ("spate-id".into(), id[..id_len].to_vec())],
                             sched_ns: batch.sched_ns,
@@ -900,7 +988,7 @@ impl Sink for KafkaSink {
                             // Its bytes were budgeted with the batch; `write_dlq_file` or the DLQ
                             // ack releases them.
                         }
-                        if classify(code) == ErrorClass::Poison {
+                        if classify(Some(code)) == ErrorClass::Poison {
                             self.send_dlq(held, acct);
                         } else {
                             self.write_dlq_file(&held, acct);
@@ -966,5 +1054,142 @@ impl Sink for KafkaSink {
 
     fn traces_acks(&self) -> bool {
         true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The produce call
+
+/// Cached librdkafka topic handles, one per topic index. `BaseProducer::send` names the topic
+/// per record, which costs a `CString` allocation and a locked topic lookup inside librdkafka
+/// every time; with a handle (`RD_KAFKA_VTYPE_RKT`) a record costs neither.
+struct TopicHandles {
+    rkts: Vec<*mut rdkafka::bindings::rd_kafka_topic_t>,
+}
+
+// SAFETY: librdkafka topic handles are thread-safe reference-counted objects (rdkafka.h: "the
+// returned handle may be used from any thread"); the sink only moves them with itself.
+unsafe impl Send for TopicHandles {}
+
+/// Header names (lengths passed explicitly to `rd_kafka_header_add`).
+const H_TRACEPARENT: &[u8] = b"traceparent";
+const H_SPATE_ID: &[u8] = b"spate-id";
+
+impl TopicHandles {
+    fn new(producer: &BaseProducer<SinkContext>, topics: &[String]) -> Result<Self, EngineError> {
+        let mut rkts = Vec::with_capacity(topics.len());
+        for t in topics {
+            let name = std::ffi::CString::new(t.as_str()).map_err(|e| EngineError::Kafka(e.to_string()))?;
+            // SAFETY: the client pointer is live for the producer's lifetime (which outlives
+            // these handles: `Drop` below runs before the producer field is dropped); `name`
+            // is a valid C string that librdkafka copies; a null conf means defaults.
+            let rkt = unsafe { rdkafka::bindings::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), std::ptr::null_mut()) };
+            if rkt.is_null() {
+                return Err(EngineError::Kafka(format!("cannot create a topic handle for `{t}`")));
+            }
+            rkts.push(rkt);
+        }
+        Ok(Self { rkts })
+    }
+
+    /// One record, copied by librdkafka (`RD_KAFKA_MSG_F_COPY`), with the opaque spate's
+    /// delivery callback decodes and, if given, the `traceparent` and `spate-id` headers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn produce(
+        &self,
+        producer: &BaseProducer<SinkContext>,
+        topic: usize,
+        partition: i32,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        op: usize,
+        headers: Option<(&[u8], &[u8])>,
+    ) -> Result<(), RDKafkaErrorCode> {
+        use rdkafka::bindings::{
+            rd_kafka_header_add, rd_kafka_headers_destroy, rd_kafka_headers_new, rd_kafka_producev, rd_kafka_resp_err_t,
+            rd_kafka_vtype_t::*, RD_KAFKA_MSG_F_COPY,
+        };
+        use std::ffi::{c_char, c_void};
+        let rk = producer.client().native_ptr();
+        let rkt = self.rkts[topic];
+        let (kp, kl) = key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr() as *mut std::ffi::c_void, k.len()));
+        let (vp, vl) = (payload.as_ptr() as *mut std::ffi::c_void, payload.len());
+        let opaque = op as *mut std::ffi::c_void;
+        // SAFETY: `rk` and `rkt` are live (see `new`); every pointer/length pair points into a
+        // slice that outlives the call, and librdkafka copies value and key before returning
+        // (`RD_KAFKA_MSG_F_COPY`); `rd_kafka_header_add` copies names and values into the list,
+        // which librdkafka owns after a successful produce and we destroy after a failed one. The variadic arguments follow rdkafka.h's RD_KAFKA_V_* macros
+        // (int32 partition, int msgflags, size_t lengths, ssize_t header value size) and end with
+        // RD_KAFKA_VTYPE_END. The opaque is a plain integer that librdkafka hands back untouched
+        // in the delivery report, where `SinkContext` decodes it (`DeliveryOpaque = usize`).
+        let err = unsafe {
+            match headers {
+                Some((tp, id)) => {
+                    // A header list sized for exactly two (RD_KAFKA_VTYPE_HEADER would start
+                    // one of 8): librdkafka takes ownership on success; on error it is ours.
+                    let hdrs = rd_kafka_headers_new(2);
+                    rd_kafka_header_add(hdrs, H_TRACEPARENT.as_ptr() as *const c_char, 11, tp.as_ptr() as *const c_void, tp.len() as isize);
+                    rd_kafka_header_add(hdrs, H_SPATE_ID.as_ptr() as *const c_char, 8, id.as_ptr() as *const c_void, id.len() as isize);
+                    let err = rd_kafka_producev(
+                        rk,
+                        RD_KAFKA_VTYPE_RKT,
+                        rkt,
+                        RD_KAFKA_VTYPE_PARTITION,
+                        partition,
+                        RD_KAFKA_VTYPE_MSGFLAGS,
+                        RD_KAFKA_MSG_F_COPY,
+                        RD_KAFKA_VTYPE_VALUE,
+                        vp,
+                        vl,
+                        RD_KAFKA_VTYPE_KEY,
+                        kp,
+                        kl,
+                        RD_KAFKA_VTYPE_OPAQUE,
+                        opaque,
+                        RD_KAFKA_VTYPE_HEADERS,
+                        hdrs,
+                        RD_KAFKA_VTYPE_END,
+                    );
+                    if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        rd_kafka_headers_destroy(hdrs);
+                    }
+                    err
+                }
+                None => rd_kafka_producev(
+                    rk,
+                    RD_KAFKA_VTYPE_RKT,
+                    rkt,
+                    RD_KAFKA_VTYPE_PARTITION,
+                    partition,
+                    RD_KAFKA_VTYPE_MSGFLAGS,
+                    RD_KAFKA_MSG_F_COPY,
+                    RD_KAFKA_VTYPE_VALUE,
+                    vp,
+                    vl,
+                    RD_KAFKA_VTYPE_KEY,
+                    kp,
+                    kl,
+                    RD_KAFKA_VTYPE_OPAQUE,
+                    opaque,
+                    RD_KAFKA_VTYPE_END,
+                ),
+            }
+        };
+        if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Ok(())
+        } else {
+            Err(err.into())
+        }
+    }
+}
+
+impl Drop for TopicHandles {
+    fn drop(&mut self) {
+        for rkt in self.rkts.drain(..) {
+            // SAFETY: each handle came from `rd_kafka_topic_new` and is released exactly once,
+            // while the producer is still alive (see `KafkaSink`'s field order).
+            unsafe { rdkafka::bindings::rd_kafka_topic_destroy(rkt) };
+        }
     }
 }

@@ -89,7 +89,7 @@ pub fn run(setup: WorkerSetup) {
             limiter.set_rate(rate, now);
             interval_ns = interval(rate, shared.workers);
         }
-        if let Some(b) = &shared.breaker {
+        if let Some(b) = shared.breaker.as_ref().filter(|_| backpressure != Backpressure::Spill) {
             if b.state() == BreakerState::Open {
                 // Fail fast while the sink is known to be down: under `block` generation
                 // pauses (nothing is lost); under `shed` what the schedule grants is counted
@@ -102,7 +102,7 @@ pub fn run(setup: WorkerSetup) {
                     }
                 }
                 match backpressure {
-                    Backpressure::Block => clock.sleep_until(now + 1_000_000),
+                    Backpressure::Block | Backpressure::Spill => clock.sleep_until(now + 1_000_000),
                     Backpressure::Shed => match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
                         Acquire::Granted(n) => {
                             w.local.generated += n as u64;
@@ -250,11 +250,11 @@ impl Worker<'_> {
                             self.local.shed += n;
                             true
                         }
-                        Backpressure::Block if self.shared.abort.load(Relaxed) => {
+                        Backpressure::Block | Backpressure::Spill if self.shared.abort.load(Relaxed) => {
                             self.local.failed += n;
                             true
                         }
-                        Backpressure::Block => false,
+                        Backpressure::Block | Backpressure::Spill => false,
                     };
                     if give_up {
                         // The pool forgets a dropped batch (its buffer is freed and a new one

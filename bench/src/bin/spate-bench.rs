@@ -4,7 +4,7 @@
 //!   rate precision. Runs the engine in process into the null sink at each target rate and
 //!   samples the generated counter every 100 ms on a fixed grid; prints the achieved average
 //!   (error against the target) and the worst 100 ms window as a multiple of its share.
-//! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200 | --payloads FILE]`: the librdkafka
+//! - `spate-bench bare-producer --brokers B --topic T [--count N] [--size 200 | --payloads FILE] [--headers]`: the librdkafka
 //!   ceiling: a bare rdkafka `BaseProducer` loop sending pre-built payloads with the same client
 //!   settings spate uses (acks all, idempotence, lz4, linger 5 ms), polled from one thread.
 //! - `spate-bench outage [--down 60s] [--rate 50000] [--budget-mib 64]`: Kafka outage on the
@@ -368,12 +368,24 @@ fn bare_producer(args: &[String]) -> Result<()> {
     anyhow::ensure!(!payloads.is_empty(), "no payloads");
     let n_payloads = payloads.len() as u64;
     let size = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len();
+    let with_headers = args.iter().any(|a| a == "--headers");
+    const TRACEPARENT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const SPATE_ID: &[u8] = b"d1f1cc7a33bca03c-0-1234567";
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut sent = 0u64;
     while sent < count {
         let p = &payloads[(sent % n_payloads) as usize];
-        match producer.send(BaseRecord::<(), _>::to(topic).payload(p)) {
+        let mut rec = BaseRecord::<(), _>::to(topic).payload(p);
+        if with_headers {
+            // The same two headers spate sends, pre-built (values of the same length).
+            rec = rec.headers(
+                rdkafka::message::OwnedHeaders::new_with_capacity(2)
+                    .insert(rdkafka::message::Header { key: "traceparent", value: Some(TRACEPARENT) })
+                    .insert(rdkafka::message::Header { key: "spate-id", value: Some(SPATE_ID) }),
+            );
+        }
+        match producer.send(rec) {
             Ok(()) => sent += 1,
             Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
                 producer.poll(Duration::from_millis(1))
