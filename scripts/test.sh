@@ -27,4 +27,13 @@ cargo test --release -p spate-engine --features loom --lib --locked ring
 echo "== benches compile"
 cargo bench --workspace --no-run --locked >/dev/null
 
+# A real Kafka-protocol broker end to end (issue: Kafka delivery). Last, because installing
+# tansu is the slowest step (cargo install, about 26 min on 2 cores, once per machine).
+if [ "${SPATE_SKIP_TANSU:-0}" = 1 ]; then
+  echo "== tansu end to end: skipped (SPATE_SKIP_TANSU=1)"
+else
+  echo "== real broker end to end: tansu 0.6.0 (memory store) on loopback"
+  SPATE=target/release/spate scripts/tansu-e2e.sh 1000000
+fi
+
 echo "== all suites passed"
