@@ -1119,62 +1119,47 @@ impl TopicHandles {
         // SAFETY: `rk` and `rkt` are live (see `new`); every pointer/length pair points into a
         // slice that outlives the call, and librdkafka copies value and key before returning
         // (`RD_KAFKA_MSG_F_COPY`); `rd_kafka_header_add` copies names and values into the list,
-        // which librdkafka owns after a successful produce and we destroy after a failed one. The variadic arguments follow rdkafka.h's RD_KAFKA_V_* macros
-        // (int32 partition, int msgflags, size_t lengths, ssize_t header value size) and end with
-        // RD_KAFKA_VTYPE_END. The opaque is a plain integer that librdkafka hands back untouched
-        // in the delivery report, where `SinkContext` decodes it (`DeliveryOpaque = usize`).
+        // which librdkafka owns after a successful produce and we destroy after a failed one (a
+        // null list means none: the rdkafka crate's own `send` passes one). The variadic
+        // arguments follow rdkafka.h's RD_KAFKA_V_* macros (int32 partition, int msgflags, size_t
+        // lengths) and end with RD_KAFKA_VTYPE_END. The opaque is a plain integer librdkafka hands
+        // back untouched in the delivery report, where `SinkContext` decodes it (`usize`).
         let err = unsafe {
-            match headers {
+            // A header list sized for exactly two: librdkafka owns it after a successful
+            // produce; after a failed one it is ours to destroy. Null means no headers.
+            let hdrs = match headers {
                 Some((tp, id)) => {
-                    // A header list sized for exactly two (RD_KAFKA_VTYPE_HEADER would start
-                    // one of 8): librdkafka takes ownership on success; on error it is ours.
-                    let hdrs = rd_kafka_headers_new(2);
-                    rd_kafka_header_add(hdrs, H_TRACEPARENT.as_ptr() as *const c_char, 11, tp.as_ptr() as *const c_void, tp.len() as isize);
-                    rd_kafka_header_add(hdrs, H_SPATE_ID.as_ptr() as *const c_char, 8, id.as_ptr() as *const c_void, id.len() as isize);
-                    let err = rd_kafka_producev(
-                        rk,
-                        RD_KAFKA_VTYPE_RKT,
-                        rkt,
-                        RD_KAFKA_VTYPE_PARTITION,
-                        partition,
-                        RD_KAFKA_VTYPE_MSGFLAGS,
-                        RD_KAFKA_MSG_F_COPY,
-                        RD_KAFKA_VTYPE_VALUE,
-                        vp,
-                        vl,
-                        RD_KAFKA_VTYPE_KEY,
-                        kp,
-                        kl,
-                        RD_KAFKA_VTYPE_OPAQUE,
-                        opaque,
-                        RD_KAFKA_VTYPE_HEADERS,
-                        hdrs,
-                        RD_KAFKA_VTYPE_END,
-                    );
-                    if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                        rd_kafka_headers_destroy(hdrs);
-                    }
-                    err
+                    let h = rd_kafka_headers_new(2);
+                    rd_kafka_header_add(h, H_TRACEPARENT.as_ptr() as *const c_char, 11, tp.as_ptr() as *const c_void, tp.len() as isize);
+                    rd_kafka_header_add(h, H_SPATE_ID.as_ptr() as *const c_char, 8, id.as_ptr() as *const c_void, id.len() as isize);
+                    h
                 }
-                None => rd_kafka_producev(
-                    rk,
-                    RD_KAFKA_VTYPE_RKT,
-                    rkt,
-                    RD_KAFKA_VTYPE_PARTITION,
-                    partition,
-                    RD_KAFKA_VTYPE_MSGFLAGS,
-                    RD_KAFKA_MSG_F_COPY,
-                    RD_KAFKA_VTYPE_VALUE,
-                    vp,
-                    vl,
-                    RD_KAFKA_VTYPE_KEY,
-                    kp,
-                    kl,
-                    RD_KAFKA_VTYPE_OPAQUE,
-                    opaque,
-                    RD_KAFKA_VTYPE_END,
-                ),
+                None => std::ptr::null_mut(),
+            };
+            let err = rd_kafka_producev(
+                rk,
+                RD_KAFKA_VTYPE_RKT,
+                rkt,
+                RD_KAFKA_VTYPE_PARTITION,
+                partition,
+                RD_KAFKA_VTYPE_MSGFLAGS,
+                RD_KAFKA_MSG_F_COPY,
+                RD_KAFKA_VTYPE_VALUE,
+                vp,
+                vl,
+                RD_KAFKA_VTYPE_KEY,
+                kp,
+                kl,
+                RD_KAFKA_VTYPE_OPAQUE,
+                opaque,
+                RD_KAFKA_VTYPE_HEADERS,
+                hdrs,
+                RD_KAFKA_VTYPE_END,
+            );
+            if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !hdrs.is_null() {
+                rd_kafka_headers_destroy(hdrs);
             }
+            err
         };
         if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             Ok(())

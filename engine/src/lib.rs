@@ -34,6 +34,8 @@
 //!   budget, or an open breaker) makes workers wait.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod batch;
 pub mod batcher;
 pub mod breaker;

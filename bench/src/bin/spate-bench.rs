@@ -26,31 +26,14 @@ use spate_bench::{cpu_seconds, rss_bytes, sample_windows};
 use spate_engine::config::{parse_duration, RawRate};
 use spate_engine::{RawConfig, StartOptions};
 
-use mimalloc::MiMalloc;
+use spate_engine::alloc::MiMalloc;
 
 /// The same allocator and settings as the `spate` binary, so the bare loop is a fair ceiling.
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// mimalloc returns freed pages to the OS 10 ms after they empty (its `purge_delay`). A Kafka
-/// producer frees and reallocates its whole queue every second, so every page came back zeroed by
-/// a page fault (`clear_page_erms` was 12 % of the flush thread). Never purging keeps RSS at its
-/// high-water mark, which the in-flight byte budget caps; see tuning.md. `MIMALLOC_PURGE_DELAY`
-/// in the environment still wins.
-fn keep_freed_pages() {
-    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15; // mimalloc.h, enum mi_option_e (v2 and v3)
-    extern "C" {
-        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    }
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set is mimalloc's documented, thread-safe option setter (the linked
-        // allocator, see #[global_allocator]); the option index is from the bundled mimalloc.h.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    }
-}
-
 fn main() -> Result<()> {
-    keep_freed_pages();
+    spate_engine::alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("rate") => rate(&args[1..]),
