@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-2000000}
 BROKERS=${2:-}
-SPATE=target/release/spate
-BENCH=target/release/spate-bench
+SPATE=${CARGO_TARGET_DIR:-target}/release/spate
+BENCH=${CARGO_TARGET_DIR:-target}/release/spate-bench
 cargo build --release -q -p spate -p spate-bench
 command -v kcat >/dev/null || { echo "kcat missing: apt-get install -y kcat" >&2; exit 2; }
 TMP=$(mktemp -d)

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-2000000}
 SIZE=${2:-200}
-SPATE=target/release/spate
-BENCH=target/release/spate-bench
+SPATE=${CARGO_TARGET_DIR:-target}/release/spate
+BENCH=${CARGO_TARGET_DIR:-target}/release/spate-bench
 command -v loggen >/dev/null || { echo "loggen missing: apt-get install -y syslog-ng-core" >&2; exit 2; }
 cargo build --release -q -p spate -p spate-bench
 TMP=$(mktemp -d)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 DUR=${2:-10s}
-SPATE=target/release/spate
+SPATE=${CARGO_TARGET_DIR:-target}/release/spate
 cargo build --release -q -p spate
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

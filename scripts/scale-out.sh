@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-35s}
-BENCH=target/release/spate-bench
+BENCH=${CARGO_TARGET_DIR:-target}/release/spate-bench
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server" >&2; exit 2; }
 cargo build --release -q -p spate-bench
 TMP=$(mktemp -d)

@@ -6,7 +6,7 @@
 # Pids and logs go to the state dir; scripts/stack-down.sh stops everything it started.
 #
 # Env: SPATE_STACK_DIR (default target/stack), SPATE_PORT (8080), PROM_PORT (9090),
-#      REDIS_PORT (6379), SPATE_BIN (default target/release/spate, built if missing).
+#      REDIS_PORT (6379), SPATE_BIN (default target/release/spate or $CARGO_TARGET_DIR/release/spate, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -14,7 +14,7 @@ state=${SPATE_STACK_DIR:-$root/target/stack}
 spate_port=${SPATE_PORT:-8080}
 prom_port=${PROM_PORT:-9090}
 redis_port=${REDIS_PORT:-6379}
-bin=${SPATE_BIN:-$root/target/release/spate}
+bin=${SPATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/spate}
 
 die() { echo "stack-up: $*" >&2; exit 1; }
 

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-1000000}
-SPATE=${SPATE:-target/release/spate}
+SPATE=${SPATE:-${CARGO_TARGET_DIR:-target}/release/spate}
 [ -x "$SPATE" ] || cargo build --release -q -p spate
 TANSU=${TANSU:-$(command -v tansu || echo /opt/tansu/bin/tansu)}
 if [ ! -x "$TANSU" ]; then

@@ -33,7 +33,7 @@ if [ "${SPATE_SKIP_TANSU:-0}" = 1 ]; then
   echo "== tansu end to end: skipped (SPATE_SKIP_TANSU=1)"
 else
   echo "== real broker end to end: tansu 0.6.0 (memory store) on loopback"
-  SPATE=target/release/spate scripts/tansu-e2e.sh 1000000
+  SPATE=${CARGO_TARGET_DIR:-target}/release/spate scripts/tansu-e2e.sh 1000000
 fi
 
 echo "== all suites passed"
