@@ -54,6 +54,7 @@ fn bad_configs_name_the_key_and_exit_2() {
         ("tracing: {endpoint: \"https://127.0.0.1:9411\"}\n", "`tracing.endpoint`"),
         ("tracing: {endpoint: \"http://127.0.0.1:9411\", sample: 2}\n", "`tracing.sample`"),
         ("tracing: {endpont: x}\n", "unknown field `endpont`"),
+        ("backpressure: spill\n", "`backpressure`"),
     ];
     for (yaml, want) in cases {
         let p = tmp("bad.yaml");

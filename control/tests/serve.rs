@@ -403,6 +403,28 @@ fn api_rate_limit_answers_429_with_retry_after() {
 }
 
 #[test]
+fn tracing_counts_show_in_status_and_metrics() {
+    // A collector port nobody listens on: every post fails, so spans are counted as dropped.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = Proc::serve(&[]);
+    let a = p.addr.as_str();
+    let body = format!(
+        r#"{{"sink": "null", "rate": 20000, "threads": 1, "pin": false, "batch_size": 100, "tracing": {{"endpoint": "http://127.0.0.1:{dead}/api/v2/spans", "sample": 1}}}}"#
+    );
+    assert_eq!(post(a, "/v1/start", &body).status, 200);
+    std::thread::sleep(Duration::from_millis(1800));
+    let s = get(a, "/v1/status").json();
+    assert_eq!(s["tracing"]["sample"], 1.0, "{s}");
+    assert!(s["tracing"]["spans_dropped"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["tracing"]["last_error"].as_str().unwrap().contains("connect"), "{s}");
+    let m = get(a, "/metrics").body;
+    promtool_check_metrics(&m);
+    assert!(m.contains("# TYPE spate_trace_spans_total counter"), "{m}");
+    assert!(m.contains("spate_trace_spans_total{result=\"dropped\"}"), "{m}");
+    assert_eq!(post(a, "/v1/stop", "").status, 200);
+}
+
+#[test]
 fn metrics_pass_promtool_during_a_run() {
     let p = Proc::serve(&[]);
     let a = p.addr.as_str();
