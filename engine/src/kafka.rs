@@ -400,6 +400,8 @@ struct Outcomes {
     lat_n: u64,
     /// Delivery reports of traced records: (schedule time, error).
     traced: Vec<(u64, Option<String>)>,
+    /// A record was refused with `UnknownProducerId`: the producer needs replacing.
+    pid_lost: bool,
 }
 
 /// The producer context. Delivery reports are served only inside `poll`/`flush`, which only
@@ -455,7 +457,10 @@ fn classify(code: Option<RDKafkaErrorCode>) -> ErrorClass {
             | PurgeQueue
             | PurgeInflight
             | UnknownTopicOrPartition
-            | PreferredLeaderNotAvailable,
+            | PreferredLeaderNotAvailable
+            // The broker lost this producer's state (e.g. a restarted in-memory broker): the
+            // record was refused, not written; the sink starts a new producer (`rebuild`).
+            | UnknownProducerId,
         ) => ErrorClass::Retriable,
         // MessageSizeTooLarge, InvalidMessageSize, TopicAuthorizationFailed, InvalidRecord,
         // RecordListTooLarge, and anything unknown: retrying cannot help.
@@ -511,6 +516,7 @@ impl ProducerContext for SinkContext {
                     error: e.to_string(),
                 };
                 o.settled += 1;
+                o.pid_lost |= e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownProducerId);
                 if is_dlq {
                     // The DLQ topic itself failed: the file is the last resort.
                     o.to_dlq_file.push(held);
@@ -570,6 +576,12 @@ pub struct KafkaSink {
     aimd: Aimd,
     /// Traced batches written and waiting for their last record's delivery report.
     traced: Vec<crate::spans::SpanRecord>,
+    /// Where the producer connects (kept for `rebuild`).
+    bootstrap: String,
+    /// Set when the broker no longer knows the producer id; cleared by `rebuild`.
+    rebuild_pending: bool,
+    /// Producers replaced by `rebuild` in this run.
+    pub rebuilds: u64,
     /// Policy `spill`: while the breaker is OPEN, batches go to the DLQ file.
     pub spill_when_open: bool,
     spill_buf: Vec<u8>,
@@ -602,18 +614,7 @@ impl KafkaSink {
                 }
             }
         }
-        let ctx = SinkContext {
-            outcomes: RefCell::new(Outcomes::default()),
-            slow_ns: cfg.breaker.slow_call.as_nanos() as u64,
-            max_attempts: cfg.retries.min(100) as u8,
-            app_retries: cfg.idempotence,
-            all_brokers_down: AtomicBool::new(false),
-            errors: AtomicU64::new(0),
-        };
-        let producer: BaseProducer<SinkContext> = cfg
-            .client_config(&bootstrap)
-            .create_with_context(ctx)
-            .map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))?;
+        let producer = make_producer(cfg, &bootstrap)?;
         let mut partitions = vec![-1; topics.len()];
         if cfg.key == KeyStrategy::RoundRobin {
             for (i, t) in topics.iter().enumerate() {
@@ -648,6 +649,9 @@ impl KafkaSink {
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
             traced: Vec::new(),
+            bootstrap: bootstrap.clone(),
+            rebuild_pending: false,
+            rebuilds: 0,
             spill_when_open: false,
             spill_buf: Vec::new(),
             dlq_file: None,
@@ -659,6 +663,40 @@ impl KafkaSink {
 
     fn ctx(&self) -> &SinkContext {
         self.producer.context()
+    }
+
+    /// Replaces the producer once the old one has nothing in flight. Needed when the broker
+    /// answers `UnknownProducerId`: it lost the idempotent producer's state (a restarted
+    /// in-memory broker does), librdkafka will not resend under that id, and every later record
+    /// would be refused. The refused records wait in the retry queue (they were not written)
+    /// and go out through the new producer, which gets a new id; nothing is duplicated.
+    fn rebuild(&mut self) {
+        let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| TopicHandles::new(&p, &self.topics).map(|r| (p, r)));
+        match made {
+            Ok((producer, rkts)) => {
+                // Handles before their producer (rd_kafka_destroy expects its topics released).
+                drop(std::mem::replace(&mut self.rkts, rkts));
+                drop(std::mem::replace(&mut self.producer, producer));
+                self.rebuild_pending = false;
+                self.rebuilds += 1;
+                crate::rate_log::warn(
+                    "kafka_rebuild",
+                    "the broker no longer knows this producer's id (UnknownProducerId): started a new producer",
+                );
+            }
+            Err(e) => crate::rate_log::warn("kafka_rebuild", &format!("cannot start a new producer: {e} (retrying)")),
+        }
+    }
+
+    /// Serves the producer's callbacks and, when the producer must be replaced and its last
+    /// delivery report is in, replaces it.
+    fn poll_producer(&mut self, acct: &mut LocalFlush, timeout: Duration) {
+        self.stamp_now();
+        self.producer.poll(timeout);
+        self.settle(acct);
+        if self.rebuild_pending && self.producer.in_flight_count() == 0 {
+            self.rebuild();
+        }
     }
 
     fn stamp_now(&self) {
@@ -686,6 +724,7 @@ impl KafkaSink {
         }
         self.lat.merge_from(&mut o.lat);
         self.aimd.observe(o.lat_sum_ns, o.lat_n);
+        self.rebuild_pending |= o.pid_lost && self.cfg.idempotence;
         for (sched, error) in o.traced.drain(..) {
             if let Some(i) = self.traced.iter().position(|r| r.sched_ns as usize & SCHED_MASK == sched as usize) {
                 let mut r = self.traced.swap_remove(i);
@@ -781,7 +820,7 @@ impl KafkaSink {
 
     /// Re-produces due retries while the breaker allows (HALF_OPEN: these are the trials).
     fn drain_retries(&mut self) {
-        if self.breaker.state() == State::Open {
+        if self.breaker.state() == State::Open || self.rebuild_pending {
             return;
         }
         let now = self.shared.clock.now_ns();
@@ -924,6 +963,9 @@ impl Sink for KafkaSink {
             self.spill(batch, from, acct);
             return Ok(batch.len() - from);
         }
+        if self.rebuild_pending {
+            return Ok(0); // held by the flush thread until the new producer is up
+        }
         let mut tp = [0u8; 55];
         let mut id = [0u8; 64];
         let mut key_hex = [0u8; 32];
@@ -1007,9 +1049,7 @@ impl Sink for KafkaSink {
     }
 
     fn poll(&mut self, acct: &mut LocalFlush, timeout_ms: u64) {
-        self.stamp_now();
-        self.producer.poll(Duration::from_millis(timeout_ms));
-        self.settle(acct);
+        self.poll_producer(acct, Duration::from_millis(timeout_ms));
         self.drain_retries();
         self.tick(acct);
     }
@@ -1017,9 +1057,7 @@ impl Sink for KafkaSink {
     fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
         let deadline = self.shared.clock.now_ns() + timeout_ms * 1_000_000;
         while (self.in_flight > 0) && self.shared.clock.now_ns() < deadline {
-            self.stamp_now();
-            self.producer.poll(Duration::from_millis(10));
-            self.settle(acct);
+            self.poll_producer(acct, Duration::from_millis(10));
             // At the end, do not wait out long backoffs: retry as soon as the breaker allows.
             for h in self.retry.iter_mut() {
                 h.due_ns = h.due_ns.min(self.shared.clock.now_ns());
@@ -1177,4 +1215,17 @@ impl Drop for TopicHandles {
             unsafe { rdkafka::bindings::rd_kafka_topic_destroy(rkt) };
         }
     }
+}
+
+/// A producer with spate's delivery context, on `bootstrap`.
+fn make_producer(cfg: &KafkaConfig, bootstrap: &str) -> Result<BaseProducer<SinkContext>, EngineError> {
+    let ctx = SinkContext {
+        outcomes: RefCell::new(Outcomes::default()),
+        slow_ns: cfg.breaker.slow_call.as_nanos() as u64,
+        max_attempts: cfg.retries.min(100) as u8,
+        app_retries: cfg.idempotence,
+        all_brokers_down: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+    };
+    cfg.client_config(bootstrap).create_with_context(ctx).map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))
 }

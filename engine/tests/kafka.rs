@@ -67,6 +67,32 @@ fn retriable_produce_errors_are_retried_and_delivered() {
     assert_eq!((r.missing, r.duplicated), (0, 0), "{r:?}");
 }
 
+/// A broker that forgets the producer id (as a restarted in-memory broker does) answers
+/// `UnknownProducerId`: the refused records are retried (through a new producer if librdkafka
+/// cannot go on), and every event arrives exactly once.
+#[test]
+fn unknown_producer_id_is_survived_without_loss_or_duplicates() {
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    broker.create_topic("t-pid", 2).unwrap();
+    let dlq = std::env::temp_dir().join(format!("spate-pid-{}.jsonl", std::process::id()));
+    let c = cfg(&format!(
+        "sink: kafka\nrate: 10000\ncount: 30000\nthreads: 1\nduration: 60s\nkafka: {{topic: t-pid, dlq_file: \"{}\"}}\n",
+        dlq.display()
+    ));
+    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let errs = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID; 4];
+    broker.cluster().request_errors(RDKafkaApiKey::Produce, &errs);
+    let s = run.join();
+    let t = s.totals;
+    assert_eq!((t.generated, t.shed, t.failed, t.in_flight), (30_000, 0, 0, 0), "{s:?}");
+    assert!(t.balanced());
+    let r = audit(&broker, "t-pid", 30_000 - t.dead_lettered);
+    // Anything not delivered is in the DLQ file (possibly persisted); nothing twice.
+    assert_eq!(r.unique, t.delivered, "{r:?} {s:?}");
+    assert_eq!((r.duplicated, r.malformed), (0, 0), "{r:?}");
+}
+
 #[test]
 fn oversized_events_are_dead_lettered() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
