@@ -97,6 +97,11 @@ pub const BATCH_SIZE: MetricDef = def(
 );
 pub const RING_DEPTH: MetricDef = def("spate_ring_depth_batches", Kind::Gauge, "Batches waiting in a worker's ring for the flush thread.");
 pub const PRODUCER_QUEUE: MetricDef = def("spate_producer_queue", Kind::Gauge, "Messages in the Kafka producer's queue awaiting delivery.");
+pub const PRODUCER_RESTARTS: MetricDef = def(
+    "spate_kafka_producer_restarts_total",
+    Kind::Counter,
+    "Kafka producers replaced because the broker no longer knew the producer id (UnknownProducerId).",
+);
 pub const INFLIGHT_BYTES: MetricDef = def("spate_inflight_bytes", Kind::Gauge, "Bytes held in rings and the sink's queue.");
 pub const INFLIGHT_BUDGET: MetricDef =
     def("spate_inflight_bytes_budget", Kind::Gauge, "Cap on spate_inflight_bytes (kafka.max_inflight_bytes); 0 means no cap.");
@@ -156,6 +161,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     BATCH_SIZE,
     RING_DEPTH,
     PRODUCER_QUEUE,
+    PRODUCER_RESTARTS,
     INFLIGHT_BYTES,
     INFLIGHT_BUDGET,
     ACK_LATENCY,
@@ -321,6 +327,7 @@ impl RunView {
         );
         m.insert("ring_depths".into(), json!(s.counters.ring_depths()));
         m.insert("producer_queue".into(), json!(f.producer_queue.load(Relaxed)));
+        m.insert("producer_restarts".into(), json!(f.producer_restarts.load(Relaxed)));
         m.insert("inflight_bytes".into(), json!(s.inflight_bytes.load(Relaxed)));
         m.insert("inflight_bytes_budget".into(), json!(s.max_inflight_bytes));
         m.insert("breakers".into(), Value::Array(breakers));
@@ -524,6 +531,7 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
         p.sample(RING_DEPTH.name, "", &[("worker", &i.to_string())], *d as f64);
     }
     p.one(&PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64);
+    p.one(&PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64);
     p.one(&INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64);
     p.one(&INFLIGHT_BUDGET, s.max_inflight_bytes as f64);
     {

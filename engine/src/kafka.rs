@@ -679,6 +679,7 @@ impl KafkaSink {
                 drop(std::mem::replace(&mut self.producer, producer));
                 self.rebuild_pending = false;
                 self.rebuilds += 1;
+                self.shared.counters.flush.producer_restarts.store(self.rebuilds, Relaxed);
                 crate::rate_log::warn(
                     "kafka_rebuild",
                     "the broker no longer knows this producer's id (UnknownProducerId): started a new producer",

@@ -44,6 +44,8 @@ pub struct FlushCounters {
     pub events_handed: AtomicU64,
     pub batch_size: AtomicU64,
     pub producer_queue: AtomicU64,
+    /// Kafka producers replaced because the broker forgot the producer id (`kafka.rs`).
+    pub producer_restarts: AtomicU64,
 }
 
 /// A plain-number view of all counters at one moment.
