@@ -1155,7 +1155,7 @@ impl TopicHandles {
         let (kp, kl) = key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr() as *mut std::ffi::c_void, k.len()));
         let (vp, vl) = (payload.as_ptr() as *mut std::ffi::c_void, payload.len());
         let opaque = op as *mut std::ffi::c_void;
-        // SAFETY: `rk` and `rkt` are live (see `new`); every pointer/length pair points into a
+        // Why the call below is sound: `rk` and `rkt` are live (see `new`); every pointer/length pair points into a
         // slice that outlives the call, and librdkafka copies value and key before returning
         // (`RD_KAFKA_MSG_F_COPY`); `rd_kafka_header_add` copies names and values into the list,
         // which librdkafka owns after a successful produce and we destroy after a failed one (a
@@ -1163,6 +1163,7 @@ impl TopicHandles {
         // arguments follow rdkafka.h's RD_KAFKA_V_* macros (int32 partition, int msgflags, size_t
         // lengths) and end with RD_KAFKA_VTYPE_END. The opaque is a plain integer librdkafka hands
         // back untouched in the delivery report, where `SinkContext` decodes it (`usize`).
+        // SAFETY: as just said: live handles, borrowed slices outliving the call, owned headers.
         let err = unsafe {
             // A header list sized for exactly two: librdkafka owns it after a successful
             // produce; after a failed one it is ours to destroy. Null means no headers.
