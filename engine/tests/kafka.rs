@@ -130,15 +130,7 @@ fn broker_outage_mid_run_loses_nothing() {
     let c = cfg("sink: kafka\nrate: 5000\ncount: 80000\nthreads: 2\nduration: 90s\nkafka: {topic: t-outage, message_timeout_ms: 30000, retries: 20, breaker: {open_wait_ms: 1000, min_calls: 10, half_open_calls: 5, slow_call_ms: 120000}}\n");
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    broker.cluster().broker_down(1).unwrap();
-    let down_at = Instant::now();
-    let mut saw_open = false;
-    while down_at.elapsed() < Duration::from_secs(10) {
-        saw_open |= breaker.state() == State::Open;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    broker.cluster().broker_up(1).unwrap();
+    let saw_open = outage(&broker, &breaker, Duration::from_secs(2), Duration::from_secs(10));
     // After the broker is back the breaker half-opens, its trial calls succeed, and it closes.
     let mut closed_again = false;
     let up_at = Instant::now();
@@ -175,15 +167,7 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     ));
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    broker.cluster().broker_down(1).unwrap();
-    let down_at = Instant::now();
-    let mut saw_open = false;
-    while down_at.elapsed() < Duration::from_secs(4) {
-        saw_open |= breaker.state() == State::Open;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    broker.cluster().broker_up(1).unwrap();
+    let saw_open = outage(&broker, &breaker, Duration::from_secs(2), Duration::from_secs(4));
     let s = run.join();
     let t = s.totals;
     assert!(saw_open, "the breaker never opened");
@@ -203,6 +187,21 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     let a = audit(&broker, "t-spill", 40_000);
     assert_eq!((a.unique, a.missing, a.malformed), (40_000, 0, 0), "{a:?}");
     assert!(a.duplicated as usize <= possibly_persisted, "duplicates only from possibly-persisted records: {a:?}");
+}
+
+/// After `after`, takes the broker down for `down`, then up again; true if the breaker was
+/// seen OPEN meanwhile.
+fn outage(broker: &EmbeddedBroker, breaker: &spate_engine::breaker::Breaker, after: Duration, down: Duration) -> bool {
+    std::thread::sleep(after);
+    broker.cluster().broker_down(1).unwrap();
+    let down_at = Instant::now();
+    let mut saw_open = false;
+    while down_at.elapsed() < down {
+        saw_open |= breaker.state() == State::Open;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.cluster().broker_up(1).unwrap();
+    saw_open
 }
 
 /// Reads a topic until 2 s pass without a record.
