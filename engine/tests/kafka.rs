@@ -148,7 +148,7 @@ fn broker_outage_mid_run_loses_nothing() {
     assert_eq!((t.delivered, t.dead_lettered, t.shed, t.failed, t.in_flight), (80_000, 0, 0, 0, 0), "{s:?}");
     assert!(t.balanced());
     let r = audit(&broker, "t-outage", 80_000);
-    assert_eq!((r.unique, r.missing, r.duplicated, r.malformed), (80_000, 0, 0, 0), "{r:?}");
+    assert_eq!((r.unique, r.missing, r.duplicated, r.malformed), (80_000, 0, 0, 0), "{r:?} {s:?}");
 }
 
 /// Policy `spill`: while the broker is down and the breaker OPEN, generation goes on into the
