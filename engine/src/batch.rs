@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use crate::event::EventMeta;
-use crate::spans::BatchTrace;
+use crate::spans::{BatchTrace, SpanRecord};
 
 #[derive(Debug)]
 pub struct Batch {
@@ -68,6 +68,21 @@ impl Batch {
     pub fn payload(&self, i: usize) -> &[u8] {
         let l = self.line(i);
         &l[..l.len() - 1]
+    }
+
+    /// The span of this traced batch, whose last event the sink took at `written_ns`.
+    pub fn span_record(&self, written_ns: u64, acked_ns: Option<u64>, error: Option<String>) -> SpanRecord {
+        SpanRecord {
+            trace_id: self.metas.first().map(|m| m.trace_id).unwrap_or(0),
+            worker: self.worker,
+            events: self.len() as u32,
+            sched_ns: self.sched_ns,
+            pushed_ns: self.trace.pushed_ns,
+            popped_ns: self.trace.popped_ns,
+            written_ns,
+            acked_ns,
+            error,
+        }
     }
 
     /// Bytes of events `from..`.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::event::{EventConfig, Format, RawTemplate};
-use crate::kafka::{KafkaConfig, RawKafka};
+use crate::kafka::config::{KafkaConfig, RawKafka};
 use crate::limiter::Rate;
 use crate::redis_limiter::{RawRedis, RedisConfig};
 use crate::spans::{RawTracing, TracingConfig};

@@ -129,7 +129,7 @@ impl Flush<'_> {
         if batch.trace.sampled && !sink.traces_acks() {
             // No acknowledgements to wait for: the batch's span ends as the sink takes it.
             if let Some(t) = &self.shared.tracer {
-                t.submit(span_record(&batch, self.shared.clock.now_ns(), None, self.dead.as_ref().map(|e| e.to_string())));
+                t.submit(batch.span_record(self.shared.clock.now_ns(), None, self.dead.as_ref().map(|e| e.to_string())));
             }
         }
         self.give_back(batch);
@@ -141,20 +141,5 @@ impl Flush<'_> {
         // The return ring is sized to the worker's whole pool, so it cannot be full; if the
         // worker has exited, the batch is simply dropped.
         let _ = self.returns[w].push(batch);
-    }
-}
-
-/// The span of a traced batch whose last event the sink took at `written_ns`.
-pub fn span_record(batch: &Batch, written_ns: u64, acked_ns: Option<u64>, error: Option<String>) -> crate::spans::SpanRecord {
-    crate::spans::SpanRecord {
-        trace_id: batch.metas.first().map(|m| m.trace_id).unwrap_or(0),
-        worker: batch.worker,
-        events: batch.len() as u32,
-        sched_ns: batch.sched_ns,
-        pushed_ns: batch.trace.pushed_ns,
-        popped_ns: batch.trace.popped_ns,
-        written_ns,
-        acked_ns,
-        error,
     }
 }

@@ -1,22 +1,38 @@
-//! Fixed-width lowercase hex and id formatting into stack buffers (no allocation), for Kafka
-//! headers and keys.
+//! Fixed-width lowercase hex and id formatting into caller buffers (no allocation): the one
+//! hex encoder of the event formats, Kafka headers and keys.
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The sixteen lowercase hex digits.
+pub const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Hex digits of every byte value, two per byte: one table lookup per byte.
+const PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// Writes two hex digits per byte of `bytes` into `out` (as many as fit, two per byte).
+#[inline]
+pub fn bytes_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&PAIRS[b as usize]);
+    }
+}
 
 /// Writes 32 hex digits of `v` into `out[..32]`.
 #[inline]
 pub fn u128_into(out: &mut [u8], v: u128) {
-    for (i, b) in out[..32].iter_mut().enumerate() {
-        *b = HEX[((v >> (124 - 4 * i)) & 0xf) as usize];
-    }
+    bytes_into(&mut out[..32], &v.to_be_bytes());
 }
 
 /// Writes 16 hex digits of `v` into `out[..16]`.
 #[inline]
 pub fn u64_into(out: &mut [u8], v: u64) {
-    for (i, b) in out[..16].iter_mut().enumerate() {
-        *b = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    bytes_into(&mut out[..16], &v.to_be_bytes());
 }
 
 /// W3C `traceparent`: `00-{trace:32}-{span:16}-01` (55 bytes).
@@ -59,5 +75,11 @@ mod tests {
         let mut id = [0u8; 64];
         let n = event_id(&mut id, "00ab", 3, 1234567);
         assert_eq!(&id[..n], b"00ab-3-1234567");
+        let mut k = [0u8; 32];
+        u128_into(&mut k, u128::MAX - 1);
+        assert_eq!(&k, b"fffffffffffffffffffffffffffffffe");
+        let mut s = [0u8; 16];
+        u64_into(&mut s, 0x0123_4567_89ab_cdef);
+        assert_eq!(&s, b"0123456789abcdef");
     }
 }

@@ -48,6 +48,7 @@ mod format;
 mod program;
 mod sources;
 mod template;
+mod values;
 mod time;
 
 #[cfg(test)]
@@ -66,7 +67,10 @@ pub use format::{Format, UnknownFormat};
 pub use template::{RawField, RawTemplate};
 
 use program::{Builder, Emitter, Op, SessionDef, TABLE};
-use sources::{SourceGen, BUILTIN};
+use sources::SourceGen;
+
+/// Names of the built-in sources.
+pub(crate) const BUILTIN: [&str; 4] = ["web", "app", "payment", "syslog"];
 
 /// Pre-rendered variants per source (a power of two).
 pub const VARIANTS: usize = 1024;
@@ -378,19 +382,6 @@ fn estimate(b: &Builder, (start, len): (u32, u32), trace_block: usize) -> usize 
     n
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Hex digits of every byte value, two per byte.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [HEX[i >> 4], HEX[i & 15]];
-        i += 1;
-    }
-    t
-};
-
 /// Two decimal digits of 0..100.
 const DEC_PAIRS: [[u8; 2]; 100] = {
     let mut t = [[0u8; 2]; 100];
@@ -463,13 +454,6 @@ fn put_scaled(out: &mut BytesMut, v: i64, decimals: u8) {
         p += decimals as usize + 1;
     }
     put_chunked(out, &b, p);
-}
-
-#[inline]
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
-    }
 }
 
 /// Per-worker generator: owns its PRNG and its cached timestamp and id prefixes.
@@ -557,9 +541,9 @@ impl Generator {
         if let Some(&(t0, _)) = spec.trace_slots.first() {
             // The first slot is the trace, the second the span; repeats are 32/16-byte copies.
             let mut th = [0u8; 32];
-            hex_into(&mut th, &trace.to_be_bytes());
+            crate::hex::bytes_into(&mut th, &trace.to_be_bytes());
             let mut sh = [0u8; 16];
-            hex_into(&mut sh, &span.to_be_bytes());
+            crate::hex::bytes_into(&mut sh, &span.to_be_bytes());
             debug_assert!(spec.trace_slots[0].1 && t0 == spec.trace_slots[0].0);
             for &(pos, is_trace) in &spec.trace_slots {
                 if is_trace {
@@ -604,8 +588,8 @@ impl Generator {
                     let hi = (self.rng.next_u64() & !0xf000) | 0x4000;
                     let lo = (self.rng.next_u64() & !(0b11 << 62)) | (0b10 << 62);
                     let mut raw = [0u8; 32];
-                    hex_into(&mut raw[..16], &hi.to_be_bytes());
-                    hex_into(&mut raw[16..], &lo.to_be_bytes());
+                    crate::hex::bytes_into(&mut raw[..16], &hi.to_be_bytes());
+                    crate::hex::bytes_into(&mut raw[16..], &lo.to_be_bytes());
                     let mut u = [b'-'; 36];
                     u[..8].copy_from_slice(&raw[..8]);
                     u[9..13].copy_from_slice(&raw[8..12]);

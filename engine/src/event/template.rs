@@ -50,7 +50,7 @@ use crate::rng::Rng;
 
 use super::dist::{zipf_cdf, Dist, NumGen, ZIPF_MAX_N};
 use super::program::{Builder, Dyn, Kind, Record, SessionDef, Val, TABLE};
-use super::sources::{logfmt_msg, public_ipv4, public_ipv6};
+use super::values::{logfmt_msg, public_ipv4, public_ipv6};
 
 /// A user-defined source as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -227,7 +227,7 @@ pub(crate) fn compile(name: &str, raw: &RawTemplate, b: &mut Builder, rng: &mut 
             "rename the template (it is also the source name, the syslog app name and msgid)",
         ));
     }
-    if super::sources::BUILTIN.contains(&name) {
+    if super::BUILTIN.contains(&name) {
         return Err(ConfigError::new(&tkey, format!("`{name}` is a built-in source"), "give the template another name"));
     }
     if raw.fields.is_empty() {

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use crate::error::EngineError;
-use crate::kafka::DlqLine;
+use super::DlqLine;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {

@@ -1,0 +1,390 @@
+//! The Kafka sink: an rdkafka `BaseProducer` owned and polled by the flush thread (no hidden
+//! polling thread), with delivery accounting, produce-to-ack latency, the circuit breaker,
+//! application retries (only with idempotence), a dead-letter topic and a dead-letter file.
+//!
+//! Outcomes: every record handed to librdkafka ends as exactly one of delivered,
+//! dead-lettered (DLQ topic acked, or written to the DLQ file) or failed (not even the DLQ
+//! file could take it). Until then it is in flight, and its bytes count against the in-flight
+//! byte budget.
+//!
+//! The rooms: `config.rs` (settings), `embedded.rs` (the in-process mock cluster),
+//! `delivery.rs` (the per-record opaque, delivery reports, error classification), `retry.rs`
+//! (retries, the dead-letter paths, spilling, producer replacement), `ffi.rs` (every call into
+//! librdkafka's C API). This file is the sink itself: open, write, poll, finish.
+
+pub mod config;
+mod delivery;
+mod embedded;
+mod ffi;
+mod retry;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
+
+use crate::batch::Batch;
+use crate::batcher::Aimd;
+use crate::breaker::{Breaker, BreakerWindow, State};
+use crate::dlq::DlqFile;
+use crate::error::EngineError;
+use crate::event::EventMeta;
+use crate::hex;
+use crate::latency::LatencyStats;
+use crate::run::RunShared;
+use crate::sink::Sink;
+use crate::stats::LocalFlush;
+
+pub use config::{KafkaConfig, KeyStrategy, RawBreaker, RawKafka};
+use delivery::{classify, ErrorClass, Held, Opaque, Outcomes, SinkContext};
+pub use embedded::EmbeddedBroker;
+use ffi::TopicHandles;
+
+/// Header names spate adds to every record (unless `kafka.headers: false`).
+pub const H_TRACEPARENT: &str = "traceparent";
+pub const H_SPATE_ID: &str = "spate-id";
+
+pub struct KafkaSink {
+    /// librdkafka topic handles: one per source's topic, then the DLQ topic. First field:
+    /// fields drop in order, and the handles must be released before the producer goes.
+    rkts: TopicHandles,
+    producer: BaseProducer<SinkContext>,
+    shared: Arc<RunShared>,
+    cfg: KafkaConfig,
+    /// Topic per source index; the DLQ topic's handle index is `topics.len()`.
+    topics: Vec<String>,
+    partitions: Vec<i32>,
+    source_names: Vec<String>,
+    /// Round-robin position per source (`key: round_robin`).
+    rr: Vec<u64>,
+    run_id: String,
+    in_flight: u64,
+    retry: VecDeque<Held>,
+    backoff: retry::Backoff,
+    window: BreakerWindow,
+    breaker: Arc<Breaker>,
+    lat: LatencyStats,
+    last_tick_ns: u64,
+    /// When a record was last acknowledged.
+    last_ack_ns: u64,
+    aimd: Aimd,
+    /// Traced batches written and waiting for their last record's delivery report.
+    traced: Vec<crate::spans::SpanRecord>,
+    /// Where the producer connects (kept for `rebuild`).
+    bootstrap: String,
+    /// Set when the broker no longer knows the producer id; cleared by `rebuild`.
+    rebuild_pending: bool,
+    /// Producers replaced by `rebuild` in this run.
+    pub rebuilds: u64,
+    /// Policy `spill`: while the breaker is OPEN, batches go to the DLQ file.
+    pub spill_when_open: bool,
+    dlq: DlqFile,
+    /// The other half of the delivery outcomes' double buffer (see `settle`).
+    spare: Outcomes,
+    /// Keeps the embedded broker alive as long as the producer (dropped after it).
+    _embedded: Option<Arc<EmbeddedBroker>>,
+}
+
+impl KafkaSink {
+    pub fn open(
+        cfg: &KafkaConfig,
+        shared: Arc<RunShared>,
+        breaker: Arc<Breaker>,
+        source_names: &[String],
+        embedded: Option<Arc<EmbeddedBroker>>,
+        batch_max: usize,
+    ) -> Result<Self, EngineError> {
+        let bootstrap = match (&cfg.brokers, &embedded) {
+            (Some(b), _) => b.clone(),
+            (None, Some(e)) => e.bootstrap().to_string(),
+            (None, None) => return Err(EngineError::Kafka("no brokers given and no embedded cluster".into())),
+        };
+        let topics: Vec<String> = source_names.iter().map(|s| cfg.topic.replace("{source}", s)).collect();
+        if let Some(e) = &embedded {
+            let mut seen = std::collections::BTreeSet::new();
+            for t in topics.iter().chain(std::iter::once(&cfg.dlq_topic)) {
+                if seen.insert(t.clone()) {
+                    e.create_topic(t, cfg.partitions)?;
+                }
+            }
+        }
+        let producer = make_producer(cfg, &bootstrap)?;
+        let mut partitions = vec![-1; topics.len()];
+        if cfg.key == KeyStrategy::RoundRobin {
+            for (i, t) in topics.iter().enumerate() {
+                let md = producer
+                    .client()
+                    .fetch_metadata(Some(t), Duration::from_secs(10))
+                    .map_err(|e| EngineError::Kafka(format!("cannot read metadata of topic `{t}` for round_robin keys: {e}")))?;
+                let n = md.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+                if n == 0 {
+                    return Err(EngineError::Kafka(format!("topic `{t}` has no partitions (does it exist?)")));
+                }
+                partitions[i] = n as i32;
+            }
+        }
+        let now = shared.clock.now_ns();
+        let rkts = TopicHandles::new(&producer, &handle_names(&topics, cfg))?;
+        Ok(Self {
+            rkts,
+            producer,
+            run_id: shared.run_id.to_string(),
+            shared,
+            topics,
+            partitions,
+            source_names: source_names.to_vec(),
+            rr: vec![0; source_names.len()],
+            in_flight: 0,
+            retry: VecDeque::new(),
+            backoff: retry::Backoff::new(now | 1),
+            window: BreakerWindow::new(cfg.breaker),
+            breaker,
+            lat: LatencyStats::new(),
+            last_tick_ns: now,
+            last_ack_ns: now,
+            aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
+            traced: Vec::new(),
+            bootstrap,
+            rebuild_pending: false,
+            rebuilds: 0,
+            spill_when_open: false,
+            dlq: DlqFile::new(cfg.dlq_file.clone()),
+            spare: Outcomes::default(),
+            cfg: cfg.clone(),
+            _embedded: embedded,
+        })
+    }
+
+    fn ctx(&self) -> &SinkContext {
+        self.producer.context()
+    }
+
+    /// Serves the producer's callbacks and, when the producer must be replaced and its last
+    /// delivery report is in, replaces it.
+    fn poll_producer(&mut self, acct: &mut LocalFlush, timeout: Duration) {
+        self.ctx().outcomes.borrow_mut().now_ns = self.shared.clock.now_ns();
+        self.producer.poll(timeout);
+        self.settle(acct);
+        if self.rebuild_pending && self.producer.in_flight_count() == 0 {
+            self.rebuild();
+        }
+    }
+
+    /// Folds what the delivery callback learned into the counters and queues. The outcomes
+    /// are double-buffered: the filled half is swapped with the empty spare, so no poll
+    /// allocates or clears a histogram.
+    fn settle(&mut self, acct: &mut LocalFlush) {
+        let now = self.shared.clock.now_ns();
+        let mut o = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut o, &mut *self.ctx().outcomes.borrow_mut());
+        self.ctx().outcomes.borrow_mut().now_ns = o.now_ns;
+        acct.delivered += o.delivered;
+        acct.delivered_bytes += o.delivered_bytes;
+        acct.dead_lettered += o.dead_lettered;
+        self.in_flight -= o.settled;
+        if o.released_bytes > 0 && self.shared.max_inflight_bytes > 0 {
+            self.shared.inflight_bytes.fetch_sub(o.released_bytes, Relaxed);
+        }
+        if o.ok_fast + o.ok_slow > 0 {
+            self.last_ack_ns = now;
+        }
+        self.window.record_successes(&self.breaker, o.ok_fast, o.ok_slow, now);
+        for &(failed, took) in &o.calls {
+            self.window.record(&self.breaker, failed, Duration::from_nanos(took), now);
+        }
+        self.lat.merge_from(&mut o.lat);
+        self.aimd.observe(o.lat_sum_ns, o.lat_n);
+        self.rebuild_pending |= o.pid_lost && self.cfg.idempotence;
+        for (op, error) in o.traced.drain(..) {
+            if let Some(i) = self.traced.iter().position(|r| op.same_schedule(r.sched_ns)) {
+                let mut r = self.traced.swap_remove(i);
+                r.acked_ns = Some(o.now_ns.max(r.written_ns));
+                r.error = error;
+                if let Some(t) = &self.shared.tracer {
+                    t.submit(r);
+                }
+            }
+        }
+        let retries = std::mem::take(&mut o.retry);
+        self.schedule_retries(retries, now, acct);
+        for h in std::mem::take(&mut o.to_dlq) {
+            self.in_flight += 1;
+            self.send_dlq(h, acct);
+        }
+        let to_file = std::mem::take(&mut o.to_dlq_file);
+        self.in_flight += to_file.len() as u64;
+        self.write_dlq_file(&to_file, acct);
+        o.reset();
+        self.spare = o;
+    }
+
+    /// Housekeeping a few times a second: breaker timers, latency merge, batch size.
+    fn tick(&mut self) {
+        let now = self.shared.clock.now_ns();
+        // librdkafka also reports "all brokers down" for stale connections while it reconnects;
+        // it opens the breaker only from CLOSED and only when no record was acked for a second
+        // (in HALF_OPEN the trial calls decide).
+        if self.ctx().all_brokers_down.swap(false, Relaxed)
+            && self.breaker.state() == State::Closed
+            && now.saturating_sub(self.last_ack_ns) > 1_000_000_000
+        {
+            self.window.force_open(&self.breaker, now);
+        }
+        self.window.tick(&self.breaker, now);
+        if now - self.last_tick_ns < 100_000_000 {
+            return;
+        }
+        self.last_tick_ns = now;
+        self.shared.latency.lock().merge_from(&mut self.lat);
+        let queue = self.producer.in_flight_count().max(0) as u64;
+        let size = self.aimd.decide(queue);
+        self.shared.batch_target.store(size as u64, Relaxed);
+        let f = &self.shared.counters.flush;
+        f.batch_size.store(size as u64, Relaxed);
+        f.producer_queue.store(queue, Relaxed);
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+        if self.spill_when_open && self.breaker.state() == State::Open {
+            self.spill(batch, from, acct);
+            return Ok(batch.len() - from);
+        }
+        if self.rebuild_pending {
+            return Ok(0); // held by the flush thread until the new producer is up
+        }
+        let mut tp = [0u8; 55];
+        let mut id = [0u8; 64];
+        let mut key_hex = [0u8; 32];
+        let mut taken = 0;
+        for i in from..batch.len() {
+            let m: &EventMeta = &batch.metas[i];
+            let payload = batch.payload(i);
+            let src = m.source as usize;
+            let last_traced = batch.trace.sampled && i + 1 == batch.len();
+            let op = Opaque { traced: last_traced, ..Opaque::new(batch.sched_ns, 0) };
+            let id_len = if self.cfg.headers { record_ids(&mut tp, &mut id, &self.run_id, m) } else { 0 };
+            let with_ids = [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..id_len])];
+            let headers: &[(&str, &[u8])] = if self.cfg.headers { &with_ids } else { &[] };
+            let (mut key, mut partition): (Option<&[u8]>, i32) = (None, -1);
+            match self.cfg.key {
+                KeyStrategy::None => {}
+                KeyStrategy::Source => key = Some(self.source_names[src].as_bytes()),
+                KeyStrategy::TraceId => {
+                    hex::u128_into(&mut key_hex, m.trace_id);
+                    key = Some(&key_hex[..]);
+                }
+                KeyStrategy::RoundRobin => {
+                    partition = (self.rr[src] % self.partitions[src] as u64) as i32;
+                    self.rr[src] += 1;
+                }
+            }
+            match self.rkts.produce(&self.producer, src, partition, payload, key, op.pack(), headers) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    taken += 1;
+                    if last_traced {
+                        self.traced.push(batch.span_record(self.shared.clock.now_ns(), None, None));
+                    }
+                }
+                Err(RDKafkaErrorCode::QueueFull) => break, // keep the rest; backpressure
+                Err(code) => {
+                    // Refused before enqueueing (e.g. larger than message.max.bytes): its bytes
+                    // were budgeted with the batch; the DLQ path releases them.
+                    let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
+                    let id_len = record_ids(&mut tp, &mut id, &self.run_id, m);
+                    let held = Held {
+                        topic: self.topics[src].clone(),
+                        key: key.map(<[u8]>::to_vec),
+                        payload: payload.to_vec(),
+                        headers: vec![(H_TRACEPARENT.into(), tp.to_vec()), (H_SPATE_ID.into(), id[..id_len].to_vec())],
+                        sched_ns: batch.sched_ns,
+                        attempt: 0,
+                        due_ns: 0,
+                        error: rdkafka::error::KafkaError::MessageProduction(code).to_string(),
+                    };
+                    self.in_flight += 1;
+                    taken += 1;
+                    match classify(Some(code)) {
+                        ErrorClass::Poison => self.send_dlq(held, acct),
+                        ErrorClass::Retriable => self.write_dlq_file(std::slice::from_ref(&held), acct),
+                    }
+                }
+            }
+        }
+        // Bytes of the part not taken stay budgeted with the batch; of the newline-less
+        // payloads, librdkafka's acks release their length. Release the newlines now.
+        if self.shared.max_inflight_bytes > 0 && taken > 0 {
+            self.shared.inflight_bytes.fetch_sub(taken as u64, Relaxed);
+        }
+        Ok(taken)
+    }
+
+    fn poll(&mut self, acct: &mut LocalFlush, timeout_ms: u64) {
+        self.poll_producer(acct, Duration::from_millis(timeout_ms));
+        self.drain_retries(acct);
+        self.tick();
+    }
+
+    fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
+        let deadline = self.shared.clock.now_ns() + timeout_ms * 1_000_000;
+        while (self.in_flight > 0) && self.shared.clock.now_ns() < deadline {
+            self.poll_producer(acct, Duration::from_millis(10));
+            // At the end, do not wait out long backoffs: retry as soon as the breaker allows.
+            let now = self.shared.clock.now_ns();
+            for h in self.retry.iter_mut() {
+                h.due_ns = h.due_ns.min(now);
+            }
+            self.drain_retries(acct);
+            self.tick();
+            if self.shared.abort.load(Relaxed) {
+                break;
+            }
+        }
+        // Whatever is still queued for retry goes to the DLQ file rather than being lost.
+        let left: Vec<Held> = self.retry.drain(..).collect();
+        self.write_dlq_file(&left, acct);
+        self.shared.latency.lock().merge_from(&mut self.lat);
+        if self.in_flight > 0 {
+            return Err(EngineError::Kafka(format!(
+                "{} records still unacknowledged after {} ms (counted as in flight)",
+                self.in_flight, timeout_ms
+            )));
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    fn releases_budget_on_ack(&self) -> bool {
+        true
+    }
+
+    fn traces_acks(&self) -> bool {
+        true
+    }
+}
+
+/// A record's `traceparent` and `spate-id` header values; returns the id's length.
+#[inline]
+fn record_ids(tp: &mut [u8; 55], id: &mut [u8; 64], run_id: &str, m: &EventMeta) -> usize {
+    hex::traceparent(tp, m.trace_id, m.span_id);
+    hex::event_id(id, run_id, m.worker, m.seq)
+}
+
+/// Topic handle names: the sources' topics, then the DLQ topic.
+fn handle_names(topics: &[String], cfg: &KafkaConfig) -> Vec<String> {
+    topics.iter().cloned().chain(std::iter::once(cfg.dlq_topic.clone())).collect()
+}
+
+/// A producer with spate's delivery context, on `bootstrap`.
+fn make_producer(cfg: &KafkaConfig, bootstrap: &str) -> Result<BaseProducer<SinkContext>, EngineError> {
+    let ctx = SinkContext::new(cfg.breaker.slow_call.as_nanos() as u64, cfg.retries.min(100) as u8, cfg.idempotence);
+    cfg.client_config(bootstrap).create_with_context(ctx).map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))
+}

@@ -1,0 +1,244 @@
+//! What happens to records Kafka did not take: application retries with backoff, the
+//! dead-letter topic and file, spilling under policy `spill`, and replacing a producer whose id
+//! the broker forgot.
+//!
+//! Only a full local queue (`QueueFull`) keeps a record for the next poll; any other refusal is
+//! classified at once and the record goes to the dead-letter topic (poison) or file, with the
+//! reason, so no record can loop forever.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::delivery::{classify, ErrorClass, Held, Opaque};
+use super::ffi::TopicHandles;
+use super::{make_producer, record_ids, KafkaSink, KeyStrategy, H_SPATE_ID, H_TRACEPARENT};
+use crate::batch::Batch;
+use crate::breaker::State;
+use crate::dlq::DlqLineRef;
+use crate::hex;
+use crate::rng::Rng;
+use crate::stats::LocalFlush;
+
+/// Exponential backoff with full jitter (the AWS architecture blog's "full jitter"): a wait
+/// drawn uniformly from [0, min(30 s, 100 ms × 2^attempt)).
+pub(super) struct Backoff {
+    rng: Rng,
+}
+
+const BASE_NS: u64 = 100_000_000;
+const CAP_NS: u64 = 30_000_000_000;
+
+impl Backoff {
+    pub fn new(seed: u64) -> Self {
+        Self { rng: Rng::new(seed) }
+    }
+
+    /// The upper bound of the wait before attempt `attempt`.
+    pub fn ceiling_ns(attempt: u8) -> u64 {
+        (BASE_NS << attempt.min(8)).min(CAP_NS)
+    }
+
+    pub fn next_ns(&mut self, attempt: u8) -> u64 {
+        self.rng.next_u64() % Self::ceiling_ns(attempt)
+    }
+}
+
+impl KafkaSink {
+    /// Queues records the delivery callback marked for another attempt.
+    pub(super) fn schedule_retries(&mut self, held: Vec<Held>, now: u64, acct: &mut LocalFlush) {
+        for mut h in held {
+            h.attempt += 1;
+            acct.retried += 1;
+            h.due_ns = now + self.backoff.next_ns(h.attempt);
+            self.retry.push_back(h);
+            self.in_flight += 1;
+        }
+    }
+
+    /// Re-produces due retries while the breaker allows (HALF_OPEN: these are the trials).
+    pub(super) fn drain_retries(&mut self, acct: &mut LocalFlush) {
+        if self.breaker.state() == State::Open || self.rebuild_pending {
+            return;
+        }
+        let now = self.shared.clock.now_ns();
+        while self.retry.front().is_some_and(|h| h.due_ns <= now) {
+            let h = self.retry.pop_front().expect("front exists");
+            let Some(topic) = self.topics.iter().position(|t| *t == h.topic) else {
+                // Not one of this run's topics (cannot happen: records come from this sink).
+                self.write_dlq_file(std::slice::from_ref(&h), acct);
+                continue;
+            };
+            let pairs: Vec<(&str, &[u8])> = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            let op = Opaque::new(h.sched_ns, h.attempt).pack();
+            match self.rkts.produce(&self.producer, topic, -1, &h.payload, h.key.as_deref(), op, &pairs) {
+                Ok(()) => {}
+                Err(RDKafkaErrorCode::QueueFull) => {
+                    // The local queue is full: try again on the next poll.
+                    self.retry.push_front(h);
+                    break;
+                }
+                Err(code) => {
+                    let mut h = h;
+                    h.error = KafkaError::MessageProduction(code).to_string();
+                    match classify(Some(code)) {
+                        ErrorClass::Poison => self.send_dlq(h, acct),
+                        ErrorClass::Retriable => self.write_dlq_file(std::slice::from_ref(&h), acct),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A poison record goes to the dead-letter topic with its error and original topic as
+    /// headers; if even that is refused, to the file. The record counts as in flight here.
+    pub(super) fn send_dlq(&mut self, h: Held, acct: &mut LocalFlush) {
+        let mut pairs: Vec<(&str, &[u8])> = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        pairs.push(("spate-error", h.error.as_bytes()));
+        pairs.push(("spate-original-topic", h.topic.as_bytes()));
+        let op = Opaque { dlq: true, ..Opaque::new(h.sched_ns, h.attempt) }.pack();
+        let dlq_topic = self.topics.len();
+        if self.rkts.produce(&self.producer, dlq_topic, -1, &h.payload, h.key.as_deref(), op, &pairs).is_err() {
+            self.write_dlq_file(std::slice::from_ref(&h), acct);
+        }
+    }
+
+    /// Last resort: JSON lines in the DLQ file (`spate dlq replay` re-sends them). Each record
+    /// was counted in flight; it leaves as dead-lettered, or as failed if the file cannot take it.
+    pub(super) fn write_dlq_file(&mut self, held: &[Held], acct: &mut LocalFlush) {
+        if held.is_empty() {
+            return;
+        }
+        let n = held.len() as u64;
+        self.in_flight -= n;
+        if self.shared.max_inflight_bytes > 0 {
+            let bytes: u64 = held.iter().map(|h| h.payload.len() as u64).sum();
+            self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
+        }
+        let owned: Vec<(Vec<(&str, &[u8])>, std::borrow::Cow<'_, str>, Option<std::borrow::Cow<'_, str>>)> = held
+            .iter()
+            .map(|h| {
+                let pairs = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                (pairs, String::from_utf8_lossy(&h.payload), h.key.as_deref().map(String::from_utf8_lossy))
+            })
+            .collect();
+        let lines = held.iter().zip(&owned).map(|(h, (pairs, payload, key))| DlqLineRef {
+            topic: &h.topic,
+            key: key.as_deref(),
+            headers: pairs,
+            payload,
+            error: &h.error,
+            attempts: h.attempt as u32 + 1,
+        });
+        self.dlq_append(lines, n, acct);
+    }
+
+    /// Policy `spill` with the breaker OPEN: `batch[from..]` goes to the DLQ file, not Kafka.
+    pub(super) fn spill(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) {
+        let mut ids = Vec::with_capacity(batch.len() - from);
+        let mut keys = Vec::with_capacity(batch.len() - from);
+        for m in &batch.metas[from..] {
+            let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
+            let n = record_ids(&mut tp, &mut id, &self.run_id, m);
+            ids.push((tp, id, n));
+            let mut key_hex = [0u8; 32];
+            hex::u128_into(&mut key_hex, m.trace_id);
+            keys.push(key_hex);
+        }
+        let pairs: Vec<[(&str, &[u8]); 2]> = ids.iter().map(|(tp, id, n)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*n])]).collect();
+        let lines = (from..batch.len()).map(|i| {
+            let m = &batch.metas[i];
+            let src = m.source as usize;
+            let key = match self.cfg.key {
+                KeyStrategy::Source => Some(self.source_names[src].as_str()),
+                KeyStrategy::TraceId => std::str::from_utf8(&keys[i - from]).ok(),
+                KeyStrategy::None | KeyStrategy::RoundRobin => None,
+            };
+            DlqLineRef {
+                topic: &self.topics[src],
+                key,
+                headers: &pairs[i - from],
+                payload: std::str::from_utf8(batch.payload(i)).unwrap_or_default(),
+                error: "circuit breaker open: spilled (backpressure: spill)",
+                attempts: 0,
+            }
+        });
+        let lines: Vec<DlqLineRef<'_>> = lines.collect();
+        let n = lines.len() as u64;
+        // Budgeted with the batch; no ack will release them.
+        if self.shared.max_inflight_bytes > 0 {
+            self.shared.inflight_bytes.fetch_sub(batch.bytes_from(from).len() as u64, Relaxed);
+        }
+        let res = self.dlq.append(lines);
+        self.count_dlq(res, n, acct);
+    }
+
+    fn dlq_append<'a>(&mut self, lines: impl IntoIterator<Item = DlqLineRef<'a>>, n: u64, acct: &mut LocalFlush) {
+        let res = self.dlq.append(lines);
+        self.count_dlq(res, n, acct);
+    }
+
+    fn count_dlq(&mut self, res: std::io::Result<usize>, n: u64, acct: &mut LocalFlush) {
+        match res {
+            Ok(_) => acct.dead_lettered += n,
+            Err(e) => {
+                crate::rate_log::warn("dlq_file", &format!("cannot write the DLQ file {}: {e}", self.dlq.path().display()));
+                acct.failed += n;
+            }
+        }
+    }
+
+    /// Replaces the producer once the old one has nothing in flight. Needed when the broker
+    /// answers `UnknownProducerId`: it lost the idempotent producer's state (a restarted
+    /// in-memory broker does), librdkafka will not resend under that id, and every later record
+    /// would be refused. The refused records wait in the retry queue (they were not written)
+    /// and go out through the new producer, which gets a new id; nothing is duplicated.
+    pub(super) fn rebuild(&mut self) {
+        let names = super::handle_names(&self.topics, &self.cfg);
+        let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| TopicHandles::new(&p, &names).map(|r| (p, r)));
+        match made {
+            Ok((producer, rkts)) => {
+                // Handles before their producer (rd_kafka_destroy expects its topics released).
+                drop(std::mem::replace(&mut self.rkts, rkts));
+                drop(std::mem::replace(&mut self.producer, producer));
+                self.rebuild_pending = false;
+                self.rebuilds += 1;
+                self.shared.counters.flush.producer_restarts.store(self.rebuilds, Relaxed);
+                crate::rate_log::warn(
+                    "kafka_rebuild",
+                    "the broker no longer knows this producer's id (UnknownProducerId): started a new producer",
+                );
+            }
+            Err(e) => crate::rate_log::warn("kafka_rebuild", &format!("cannot start a new producer: {e} (retrying)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_ceiling_doubles_then_caps() {
+        assert_eq!(Backoff::ceiling_ns(0), 100_000_000);
+        assert_eq!(Backoff::ceiling_ns(1), 200_000_000);
+        assert_eq!(Backoff::ceiling_ns(3), 800_000_000);
+        assert_eq!(Backoff::ceiling_ns(8), 25_600_000_000);
+        assert_eq!(Backoff::ceiling_ns(9), 25_600_000_000);
+        assert_eq!(Backoff::ceiling_ns(255), 25_600_000_000);
+    }
+
+    #[test]
+    fn backoff_is_full_jitter_within_the_ceiling() {
+        let mut b = Backoff::new(42);
+        for attempt in 0..10u8 {
+            let cap = Backoff::ceiling_ns(attempt);
+            let waits: Vec<u64> = (0..2000).map(|_| b.next_ns(attempt)).collect();
+            assert!(waits.iter().all(|&w| w < cap));
+            // Full jitter spreads over the whole range: some waits in the lowest and the
+            // highest tenth.
+            assert!(waits.iter().any(|&w| w < cap / 10), "attempt {attempt}");
+            assert!(waits.iter().any(|&w| w > cap / 10 * 9), "attempt {attempt}");
+        }
+    }
+}
