@@ -29,9 +29,11 @@ pub enum State {
 impl State {
     fn from_u8(v: u8) -> State {
         match v {
+            0 => State::Closed,
             1 => State::Open,
             2 => State::HalfOpen,
-            _ => State::Closed,
+            // Only `Breaker::set` writes the byte, always from a `State`.
+            _ => unreachable!("breaker state byte {v} was never written by `set`"),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -299,39 +301,56 @@ mod tests {
         assert_eq!(b.transitions(), 5);
     }
 
-    /// Stress: readers on other threads only ever see valid states while one thread flips it.
+    /// Stress: while one thread flips the breaker through every state, readers on other
+    /// threads see only valid states (`from_u8` panics on any other byte), see each of the three
+    /// states, and, having seen a state other than CLOSED, also see the transition counter that
+    /// was incremented before it was published (`set`'s Release pairs with `state`'s Acquire).
     #[test]
     fn concurrent_readers_see_valid_states() {
-        let b = std::sync::Arc::new(Breaker::new());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        use std::sync::atomic::{AtomicBool, AtomicU8};
+        use std::sync::Arc;
+        let b = Arc::new(Breaker::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Bit `state` set once a reader has seen that state.
+        let masks: Arc<[AtomicU8; 2]> = Arc::new([AtomicU8::new(0), AtomicU8::new(0)]);
         let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (b, stop) = (b.clone(), stop.clone());
+            .map(|i| {
+                let (b, stop, masks) = (b.clone(), stop.clone(), masks.clone());
                 std::thread::spawn(move || {
-                    let mut seen = 0u64;
-                    loop {
-                        let _ = b.state().as_str();
-                        seen += 1;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
+                    let mut last_t = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = b.state();
+                        let t = b.transitions();
+                        assert!(s == State::Closed || t >= 1, "saw {s:?} before its transition was counted");
+                        assert!(t >= last_t, "the transition count went back: {t} < {last_t}");
+                        last_t = t;
+                        masks[i].fetch_or(1 << s as u8, Ordering::Relaxed);
                     }
-                    seen
                 })
             })
             .collect();
         let mut w = BreakerWindow::new(cfg());
-        for i in 0..20_000u64 {
-            w.force_open(&b, i * MS);
-            w.tick(&b, i * MS + 600 * MS);
-            for _ in 0..3 {
-                w.record(&b, false, Duration::ZERO, i * MS + 700 * MS);
+        // Flip until both readers have seen every state, with a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let all_seen = || masks.iter().all(|m| m.load(Ordering::Relaxed) == 0b111);
+        let mut cycles = 0u64;
+        while !all_seen() && std::time::Instant::now() < deadline {
+            for _ in 0..100 {
+                let t0 = cycles * 1000 * MS;
+                w.force_open(&b, t0);
+                w.tick(&b, t0 + 600 * MS);
+                for _ in 0..3 {
+                    w.record(&b, false, Duration::ZERO, t0 + 700 * MS);
+                }
+                cycles += 1;
             }
         }
         stop.store(true, Ordering::Relaxed);
         for r in readers {
-            assert!(r.join().unwrap() > 0);
+            r.join().unwrap();
         }
-        assert_eq!(b.transitions(), 60_000);
+        let seen: Vec<u8> = masks.iter().map(|m| m.load(Ordering::Relaxed)).collect();
+        assert!(all_seen(), "a reader missed a state within 20 s (bits closed/open/half_open): {seen:?}");
+        assert_eq!(b.transitions(), 3 * cycles);
     }
 }

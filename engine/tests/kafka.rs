@@ -43,13 +43,20 @@ fn produces_and_verifies_exactly() {
 #[test]
 fn topic_template_per_source_and_round_robin() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    let c = cfg("sink: kafka\nrate: max\ncount: 9000\nthreads: 1\nduration: 60s\nsources: {web: 1, payment: 1}\nkafka: {topic: \"rr.{source}\", key: round_robin}\n");
+    let c = cfg("sink: kafka\nrate: max\ncount: 9000\nthreads: 1\nduration: 60s\nsources: {web: 1, payment: 1}\nkafka: {topic: \"rr.{source}\", key: round_robin, partitions: 4}\n");
     let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
     assert_eq!(s.totals.delivered, 9000);
     let web = audit_all(&broker, "rr.web");
     let pay = audit_all(&broker, "rr.payment");
     assert_eq!(web.records + pay.records, 9000);
     assert!(web.records > 3000 && pay.records > 3000, "{} / {}", web.records, pay.records);
+    // Round robin: each topic's records are spread over its 4 partitions evenly, to one record.
+    for (topic, total) in [("rr.web", web.records), ("rr.payment", pay.records)] {
+        let counts = partition_counts(&broker, topic, 4);
+        assert_eq!(counts.iter().sum::<u64>(), total, "{topic}: {counts:?}");
+        let (lo, hi) = (total / 4, total.div_ceil(4));
+        assert!(counts.iter().all(|c| (lo..=hi).contains(c)), "{topic}: {counts:?}, expected each in {lo}..={hi}");
+    }
 }
 
 #[test]
@@ -150,13 +157,51 @@ fn broker_outage_mid_run_loses_nothing() {
     let r = audit(&broker, "t-outage", 80_000);
     assert_eq!((r.unique, r.missing, r.malformed), (80_000, 0, 0), "{r:?} {s:?}");
     // spate itself never sent a record twice: no application retry happened, and every record
-    // got exactly one successful delivery report (delivered == generated above). In about one
-    // CI run in three the mock cluster still logged 28 records twice after `broker_up`
-    // (librdkafka's own resend; see tuning.md): counted and shown, not hidden.
+    // got exactly one successful delivery report (delivered == generated above). The mock
+    // cluster may still log a few records twice after `broker_up`: it does not de-duplicate an
+    // idempotent producer's resends (reproduced by `the_mock_cluster_appends_idempotent_resends_again`,
+    // ADR 003); zero duplicates is asserted against a real broker in scripts/tansu-e2e.sh.
     assert_eq!(t.retried, 0, "{s:?}");
     if r.duplicated > 0 {
         eprintln!("NOTE: the mock cluster logged {} duplicates with no retry by spate: {r:?}", r.duplicated);
     }
+}
+
+/// Why the outage test above can see copies although spate sent each record once: librdkafka's
+/// mock cluster checks an idempotent producer's sequence numbers only for a transactional
+/// producer (`rd_kafka_mock_validate_records` in rdkafka_mock.c returns at once when the request
+/// has no TransactionalId). When a connection drops after the broker appended a request but
+/// before its response arrived, librdkafka resends the request with the same producer id and
+/// sequence; a real broker answers DUPLICATE_SEQUENCE and writes nothing, the mock appends the
+/// records again. Reproduced here on purpose: responses are held back 500 ms, the broker goes
+/// down while they are pending and comes back, librdkafka resends, and the mock's log holds more
+/// records than spate produced, while spate counts one ack per record and no retry of its own.
+/// Against a real broker a restart gives 0 duplicated (scripts/tansu-e2e.sh).
+#[test]
+fn the_mock_cluster_appends_idempotent_resends_again() {
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    broker.create_topic("t-resend", 1).unwrap();
+    let c = cfg("sink: kafka\nrate: 2000\ncount: 8000\nthreads: 1\nduration: 60s\nkafka: {topic: t-resend, message_timeout_ms: 60000}\n");
+    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    let shared = run.shared.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shared.counters.totals().delivered < 1000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Requests appended, responses pending: then the connection goes.
+    broker.cluster().broker_round_trip_time(1, Duration::from_millis(500)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    broker.cluster().broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    broker.cluster().broker_round_trip_time(1, Duration::ZERO).unwrap();
+    broker.cluster().broker_up(1).unwrap();
+    let s = run.join();
+    let t = s.totals;
+    assert_eq!((t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight, t.retried), (8000, 8000, 0, 0, 0, 0), "{s:?}");
+    let r = audit(&broker, "t-resend", 8000);
+    assert_eq!((r.unique, r.missing, r.malformed), (8000, 0, 0), "{r:?}");
+    eprintln!("mock cluster log after late responses: {} records, {} duplicated", r.records, r.duplicated);
+    assert!(r.duplicated > 0, "the mock did not append the resent requests again: {r:?}");
 }
 
 /// Policy `spill`: while the broker is down and the breaker OPEN, generation goes on into the
@@ -210,6 +255,18 @@ fn outage(broker: &EmbeddedBroker, breaker: &spate_engine::breaker::Breaker, aft
     }
     broker.cluster().broker_up(1).unwrap();
     saw_open
+}
+
+/// Records in each partition of `topic` (high watermarks; the topic was written once).
+fn partition_counts(broker: &EmbeddedBroker, topic: &str, partitions: i32) -> Vec<u64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (lo, hi) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+            (hi - lo) as u64
+        })
+        .collect()
 }
 
 /// Reads a topic until 2 s pass without a record.
