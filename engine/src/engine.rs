@@ -28,6 +28,8 @@ pub struct StartOptions {
     pub embedded: Option<Arc<EmbeddedBroker>>,
     pub limiter: Option<LimiterFactory>,
     pub run_id: Option<RunId>,
+    /// The clock of the run (tests drive a whole run with a `FakeClock`); default: monotonic.
+    pub clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
 /// Starts a run and returns at once; `Run::join` waits for it.
@@ -38,7 +40,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let is_kafka = config.sink == SinkTarget::Kafka;
     let breaker = is_kafka.then(|| Arc::new(Breaker::new()));
     let budget = if is_kafka { config.kafka.max_inflight_bytes } else { 0 };
-    let shared = RunShared::new(run_id, workers, config.rate, budget, breaker.clone());
+    let shared = RunShared::new(run_id, workers, config.rate, budget, breaker.clone(), opts.clock.clone());
     let tracer = match &config.tracing {
         Some(t) => Some(crate::spans::Tracer::start(t.clone(), shared.wall, config.sink.to_string(), run_id.to_string())?),
         None => None,

@@ -54,8 +54,17 @@ pub struct RunShared {
 }
 
 impl RunShared {
-    pub fn new(run_id: RunId, workers: usize, rate: Rate, max_inflight_bytes: u64, breaker: Option<Arc<Breaker>>) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+    /// `clock` drives the whole run (workers, limiters, the flush thread and the sink's
+    /// timers); `None` is the real monotonic clock, a `FakeClock` makes a run's time exact.
+    pub fn new(
+        run_id: RunId,
+        workers: usize,
+        rate: Rate,
+        max_inflight_bytes: u64,
+        breaker: Option<Arc<Breaker>>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let wall = WallAnchor::new(clock.as_ref());
         let start_ns = clock.now_ns();
         Self {

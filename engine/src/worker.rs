@@ -233,18 +233,21 @@ impl Worker<'_> {
             b.trace.pushed_ns = self.shared.clock.now_ns();
         }
         loop {
-            let over = budget > 0 && self.shared.inflight_bytes.load(Relaxed) + bytes > budget;
-            let res = if over { Err(b) } else { self.to_flush.push(b) };
+            // Reserve the bytes before pushing and give them back if the push fails: the flush
+            // thread subtracts only what was added before the batch became visible to it, so the
+            // counter never wraps, and concurrent workers cannot overshoot the budget together.
+            let reserved = budget == 0 || reserve(&self.shared.inflight_bytes, bytes, budget);
+            let res = if reserved { self.to_flush.push(b) } else { Err(b) };
             match res {
                 Ok(()) => {
-                    if budget > 0 {
-                        self.shared.inflight_bytes.fetch_add(bytes, Relaxed);
-                    }
                     self.local.events_pushed += n;
                     self.local.batches += 1;
                     break;
                 }
                 Err(back) => {
+                    if reserved && budget > 0 {
+                        self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
+                    }
                     let give_up = match self.backpressure {
                         Backpressure::Shed => {
                             self.local.shed += n;
@@ -272,6 +275,20 @@ impl Worker<'_> {
     }
 }
 
+/// Takes `bytes` from the in-flight budget if they fit, atomically (a `fetch_add`, then a
+/// rollback if it went over). A batch larger than the whole budget may go when nothing else is
+/// in flight, so an oversized batch slows the pipeline down instead of blocking it forever.
+/// Relaxed: the counter orders nothing else; the ring's own Release/Acquire publishes the batch.
+fn reserve(counter: &std::sync::atomic::AtomicU64, bytes: u64, budget: u64) -> bool {
+    let before = counter.fetch_add(bytes, Relaxed);
+    if before == 0 || before + bytes <= budget {
+        true
+    } else {
+        counter.fetch_sub(bytes, Relaxed);
+        false
+    }
+}
+
 /// Spin briefly, then yield, then sleep in short naps: a blocked worker costs little CPU and
 /// still reacts within ~50 µs when space appears.
 struct Backoff {
@@ -292,5 +309,74 @@ impl Backoff {
             std::thread::sleep(Duration::from_micros(50));
             *blocked_ns += 50_000;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn reserve_fits_rolls_back_and_lets_an_oversized_batch_through_alone() {
+        let c = AtomicU64::new(0);
+        assert!(reserve(&c, 600, 1000));
+        assert!(!reserve(&c, 600, 1000), "over budget");
+        assert_eq!(c.load(Relaxed), 600, "a refused reservation leaves nothing behind");
+        assert!(reserve(&c, 400, 1000));
+        c.store(0, Relaxed);
+        assert!(reserve(&c, 5000, 1000), "an oversized batch goes when nothing is in flight");
+        assert!(!reserve(&c, 1, 1000));
+    }
+
+    /// Several workers reserving against one budget while a consumer releases what it received:
+    /// the counter never wraps (a release always follows its reservation) and what is held stays
+    /// within the budget.
+    #[test]
+    fn concurrent_reservations_never_overshoot_or_wrap() {
+        let c = std::sync::Arc::new(AtomicU64::new(0));
+        let budget = 10_000;
+        let released = std::sync::Arc::new(AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
+        let consumer = {
+            let (c, released) = (c.clone(), released.clone());
+            std::thread::spawn(move || {
+                for b in rx {
+                    let before = c.fetch_sub(b, Relaxed);
+                    assert!(before >= b, "the counter would wrap: {before} - {b}");
+                    released.fetch_add(b, Relaxed);
+                }
+            })
+        };
+        let workers: Vec<_> = (0..3)
+            .map(|w| {
+                let (c, tx) = (c.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    let mut sent = 0;
+                    let mut i = 0u64;
+                    while sent < 20_000 {
+                        let bytes = 100 + (i * 37 + w) % 2_000;
+                        i += 1;
+                        if reserve(&c, bytes, budget) {
+                            // Held reservations fit the budget; the other two workers may each
+                            // add one batch for an instant before rolling it back.
+                            let now = c.load(Relaxed);
+                            assert!(now <= budget + 2 * 2_100, "in flight {now} over budget {budget}");
+                            tx.send(bytes).unwrap();
+                            sent += 1;
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for w in workers {
+            w.join().unwrap();
+        }
+        consumer.join().unwrap();
+        assert_eq!(c.load(Relaxed), 0, "every reservation was released once");
+        assert!(released.load(Relaxed) > 0);
     }
 }
