@@ -143,3 +143,116 @@ impl Flush<'_> {
         let _ = self.returns[w].push(batch);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventMeta, RunId};
+    use crate::limiter::Rate;
+    use crate::ring::ring;
+
+    /// A sink that takes at most `room` events, then is full until its next `poll` (like
+    /// Kafka's `QueueFull`), and counts what it took as delivered.
+    struct Choking {
+        room: usize,
+        left: usize,
+        polls: u64,
+    }
+
+    impl Sink for Choking {
+        fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+            let n = (batch.len() - from).min(self.left);
+            self.left -= n;
+            acct.delivered += n as u64;
+            Ok(n)
+        }
+        fn poll(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) {
+            self.polls += 1;
+            self.left = self.room;
+        }
+        fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+            Ok(())
+        }
+    }
+
+    fn batch(worker: u16, events: usize) -> Batch {
+        let mut b = Batch::with_capacity(worker, events, events * 4);
+        for _ in 0..events {
+            b.buf.extend_from_slice(b"abc\n");
+            b.ends.push(b.buf.len() as u32);
+            b.metas.push(EventMeta::default());
+        }
+        b
+    }
+
+    /// Two workers' rings drained into a sink that keeps filling up part-way through batches:
+    /// every event is delivered once, every batch goes back to its own worker, and the loop ends
+    /// once both workers are done and the rings are empty.
+    #[test]
+    fn partial_writes_are_resumed_and_batches_return_home() {
+        let shared = Arc::new(RunShared::new(RunId(1), 2, Rate::Max, 0, None, None));
+        let (mut rings, mut returns, mut tx, mut back) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (p, c) = ring::<Batch>(64);
+            let (rp, rc) = ring::<Batch>(64);
+            rings.push(c);
+            returns.push(rp);
+            tx.push(p);
+            back.push(rc);
+        }
+        let mut pushed = 0u64;
+        for i in 0..40 {
+            let w = i % 2;
+            let n = 1 + (i * 7) % 50;
+            assert!(tx[w].push(batch(w as u16, n)).is_ok());
+            pushed += n as u64;
+        }
+        shared.counters.workers[0].events_pushed.store(pushed, Relaxed); // in-flight view only
+        shared.workers_done.store(2, std::sync::atomic::Ordering::Release);
+        let sink = Box::new(Choking { room: 13, left: 13, polls: 0 });
+        let s = shared.clone();
+        let h = std::thread::spawn(move || run(FlushSetup { shared: s, rings, returns, sink }));
+        h.join().unwrap().unwrap();
+        let f = &shared.counters.flush;
+        assert_eq!(f.delivered.load(Relaxed), pushed);
+        assert_eq!(f.events_handed.load(Relaxed), pushed);
+        assert_eq!(f.batches_popped.load(Relaxed), 40);
+        assert!(shared.flush_done.load(Relaxed));
+        for (w, r) in back.iter().enumerate() {
+            let mut n = 0;
+            while let Some(b) = r.pop() {
+                assert_eq!(b.worker as usize, w, "a batch went back to the wrong worker");
+                n += 1;
+            }
+            assert_eq!(n, 20, "worker {w} got {n} of its 20 batches back");
+        }
+    }
+
+    /// A sink that fails for good stops the run: the rest is counted failed, not lost.
+    #[test]
+    fn a_dead_sink_fails_the_rest_and_stops_the_run() {
+        struct Dead;
+        impl Sink for Dead {
+            fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+                acct.failed += (batch.len() - from) as u64;
+                Err(EngineError::Kafka("gone".into()))
+            }
+            fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+                Ok(())
+            }
+        }
+        let shared = Arc::new(RunShared::new(RunId(1), 1, Rate::Max, 0, None, None));
+        let (p, c) = ring::<Batch>(8);
+        let (rp, _rc) = ring::<Batch>(8);
+        for _ in 0..3 {
+            assert!(p.push(batch(0, 10)).is_ok());
+        }
+        shared.workers_done.store(1, std::sync::atomic::Ordering::Release);
+        let res = run(FlushSetup { shared: shared.clone(), rings: vec![c], returns: vec![rp], sink: Box::new(Dead) });
+        assert!(res.is_err());
+        assert_eq!(shared.counters.flush.failed.load(Relaxed), 30);
+        assert!(shared.stop.load(Relaxed) && shared.abort.load(Relaxed));
+        let err = shared.error.lock().clone().unwrap_or_default();
+        assert!(err.contains("gone"), "{err}");
+    }
+}
