@@ -23,8 +23,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spate_engine::limiter::{RateLimiter, TokenBucket};
-use spate_engine::redis_limiter::{call_grant, LeasePool, LeasedLimiter, GRANT_SCRIPT};
+use spate_engine::limit::local::TokenBucket;
+use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
+use spate_engine::limit::redis::pool::{LeasePool, LeasedLimiter};
+use spate_engine::limit::RateLimiter;
 
 fn local(c: &mut Criterion) {
     let mut g = c.benchmark_group("limiter");

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spate_engine::redis_limiter::{call_grant, RawRedis, GRANT_SCRIPT};
+use spate_engine::limit::redis::config::RawRedis;
+use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
 use spate_engine::{RawConfig, Run, StartOptions};
 
 /// A `redis-server` on 127.0.0.1, killed on drop.
