@@ -118,11 +118,8 @@ pub(super) fn spawn(
 fn instance_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let x = t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64);
-    // splitmix64 finalizer: spreads the bits of time, pid and a stack address.
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    format!("{:016x}", z ^ (z >> 31))
+    // splitmix64 spreads the bits of time, pid and a stack address.
+    format!("{:016x}", crate::rng::splitmix64(x))
 }
 
 /// One granted lease, releasing `n` tokens at `rate`/s from `start_ns`.
