@@ -16,15 +16,15 @@
 //! (quick: `cargo bench -p spate-bench --bench limiter -- --warm-up-time 1 --measurement-time 2`).
 
 use std::hint::black_box;
-use std::net::TcpListener;
 use std::num::NonZeroU64;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spate_engine::limiter::{RateLimiter, TokenBucket};
-use spate_engine::redis_limiter::{call_grant, LeasePool, LeasedLimiter, GRANT_SCRIPT};
+use spate_engine::limit::local::TokenBucket;
+use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
+use spate_engine::limit::redis::pool::{LeasePool, LeasedLimiter};
+use spate_engine::limit::RateLimiter;
+use spate_test_support::RedisServer;
 
 fn local(c: &mut Criterion) {
     let mut g = c.benchmark_group("limiter");
@@ -48,52 +48,15 @@ fn local(c: &mut Criterion) {
     g.finish();
 }
 
-/// A `redis-server` on 127.0.0.1, killed on drop.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().map_err(|e| e.to_string())?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        let s = Self { child, url: format!("redis://127.0.0.1:{port}") };
-        let client = redis::Client::open(s.url.as_str()).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return Ok(s);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err("redis-server did not answer PING".into())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn lua(c: &mut Criterion) {
-    let server = match RedisServer::start() {
+    let server = match RedisServer::try_start() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("note: skipping redis/lua_grant: {e}");
             return;
         }
     };
-    let mut con = redis::Client::open(server.url.as_str()).and_then(|cl| cl.get_connection()).expect("connect to the bench's redis-server");
+    let mut con = redis::Client::open(server.url()).and_then(|cl| cl.get_connection()).expect("connect to the bench's redis-server");
     let script = redis::Script::new(GRANT_SCRIPT);
     let calls = AtomicU64::new(0);
     let mut seq = 0u64;

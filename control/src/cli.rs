@@ -233,7 +233,7 @@ impl RunArgs {
             }
             kafka.options = Some(m);
         }
-        let redis = spate_engine::redis_limiter::RawRedis {
+        let redis = spate_engine::limit::redis::config::RawRedis {
             url: self.redis.clone(),
             global_rate: self.global_rate,
             limit_key: self.limit_key.clone(),
@@ -241,7 +241,7 @@ impl RunArgs {
             fallback_rate: self.fallback_rate,
             ..Default::default()
         };
-        let any_redis = redis != spate_engine::redis_limiter::RawRedis::default();
+        let any_redis = redis != spate_engine::limit::redis::config::RawRedis::default();
         let any_kafka =
             serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
         Ok(RawConfig {

@@ -562,7 +562,7 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
     }
     let mode = s.limiter.mode_name();
     p.head(&LIMITER_MODE);
-    for m in spate_engine::limiter::MODES {
+    for m in spate_engine::limit::stats::MODES {
         p.sample(LIMITER_MODE.name, "", &[("mode", m)], (m == mode) as u8 as f64);
     }
     p.one(&LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64);

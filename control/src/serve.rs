@@ -16,8 +16,9 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spate_engine::config::RawRate;
-use spate_engine::engine::LimiterFactory;
-use spate_engine::limiter::{self, Acquire, Rate, RateLimiter};
+use spate_engine::limit::local;
+use spate_engine::limit::stats::MODES;
+use spate_engine::limit::{Acquire, LimiterFactory, Rate, RateLimiter};
 use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 
 use crate::metrics::{self, ApiStats, HttpOptions, HttpServer, Reply, Request, Route, RunView};
@@ -305,7 +306,7 @@ impl Control {
         let lim = &run.shared.limiter;
         if matches!(lim.mode_name(), "local" | "unlimited") {
             let mode = if rate == Rate::Max { "unlimited" } else { "local" };
-            if let Some(i) = limiter::MODES.iter().position(|m| *m == mode) {
+            if let Some(i) = MODES.iter().position(|m| *m == mode) {
                 lim.mode.store(i, Ordering::Relaxed);
             }
         }
@@ -397,7 +398,7 @@ impl Switchable {
             return;
         }
         if (rate == Rate::Max) != (self.rate == Rate::Max) {
-            self.inner = limiter::local(rate, self.burst, self.worker, self.workers, now_ns);
+            self.inner = local::local(rate, self.burst, self.worker, self.workers, now_ns);
         } else {
             self.inner.set_rate(rate, now_ns);
         }
@@ -429,7 +430,7 @@ fn switchable_limiter(cell: Arc<RateCell>, burst: u64) -> LimiterFactory {
     Arc::new(move |worker, workers, now| {
         let (epoch, rate) = cell.get();
         Box::new(Switchable {
-            inner: limiter::local(rate, burst, worker, workers, now),
+            inner: local::local(rate, burst, worker, workers, now),
             cell: cell.clone(),
             epoch,
             rate,

@@ -2,56 +2,10 @@
 //! real `redis-server` (started on a free loopback port, killed on drop), and secrets kept out of
 //! every message. Figures are printed (`-- --nocapture`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
 
-/// A `redis-server` on 127.0.0.1, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Child,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let s = Self { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.pong() {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        s
-    }
-
-    /// PING over a raw socket (the CLI crate does not depend on a Redis client).
-    fn pong(&self) -> bool {
-        let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut buf = [0u8; 16];
-        c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use spate_test_support::RedisServer;
 
 fn spate(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spate"));

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::event::{EventConfig, Format, RawTemplate};
 use crate::kafka::config::{KafkaConfig, RawKafka};
-use crate::limiter::Rate;
-use crate::redis_limiter::{RawRedis, RedisConfig};
+use crate::limit::redis::config::{RawRedis, RedisConfig};
+use crate::limit::Rate;
 use crate::spans::{RawTracing, TracingConfig};
 
 fn explicit_null_is_null_sink<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -68,7 +68,7 @@ pub struct RawConfig {
     pub batch_size: Option<usize>,
     /// Kafka sink settings.
     pub kafka: Option<RawKafka>,
-    /// Global rate across instances through Redis (`redis_limiter.rs`). When set, `rate` is
+    /// Global rate across instances through Redis (`limit/redis/`). When set, `rate` is
     /// irrelevant: the global rate rules.
     pub redis: Option<RawRedis>,
     /// Sampled batch spans to a Zipkin v2 collector (`spans.rs`). Off unless `endpoint` is set.
@@ -352,7 +352,7 @@ pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
         "h" => v * 3600.0,
         _ => return Err(ConfigError::new(key, format!("unknown unit `{unit}` in `{s}`"), fix)),
     };
-    if !(secs > 0.0) || secs > 365.0 * 86400.0 {
+    if secs.is_nan() || secs <= 0.0 || secs > 365.0 * 86400.0 {
         return Err(ConfigError::new(key, format!("`{s}` is out of range"), "use a duration above 0 and below a year"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -10,15 +10,11 @@ use crate::error::EngineError;
 use crate::event::{EventSpec, RunId};
 use crate::flush::{self, FlushSetup};
 use crate::kafka::{EmbeddedBroker, KafkaSink};
-use crate::limiter::{self, RateLimiter};
+use crate::limit::{self, LimiterFactory};
 use crate::ring::ring;
 use crate::run::{Run, RunShared};
 use crate::sink::{NullSink, Sink, WriterSink};
 use crate::worker::{self, WorkerSetup};
-
-/// Builds each worker's limiter: `(worker, workers, rate, now_ns) -> limiter`. The default is
-/// the local token bucket; the Redis leased limiter plugs in here.
-pub type LimiterFactory = Arc<dyn Fn(usize, usize, u64) -> Box<dyn RateLimiter> + Send + Sync>;
 
 /// Options that are not part of the config file.
 #[derive(Default, Clone)]
@@ -46,12 +42,12 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         None => None,
     };
     let shared = Arc::new(shared.with_tracer(tracer));
-    let mode = if config.rate == crate::limiter::Rate::Max { 1 } else { 0 };
+    let mode = if config.rate == crate::limit::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
     // sets the limiter mode to "redis" and stops by itself when the workers' limiters drop.
     let redis_factory = match (&opts.limiter, &config.redis) {
-        (None, Some(r)) => Some(crate::redis_limiter::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone())?.factory()),
+        (None, Some(r)) => Some(crate::limit::redis::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone())?.factory()),
         _ => None,
     };
 
@@ -104,7 +100,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let deadline_ns = config.duration.map(|d| shared.start_ns + d.as_nanos() as u64);
     let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
-        Arc::new(move |w, n, now| limiter::local(rate, burst, w, n, now))
+        Arc::new(move |w, n, now| limit::local::local(rate, burst, w, n, now))
     });
     let mut handles = Vec::with_capacity(workers);
     for (i, (tx, ret_rx)) in worker_ends.into_iter().enumerate() {

@@ -148,7 +148,7 @@ impl Flush<'_> {
 mod tests {
     use super::*;
     use crate::event::{EventMeta, RunId};
-    use crate::limiter::Rate;
+    use crate::limit::Rate;
     use crate::ring::ring;
 
     /// A sink that takes at most `room` events, then is full until its next `poll` (like

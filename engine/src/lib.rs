@@ -13,7 +13,7 @@
 //! - A **worker** (`worker.rs`) is an OS thread pinned to a core before it allocates anything.
 //!   It owns a PRNG and compiled sources (`event/`), a pool of batches (the arena, `batch.rs`)
 //!   and the producer end of its ring (`ring.rs`). Per batch it asks its limiter
-//!   (`limiter.rs`, or the Redis leased limiter) how many events are due, formats them into the
+//!   (`limit/`: a local token bucket, or the Redis leased limiter) how many events are due, formats them into the
 //!   batch, and pushes the whole batch.
 //! - The **flush thread** (`flush.rs`) drains the rings round-robin, hands batches to the sink
 //!   (`sink.rs`, `kafka.rs`), polls the Kafka producer (delivery reports arrive on this thread)
@@ -49,9 +49,8 @@ pub mod flush;
 pub mod hex;
 pub mod kafka;
 pub mod latency;
-pub mod limiter;
+pub mod limit;
 pub mod rate_log;
-pub mod redis_limiter;
 pub mod ring;
 pub mod rng;
 pub mod run;

@@ -14,7 +14,7 @@ use crate::config::RunConfig;
 use crate::error::EngineError;
 use crate::event::RunId;
 use crate::latency::LatencyStats;
-use crate::limiter::Rate;
+use crate::limit::Rate;
 use crate::stats::{Counters, Totals};
 
 /// Everything the workers, the flush thread and the control plane share. Written rarely
@@ -45,8 +45,8 @@ pub struct RunShared {
     pub latency: Mutex<LatencyStats>,
     /// First fatal error, if any (shown in status and the summary).
     pub error: Mutex<Option<String>>,
-    /// Limiter mode, lease size and Redis call counts (see `limiter::LimiterStats`).
-    pub limiter: Arc<crate::limiter::LimiterStats>,
+    /// Limiter mode, lease size and Redis call counts (see `limit::stats::LimiterStats`).
+    pub limiter: Arc<crate::limit::stats::LimiterStats>,
     pub started: Instant,
     pub start_ns: u64,
     /// The span exporter when tracing is on (`spans.rs`).
@@ -85,7 +85,7 @@ impl RunShared {
             breaker,
             latency: Mutex::new(LatencyStats::new()),
             error: Mutex::new(None),
-            limiter: Arc::new(crate::limiter::LimiterStats::default()),
+            limiter: Arc::new(crate::limit::stats::LimiterStats::default()),
             started: Instant::now(),
             start_ns,
             tracer: None,

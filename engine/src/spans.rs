@@ -305,12 +305,10 @@ fn spans_of(r: &SpanRecord) -> u64 {
     }
 }
 
-/// splitmix64: span ids derived from the trace id, distinct per stage and never zero.
+/// Span ids derived from the trace id through splitmix64, distinct per stage and never zero.
 fn span_id(trace_id: u128, stage: u64) -> u64 {
-    let mut z = (trace_id as u64) ^ ((trace_id >> 64) as u64).rotate_left(17) ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)).max(1)
+    let x = (trace_id as u64) ^ ((trace_id >> 64) as u64).rotate_left(17) ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    crate::rng::splitmix64(x).max(1)
 }
 
 /// The spans of one traced batch: the root `batch` and a child per stage.

@@ -14,7 +14,7 @@ use crate::batch::Batch;
 use crate::breaker::State as BreakerState;
 use crate::config::Backpressure;
 use crate::event::{EventMeta, EventSpec, Generator};
-use crate::limiter::{Acquire, Rate, RateLimiter};
+use crate::limit::{Acquire, Rate, RateLimiter};
 use crate::ring::{Consumer, Producer};
 use crate::run::RunShared;
 use crate::stats::LocalWorker;

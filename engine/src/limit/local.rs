@@ -1,81 +1,19 @@
-//! Rate limiting behind one small trait, so the local token bucket, "no limit" and the Redis
-//! leased limiter (`redis_limiter.rs`) are interchangeable in the worker.
+//! The local limiter: an exact token bucket per worker, or none at `max`.
 //!
-//! The local limiter is a token bucket evaluated exactly in integer arithmetic (equivalent to
-//! GCRA with an emission interval of `1/rate`): the number of tokens ever allowed by time `t` is
+//! The bucket is evaluated exactly in integer arithmetic (equivalent to GCRA with an emission
+//! interval of `1/rate`): the number of tokens ever allowed by time `t` is
 //! `floor((t - start) * rate) + 1 + burst`; a grant subtracts from what is left. Because it is
 //! computed from the start time, not accumulated step by step, it never drifts, so the average
 //! over a run is exact to within one event per worker. The instance rate is split evenly
 //! across workers and each worker's schedule is shifted by `worker / rate`, so the workers'
 //! events interleave instead of arriving in clumps.
 //!
-//! The limiter answers "not until T" (`Acquire::Wait`) instead of spinning. At high rates the
-//! wait is for a chunk of about 1 ms worth of tokens, so a worker never sleeps per event.
+//! When empty, the bucket answers `Acquire::Wait`; at high rates the wait is for a chunk of
+//! about 1 ms worth of tokens, so a worker never sleeps per event.
 
 use std::num::NonZeroU64;
 
-/// What the instance rate is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rate {
-    /// As fast as the pipeline goes.
-    Max,
-    /// Events per second for the whole instance.
-    PerSec(NonZeroU64),
-}
-
-impl Rate {
-    pub const MAX_PER_SEC: u64 = 10_000_000;
-
-    pub fn per_sec(self) -> Option<u64> {
-        match self {
-            Rate::Max => None,
-            Rate::PerSec(n) => Some(n.get()),
-        }
-    }
-}
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Rate::Max => f.write_str("max"),
-            Rate::PerSec(n) => write!(f, "{n}/s"),
-        }
-    }
-}
-
-/// The answer to "may I have `want` tokens now?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acquire {
-    /// This many tokens (1..=want) are granted now.
-    Granted(u32),
-    /// None now; ask again at this monotonic time (ns).
-    Wait { until_ns: u64 },
-}
-
-/// A per-worker rate limiter. Owned by one worker thread: no sharing, no locks.
-pub trait RateLimiter: Send {
-    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire;
-    /// The rate changed at run time (`PUT /v1/rate`); restart the schedule from `now_ns`.
-    fn set_rate(&mut self, rate: Rate, now_ns: u64);
-    /// Short name for status and metrics ("local", "unlimited", "redis", "fallback").
-    fn mode(&self) -> &'static str;
-}
-
-/// Grants everything asked.
-#[derive(Debug, Default)]
-pub struct Unlimited;
-
-impl RateLimiter for Unlimited {
-    #[inline]
-    fn acquire(&mut self, want: u32, _now_ns: u64) -> Acquire {
-        Acquire::Granted(want)
-    }
-    fn set_rate(&mut self, _rate: Rate, _now_ns: u64) {}
-    fn mode(&self) -> &'static str {
-        "unlimited"
-    }
-}
+use crate::limit::{Acquire, Rate, RateLimiter};
 
 const NS_PER_SEC: u128 = 1_000_000_000;
 
@@ -305,31 +243,5 @@ mod tests {
         assert_eq!(b.acquire(100, 0), Acquire::Granted(1));
         b.set_rate(Rate::PerSec(nz(1000)), 1_000_000_000);
         assert_eq!(b.acquire(100, 1_010_000_000), Acquire::Granted(11));
-    }
-}
-
-/// Limiter observability, shared by the workers' limiters (and the Redis lease thread) with
-/// status and metrics. Updated per lease or per transition, never per event.
-#[derive(Debug, Default)]
-pub struct LimiterStats {
-    /// One of `MODES`.
-    pub mode: std::sync::atomic::AtomicUsize,
-    /// Tokens in the current lease (Redis) or 0.
-    pub lease_size: std::sync::atomic::AtomicU64,
-    pub redis_calls: std::sync::atomic::AtomicU64,
-    /// Times a worker found no tokens in its lease and had to wait for the next one.
-    pub lease_waits: std::sync::atomic::AtomicU64,
-    /// Mode changes (redis <-> fallback).
-    pub transitions: std::sync::atomic::AtomicU64,
-    /// Tokens granted by Redis in total.
-    pub granted: std::sync::atomic::AtomicU64,
-}
-
-/// Limiter modes, indexed by `LimiterStats::mode`.
-pub const MODES: [&str; 4] = ["local", "unlimited", "redis", "fallback"];
-
-impl LimiterStats {
-    pub fn mode_name(&self) -> &'static str {
-        MODES.get(self.mode.load(std::sync::atomic::Ordering::Relaxed)).copied().unwrap_or("local")
     }
 }

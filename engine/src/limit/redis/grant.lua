@@ -1,0 +1,45 @@
+-- spate's lease grant, run atomically by Redis. Its arguments, result and algorithm are
+-- documented with GRANT_SCRIPT in lease.rs.
+local key = KEYS[1]
+local want = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local me = ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
+local members = redis.call('ZRANGE', key, 0, -1)
+local used = 0
+local seen = {}
+local instances = 0
+for i = 1, #members do
+  local n, inst = string.match(members[i], '^(%d+):([^:]+):')
+  if n then
+    used = used + tonumber(n)
+    if not seen[inst] then
+      seen[inst] = true
+      instances = instances + 1
+    end
+  end
+end
+if not seen[me] then
+  instances = instances + 1
+end
+local grant = limit - used
+if grant > want then
+  grant = want
+end
+if grant > 0 then
+  redis.call('ZADD', key, string.format('%d', now), string.format('%d', grant) .. ':' .. me .. ':' .. ARGV[5])
+  redis.call('PEXPIRE', key, string.format('%d', math.floor(window / 1000) + 1000))
+  return {grant, 0, instances, used + grant}
+end
+local retry = 1000
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if #oldest == 2 then
+  retry = tonumber(oldest[2]) + window - now
+end
+if retry < 1 then
+  retry = 1
+end
+return {0, string.format('%d', retry), instances, used}

@@ -1,0 +1,389 @@
+//! The lease thread: asks Redis for leases of the global rate with the grant script
+//! (`grant.lua`), releases their tokens into the pool (`pool.rs`) at a steady pace, expires
+//! what nobody took, and switches the instance to fallback while Redis is unavailable.
+//!
+//! ## Redis side: a sliding-window log of leases
+//!
+//! Every instance sharing a Redis and a limit key (`spate:limit:{NAME}`) together produces at
+//! most `global_rate` events/s. The key is a sorted set; each member is one lease
+//! (`"{tokens}:{instance}:{seq}"`, score = grant time in µs of the *Redis server's* clock, read
+//! with `redis.call('TIME')` so the instances' clocks do not matter). One Lua script
+//! ([`GRANT_SCRIPT`], loaded with `SCRIPT LOAD`, called by SHA with `EVALSHA`, reloaded on
+//! `NOSCRIPT`) does, atomically: drop leases older than the window, sum what is still in the
+//! window, grant the largest chunk that fits (possibly less than asked, possibly nothing plus a
+//! retry-after: the time until the oldest lease leaves the window), and report how many
+//! distinct instances hold leases in the window. The key is always passed as `KEYS[1]`, never
+//! interpolated into the script, and the limit key name is validated (`config.rs`). The window
+//! it counts includes a small guard (see `config.rs`).
+//!
+//! ## Instance side: one lease thread
+//!
+//! A background thread (sync `redis` client, short connect/read/write timeouts) keeps a queue
+//! of granted leases and releases their tokens into the shared pool. It asks for the next lease
+//! `lease_ms / 2` before the queued ones run out (the low-water mark), so workers normally
+//! never wait on Redis.
+//!
+//! **Lease size adapts** to the instance's rate: the instance's target rate is
+//! `R = global_rate / k × 1.05`, where `k` is the number of instances Redis reports in the
+//! window (before the first answer: `expected_instances`, default 1), and a lease asks for
+//! `ceil(R × lease_ms)` tokens (at least 1). The 5 % headroom keeps the Redis window saturated
+//! so the aggregate reaches the global rate even when `k` is briefly wrong (instances starting or
+//! stopping); Redis, not the instances, is what caps the total.
+//!
+//! ## Pacing inside a lease
+//!
+//! Tokens of a lease are not handed out at once: the lease thread **releases them into the pool
+//! over the lease period** at rate `R` (on a ~1 ms tick, the same ~1 ms chunking as the local
+//! `TokenBucket`), and each lease starts releasing where the previous one ends. Workers take
+//! whatever is released; when the pool is empty they wait until the next release tick. (Chosen
+//! over a per-worker bucket because one schedule per instance is exact however many workers
+//! share it, and a token never sits in the pool waiting for some worker's bucket.) Small leases
+//! (below 8 tokens, i.e. low rates) are not prefetched: they are asked for when due and released
+//! as soon as they arrive, so a token is spent within about a millisecond of its grant.
+//!
+//! ## Failure handling (Doorman-style "safe" mode)
+//!
+//! Each Redis call is recorded in a circuit breaker (`crate::breaker`, the same component as
+//! Kafka's; window 10 calls, opens at 3+ calls with >= 50 % failed or slow (>= 100 ms)). A failed
+//! call is retried every 20 ms while a lease is needed, so a dead Redis opens the breaker in about
+//! 60 ms (at worst 3 × the 200 ms timeout). While the breaker is not closed the instance runs on
+//! a **local token bucket at `fallback_rate`** (default `global_rate / expected_instances`, or,
+//! when `expected_instances` is not set, `global_rate /` the instance count Redis last reported).
+//! After 1 s open the breaker lets one trial call through; when it succeeds leases resume.
+//! Mode, transitions, lease size, Redis calls, lease waits and granted tokens are published in
+//! `LimiterStats`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use crate::breaker::{BreakerWindow, State};
+use crate::clock::Clock;
+use crate::limit::redis::config::RedisConfig;
+use crate::limit::redis::pool::LeasePool;
+use crate::limit::stats::{LimiterStats, MODE_FALLBACK, MODE_REDIS};
+
+/// Headroom over the instance's share of the global rate (see the module doc).
+const HEADROOM: f64 = 1.05;
+/// Retry interval after a failed Redis call while a lease is needed.
+const RETRY_NS: u64 = 20_000_000;
+/// Release tick of the lease thread.
+const TICK_NS: u64 = 1_000_000;
+/// Longest sleep of the lease thread (so it notices the end of the run promptly).
+const MAX_SLEEP_NS: u64 = 10_000_000;
+/// Leases smaller than this are not prefetched (see "Pacing inside a lease").
+const PREFETCH_MIN_TOKENS: u64 = 8;
+
+/// The grant script (`grant.lua`). KEYS[1]: the lease log. ARGV: want, limit (tokens per
+/// window), window (µs), instance id, lease sequence number. Returns {granted, retry_after_us,
+/// instances, used}.
+///
+/// Scores are written with `string.format('%d')`: Lua would print a µs timestamp as `%.14g`
+/// and lose precision.
+pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
+
+/// Starts the lease thread for `pool`. It holds the pool weakly and stops (within
+/// `MAX_SLEEP_NS`) once every handle and limiter sharing the pool is dropped.
+pub(super) fn spawn(
+    pool: &Arc<LeasePool>,
+    cfg: &RedisConfig,
+    client: redis::Client,
+    instances: u64,
+    stats: Arc<LimiterStats>,
+    clock: Arc<dyn Clock>,
+) -> std::io::Result<()> {
+    let lease = LeaseThread {
+        pool: Arc::downgrade(pool),
+        cfg: cfg.clone(),
+        clock,
+        client,
+        conn: None,
+        script: redis::Script::new(GRANT_SCRIPT),
+        window: BreakerWindow::new(cfg.breaker),
+        instance: instance_id(),
+        seq: 0,
+        leases: VecDeque::new(),
+        released: VecDeque::new(),
+        instances,
+        paced_until: 0,
+        retry_at: 0,
+        in_gap: false,
+        stats,
+    };
+    std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map(drop)
+}
+
+/// A random id for this instance's leases (distinguishes instances in the lease log).
+fn instance_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let x = t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64);
+    // splitmix64 spreads the bits of time, pid and a stack address.
+    format!("{:016x}", crate::rng::splitmix64(x))
+}
+
+/// One granted lease, releasing `n` tokens at `rate`/s from `start_ns`.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    start_ns: u64,
+    n: u64,
+    rate: u64,
+    released: u64,
+}
+
+impl Lease {
+    fn end_ns(&self) -> u64 {
+        self.start_ns + (self.n as u128 * 1_000_000_000 / self.rate as u128) as u64
+    }
+    /// Tokens due by `now`: the first at `start`, then one every `1/rate`.
+    fn due(&self, now: u64) -> u64 {
+        if now < self.start_ns {
+            return 0;
+        }
+        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128) as u64
+    }
+    /// When the next token after `released` is due.
+    fn next_ns(&self) -> u64 {
+        self.start_ns + (self.released as u128 * 1_000_000_000).div_ceil(self.rate as u128) as u64
+    }
+}
+
+/// The answer of one grant call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: u64,
+    pub retry_after_us: u64,
+    pub instances: u64,
+    pub used: u64,
+}
+
+/// Calls the grant script by SHA, loading it when Redis does not know it (`NOSCRIPT`). Counts
+/// every round trip in `calls`.
+// The arguments are the script's KEYS and ARGV one for one: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub fn call_grant(
+    con: &mut redis::Connection,
+    script: &redis::Script,
+    key: &str,
+    want: u64,
+    limit: u64,
+    window_us: u64,
+    instance: &str,
+    seq: u64,
+    calls: &AtomicU64,
+) -> redis::RedisResult<Grant> {
+    let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
+        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
+    };
+    calls.fetch_add(1, Ordering::Relaxed);
+    let r = match evalsha(con) {
+        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+            calls.fetch_add(2, Ordering::Relaxed);
+            let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(con)?;
+            evalsha(con)?
+        }
+        other => other?,
+    };
+    Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
+}
+
+struct LeaseThread {
+    pool: Weak<LeasePool>,
+    cfg: RedisConfig,
+    clock: Arc<dyn Clock>,
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    script: redis::Script,
+    window: BreakerWindow,
+    instance: String,
+    seq: u64,
+    /// Granted leases not fully released, in release order.
+    leases: VecDeque<Lease>,
+    /// (release time, tokens) put into the pool, for expiry.
+    released: VecDeque<(u64, u64)>,
+    /// Instances Redis last reported in the window (or the expected count).
+    instances: u64,
+    /// End of the release period of the last lease granted (monotonic ns).
+    paced_until: u64,
+    /// No Redis call before this (retry-after or back-off after a failure).
+    retry_at: u64,
+    /// The instance ran out of leased tokens and is waiting for Redis (counted once per gap).
+    in_gap: bool,
+    stats: Arc<LimiterStats>,
+}
+
+impl LeaseThread {
+    fn run(mut self) {
+        loop {
+            let Some(pool) = self.pool.upgrade() else {
+                return;
+            };
+            let now = self.clock.now_ns();
+            let wake = self.step(&pool, now);
+            drop(pool);
+            let now = self.clock.now_ns();
+            self.clock.sleep_until(wake.clamp(now, now + MAX_SLEEP_NS));
+        }
+    }
+
+    /// Instance target rate: its share of the global rate plus headroom.
+    fn target_rate(&self) -> u64 {
+        let g = self.cfg.global_rate.get();
+        ((g as f64 / self.instances.max(1) as f64 * HEADROOM).ceil() as u64).clamp(1, g)
+    }
+
+    fn lease_tokens(&self) -> u64 {
+        let r = self.target_rate();
+        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64).clamp(1, self.cfg.limit())
+    }
+
+    /// One round: breaker, mode, release, expiry, maybe a Redis call. Returns when to wake.
+    fn step(&mut self, pool: &LeasePool, now: u64) -> u64 {
+        self.window.tick(&pool.breaker, now);
+        let state = pool.breaker.state();
+        self.set_mode(pool, if state == State::Closed { MODE_REDIS } else { MODE_FALLBACK });
+        let mut wake = now + MAX_SLEEP_NS;
+
+        if state == State::Open {
+            return wake;
+        }
+        // Release what is due.
+        while let Some(l) = self.leases.front_mut() {
+            let due = l.due(now);
+            if due > l.released {
+                let add = due - l.released;
+                l.released = due;
+                pool.put(add);
+                self.released.push_back((now, add));
+            }
+            if l.released == l.n {
+                self.leases.pop_front();
+            } else {
+                wake = wake.min(l.next_ns().max(now + TICK_NS));
+                break;
+            }
+        }
+        self.expire(pool, now);
+        if let Some(&(t, _)) = self.released.front() {
+            wake = wake.min(t + self.cfg.lease.as_nanos() as u64);
+        }
+
+        // Ask for the next lease at the low-water mark.
+        // Not derived from the queue: a fully released lease is popped, but its period still
+        // paces the next request (a one-token lease at 3/s is asked for every 333 ms).
+        let end = self.paced_until;
+        let want = self.lease_tokens();
+        let prefetch = if want >= PREFETCH_MIN_TOKENS { self.cfg.lease.as_nanos() as u64 / 2 } else { 0 };
+        let fetch_at = end.saturating_sub(prefetch).max(self.retry_at);
+        if self.leases.is_empty() && pool.available() == 0 && !self.in_gap && end <= now {
+            // Ran dry: this instance now waits for Redis (normal at low rates).
+            self.in_gap = true;
+            self.stats.lease_waits.fetch_add(1, Ordering::Relaxed);
+        }
+        if now >= fetch_at {
+            self.fetch(pool, now, want, end);
+            // Released right away if it starts now; the loop comes back within a tick.
+            return now;
+        }
+        wake = wake.min(fetch_at);
+        pool.next_ns.store(wake, Ordering::Relaxed);
+        wake
+    }
+
+    fn set_mode(&mut self, pool: &LeasePool, mode: usize) {
+        if pool.mode.load(Ordering::Relaxed) == mode {
+            return;
+        }
+        if mode == MODE_FALLBACK {
+            // Leases are not carried over a switch: empty the pool first.
+            pool.tokens.store(0, Ordering::Relaxed);
+            self.leases.clear();
+            self.released.clear();
+            self.paced_until = 0;
+            pool.fallback_rate.store(self.cfg.fallback_rate_for(self.instances).get(), Ordering::Relaxed);
+            self.stats.lease_size.store(0, Ordering::Relaxed);
+        }
+        self.in_gap = false;
+        // Release: a worker that sees the new mode also sees the emptied pool.
+        pool.mode.store(mode, Ordering::Release);
+        self.stats.mode.store(mode, Ordering::Relaxed);
+        self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops released tokens nobody took within a lease period (not carried over).
+    fn expire(&mut self, pool: &LeasePool, now: u64) {
+        let ttl = self.cfg.lease.as_nanos() as u64;
+        while let Some(&(t, _)) = self.released.front() {
+            if now < t + ttl {
+                break;
+            }
+            self.released.pop_front();
+            // Workers take oldest first in effect: what is left beyond the newer releases is old.
+            let newer: u64 = self.released.iter().map(|r| r.1).sum();
+            let stale = pool.available().saturating_sub(newer);
+            if stale > 0 {
+                pool.remove(stale);
+            }
+        }
+    }
+
+    fn fetch(&mut self, pool: &LeasePool, now: u64, want: u64, prev_end: u64) {
+        let started = Instant::now();
+        let res = self.call(want);
+        let took = started.elapsed();
+        let after = self.clock.now_ns();
+        match res {
+            Ok(g) => {
+                self.window.record(&pool.breaker, false, took, after);
+                self.instances = g.instances.max(1);
+                if g.granted > 0 {
+                    self.in_gap = false;
+                    self.stats.granted.fetch_add(g.granted, Ordering::Relaxed);
+                    self.stats.lease_size.store(g.granted, Ordering::Relaxed);
+                    // Start where the queued leases end, or now: never before the grant.
+                    let start = prev_end.max(now);
+                    let lease = Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 };
+                    self.paced_until = lease.end_ns();
+                    self.leases.push_back(lease);
+                    self.retry_at = 0;
+                } else {
+                    self.retry_at = after + g.retry_after_us.max(1) * 1000;
+                }
+            }
+            Err(_) => {
+                self.conn = None;
+                self.window.record(&pool.breaker, true, took, after);
+                self.retry_at = after + RETRY_NS;
+            }
+        }
+    }
+
+    fn call(&mut self, want: u64) -> redis::RedisResult<Grant> {
+        if self.conn.is_none() {
+            self.stats.redis_calls.fetch_add(1, Ordering::Relaxed);
+            let con = self.client.get_connection_with_timeout(self.cfg.timeout)?;
+            con.set_read_timeout(Some(self.cfg.timeout))?;
+            con.set_write_timeout(Some(self.cfg.timeout))?;
+            self.conn = Some(con);
+        }
+        let con = self.conn.as_mut().expect("connected above");
+        self.seq += 1;
+        let window_us = self.cfg.window_with_guard_us();
+        call_grant(con, &self.script, &self.cfg.key, want, self.cfg.limit(), window_us, &self.instance, self.seq, &self.stats.redis_calls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_releases_smoothly() {
+        let l = Lease { start_ns: 1_000, n: 500, rate: 10_000, released: 0 };
+        assert_eq!(l.due(0), 0);
+        assert_eq!(l.due(1_000), 1);
+        assert_eq!(l.due(1_000 + 1_000_000), 11);
+        assert_eq!(l.due(1_000 + 60_000_000), 500);
+        assert_eq!(l.end_ns(), 1_000 + 50_000_000);
+    }
+}
