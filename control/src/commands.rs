@@ -14,7 +14,7 @@ use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, RunArgs, VerifyArgs};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(*a),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
