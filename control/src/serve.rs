@@ -19,7 +19,9 @@ use spate_engine::config::RawRate;
 use spate_engine::limiter::{self, Rate};
 use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 
-use crate::metrics::{self, ApiStats, HttpOptions, HttpServer, Reply, Request, Route, RunView};
+use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
+use crate::metrics::{self, RunView};
+use crate::status;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -157,7 +159,7 @@ impl Control {
             (s.state(), s.ready(), s.view.clone(), s.summary.clone())
         };
         // Built outside the lock: it reads atomics and briefly the latency histogram.
-        let mut m = view.map(|v| v.status()).unwrap_or_default();
+        let mut m = view.map(|v| status::document(&v)).unwrap_or_default();
         m.insert("state".into(), json!(state));
         m.insert("ready".into(), json!(ready));
         m.entry("run_id").or_insert(Value::Null);
@@ -195,7 +197,7 @@ impl Control {
         match res {
             Ok(run) => {
                 let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
-                let mut doc = view.status();
+                let mut doc = status::document(&view);
                 doc.insert("state".into(), json!("running"));
                 s.view = Some(view);
                 s.summary = None;
@@ -406,7 +408,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
     let handler = {
         let c = control.clone();
-        Arc::new(move |rq: &Request| c.handle(rq)) as metrics::Handler
+        Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
     let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
     eprintln!("spate: serve listening on http://{}", server.addr());
