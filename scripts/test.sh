@@ -18,6 +18,13 @@ export CARGO_TERM_COLOR=never
 echo "== build (release, all targets)"
 cargo build --release --workspace --all-targets --locked
 
+echo "== clippy (warnings are errors)"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+echo "== module cycles (none allowed)"
+python3 scripts/modgraph.py engine/src
+python3 scripts/modgraph.py control/src
+
 echo "== tests"
 cargo test --release --workspace --locked -- --test-threads=2
 
@@ -27,7 +34,7 @@ cargo test --release -p spate-engine --features loom --lib --locked ring
 echo "== benches compile"
 cargo bench --workspace --no-run --locked >/dev/null
 
-# A real Kafka-protocol broker end to end (issue: Kafka delivery). Last, because installing
+# A real Kafka-protocol broker end to end. Last, because installing
 # tansu is the slowest step (cargo install, about 26 min on 2 cores, once per machine).
 if [ "${SPATE_SKIP_TANSU:-0}" = 1 ]; then
   echo "== tansu end to end: skipped (SPATE_SKIP_TANSU=1)"

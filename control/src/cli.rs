@@ -19,7 +19,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Generate events at a rate into a sink.
-    Run(RunArgs),
+    // Boxed: its dozens of flags would make every `Cmd` as large as itself.
+    Run(Box<RunArgs>),
     /// Validate a config file without running anything.
     CheckConfig {
         /// The YAML config file.

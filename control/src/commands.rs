@@ -2,19 +2,24 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use serde_json::{json, Value};
 use spate_engine::kafka::EmbeddedBroker;
 use spate_engine::{RawConfig, StartOptions, Summary};
 
 use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, RunArgs, VerifyArgs};
+use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
+use crate::metrics::{self, RunView};
+use crate::status;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(*a),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
@@ -72,7 +77,7 @@ fn run(a: RunArgs) -> Result<i32> {
         eprintln!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
     }
     let metrics = match &a.metrics_listen {
-        Some(addr) => Some(crate::commands::metrics_server(addr, &run)?),
+        Some(addr) => Some(metrics_server(addr, &run)?),
         None => None,
     };
     let progress = !a.quiet && std::io::stderr().is_terminal();
@@ -199,11 +204,50 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     Ok(if r.ok() { 0 } else { 1 })
 }
 
-/// Serves /metrics and /v1/status for `spate run --metrics-listen`; stops when dropped.
-pub fn metrics_server(addr: &str, run: &spate_engine::Run) -> Result<crate::metrics::MetricsGuard> {
-    let guard = crate::metrics::serve_run(addr, run.shared.clone(), run.config.clone())?;
-    if let Some(a) = guard.addr() {
-        eprintln!("spate: metrics on http://{a}/metrics (status on /v1/status)");
+/// What `spate run --metrics-listen` keeps alive: the server and the observer thread.
+struct MetricsGuard {
+    server: Option<HttpServer>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Drop for MetricsGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.take();
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
     }
-    Ok(guard)
+}
+
+const RUN_ROUTES: &[Route] = &[
+    Route { path: "/metrics", methods: &["GET"], open: false },
+    Route { path: "/v1/status", methods: &["GET"], open: false },
+    Route { path: "/healthz", methods: &["GET"], open: true },
+];
+
+/// Serves /metrics and /v1/status for one run (read-only: no control endpoints); stops when
+/// dropped.
+fn metrics_server(listen: &str, run: &spate_engine::Run) -> Result<MetricsGuard> {
+    let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = metrics::spawn_ticker(stop.clone(), {
+        let view = view.clone();
+        move || view.observer.tick(&view.shared)
+    })?;
+    let api = Arc::new(ApiStats::default());
+    let api2 = api.clone();
+    let handler: Handler = Arc::new(move |rq: &Request| match rq.path.as_str() {
+        "/metrics" => Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(Some(&view), &api2)),
+        "/healthz" => Reply::json(200, &json!({"status": "ok"})),
+        _ => {
+            let mut m = status::document(&view);
+            m.insert("state".into(), json!(if view.active() { "running" } else { "finished" }));
+            Reply::json(200, &Value::Object(m))
+        }
+    });
+    let server = HttpServer::start(listen, HttpOptions { routes: RUN_ROUTES, token: None, api_rate: None, threads: 2 }, api, handler)?;
+    eprintln!("spate: metrics on http://{}/metrics (status on /v1/status)", server.addr());
+    Ok(MetricsGuard { server: Some(server), stop, ticker: Some(ticker) })
 }

@@ -7,8 +7,10 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 mod cli;
 mod commands;
+mod http;
 mod metrics;
 mod serve;
+mod status;
 
 use clap::Parser;
 

@@ -6,7 +6,7 @@
 //! by whoever notices first (the 4 Hz observer thread or any request) and its summary kept.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,12 +16,13 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spate_engine::config::RawRate;
-use spate_engine::limit::local;
 use spate_engine::limit::stats::MODES;
-use spate_engine::limit::{Acquire, LimiterFactory, Rate, RateLimiter};
+use spate_engine::limit::Rate;
 use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 
-use crate::metrics::{self, ApiStats, HttpOptions, HttpServer, Reply, Request, Route, RunView};
+use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
+use crate::metrics::{self, RunView};
+use crate::status;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -65,8 +66,6 @@ struct Slot {
     run: Option<Run>,
     /// The current or last run, for status and metrics (outlives the join).
     view: Option<Arc<RunView>>,
-    /// The rate the run's limiters follow (see `RateCell`).
-    rate: Option<Arc<RateCell>>,
     starting: bool,
     stopping: bool,
     summary: Option<Summary>,
@@ -161,7 +160,7 @@ impl Control {
             (s.state(), s.ready(), s.view.clone(), s.summary.clone())
         };
         // Built outside the lock: it reads atomics and briefly the latency histogram.
-        let mut m = view.map(|v| v.status()).unwrap_or_default();
+        let mut m = view.map(|v| status::document(&v)).unwrap_or_default();
         m.insert("state".into(), json!(state));
         m.insert("ready".into(), json!(ready));
         m.entry("run_id").or_insert(Value::Null);
@@ -193,22 +192,18 @@ impl Control {
             // status must keep answering meanwhile.
             s.starting = true;
         }
-        // A Redis-limited run keeps the engine's leased limiter (its rate is global).
-        let cell = cfg.redis.is_none().then(|| Arc::new(RateCell::new(cfg.rate)));
-        let opts = StartOptions { limiter: cell.clone().map(|c| switchable_limiter(c, cfg.burst)), ..Default::default() };
-        let res = spate_engine::start(cfg, opts);
+        let res = spate_engine::start(cfg, StartOptions::default());
         let mut s = self.slot.lock();
         s.starting = false;
         match res {
             Ok(run) => {
                 let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
-                let mut doc = view.status();
+                let mut doc = status::document(&view);
                 doc.insert("state".into(), json!("running"));
                 s.view = Some(view);
                 s.summary = None;
                 s.stopping = false;
                 s.run = Some(run);
-                s.rate = cell;
                 Reply::json(200, &Value::Object(doc))
             }
             Err(EngineError::Config(e)) => config_error(&e),
@@ -297,10 +292,8 @@ impl Control {
             );
         }
         let previous = run.shared.current_rate();
-        if let Some(cell) = &s.rate {
-            cell.set(rate);
-        }
-        // Also through the engine, which keeps the event timestamps' spacing in step.
+        // The workers pick it up at their next batch, switching to or from `max` as needed;
+        // status and metrics read it back from the run's shared state.
         run.set_rate(rate);
         // Keep the reported mode honest for the local limiters (redis/fallback manage their own).
         let lim = &run.shared.limiter;
@@ -347,98 +340,6 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
 
 fn config_error(e: &ConfigError) -> Reply {
     Reply::error(400, e.to_string(), json!({"key": e.key, "message": e.message, "fix": e.fix}))
-}
-
-/// The rate a run's limiters should follow, set by `PUT /v1/rate`. Limiters poll it once per
-/// acquire (a batch, not an event): the engine's own rate signal can be missed by a worker
-/// that builds its limiter from the config rate just as the rate changes, and the token
-/// bucket alone cannot switch to or from `max`.
-struct RateCell {
-    /// Events/s, 0 = max.
-    rate: AtomicU64,
-    /// Bumped (Release) after each `rate` store; a reader that sees the new epoch (Acquire)
-    /// sees the new rate.
-    epoch: AtomicU64,
-}
-
-impl RateCell {
-    fn new(rate: Rate) -> Self {
-        Self { rate: AtomicU64::new(rate.per_sec().unwrap_or(0)), epoch: AtomicU64::new(0) }
-    }
-
-    fn set(&self, rate: Rate) {
-        self.rate.store(rate.per_sec().unwrap_or(0), Ordering::Relaxed);
-        self.epoch.fetch_add(1, Ordering::Release);
-    }
-
-    fn get(&self) -> (u64, Rate) {
-        let e = self.epoch.load(Ordering::Acquire);
-        let r = match std::num::NonZeroU64::new(self.rate.load(Ordering::Relaxed)) {
-            None => Rate::Max,
-            Some(n) => Rate::PerSec(n),
-        };
-        (e, r)
-    }
-}
-
-/// The local limiter, following a `RateCell`.
-struct Switchable {
-    inner: Box<dyn RateLimiter>,
-    cell: Arc<RateCell>,
-    epoch: u64,
-    rate: Rate,
-    burst: u64,
-    worker: usize,
-    workers: usize,
-}
-
-impl Switchable {
-    fn apply(&mut self, rate: Rate, now_ns: u64) {
-        if rate == self.rate {
-            return;
-        }
-        if (rate == Rate::Max) != (self.rate == Rate::Max) {
-            self.inner = local::local(rate, self.burst, self.worker, self.workers, now_ns);
-        } else {
-            self.inner.set_rate(rate, now_ns);
-        }
-        self.rate = rate;
-    }
-}
-
-impl RateLimiter for Switchable {
-    #[inline]
-    fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire {
-        if self.cell.epoch.load(Ordering::Relaxed) != self.epoch {
-            let (e, rate) = self.cell.get();
-            self.epoch = e;
-            self.apply(rate, now_ns);
-        }
-        self.inner.acquire(want, now_ns)
-    }
-
-    fn set_rate(&mut self, rate: Rate, now_ns: u64) {
-        self.apply(rate, now_ns);
-    }
-
-    fn mode(&self) -> &'static str {
-        self.inner.mode()
-    }
-}
-
-fn switchable_limiter(cell: Arc<RateCell>, burst: u64) -> LimiterFactory {
-    Arc::new(move |worker, workers, now| {
-        let (epoch, rate) = cell.get();
-        Box::new(Switchable {
-            inner: local::local(rate, burst, worker, workers, now),
-            cell: cell.clone(),
-            epoch,
-            rate,
-            burst,
-            worker,
-            workers,
-        }) as Box<dyn RateLimiter>
-    })
 }
 
 /// Refuses a non-loopback address unless remote access was asked for.
@@ -508,7 +409,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
     let handler = {
         let c = control.clone();
-        Arc::new(move |rq: &Request| c.handle(rq)) as metrics::Handler
+        Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
     let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
     eprintln!("spate: serve listening on http://{}", server.addr());

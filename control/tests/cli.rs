@@ -1,6 +1,11 @@
-//! The `spate` binary as a user runs it: exit codes, messages, the summary.
+//! The `spate` binary as a user runs it: exit codes, messages, the summary, and `spate verify`
+//! against `spate broker`.
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use spate_test_support::eventually;
 
 fn spate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spate")).args(args).output().expect("spawn spate")
@@ -97,8 +102,41 @@ fn check_config_accepts_a_good_file() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `spate broker`: librdkafka's mock cluster on loopback, in its own process; killed on drop.
+struct Broker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Broker {
+    fn start(topic: &str, partitions: u32) -> Broker {
+        let file = tmp(&format!("bootstrap-{topic}"));
+        let _ = std::fs::remove_file(&file);
+        let child = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["broker", "--topic", topic, "--partitions", &partitions.to_string(), "--bootstrap-file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn spate broker");
+        // Owned before the wait, so a timeout still kills the process.
+        let mut b = Broker { child, bootstrap: String::new() };
+        b.bootstrap = eventually(Duration::from_secs(30), "spate broker to write its bootstrap address", || {
+            std::fs::read_to_string(&file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        });
+        b
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn kafka_on_the_embedded_broker_then_verify_via_cli() {
+fn kafka_without_brokers_uses_the_in_memory_cluster() {
     let o = spate(&["run", "--sink", "kafka", "--rate", "max", "--count", "20000", "--topic", "cli-t", "--duration", "60s"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
@@ -107,20 +145,99 @@ fn kafka_on_the_embedded_broker_then_verify_via_cli() {
 }
 
 #[test]
+fn kafka_to_spate_broker_then_verify_via_cli() {
+    let broker = Broker::start("cli-verify", 4);
+    let b = broker.bootstrap.as_str();
+    let summary = tmp("verify-run.json");
+    let o = spate(&[
+        "run",
+        "--sink",
+        "kafka",
+        "--brokers",
+        b,
+        "--topic",
+        "cli-verify",
+        "--rate",
+        "max",
+        "--count",
+        "20000",
+        "--threads",
+        "2",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("in-memory"), "--brokers given: no embedded cluster: {}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(run["delivered"], 20000, "{run}");
+    let run_id = run["run_id"].as_str().unwrap();
+
+    let report = tmp("verify-report.json");
+    let o = spate(&[
+        "verify",
+        "--brokers",
+        b,
+        "--topic",
+        "cli-verify",
+        "--expect",
+        "20000",
+        "--timeout",
+        "10s",
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "verify exit {:?}: {e}", o.status.code());
+    let printed: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|err| panic!("stdout is not the JSON report ({err}): {e}"));
+    for (k, want) in [("records", 20000), ("unique", 20000), ("missing", 0), ("duplicated", 0), ("malformed", 0), ("expected", 20000)] {
+        assert_eq!(printed[k], want, "{k} in {printed}");
+    }
+    assert_eq!(printed["partitions"], 4, "{printed}");
+    assert_eq!(printed["streams"], 2, "one stream per worker: {printed}");
+    assert!(e.contains("spate: verify: 20000 records, 20000 unique events, 0 missing, 0 duplicated, 0 malformed"), "{e}");
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written, printed, "--report-json holds the printed report");
+
+    // Only this run's events, selected by run id, give the same audit.
+    let o = spate(&["verify", "--brokers", b, "--topic", "cli-verify", "--run-id", run_id, "--expect", "20000", "--timeout", "10s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let by_id: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(by_id["unique"], 20000, "{by_id}");
+
+    // Expecting more than was sent: the shortfall is counted as missing and verify fails.
+    let o = spate(&["verify", "--brokers", b, "--topic", "cli-verify", "--expect", "20010", "--timeout", "2s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let short: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(short["missing"], 10, "{short}");
+}
+
+/// Lines in the file, 0 while it does not exist yet.
+fn lines_in(p: &Path) -> u64 {
+    std::fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64).unwrap_or(0)
+}
+
+#[test]
 fn ctrl_c_stops_cleanly_with_a_summary() {
+    // A file sink, so the test can see the run is under way (its handlers are installed before
+    // it starts) rather than guess with a sleep.
+    let events = tmp("sigint.jsonl");
+    let _ = std::fs::remove_file(&events);
     let child = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["run", "--sink", "null", "--rate", "20000", "--duration", "60s", "--summary-json"])
+        .args(["run", "--rate", "20000", "--duration", "60s", "--sink"])
+        .arg(format!("file:{}", events.display()))
+        .arg("--summary-json")
         .arg(tmp("sigint.json"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    eventually(Duration::from_secs(30), "more than 1000 events in the sink file", || (lines_in(&events) > 1000).then_some(()));
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let o = child.wait_with_output().unwrap();
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took too long to stop");
+    assert!(start.elapsed() < Duration::from_secs(10), "took too long to stop");
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("balanced"), "{e}");
@@ -128,4 +245,5 @@ fn ctrl_c_stops_cleanly_with_a_summary() {
     assert!(v["generated"].as_u64().unwrap() > 1000);
     assert_eq!(v["generated"], v["delivered"]);
     assert_eq!(v["in_flight"], 0);
+    assert_eq!(v["delivered"], lines_in(&events), "every delivered event is in the file");
 }

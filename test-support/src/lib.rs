@@ -18,6 +18,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ports tried when a free port is taken by someone else before the server binds it.
 const START_ATTEMPTS: usize = 5;
 
+/// Polls `f` until it returns Some, for at most `limit`; panics naming `what` then.
+pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        let now = Instant::now();
+        assert!(now < end, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(POLL.min(end - now));
+    }
+}
+
 /// Waits until `condition` holds, looking again every 2 ms, or until `deadline` passes.
 /// Returns whether it held; the condition is checked once more at the deadline.
 pub fn wait_for(deadline: Instant, mut condition: impl FnMut() -> bool) -> bool {

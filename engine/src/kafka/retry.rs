@@ -6,6 +6,7 @@
 //! classified at once and the record goes to the dead-letter topic (poison) or file, with the
 //! reason, so no record can loop forever.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -115,7 +116,9 @@ impl KafkaSink {
             let bytes: u64 = held.iter().map(|h| h.payload.len() as u64).sum();
             self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
         }
-        let owned: Vec<(Vec<(&str, &[u8])>, std::borrow::Cow<'_, str>, Option<std::borrow::Cow<'_, str>>)> = held
+        // Borrowed views of each record (headers, then payload and key as text) for its line.
+        type Views<'h> = (Vec<(&'h str, &'h [u8])>, Cow<'h, str>, Option<Cow<'h, str>>);
+        let owned: Vec<Views<'_>> = held
             .iter()
             .map(|h| {
                 let pairs = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
