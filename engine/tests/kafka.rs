@@ -9,6 +9,7 @@ use spate_engine::breaker::State;
 use spate_engine::kafka::EmbeddedBroker;
 use spate_engine::verify::{verify, VerifyOptions};
 use spate_engine::{RawConfig, StartOptions};
+use spate_test_support::eventually;
 
 fn cfg(yaml: &str) -> spate_engine::RunConfig {
     RawConfig::from_yaml(yaml).unwrap().validate().unwrap()
@@ -87,7 +88,7 @@ fn unknown_producer_id_is_survived_without_loss_or_duplicates() {
         dlq.display()
     ));
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    delivered_at_least(&run, 5000);
     let errs = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID; 4];
     broker.cluster().request_errors(RDKafkaApiKey::Produce, &errs);
     let s = run.join();
@@ -137,7 +138,8 @@ fn broker_outage_mid_run_loses_nothing() {
     let c = cfg("sink: kafka\nrate: 5000\ncount: 80000\nthreads: 2\nduration: 90s\nkafka: {topic: t-outage, message_timeout_ms: 30000, retries: 20, breaker: {open_wait_ms: 1000, min_calls: 10, half_open_calls: 5, slow_call_ms: 120000}}\n");
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
-    let saw_open = outage(&broker, &breaker, Duration::from_secs(2), Duration::from_secs(10));
+    delivered_at_least(&run, 10_000);
+    let saw_open = outage(&broker, &breaker, Duration::from_secs(10));
     // After the broker is back the breaker half-opens, its trial calls succeed, and it closes.
     let mut closed_again = false;
     let up_at = Instant::now();
@@ -183,11 +185,7 @@ fn the_mock_cluster_appends_idempotent_resends_again() {
     broker.create_topic("t-resend", 1).unwrap();
     let c = cfg("sink: kafka\nrate: 2000\ncount: 8000\nthreads: 1\nduration: 60s\nkafka: {topic: t-resend, message_timeout_ms: 60000}\n");
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
-    let shared = run.shared.clone();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while shared.counters.totals().delivered < 1000 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    delivered_at_least(&run, 1000);
     // Requests appended, responses pending: then the connection goes.
     broker.cluster().broker_round_trip_time(1, Duration::from_millis(500)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -220,7 +218,8 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     ));
     let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
-    let saw_open = outage(&broker, &breaker, Duration::from_secs(2), Duration::from_secs(4));
+    delivered_at_least(&run, 10_000);
+    let saw_open = outage(&broker, &breaker, Duration::from_secs(4));
     let s = run.join();
     let t = s.totals;
     assert!(saw_open, "the breaker never opened");
@@ -242,10 +241,14 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     assert!(a.duplicated as usize <= possibly_persisted, "duplicates only from possibly-persisted records: {a:?}");
 }
 
-/// After `after`, takes the broker down for `down`, then up again; true if the breaker was
-/// seen OPEN meanwhile.
-fn outage(broker: &EmbeddedBroker, breaker: &spate_engine::breaker::Breaker, after: Duration, down: Duration) -> bool {
-    std::thread::sleep(after);
+/// Waits (at most 30 s) until the run has delivered `n` events.
+fn delivered_at_least(run: &spate_engine::Run, n: u64) {
+    eventually(Duration::from_secs(30), &format!("{n} events delivered"), || (run.totals().delivered >= n).then_some(()));
+}
+
+/// Takes the broker down for `down` (fault injection: the outage's length is the point), then
+/// up again; true if the breaker was seen OPEN meanwhile.
+fn outage(broker: &EmbeddedBroker, breaker: &spate_engine::breaker::Breaker, down: Duration) -> bool {
     broker.cluster().broker_down(1).unwrap();
     let down_at = Instant::now();
     let mut saw_open = false;
