@@ -354,7 +354,9 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut sent = 0;
                     let mut i = 0u64;
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
                     while sent < 20_000 {
+                        assert!(std::time::Instant::now() < deadline, "worker {w} could reserve only {sent} batches in 20 s");
                         let bytes = 100 + (i * 37 + w) % 2_000;
                         i += 1;
                         if reserve(&c, bytes, budget) {
