@@ -109,6 +109,10 @@ pub struct RunArgs {
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Once generation stops, how long the sink may settle what is in flight (default 10s);
+    /// what is left then is dead-lettered (Kafka) or counted failed.
+    #[arg(long)]
+    pub drain_timeout: Option<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -127,7 +131,8 @@ pub struct RunArgs {
     /// Pad events to about this many bytes.
     #[arg(long)]
     pub size: Option<usize>,
-    /// PRNG seed (same seed, same events apart from timestamps and run id).
+    /// PRNG seed (same seed, same events apart from timestamps, ids and trace context).
+    /// Default: random, printed in the summary.
     #[arg(long)]
     pub seed: Option<u64>,
     /// block (default: wait, lose nothing), shed (drop and count) or, with Kafka, spill (while the
@@ -177,9 +182,12 @@ pub struct RunArgs {
     /// Serve Prometheus /metrics and /v1/status on this address while running.
     #[arg(long)]
     pub metrics_listen: Option<String>,
-    /// No progress line.
+    /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+    /// Seconds between progress lines when stderr is not a terminal (default 10; 0: none).
+    #[arg(long, value_name = "SECONDS")]
+    pub progress: Option<u64>,
     /// Share a global rate with every instance using this Redis and limit key:
     /// redis://[user:password@]host:port[/db]. Then --rate is ignored.
     #[arg(long)]
@@ -250,6 +258,7 @@ impl RunArgs {
             burst: self.burst,
             duration: self.duration.clone(),
             count: self.count,
+            drain_timeout: self.drain_timeout.clone(),
             threads: self.threads,
             pin: self.no_pin.then_some(false),
             sink: self.sink.clone(),

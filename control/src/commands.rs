@@ -26,7 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Serve(a) => crate::serve::serve(a, signals()?),
         Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
             let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
-            eprintln!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
+            say!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
             Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
         }
     }
@@ -36,7 +36,7 @@ fn check_config(file: &Path) -> Result<i32> {
     let raw = RawConfig::from_file(file)?;
     let cfg = raw.validate()?;
     spate_engine::event::EventSpec::build(&cfg.events)?;
-    eprintln!(
+    say!(
         "spate: {} is valid (sink {}, format {}, rate {}, {} threads)",
         file.display(),
         cfg.sink,
@@ -74,62 +74,94 @@ fn run(a: RunArgs) -> Result<i32> {
     let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
     let run = spate_engine::start(cfg.clone(), StartOptions::default())?;
     if embedded_note {
-        eprintln!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
+        say!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
     }
     let metrics = match &a.metrics_listen {
         Some(addr) => Some(metrics_server(addr, &run)?),
         None => None,
     };
-    let progress = !a.quiet && std::io::stderr().is_terminal();
+    // On a terminal a line redrawn twice a second; elsewhere (CI, logs, containers) a plain line
+    // every `--progress` seconds.
+    let terminal = std::io::stderr().is_terminal();
+    let every = match (a.quiet, terminal) {
+        (true, _) => None,
+        (false, true) => Some(Duration::from_millis(500)),
+        (false, false) => Some(Duration::from_secs(a.progress.unwrap_or(10))).filter(|d| !d.is_zero()),
+    };
     let started = Instant::now();
     let mut last = (Instant::now(), 0u64);
     let mut stopping = 0;
     while !run.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
         let s = sigs.load(Ordering::SeqCst);
         if s > stopping {
             stopping = s;
             if s == 1 {
                 run.stop();
-                if progress {
-                    eprint!("\r\x1b[2Kspate: stopping (draining; Ctrl-C again to abort)\n");
-                }
+                say!(
+                    "{}spate: stopping: draining for up to {:?} (signal again to abort)",
+                    if terminal && every.is_some() { "\r\x1b[2K" } else { "" },
+                    cfg.drain_timeout
+                );
             } else {
                 run.abort();
+                say!("spate: aborting: what is not delivered is dead-lettered or counted failed");
             }
         }
-        if progress && last.0.elapsed() >= Duration::from_millis(500) {
+        if every.is_some_and(|e| last.0.elapsed() >= e) {
             let t = run.totals();
-            let dt = last.0.elapsed().as_secs_f64();
-            let rate = (t.generated - last.1) as f64 / dt;
-            eprint!(
-                "\r\x1b[2K{:>6.1}s  {:>12.0} ev/s  generated {}  delivered {}  in flight {}  shed {}  failed {}",
+            let rate = (t.generated - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            let breaker = run.shared.breaker.as_ref().map(|b| b.state().as_str()).unwrap_or("-");
+            let line = format!(
+                "{:>6.1}s  {:>10.0} ev/s  generated {}  delivered {}  in flight {}  dead-lettered {}  shed {}  failed {}  breaker {}  limiter {}",
                 started.elapsed().as_secs_f64(),
                 rate,
                 t.generated,
                 t.delivered,
                 t.in_flight,
+                t.dead_lettered,
                 t.shed,
-                t.failed
+                t.failed,
+                breaker,
+                run.shared.limiter.mode_name()
             );
+            use std::io::Write as _;
+            let mut err = std::io::stderr();
+            let _ = if terminal { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "spate: progress: {line}") };
             last = (Instant::now(), t.generated);
         }
     }
-    if progress {
-        eprint!("\r\x1b[2K");
+    if terminal && every.is_some() {
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }
     drop(metrics);
     let summary = run.join();
-    print_summary(&summary);
+    // The summary file first: it must not depend on stderr being writable.
     if let Some(p) = &a.summary_json {
         std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(if summary.error.is_some() || summary.totals.failed > 0 { 1 } else { 0 })
+    print_summary(&summary);
+    Ok(exit_code(&summary))
+}
+
+/// The documented exit codes (see `main.rs` and the README).
+pub fn exit_code(s: &Summary) -> i32 {
+    use spate_engine::Outcome;
+    if s.reader_gone {
+        return 0;
+    }
+    match s.outcome {
+        Outcome::NothingDelivered => 4,
+        Outcome::Partial => 3,
+        Outcome::Delivered if s.error.is_some() => 1,
+        Outcome::Delivered => 0,
+    }
 }
 
 fn print_summary(s: &Summary) {
     let t = &s.totals;
-    eprintln!(
+    say!(
         "spate: run {} finished in {:.2}s ({} -> {}, {}, {} threads, rate {})",
         s.run_id,
         s.elapsed_s,
@@ -139,26 +171,37 @@ fn print_summary(s: &Summary) {
         s.threads,
         s.rate
     );
-    eprintln!(
+    say!(
         "  generated     {:>14}   {:>12.0} events/s  {:>8.1} MB/s  {:.1} ns/event/thread",
         t.generated, s.events_per_sec, s.mb_per_sec, s.ns_per_event_per_thread
     );
-    eprintln!("  delivered     {:>14}", t.delivered);
-    eprintln!("  dead-lettered {:>14}", t.dead_lettered);
-    eprintln!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
-    eprintln!("  failed        {:>14}", t.failed);
-    eprintln!("  in flight     {:>14}", t.in_flight);
+    say!("  delivered     {:>14}", t.delivered);
+    say!("  dead-lettered {:>14}", t.dead_lettered);
+    say!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
+    say!("  failed        {:>14}", t.failed);
+    say!("  in flight     {:>14}", t.in_flight);
     if t.retried > 0 || s.breaker_transitions > 0 {
-        eprintln!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
+        say!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
     }
     if let Some(l) = &s.latency_ms {
-        eprintln!(
+        say!(
             "  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)",
             l.p50, l.p99, l.p999, l.max, l.count
         );
     }
+    say!(
+        "  seed          {:>14}   {}",
+        s.seed,
+        if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" }
+    );
+    if s.pin_failures > 0 {
+        say!("  unpinned      {:>14}   workers could not be pinned to their core", s.pin_failures);
+    }
+    if s.reader_gone {
+        say!("  the reader of stdout went away: the run ended there (events not written are counted shed)");
+    }
     if let Some(e) = &s.error {
-        eprintln!("  error: {e}");
+        say!("  error: {e}");
     }
 }
 
@@ -171,7 +214,7 @@ fn broker(a: BrokerArgs) -> Result<i32> {
     if let Some(p) = &a.bootstrap_file {
         std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    eprintln!(
+    say!(
         "spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.",
         b.bootstrap()
     );
@@ -197,7 +240,7 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;
     }
-    eprintln!(
+    say!(
         "spate: verify: {} records, {} unique events, {} missing, {} duplicated, {} malformed",
         r.records, r.unique, r.missing, r.duplicated, r.malformed
     );
@@ -248,6 +291,6 @@ fn metrics_server(listen: &str, run: &spate_engine::Run) -> Result<MetricsGuard>
         }
     });
     let server = HttpServer::start(listen, HttpOptions { routes: RUN_ROUTES, token: None, api_rate: None, threads: 2 }, api, handler)?;
-    eprintln!("spate: metrics on http://{}/metrics (status on /v1/status)", server.addr());
+    say!("spate: metrics on http://{}/metrics (status on /v1/status)", server.addr());
     Ok(MetricsGuard { server: Some(server), stop, ticker: Some(ticker) })
 }

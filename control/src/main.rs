@@ -5,6 +5,15 @@ use spate_engine::alloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// Like `eprintln!`, but a closed or full stderr is ignored instead of panicking: the run's
+/// outcome (and `--summary-json`) must not depend on whether anyone reads its messages.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod http;
@@ -14,7 +23,9 @@ mod status;
 
 use clap::Parser;
 
-/// Exit codes: 0 ok, 1 the run failed or verification found problems, 2 bad input.
+/// Exit codes (README "Exit codes"): 0 everything delivered (or shed as asked, or the reader of
+/// stdout went away); 1 an internal error, or verification found problems; 2 bad input;
+/// 3 some events were dead-lettered or failed; 4 nothing could be delivered.
 fn main() {
     spate_engine::alloc::keep_freed_pages();
     let cli = cli::Cli::parse();
@@ -22,13 +33,13 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             if let Some(c) = e.downcast_ref::<spate_engine::ConfigError>() {
-                eprintln!("spate: {c}");
+                say!("spate: {c}");
                 2
             } else if let Some(spate_engine::EngineError::Config(c)) = e.downcast_ref::<spate_engine::EngineError>() {
-                eprintln!("spate: {c}");
+                say!("spate: {c}");
                 2
             } else {
-                eprintln!("spate: error: {e:#}");
+                say!("spate: error: {e:#}");
                 1
             }
         }

@@ -394,7 +394,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         }
     }
     if a.allow_remote && token.is_none() {
-        eprintln!("spate: warning: --allow-remote without --token: anyone who can reach {} can start and stop runs", a.listen);
+        say!("spate: warning: --allow-remote without --token: anyone who can reach {} can start and stop runs", a.listen);
     }
     let base = match &a.config {
         Some(p) => {
@@ -412,7 +412,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
     let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
-    eprintln!("spate: serve listening on http://{}", server.addr());
+    say!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {
         let c = control.clone();
@@ -422,7 +422,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     while sigs.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("spate: stopping (draining the run, if any; Ctrl-C again to abort)");
+    say!("spate: stopping (draining the run, if any; Ctrl-C again to abort)");
     let run = control.slot.lock().run.take();
     if let Some(run) = run {
         run.stop();
@@ -435,7 +435,7 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
             std::thread::sleep(Duration::from_millis(50));
         }
         let s = run.join();
-        eprintln!(
+        say!(
             "spate: run {} stopped: generated {}, delivered {}, failed {}",
             s.run_id, s.totals.generated, s.totals.delivered, s.totals.failed
         );

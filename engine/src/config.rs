@@ -23,11 +23,35 @@ fn explicit_null_is_null_sink<'de, D: serde::Deserializer<'de>>(d: D) -> Result<
 }
 
 /// A rate as written: a number of events per second, or `max`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum RawRate {
     Num(u64),
     Text(String),
+}
+
+/// By hand rather than `untagged`, so a wrong type says what a rate is instead of "did not
+/// match any variant".
+impl<'de> Deserialize<'de> for RawRate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawRate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("events per second as a whole number (e.g. 5000) or `max`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawRate, E> {
+                Ok(RawRate::Num(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawRate, E> {
+                u64::try_from(v).map(RawRate::Num).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRate, E> {
+                Ok(RawRate::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The configuration file's schema. Every field is optional; defaults apply in `validate`.
@@ -58,8 +82,13 @@ pub struct RawConfig {
     pub templates: Option<BTreeMap<String, RawTemplate>>,
     /// Pad events to about this many bytes.
     pub size: Option<usize>,
-    /// PRNG seed: same seed, same events (apart from timestamps and run id). Default 0.
+    /// PRNG seed: same seed, same events (apart from timestamps, ids and trace context).
+    /// Default: a random seed, reported in the summary and status so the run can be repeated.
     pub seed: Option<u64>,
+    /// How long the sink may take to settle what is in flight once generation stops (at the
+    /// duration, the count, or a stop). Whatever is unsettled then is dead-lettered (Kafka: the
+    /// DLQ file) or counted failed. Default `10s`.
+    pub drain_timeout: Option<String>,
     /// `block` (default: nothing is lost) or `shed` (drop batches when a ring is full, counted).
     pub backpressure: Option<String>,
     /// Batches each worker ring holds. Default 16.
@@ -117,6 +146,10 @@ pub struct RunConfig {
     pub rate: Rate,
     pub burst: u64,
     pub duration: Option<Duration>,
+    /// Once generation stops, how long the sink may take to settle what is in flight.
+    pub drain_timeout: Duration,
+    /// False when the seed was drawn at random (`events.seed` holds it either way).
+    pub seed_given: bool,
     pub count: Option<NonZeroU64>,
     pub threads: NonZeroUsize,
     pub pin: bool,
@@ -182,6 +215,7 @@ impl RawConfig {
             },
             size: top.size.or(self.size),
             seed: top.seed.or(self.seed),
+            drain_timeout: top.drain_timeout.or(self.drain_timeout),
             backpressure: top.backpressure.or(self.backpressure),
             ring_capacity: top.ring_capacity.or(self.ring_capacity),
             batch_size: top.batch_size.or(self.batch_size),
@@ -259,8 +293,25 @@ impl RawConfig {
             sources,
             templates: self.templates.clone().unwrap_or_default(),
             size: self.size,
-            seed: self.seed.unwrap_or(0),
+            seed: self.seed.unwrap_or_else(random_seed),
         };
+        let drain_timeout = match self.drain_timeout.as_deref() {
+            None => Duration::from_secs(10),
+            Some(d) => parse_duration(d, "drain_timeout")?,
+        };
+        if drain_timeout > Duration::from_secs(3600) {
+            return Err(ConfigError::new("drain_timeout", format!("{drain_timeout:?} is longer than an hour"), "use 0s to 1h (default 10s)"));
+        }
+        let burst = self.burst.unwrap_or(0);
+        // A burst is a catch-up allowance, not a second rate: at most 10 s of the rate.
+        let burst_max = rate.per_sec().unwrap_or(Rate::MAX_PER_SEC).saturating_mul(10).min(Rate::MAX_PER_SEC);
+        if burst > burst_max {
+            return Err(ConfigError::new(
+                "burst",
+                format!("a burst of {burst} events is more than 10 s of the rate"),
+                format!("use 0 to {burst_max}"),
+            ));
+        }
         let backpressure = match self.backpressure.as_deref() {
             None | Some("block") => Backpressure::Block,
             Some("shed") => Backpressure::Shed,
@@ -301,8 +352,10 @@ impl RawConfig {
         };
         Ok(RunConfig {
             rate,
-            burst: self.burst.unwrap_or(0),
+            burst,
             duration,
+            drain_timeout,
+            seed_given: self.seed.is_some(),
             count,
             threads,
             pin: self.pin.unwrap_or(true),
@@ -317,6 +370,15 @@ impl RawConfig {
             raw: self.clone(),
         })
     }
+}
+
+/// A seed for a run that was given none: different in every process and every call.
+fn random_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    crate::rng::splitmix64(now ^ (u64::from(std::process::id()) << 32) ^ crate::rng::splitmix64(n))
 }
 
 /// `max`, or 1 to 10,000,000 events per second.

@@ -41,7 +41,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         Some(t) => Some(crate::spans::Tracer::start(t.clone(), shared.wall, config.sink.to_string(), run_id.to_string())?),
         None => None,
     };
-    let shared = Arc::new(shared.with_tracer(tracer));
+    let shared = Arc::new(shared.with_tracer(tracer).with_ends(config.duration, config.drain_timeout));
     let mode = if config.rate == crate::limit::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
@@ -97,7 +97,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         .spawn(move || flush::run(FlushSetup { shared: flush_shared, rings, returns: returns_tx, sink }))
         .map_err(|source| EngineError::Spawn { name: "spate-flush".into(), source })?;
 
-    let deadline_ns = config.duration.map(|d| shared.start_ns + d.as_nanos() as u64);
+    let deadline_ns = (shared.deadline_ns != u64::MAX).then_some(shared.deadline_ns);
     let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
         Arc::new(move |w, n, now| limit::local::local(rate, burst, w, n, now))
@@ -128,6 +128,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             Err(source) => {
                 // Unwind: stop what started, then report.
                 shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                shared.generation_done.fetch_add(workers - i, std::sync::atomic::Ordering::Relaxed);
                 shared.workers_done.fetch_add(workers - i, std::sync::atomic::Ordering::Release);
                 for h in handles {
                     let _ = h.join();

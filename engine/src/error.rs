@@ -49,6 +49,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The reader of stdout closed the pipe: the run ends quietly.
+    #[error("the reader of stdout went away")]
+    ReaderGone,
     #[error("a run is already in progress")]
     AlreadyRunning,
 }

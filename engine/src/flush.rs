@@ -19,8 +19,6 @@ use crate::stats::LocalFlush;
 
 /// Batches taken from one ring before moving to the next (fairness between workers).
 const PER_RING: usize = 4;
-/// How long the sink may take to settle outstanding outcomes at the end of a run.
-pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
 
 pub struct FlushSetup {
     pub shared: Arc<RunShared>,
@@ -31,11 +29,53 @@ pub struct FlushSetup {
 
 pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
     let FlushSetup { shared, rings, returns, mut sink } = setup;
-    let mut f = Flush { shared: &shared, returns, local: LocalFlush::default(), dead: None, budgeted: shared.max_inflight_bytes > 0 };
+    let mut f = Flush {
+        shared: &shared,
+        returns,
+        local: LocalFlush::default(),
+        dead: None,
+        budgeted: shared.max_inflight_bytes > 0,
+        reader_gone: false,
+    };
     let mut pending: Option<(Batch, usize)> = None;
     let n = rings.len();
     let mut start = 0;
+    // Once generation has ended (duration, count, stop), the sink has until this time to settle.
+    let mut drain_deadline: Option<u64> = None;
+    let mut giving_up = false;
     loop {
+        let now = shared.clock.now_ns();
+        // Acquire pairs with each worker's Release increment: their final pushes are visible.
+        let all_done = shared.workers_done.load(Acquire) == n;
+        let generated_all = shared.generation_done.load(Relaxed) == n;
+        if drain_deadline.is_none() && (shared.stop.load(Relaxed) || now >= shared.deadline_ns || generated_all) {
+            let ended = now.min(shared.deadline_ns);
+            drain_deadline = Some(ended.saturating_add(shared.drain_timeout_ns));
+        }
+        if !giving_up && (shared.abort.load(Relaxed) || drain_deadline.is_some_and(|d| now >= d)) {
+            // Hard stop, or the drain timeout passed: workers stop waiting to push, and what
+            // they had not handed over, the sink settles now (`Sink::abandon`).
+            giving_up = true;
+            shared.abort.store(true, Relaxed);
+        }
+        if giving_up {
+            if let Some((b, from)) = pending.take() {
+                f.abandon(&mut *sink, b, from);
+            }
+            for (i, r) in rings.iter().enumerate() {
+                while let Some(b) = r.pop() {
+                    f.count_pop(i);
+                    f.abandon(&mut *sink, b, 0);
+                }
+            }
+            f.local.sink_in_flight = sink.in_flight();
+            f.local.publish(&shared.counters.flush);
+            if shared.workers_done.load(Acquire) == n && rings.iter().all(|r| r.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
         let mut progressed = false;
         if let Some((b, from)) = pending.take() {
             pending = f.hand(&mut *sink, b, from);
@@ -49,8 +89,7 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
                     if b.trace.sampled {
                         b.trace.popped_ns = shared.clock.now_ns();
                     }
-                    f.local.batches += 1;
-                    shared.counters.popped_per_ring[i].store(shared.counters.popped_per_ring[i].load(Relaxed) + 1, Relaxed);
+                    f.count_pop(i);
                     progressed = true;
                     if let Some(p) = f.hand(&mut *sink, b, 0) {
                         pending = Some(p);
@@ -66,8 +105,6 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         f.local.sink_in_flight = sink.in_flight();
         f.local.publish(&shared.counters.flush);
         if !progressed {
-            // Acquire pairs with each worker's Release increment: their final pushes are visible.
-            let all_done = shared.workers_done.load(Acquire) == n;
             if all_done && pending.is_none() && rings.iter().all(|r| r.is_empty()) {
                 break;
             }
@@ -81,7 +118,16 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
     }
     let res = match f.dead.take() {
         Some(e) => Err(e),
-        None => sink.finish(&mut f.local, DRAIN_TIMEOUT_MS),
+        None => {
+            // What is left of the drain time (none after a hard stop: settle at once).
+            let now = shared.clock.now_ns();
+            let left_ns = if shared.abort.load(Relaxed) {
+                0
+            } else {
+                drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now))
+            };
+            sink.finish(&mut f.local, left_ns / 1_000_000)
+        }
     };
     f.local.sink_in_flight = sink.in_flight();
     f.local.publish(&shared.counters.flush);
@@ -97,6 +143,8 @@ struct Flush<'a> {
     /// Set when the sink failed for good: the rest of the run is counted as failed.
     dead: Option<EngineError>,
     budgeted: bool,
+    /// The reader of stdout went away: the rest of the run is shed, quietly.
+    reader_gone: bool,
 }
 
 impl Flush<'_> {
@@ -109,6 +157,15 @@ impl Flush<'_> {
         } else {
             match sink.write(&batch, from, &mut self.local) {
                 Ok(t) => t,
+                Err(EngineError::ReaderGone) => {
+                    // Not a failure: whoever read stdout has what it wanted (`spate | head`).
+                    self.reader_gone = true;
+                    self.shared.reader_gone.store(true, Relaxed);
+                    self.shared.stop.store(true, Relaxed);
+                    self.shared.abort.store(true, Relaxed);
+                    self.local.shed += (len - from) as u64;
+                    len - from
+                }
                 Err(e) => {
                     // The sink counted this batch as failed; stop the run, fail the rest.
                     self.shared.set_error(e.to_string());
@@ -134,6 +191,31 @@ impl Flush<'_> {
         }
         self.give_back(batch);
         None
+    }
+
+    fn count_pop(&mut self, ring: usize) {
+        self.local.batches += 1;
+        let popped = &self.shared.counters.popped_per_ring[ring];
+        popped.store(popped.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Settles `batch[from..]` without delivering it: shed when the reader went away, failed
+    /// when the sink is dead, otherwise whatever the sink does with what it cannot deliver in
+    /// time (Kafka: the DLQ file).
+    fn abandon(&mut self, sink: &mut dyn Sink, batch: Batch, from: usize) {
+        let n = (batch.len() - from) as u64;
+        if self.reader_gone {
+            self.local.shed += n;
+        } else if self.dead.is_some() {
+            self.local.failed += n;
+        } else {
+            sink.abandon(&batch, from, &mut self.local, "not handed to the sink before the drain timeout or a hard stop");
+        }
+        self.local.events_handed += n;
+        if self.budgeted {
+            self.shared.inflight_bytes.fetch_sub(batch.bytes_from(from).len() as u64, Relaxed);
+        }
+        self.give_back(batch);
     }
 
     fn give_back(&mut self, batch: Batch) {

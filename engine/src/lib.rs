@@ -65,4 +65,4 @@ pub mod worker;
 pub use config::{RawConfig, RunConfig};
 pub use engine::{start, StartOptions};
 pub use error::{ConfigError, EngineError};
-pub use run::{Run, Summary};
+pub use run::{Outcome, Run, Summary};

@@ -32,6 +32,8 @@ pub struct RunShared {
     pub rate: AtomicU64,
     pub rate_epoch: AtomicU64,
     pub workers_done: AtomicUsize,
+    /// Workers that have stopped generating (they may still be handing over their last batch).
+    pub generation_done: AtomicUsize,
     pub workers: usize,
     pub flush_done: AtomicBool,
     /// Bytes in rings and in the sink's queue; capped by `max_inflight_bytes` (0 = no cap).
@@ -51,6 +53,14 @@ pub struct RunShared {
     pub start_ns: u64,
     /// The span exporter when tracing is on (`spans.rs`).
     pub tracer: Option<Arc<crate::spans::Tracer>>,
+    /// When generation ends by itself (`duration`), in clock ns; `u64::MAX` for none.
+    pub deadline_ns: u64,
+    /// Once generation has ended, how long the sink may settle what is in flight.
+    pub drain_timeout_ns: u64,
+    /// Set when the reader of stdout went away: the run ended early, on purpose.
+    pub reader_gone: AtomicBool,
+    /// Workers whose core pin failed (reported, not fatal).
+    pub pin_failures: AtomicUsize,
 }
 
 impl RunShared {
@@ -77,6 +87,7 @@ impl RunShared {
             rate: AtomicU64::new(rate.per_sec().unwrap_or(0)),
             rate_epoch: AtomicU64::new(0),
             workers_done: AtomicUsize::new(0),
+            generation_done: AtomicUsize::new(0),
             workers,
             flush_done: AtomicBool::new(false),
             inflight_bytes: AtomicU64::new(0),
@@ -89,7 +100,18 @@ impl RunShared {
             started: Instant::now(),
             start_ns,
             tracer: None,
+            deadline_ns: u64::MAX,
+            drain_timeout_ns: 10_000_000_000,
+            reader_gone: AtomicBool::new(false),
+            pin_failures: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets when generation ends by itself and how long the drain may take afterwards.
+    pub fn with_ends(mut self, duration: Option<std::time::Duration>, drain: std::time::Duration) -> Self {
+        self.deadline_ns = duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64));
+        self.drain_timeout_ns = drain.as_nanos() as u64;
+        self
     }
 
     /// Sets the span exporter (before the run is shared).
@@ -129,7 +151,40 @@ pub struct Summary {
     pub ns_per_event_per_thread: f64,
     pub latency_ms: Option<crate::latency::Percentiles>,
     pub breaker_transitions: u64,
+    /// The seed the events came from; `seed_given` false when it was drawn at random.
+    pub seed: u64,
+    pub seed_given: bool,
+    /// Workers that could not be pinned to their core.
+    pub pin_failures: usize,
+    /// The reader of stdout went away and the run ended early, as asked.
+    pub reader_gone: bool,
+    pub outcome: Outcome,
     pub error: Option<String>,
+}
+
+/// How a run ended, for exit codes a script can trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything generated was delivered (or shed, as the policy asked).
+    Delivered,
+    /// Some events were dead-lettered, failed or left unsettled.
+    Partial,
+    /// Events were generated and none could be delivered (the sink was unreachable).
+    NothingDelivered,
+}
+
+impl Outcome {
+    pub fn of(t: &Totals) -> Outcome {
+        let lost = t.dead_lettered + t.failed + t.in_flight;
+        if lost == 0 {
+            Outcome::Delivered
+        } else if t.delivered == 0 {
+            Outcome::NothingDelivered
+        } else {
+            Outcome::Partial
+        }
+    }
 }
 
 /// The handle of a running engine.
@@ -196,7 +251,8 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
         sink: config.sink.to_string(),
         format: config.events.format.to_string(),
         threads: config.threads.get(),
-        rate: config.rate.to_string(),
+        // The rate in force at the end (a run's rate can change while it runs).
+        rate: shared.current_rate().to_string(),
         totals,
         elapsed_s: elapsed,
         events_per_sec: totals.generated as f64 / elapsed,
@@ -208,6 +264,11 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
         },
         latency_ms: lat.percentiles(),
         breaker_transitions: shared.breaker.as_ref().map(|b| b.transitions()).unwrap_or(0),
+        seed: config.events.seed,
+        seed_given: config.seed_given,
+        pin_failures: shared.pin_failures.load(Relaxed),
+        reader_gone: shared.reader_gone.load(Relaxed),
+        outcome: Outcome::of(&totals),
         error: shared.error.lock().clone(),
     }
 }

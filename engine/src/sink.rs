@@ -22,6 +22,13 @@ pub trait Sink: Send {
     /// Run end: waits up to `timeout_ms` for every outstanding outcome and flushes buffers.
     fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError>;
 
+    /// Settles events `from..` of `batch` that will not be written: the run is ending (drain
+    /// timeout, hard stop). The default counts them failed; a sink with a dead-letter queue puts
+    /// them there. The flush thread releases their share of the byte budget itself.
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, _reason: &str) {
+        acct.failed += (batch.len() - from) as u64;
+    }
+
     /// Events handed over but without an outcome yet.
     fn in_flight(&self) -> u64 {
         0
@@ -89,6 +96,9 @@ impl<W: Write + Send> Sink for WriterSink<W> {
                 acct.delivered_bytes += bytes.len() as u64;
                 Ok(n)
             }
+            // The reader went away (`spate | head`): not a failure; the flush thread counts
+            // this batch and the rest of the run as shed and stops.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(EngineError::ReaderGone),
             Err(source) => {
                 acct.failed += n as u64;
                 Err(EngineError::SinkWrite { target: self.target.clone(), source })

@@ -37,6 +37,8 @@ pub struct FlushCounters {
     pub failed: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retried: AtomicU64,
+    /// Events dropped on the flush side on purpose (the reader of stdout went away).
+    pub shed: AtomicU64,
     /// Handed to the sink, outcome not yet known (Kafka: awaiting a delivery report).
     pub sink_in_flight: AtomicU64,
     pub batches_popped: AtomicU64,
@@ -124,6 +126,7 @@ pub struct LocalFlush {
     pub failed: u64,
     pub dead_lettered: u64,
     pub retried: u64,
+    pub shed: u64,
     pub sink_in_flight: u64,
     pub batches: u64,
     pub events_handed: u64,
@@ -137,6 +140,7 @@ impl LocalFlush {
         to.failed.store(self.failed, Relaxed);
         to.dead_lettered.store(self.dead_lettered, Relaxed);
         to.retried.store(self.retried, Relaxed);
+        to.shed.store(self.shed, Relaxed);
         to.sink_in_flight.store(self.sink_in_flight, Relaxed);
         to.batches_popped.store(self.batches, Relaxed);
         to.events_handed.store(self.events_handed, Relaxed);
@@ -179,6 +183,7 @@ impl Counters {
         t.failed = f.failed.load(Relaxed) + worker_failed;
         t.dead_lettered = f.dead_lettered.load(Relaxed);
         t.retried = f.retried.load(Relaxed);
+        t.shed += f.shed.load(Relaxed);
         // In flight, counted on its own (not as a remainder, so `balanced` is a real check):
         // events in rings plus events the sink holds without an outcome yet.
         t.in_flight = pushed.saturating_sub(f.events_handed.load(Relaxed)) + f.sink_in_flight.load(Relaxed);

@@ -218,10 +218,15 @@ impl Sink for TcpSink {
             let _ = self.poll.poll(&mut self.events, Some(Duration::from_millis(10)));
         }
         if !self.pending.is_empty() {
-            acct.failed += self.pending_events;
+            // Time is up: what the socket did not take is failed (TCP has no dead-letter queue).
+            let n = self.pending_events;
+            acct.failed += n;
+            self.pending.clear();
+            self.pending_pos = 0;
+            self.pending_events = 0;
             return Err(EngineError::SinkWrite {
                 target: format!("tcp://{}", self.addr),
-                source: std::io::Error::new(ErrorKind::TimedOut, format!("{} events not written before the end", self.pending_events)),
+                source: std::io::Error::new(ErrorKind::TimedOut, format!("{n} events not written before the drain timeout")),
             });
         }
         if let Some(c) = self.conn.as_mut() {

@@ -44,7 +44,11 @@ const MAX_NAP_NS: u64 = 20_000_000;
 pub fn run(setup: WorkerSetup) {
     if let Some(core) = setup.core {
         // Pin first, then allocate: the arena and generator land on this core's memory.
-        core_affinity::set_for_current(core);
+        if !core_affinity::set_for_current(core) {
+            // Not fatal (the run goes on unpinned), but reported in the summary and status.
+            setup.shared.pin_failures.fetch_add(1, Relaxed);
+            crate::rate_log::warn("pin", &format!("cannot pin worker {} to core {}: running unpinned", setup.index, core.id));
+        }
     }
     let WorkerSetup {
         index, spec, shared, to_flush, returns, limiter, count, deadline_ns, batch_size, pool, backpressure, bytes_hint, ..
@@ -171,6 +175,7 @@ pub fn run(setup: WorkerSetup) {
             }
         }
     }
+    shared.generation_done.fetch_add(1, Relaxed);
     if let Some(b) = cur.take() {
         if !b.is_empty() {
             w.push(b);

@@ -100,6 +100,8 @@ pub(crate) enum ErrorClass {
     Retriable,
     /// Retrying cannot help (too large, not authorised, invalid): the dead-letter topic.
     Poison,
+    /// Taken back from librdkafka when the drain time ran out: the dead-letter file.
+    Purged,
 }
 
 pub(crate) fn classify(code: Option<RDKafkaErrorCode>) -> ErrorClass {
@@ -116,14 +118,13 @@ pub(crate) fn classify(code: Option<RDKafkaErrorCode>) -> ErrorClass {
             | AllBrokersDown
             | NetworkException
             | QueueFull
-            | PurgeQueue
-            | PurgeInflight
             | UnknownTopicOrPartition
             | PreferredLeaderNotAvailable
             // The broker lost this producer's state (e.g. a restarted in-memory broker): the
             // record was refused, not written; the sink starts a new producer (`rebuild`).
             | UnknownProducerId,
         ) => ErrorClass::Retriable,
+        Some(PurgeQueue | PurgeInflight) => ErrorClass::Purged,
         // MessageSizeTooLarge, InvalidMessageSize, TopicAuthorizationFailed, InvalidRecord,
         // RecordListTooLarge, and anything unknown: retrying cannot help.
         _ => ErrorClass::Poison,
@@ -245,6 +246,7 @@ pub(crate) fn route(class: ErrorClass, possibly_persisted: bool, app_retries: bo
         // so the DLQ topic would fail too.
         ErrorClass::Retriable => Route::DlqFile,
         ErrorClass::Poison => Route::DlqTopic,
+        ErrorClass::Purged => Route::DlqFile,
     }
 }
 
@@ -301,7 +303,9 @@ impl ProducerContext for SinkContext {
                     return;
                 }
                 let class = classify(e.rdkafka_error_code());
-                o.calls.push((class == ErrorClass::Retriable, took));
+                if class != ErrorClass::Purged {
+                    o.calls.push((class == ErrorClass::Retriable, took));
+                }
                 let persisted = ffi::possibly_persisted(m);
                 match route(class, persisted, self.app_retries, op.attempt, self.max_attempts) {
                     Route::Retry => o.retry.push(held),
@@ -372,6 +376,8 @@ mod tests {
             assert_eq!(classify(Some(c)), ErrorClass::Poison, "{c:?}");
         }
         assert_eq!(classify(None), ErrorClass::Poison);
+        assert_eq!(classify(Some(PurgeQueue)), ErrorClass::Purged);
+        assert_eq!(classify(Some(PurgeInflight)), ErrorClass::Purged);
     }
 
     #[test]
@@ -386,6 +392,8 @@ mod tests {
         assert_eq!(route(Retriable, false, false, 0, 5), Route::DlqFile);
         assert_eq!(route(Poison, false, true, 0, 5), Route::DlqTopic);
         assert_eq!(route(Poison, true, true, 0, 5), Route::DlqTopic);
+        // Purged at the end of the drain: never retried.
+        assert_eq!(route(Purged, false, true, 0, 5), Route::DlqFile);
     }
 
     #[test]

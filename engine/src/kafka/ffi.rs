@@ -133,6 +133,15 @@ impl Drop for TopicHandles {
     }
 }
 
+/// Takes back every record librdkafka holds, queued or in flight; their delivery reports come
+/// back as purged on the next poll. Used when the drain time has run out.
+pub(crate) fn purge<C: ProducerContext>(producer: &BaseProducer<C>) {
+    use rdkafka::bindings::{rd_kafka_purge, RD_KAFKA_PURGE_F_INFLIGHT, RD_KAFKA_PURGE_F_QUEUE};
+    // SAFETY: the client pointer is live for the producer's lifetime; `rd_kafka_purge` is
+    // thread-safe and only marks messages, whose reports are served by a later poll.
+    unsafe { rd_kafka_purge(producer.client().native_ptr(), (RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT) as i32) };
+}
+
 /// True when a failed record's request may have reached the broker (its answer was lost), so
 /// producing it again could write it twice.
 pub(crate) fn possibly_persisted(m: &BorrowedMessage<'_>) -> bool {

@@ -251,7 +251,7 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
         if self.spill_when_open && self.breaker.state() == State::Open {
-            self.spill(batch, from, acct);
+            self.spill(batch, from, acct, "circuit breaker open: spilled (backpressure: spill)");
             return Ok(batch.len() - from);
         }
         if self.rebuild_pending {
@@ -311,7 +311,7 @@ impl Sink for KafkaSink {
                     taken += 1;
                     match classify(Some(code)) {
                         ErrorClass::Poison => self.send_dlq(held, acct),
-                        ErrorClass::Retriable => self.write_dlq_file(std::slice::from_ref(&held), acct),
+                        ErrorClass::Retriable | ErrorClass::Purged => self.write_dlq_file(std::slice::from_ref(&held), acct),
                     }
                 }
             }
@@ -332,7 +332,7 @@ impl Sink for KafkaSink {
 
     fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
         let deadline = self.shared.clock.now_ns() + timeout_ms * 1_000_000;
-        while (self.in_flight > 0) && self.shared.clock.now_ns() < deadline {
+        while self.in_flight > 0 && self.shared.clock.now_ns() < deadline && !self.shared.abort.load(Relaxed) {
             self.poll_producer(acct, Duration::from_millis(10));
             // At the end, do not wait out long backoffs: retry as soon as the breaker allows.
             let now = self.shared.clock.now_ns();
@@ -341,8 +341,26 @@ impl Sink for KafkaSink {
             }
             self.drain_retries(acct);
             self.tick();
-            if self.shared.abort.load(Relaxed) {
-                break;
+        }
+        if self.in_flight > 0 {
+            // Time is up: take every record back from librdkafka (queued and in flight). Their
+            // delivery reports come back at once as purged; the retry queue and then the DLQ
+            // file take them, so nothing stays in flight.
+            let queued = self.producer.in_flight_count();
+            if queued > 0 {
+                crate::rate_log::warn(
+                    "kafka_drain",
+                    &format!(
+                        "{queued} records unacknowledged when the drain time ran out: they go to the DLQ file {}",
+                        self.dlq.path().display()
+                    ),
+                );
+                ffi::purge(&self.producer);
+                let settle_by = self.shared.clock.now_ns() + 5_000_000_000;
+                while self.producer.in_flight_count() > 0 && self.shared.clock.now_ns() < settle_by {
+                    self.poll_producer(acct, Duration::from_millis(10));
+                }
+                self.poll_producer(acct, Duration::ZERO);
             }
         }
         // Whatever is still queued for retry goes to the DLQ file rather than being lost.
@@ -351,11 +369,20 @@ impl Sink for KafkaSink {
         self.shared.latency.lock().merge_from(&mut self.lat);
         if self.in_flight > 0 {
             return Err(EngineError::Kafka(format!(
-                "{} records still unacknowledged after {} ms (counted as in flight)",
-                self.in_flight, timeout_ms
+                "{} records still unacknowledged after the drain and a purge (counted as in flight)",
+                self.in_flight
             )));
         }
         Ok(())
+    }
+
+    /// The run is ending and these events were never produced: the DLQ file, with the reason.
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, reason: &str) {
+        // The flush thread releases the batch's budget; `spill` releases it too, so add it back.
+        if self.shared.max_inflight_bytes > 0 {
+            self.shared.inflight_bytes.fetch_add(batch.bytes_from(from).len() as u64, Relaxed);
+        }
+        self.spill(batch, from, acct, reason);
     }
 
     fn in_flight(&self) -> u64 {

@@ -84,7 +84,7 @@ impl KafkaSink {
                     h.error = KafkaError::MessageProduction(code).to_string();
                     match classify(Some(code)) {
                         ErrorClass::Poison => self.send_dlq(h, acct),
-                        ErrorClass::Retriable => self.write_dlq_file(std::slice::from_ref(&h), acct),
+                        ErrorClass::Retriable | ErrorClass::Purged => self.write_dlq_file(std::slice::from_ref(&h), acct),
                     }
                 }
             }
@@ -136,8 +136,9 @@ impl KafkaSink {
         self.dlq_append(lines, n, acct);
     }
 
-    /// Policy `spill` with the breaker OPEN: `batch[from..]` goes to the DLQ file, not Kafka.
-    pub(super) fn spill(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) {
+    /// `batch[from..]` goes to the DLQ file, not Kafka, with `reason`: policy `spill` while the
+    /// breaker is OPEN, or events never produced when the run ends (`abandon`).
+    pub(super) fn spill(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, reason: &str) {
         let mut ids = Vec::with_capacity(batch.len() - from);
         let mut keys = Vec::with_capacity(batch.len() - from);
         for m in &batch.metas[from..] {
@@ -162,7 +163,7 @@ impl KafkaSink {
                 key,
                 headers: &pairs[i - from],
                 payload: std::str::from_utf8(batch.payload(i)).unwrap_or_default(),
-                error: "circuit breaker open: spilled (backpressure: spill)",
+                error: reason,
                 attempts: 0,
             }
         });
