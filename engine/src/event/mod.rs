@@ -460,6 +460,8 @@ fn put_scaled(out: &mut BytesMut, v: i64, decimals: u8) {
 pub struct Generator {
     spec: Arc<EventSpec>,
     rng: Rng,
+    /// Trace and span ids (see `new`).
+    trace_rng: Rng,
     worker: u16,
     /// Random bits that pick the next event's source and variant.
     next: u64,
@@ -490,9 +492,13 @@ impl Generator {
         let trace_len = spec.trace_block.len();
         let mut trace = spec.trace_block.clone();
         trace.extend_from_slice(&[0; CHUNK]);
+        // Trace context has its own stream, keyed by the run as well as the seed: two runs with
+        // the same seed make the same events but never share a trace id.
+        let trace_rng = Rng::derive(spec.seed ^ crate::rng::splitmix64(run_id.0), 0x7ace_0000_0000 | worker as u64);
         let mut g = Generator {
             spec,
             rng,
+            trace_rng,
             worker,
             next,
             id,
@@ -535,8 +541,8 @@ impl Generator {
         let (src, v) = spec.pick(r);
         let (start, len) = (v.start, v.len);
         spec.touch(spec.pick(self.next).1);
-        let trace = ((self.rng.next_u64() as u128) << 64 | self.rng.next_u64() as u128).max(1);
-        let span = self.rng.next_u64().max(1);
+        let trace = ((self.trace_rng.next_u64() as u128) << 64 | self.trace_rng.next_u64() as u128).max(1);
+        let span = self.trace_rng.next_u64().max(1);
         *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
         if let Some(&(t0, _)) = spec.trace_slots.first() {
             // The first slot is the trace, the second the span; repeats are 32/16-byte copies.

@@ -310,6 +310,11 @@ impl ProducerContext for SinkContext {
                 match route(class, persisted, self.app_retries, op.attempt, self.max_attempts) {
                     Route::Retry => o.retry.push(held),
                     Route::DlqTopic => o.to_dlq.push(held),
+                    Route::DlqFile if class == ErrorClass::Purged => {
+                        let mut held = held;
+                        held.error = format!("{} (not acknowledged when the drain timeout ran out)", held.error);
+                        o.to_dlq_file.push(held);
+                    }
                     Route::DlqFile if persisted => {
                         let mut held = held;
                         held.error = format!("{} (possibly persisted: not retried, to avoid a duplicate)", held.error);

@@ -131,13 +131,26 @@ fn web_content_is_realistic() {
 
 #[test]
 fn same_seed_same_events_different_seed_different() {
-    let norm = |lines: Vec<String>, run: RunId| -> Vec<String> { lines.into_iter().map(|l| l.replace(&run.to_string(), "RUN")).collect() };
+    // Run id and trace context aside (they are per run by design), the same seed gives the
+    // same events.
+    let norm = |(lines, metas): (Vec<String>, Vec<EventMeta>), run: RunId| -> Vec<String> {
+        lines
+            .into_iter()
+            .zip(metas)
+            .map(|(l, m)| {
+                l.replace(&run.to_string(), "RUN").replace(&format!("{:032x}", m.trace_id), "TRACE").replace(&format!("{:016x}", m.span_id), "SPAN")
+            })
+            .collect()
+    };
     for format in Format::ALL {
         let sources: &[(&str, u32)] = if format.is_apache() { &[("web", 1)] } else { &[("web", 5), ("app", 3), ("checkout", 2)] };
-        let a = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(1)).0, RunId(1));
-        let b = norm(generate(&config(format, sources, None, 9), 2000, 1, RunId(2)).0, RunId(2));
-        let c = norm(generate(&config(format, sources, None, 10), 2000, 1, RunId(1)).0, RunId(1));
-        let d = norm(generate(&config(format, sources, None, 9), 2000, 2, RunId(1)).0, RunId(1));
+        let (ra, rb) = (generate(&config(format, sources, None, 9), 2000, 1, RunId(1)), generate(&config(format, sources, None, 9), 2000, 1, RunId(2)));
+        let traces_a: std::collections::HashSet<u128> = ra.1.iter().map(|m| m.trace_id).collect();
+        assert!(rb.1.iter().all(|m| !traces_a.contains(&m.trace_id)), "{format}: two runs with one seed share a trace id");
+        let a = norm(ra, RunId(1));
+        let b = norm(rb, RunId(2));
+        let c = norm(generate(&config(format, sources, None, 10), 2000, 1, RunId(1)), RunId(1));
+        let d = norm(generate(&config(format, sources, None, 9), 2000, 2, RunId(1)), RunId(1));
         assert_eq!(a, b, "{format}: same seed");
         assert_ne!(a, c, "{format}: different seed");
         assert_ne!(a, d, "{format}: different worker");
