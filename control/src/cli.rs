@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// what is left then is dead-lettered (Kafka) or counted failed.
     #[arg(long)]
     pub drain_timeout: Option<String>,
+    /// After a stall, how much missed schedule to make up at full speed (default 1s; 0s: none).
+    #[arg(long)]
+    pub catch_up: Option<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -259,6 +262,7 @@ impl RunArgs {
             duration: self.duration.clone(),
             count: self.count,
             drain_timeout: self.drain_timeout.clone(),
+            catch_up: self.catch_up.clone(),
             threads: self.threads,
             pin: self.no_pin.then_some(false),
             sink: self.sink.clone(),

@@ -89,6 +89,9 @@ pub struct RawConfig {
     /// duration, the count, or a stop). Whatever is unsettled then is dead-lettered (Kafka: the
     /// DLQ file) or counted failed. Default `10s`.
     pub drain_timeout: Option<String>,
+    /// After a stall, how much missed schedule the limiter makes up at full speed, as time
+    /// (e.g. `1s`, the default; `0s` makes up only sleep overshoot). Longer stalls are lost.
+    pub catch_up: Option<String>,
     /// `block` (default: nothing is lost) or `shed` (drop batches when a ring is full, counted).
     pub backpressure: Option<String>,
     /// Batches each worker ring holds. Default 16.
@@ -148,6 +151,8 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     /// Once generation stops, how long the sink may take to settle what is in flight.
     pub drain_timeout: Duration,
+    /// Missed schedule the limiter makes up after a stall.
+    pub catch_up: Duration,
     /// False when the seed was drawn at random (`events.seed` holds it either way).
     pub seed_given: bool,
     pub count: Option<NonZeroU64>,
@@ -216,6 +221,7 @@ impl RawConfig {
             size: top.size.or(self.size),
             seed: top.seed.or(self.seed),
             drain_timeout: top.drain_timeout.or(self.drain_timeout),
+            catch_up: top.catch_up.or(self.catch_up),
             backpressure: top.backpressure.or(self.backpressure),
             ring_capacity: top.ring_capacity.or(self.ring_capacity),
             batch_size: top.batch_size.or(self.batch_size),
@@ -297,10 +303,17 @@ impl RawConfig {
         };
         let drain_timeout = match self.drain_timeout.as_deref() {
             None => Duration::from_secs(10),
-            Some(d) => parse_duration(d, "drain_timeout")?,
+            Some(d) => parse_duration_or_zero(d, "drain_timeout")?,
         };
         if drain_timeout > Duration::from_secs(3600) {
             return Err(ConfigError::new("drain_timeout", format!("{drain_timeout:?} is longer than an hour"), "use 0s to 1h (default 10s)"));
+        }
+        let catch_up = match self.catch_up.as_deref() {
+            None => Duration::from_secs(1),
+            Some(d) => parse_duration_or_zero(d, "catch_up")?,
+        };
+        if catch_up > Duration::from_secs(60) {
+            return Err(ConfigError::new("catch_up", format!("{catch_up:?} is longer than a minute"), "use 0s to 60s (default 1s)"));
         }
         let burst = self.burst.unwrap_or(0);
         // A burst is a catch-up allowance, not a second rate: at most 10 s of the rate.
@@ -355,6 +368,7 @@ impl RawConfig {
             burst,
             duration,
             drain_timeout,
+            catch_up,
             seed_given: self.seed.is_some(),
             count,
             threads,
@@ -402,6 +416,14 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
 }
 
 /// `250ms`, `30s`, `5m`, `2h`, or plain seconds.
+/// A duration that may be zero (`0s`): for allowances such as `catch_up` and `drain_timeout`.
+pub fn parse_duration_or_zero(s: &str, key: &str) -> Result<Duration, ConfigError> {
+    match s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+        _ => parse_duration(s, key),
+    }
+}
+
 pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
     let fix = "write a duration like 500ms, 30s, 5m or 1h";
     let t = s.trim();

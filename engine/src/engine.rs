@@ -100,7 +100,8 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let deadline_ns = (shared.deadline_ns != u64::MAX).then_some(shared.deadline_ns);
     let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
-        Arc::new(move |w, n, now| limit::local::local(rate, burst, w, n, now))
+        let catch_up = config.catch_up;
+        Arc::new(move |w, n, now| limit::local::local(rate, burst, catch_up, w, n, now))
     });
     let mut handles = Vec::with_capacity(workers);
     for (i, (tx, ret_rx)) in worker_ends.into_iter().enumerate() {

@@ -99,9 +99,7 @@ fn rand_suffix() -> u64 {
 }
 
 /// A fake clock drives a whole run: the workers' waits move time forward instead of sleeping,
-/// so a minute at 1,000/s passes at once and the count is the schedule's, exactly. One worker:
-/// with two sharing one fake clock, each one's jumps are a stall to the other, and a token
-/// bucket without catch-up drops the credit beyond its burst (39,394 of 60,000 here).
+/// so a minute at 1,000/s passes at once and the count is the schedule's, exactly.
 #[test]
 fn a_fake_clock_drives_a_whole_run() {
     let clock = spate_engine::clock::FakeClock::new();
@@ -115,3 +113,4 @@ fn a_fake_clock_drives_a_whole_run() {
     eprintln!("fake-clock run: {} events in {} ns of fake time", t.generated, clock.now_ns());
     assert_eq!(t.generated, 60_000, "{t:?}");
 }
+

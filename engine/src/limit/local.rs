@@ -32,9 +32,12 @@ pub struct TokenBucket {
     burst: u64,
     /// Tokens to wait for when empty: about 1 ms worth, at least 1.
     chunk: u64,
-    /// Credit kept beyond `1 + burst` so a late wake-up (sleep overshoot, preemption) is
-    /// caught up: 20 ms worth, at least one chunk. A longer stall is forgotten.
+    /// Credit kept beyond `1 + burst`, in tokens: after a stall (a late wake-up, preemption,
+    /// a loaded machine) the worker makes up this much lost schedule at full speed, so a long
+    /// run's average holds; a longer stall is forgotten rather than flooded out.
     catch_up: u64,
+    /// The same allowance as time (default 20 ms; `catch_up` in the config sets it).
+    catch_up_ns: u64,
     worker: u64,
 }
 
@@ -43,9 +46,22 @@ impl TokenBucket {
     pub fn for_worker(rate: NonZeroU64, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Self {
         let share = workers.max(1) as u64;
         let mut b =
-            Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, catch_up: 1, worker: worker as u64 };
+            Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, catch_up: 1, catch_up_ns: 20_000_000, worker: worker as u64 };
         b.restart(now_ns);
         b
+    }
+
+    /// Keeps up to `d` of missed schedule as credit (at least one chunk, so sleep overshoot is
+    /// always made up).
+    pub fn with_catch_up(mut self, d: std::time::Duration) -> Self {
+        self.catch_up_ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.catch_up = self.catch_up_tokens();
+        self
+    }
+
+    fn catch_up_tokens(&self) -> u64 {
+        let t = self.rate as u128 * self.catch_up_ns as u128 / (self.share as u128 * NS_PER_SEC);
+        (t.min(u64::MAX as u128) as u64).max(self.chunk)
     }
 
     fn restart(&mut self, now_ns: u64) {
@@ -54,7 +70,7 @@ impl TokenBucket {
         self.start_ns = now_ns + phase;
         self.consumed = 0;
         self.chunk = (self.rate / self.share / 1000).max(1);
-        self.catch_up = (self.rate / self.share / 50).max(self.chunk);
+        self.catch_up = self.catch_up_tokens();
     }
 
     /// Tokens allowed in total by `now_ns` (before subtracting what was consumed).
@@ -115,6 +131,7 @@ impl RateLimiter for TokenBucket {
 pub struct Local {
     bucket: Option<TokenBucket>,
     burst: u64,
+    catch_up: std::time::Duration,
     worker: usize,
     workers: usize,
 }
@@ -130,7 +147,7 @@ impl RateLimiter for Local {
     fn set_rate(&mut self, rate: Rate, now_ns: u64) {
         self.bucket = match rate {
             Rate::Max => None,
-            Rate::PerSec(r) => Some(TokenBucket::for_worker(r, self.burst, self.worker, self.workers, now_ns)),
+            Rate::PerSec(r) => Some(TokenBucket::for_worker(r, self.burst, self.worker, self.workers, now_ns).with_catch_up(self.catch_up)),
         };
     }
     fn mode(&self) -> &'static str {
@@ -143,8 +160,8 @@ impl RateLimiter for Local {
 }
 
 /// Builds the limiter a worker uses for a local (non-Redis) run.
-pub fn local(rate: Rate, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Box<dyn RateLimiter> {
-    let mut l = Local { bucket: None, burst, worker, workers };
+pub fn local(rate: Rate, burst: u64, catch_up: std::time::Duration, worker: usize, workers: usize, now_ns: u64) -> Box<dyn RateLimiter> {
+    let mut l = Local { bucket: None, burst, catch_up, worker, workers };
     l.set_rate(rate, now_ns);
     Box::new(l)
 }
@@ -228,7 +245,7 @@ mod tests {
     #[test]
     fn local_switches_between_max_and_a_rate() {
         let nz = |n| Rate::PerSec(NonZeroU64::new(n).unwrap());
-        let mut l = local(Rate::Max, 0, 0, 1, 0);
+        let mut l = local(Rate::Max, 0, std::time::Duration::ZERO, 0, 1, 0);
         assert_eq!(l.acquire(1000, 0), Acquire::Granted(1000));
         l.set_rate(nz(10), 0);
         assert_eq!(l.acquire(1000, 0), Acquire::Granted(1));
@@ -243,5 +260,28 @@ mod tests {
         assert_eq!(b.acquire(100, 0), Acquire::Granted(1));
         b.set_rate(Rate::PerSec(nz(1000)), 1_000_000_000);
         assert_eq!(b.acquire(100, 1_010_000_000), Acquire::Granted(11));
+    }
+
+    /// After a stall the bucket makes up to `catch_up` of missed schedule at once, and forgets
+    /// the rest: 10,000/s with 1 s of catch-up gives 8,000 after a 0.8 s stall, and 10,000 (not
+    /// 30,000) after a 3 s one; with catch-up off only a chunk (1 ms worth) is made up.
+    #[test]
+    fn catch_up_makes_up_a_bounded_stall() {
+        let rate = NonZeroU64::new(10_000).unwrap();
+        let ms = 1_000_000u64;
+        let drain = |b: &mut TokenBucket, now: u64| {
+            let mut got = 0u64;
+            while let Acquire::Granted(n) = b.acquire(1 << 20, now) {
+                got += n as u64;
+            }
+            got
+        };
+        let mut b = TokenBucket::for_worker(rate, 0, 0, 1, 0).with_catch_up(std::time::Duration::from_secs(1));
+        drain(&mut b, 0);
+        assert_eq!(drain(&mut b, 800 * ms), 8_000, "a 0.8 s stall is made up");
+        assert_eq!(drain(&mut b, 3_800 * ms), 10_000 + 1, "a 3 s stall: 1 s made up (plus the bucket's one token)");
+        let mut off = TokenBucket::for_worker(rate, 0, 0, 1, 0).with_catch_up(std::time::Duration::ZERO);
+        drain(&mut off, 0);
+        assert_eq!(drain(&mut off, 800 * ms), 10 + 1, "catch-up off: one chunk (1 ms) and the bucket's token");
     }
 }
