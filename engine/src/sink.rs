@@ -64,10 +64,26 @@ impl Sink for NullSink {
     }
 }
 
+/// Where a `WriterSink` writes. A file can be cut back after a failed write, so it holds whole
+/// lines only (a full disk leaves no torn line behind); a pipe cannot.
+pub trait Output: Write + Send {
+    fn cut_to(&mut self, _len: u64) {}
+}
+
+impl Output for std::io::Stdout {}
+
+impl Output for File {
+    fn cut_to(&mut self, len: u64) {
+        let _ = self.set_len(len);
+    }
+}
+
 /// Writes whole batches with one `write_all` each (one syscall per batch, not per event).
-pub struct WriterSink<W: Write + Send> {
+pub struct WriterSink<W: Output> {
     target: String,
     out: W,
+    /// Bytes written whole so far (where a failed write is cut back to).
+    whole: u64,
 }
 
 impl WriterSink<std::io::Stdout> {
@@ -75,23 +91,24 @@ impl WriterSink<std::io::Stdout> {
         // `Stdout` is line-buffered, but a `write_all` of a whole batch ending in '\n' goes out
         // in one write: the line writer passes everything up to the last newline straight
         // through.
-        Self { target: "stdout".into(), out: std::io::stdout() }
+        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0 }
     }
 }
 
 impl WriterSink<File> {
     pub fn file(path: &std::path::Path) -> Result<Self, EngineError> {
         let f = File::create(path).map_err(|source| EngineError::SinkOpen { target: format!("file:{}", path.display()), source })?;
-        Ok(Self { target: format!("file:{}", path.display()), out: f })
+        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0 })
     }
 }
 
-impl<W: Write + Send> Sink for WriterSink<W> {
+impl<W: Output> Sink for WriterSink<W> {
     fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
         let n = batch.len() - from;
         let bytes = batch.bytes_from(from);
         match self.out.write_all(bytes) {
             Ok(()) => {
+                self.whole += bytes.len() as u64;
                 acct.delivered += n as u64;
                 acct.delivered_bytes += bytes.len() as u64;
                 Ok(n)
@@ -100,6 +117,9 @@ impl<W: Write + Send> Sink for WriterSink<W> {
             // this batch and the rest of the run as shed and stops.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(EngineError::ReaderGone),
             Err(source) => {
+                // Part of the batch may be on disk: cut it off, so the file holds exactly the
+                // events counted delivered, and count the whole batch failed.
+                self.out.cut_to(self.whole);
                 acct.failed += n as u64;
                 Err(EngineError::SinkWrite { target: self.target.clone(), source })
             }

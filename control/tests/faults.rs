@@ -1,0 +1,365 @@
+//! The fault matrix: `spate run` as users run it, with one fault injected per test. Each row
+//! asserts the run contract: the run ends within duration + drain timeout + a small margin,
+//! `generated = delivered + dead-lettered + shed + failed + in-flight` with nothing in flight,
+//! the exit code is the documented one, and the DLQ file holds exactly the events counted as
+//! dead-lettered. Each prints a `FAULT |` line with what it saw (`-- --nocapture`), the
+//! figures of the README's table. Loopback only; every run is bounded in time.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use spate_test_support::eventually;
+
+/// A scratch directory per test, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("spate-fault-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spate(args: &[&str], summary: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spate"));
+    c.args(args).arg("--summary-json").arg(summary).arg("--no-pin").stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+/// Waits for `child` at most `limit` (then kills it and fails): (exit code, elapsed, stderr).
+fn finish(mut child: Child, started: Instant, limit: Duration) -> (i32, Duration, String) {
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("spate did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    (status.code().unwrap_or(-1), elapsed, reader.join().unwrap())
+}
+
+struct Outcome {
+    code: i32,
+    elapsed: Duration,
+    s: Value,
+    stderr: String,
+}
+
+impl Outcome {
+    fn n(&self, k: &str) -> u64 {
+        self.s[k].as_u64().unwrap_or_else(|| panic!("summary has no {k}: {}", self.s))
+    }
+
+    /// The identity, with nothing left in flight.
+    fn balanced(&self) {
+        let (g, d, l, s, f, i) =
+            (self.n("generated"), self.n("delivered"), self.n("dead_lettered"), self.n("shed"), self.n("failed"), self.n("in_flight"));
+        assert_eq!(g, d + l + s + f + i, "identity: {}\n{}", self.s, self.stderr);
+        assert_eq!(i, 0, "in flight at exit: {}\n{}", self.s, self.stderr);
+        assert!(g > 0, "nothing generated: {}", self.s);
+    }
+
+    fn report(&self, row: &str) {
+        eprintln!(
+            "FAULT | {row} | {:.1} s | exit {} | generated {} = delivered {} + dead-lettered {} + shed {} + failed {} + in flight {}",
+            self.elapsed.as_secs_f64(),
+            self.code,
+            self.n("generated"),
+            self.n("delivered"),
+            self.n("dead_lettered"),
+            self.n("shed"),
+            self.n("failed"),
+            self.n("in_flight")
+        );
+    }
+}
+
+fn outcome(child: Child, started: Instant, limit: Duration, summary: &Path) -> Outcome {
+    let (code, elapsed, stderr) = finish(child, started, limit);
+    let text = std::fs::read_to_string(summary).unwrap_or_else(|e| panic!("no summary ({e}); exit {code}; stderr:\n{stderr}"));
+    Outcome { code, elapsed, s: serde_json::from_str(&text).unwrap(), stderr }
+}
+
+fn dlq_lines(p: &Path) -> u64 {
+    std::fs::read_to_string(p).map(|t| t.lines().count() as u64).unwrap_or(0)
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "kill failed");
+}
+
+/// `spate broker` on loopback: (child, bootstrap address).
+fn broker(dir: &Dir) -> (Child, String) {
+    let file = dir.join("bootstrap");
+    let child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["broker", "--topic", "t", "--partitions", "4", "--bootstrap-file"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = eventually(Duration::from_secs(20), "spate broker's bootstrap file", || {
+        std::fs::read_to_string(&file).ok().filter(|s| !s.trim().is_empty())
+    });
+    (child, b.trim().to_string())
+}
+
+#[test]
+fn tcp_sink_unreachable_from_the_start() {
+    let dir = Dir::new("tcp-unreachable");
+    let sum = dir.join("s.json");
+    let sink = format!("tcp://127.0.0.1:{}", closed_port());
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "1s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("TCP sink unreachable from the start (1 s run, 2 s drain)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(1 + 2 + 3), "{:?}", o.elapsed);
+    assert_eq!(o.code, 4, "nothing delivered: {}", o.stderr);
+    assert_eq!(o.n("failed"), o.n("generated"));
+}
+
+#[test]
+fn tcp_listener_that_never_reads() {
+    let dir = Dir::new("tcp-stuck");
+    let sum = dir.join("s.json");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink = format!("tcp://{}", l.local_addr().unwrap());
+    // Accepts and holds the connection without reading a byte.
+    let holder = std::thread::spawn(move || {
+        let (conn, _) = l.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(8));
+        drop(conn);
+    });
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", &sink, "--rate", "max", "--duration", "1s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("TCP receiver accepts, never reads (1 s run at max, 2 s drain)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(1 + 2 + 3), "{:?}", o.elapsed);
+    assert_eq!(o.code, 3, "kernel buffers took some, the rest failed: {}", o.stderr);
+    assert!(o.n("failed") > 0 && o.n("delivered") > 0, "{}", o.s);
+    holder.join().unwrap();
+}
+
+#[test]
+fn tcp_receiver_killed_mid_run() {
+    let dir = Dir::new("tcp-killed");
+    let sum = dir.join("s.json");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink = format!("tcp://{}", l.local_addr().unwrap());
+    // Reads for a second, then closes the connection and the listener: later connects fail.
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = l.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut r = BufReader::new(conn);
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut line = String::new();
+        while Instant::now() < until {
+            line.clear();
+            let _ = r.read_line(&mut line);
+        }
+    });
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", &sink, "--rate", "2000", "--duration", "3s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    receiver.join().unwrap();
+    o.report("TCP receiver gone after 1 s (3 s run, 2 s drain)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(3 + 2 + 3), "{:?}", o.elapsed);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.n("delivered") > 0 && o.n("failed") > 0, "{}", o.s);
+}
+
+#[test]
+fn kafka_unreachable_from_the_start() {
+    let dir = Dir::new("kafka-unreachable");
+    let (sum, dlq) = (dir.join("s.json"), dir.join("dlq.jsonl"));
+    let brokers = format!("127.0.0.1:{}", closed_port());
+    let t = Instant::now();
+    let c = spate(
+        &["run", "--sink", "kafka", "--brokers", &brokers, "--rate", "1000", "--duration", "2s", "--drain-timeout", "2s", "--dlq-file", dlq.to_str().unwrap()],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
+    let o = outcome(c, t, Duration::from_secs(30), &sum);
+    o.report("Kafka unreachable from the start (2 s run, 2 s drain)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(2 + 2 + 4), "{:?}", o.elapsed);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert_eq!(o.n("dead_lettered"), o.n("generated"));
+    assert_eq!(dlq_lines(&dlq), o.n("dead_lettered"), "the DLQ file holds every dead-lettered event");
+}
+
+/// The broker process killed (SIGKILL) or stalled (SIGSTOP, longer than the drain timeout)
+/// in the middle of a run.
+fn broker_fault(name: &str, sig: i32) -> Outcome {
+    let dir = Dir::new(name);
+    let (sum, dlq) = (dir.join("s.json"), dir.join("dlq.jsonl"));
+    let (mut b, brokers) = broker(&dir);
+    let t = Instant::now();
+    let c = spate(
+        &[
+            "run",
+            "--sink",
+            "kafka",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "t",
+            "--rate",
+            "2000",
+            "--duration",
+            "5s",
+            "--drain-timeout",
+            "2s",
+            "--dlq-file",
+            dlq.to_str().unwrap(),
+        ],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2)); // fault injection at a chosen point of the run
+    signal(&b, sig);
+    let o = outcome(c, t, Duration::from_secs(40), &sum);
+    if sig == libc::SIGSTOP {
+        signal(&b, libc::SIGCONT);
+    }
+    let _ = b.kill();
+    let _ = b.wait();
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(5 + 2 + 4), "{:?}", o.elapsed);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.n("delivered") > 0 && o.n("dead_lettered") > 0, "{}", o.s);
+    assert_eq!(dlq_lines(&dlq), o.n("dead_lettered"), "the DLQ file holds every dead-lettered event");
+    o
+}
+
+#[test]
+fn kafka_broker_killed_mid_run() {
+    broker_fault("kafka-killed", libc::SIGKILL).report("Kafka broker killed at 2 s (5 s run, 2 s drain)");
+}
+
+#[test]
+fn kafka_broker_stalled_past_the_drain_timeout() {
+    broker_fault("kafka-stalled", libc::SIGSTOP).report("Kafka broker stopped (SIGSTOP) at 2 s until the end (5 s run, 2 s drain)");
+}
+
+#[test]
+fn stdout_closed_early() {
+    let dir = Dir::new("stdout");
+    let sum = dir.join("s.json");
+    let t = Instant::now();
+    let mut c = spate(&["run", "--rate", "1000", "--duration", "30s"], &sum).stdout(Stdio::piped()).spawn().unwrap();
+    let out = c.stdout.take().unwrap();
+    let mut r = BufReader::new(out);
+    let mut line = String::new();
+    for _ in 0..3 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with('{'), "{line}");
+    }
+    drop(r); // like `| head -3`
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("stdout closed after 3 lines (like `| head -3`)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(10), "{:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.s["reader_gone"], true);
+    assert!(!o.stderr.to_lowercase().contains("broken pipe"), "{}", o.stderr);
+}
+
+#[test]
+fn disk_full_for_the_file_sink() {
+    let dir = Dir::new("disk-full");
+    let sum = dir.join("s.json");
+    let mnt = dir.join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&mnt).status().is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED disk_full_for_the_file_sink: cannot mount a 4 MiB tmpfs here (needs root)");
+        return;
+    }
+    let out = mnt.join("events.jsonl");
+    let sink = format!("file:{}", out.display());
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", &sink, "--rate", "max", "--count", "100000", "--threads", "1"], &sum).spawn().unwrap();
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    let text = std::fs::read(&out).unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    o.report("disk full for the file sink (4 MiB tmpfs, 100,000 events)");
+    o.balanced();
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.n("failed") > 0 && o.n("delivered") > 0, "{}", o.s);
+    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    assert!(text.is_empty() || text.ends_with(b"\n"), "a torn last line was left in the file");
+    assert_eq!(lines, o.n("delivered"), "the file holds exactly the events counted delivered");
+}
+
+#[test]
+fn sigint_once_drains_and_succeeds() {
+    let dir = Dir::new("sigint");
+    let sum = dir.join("s.json");
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "60s"], &sum).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&c, libc::SIGINT);
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("SIGINT once (null sink)");
+    o.balanced();
+    assert!(o.elapsed < Duration::from_secs(5), "{:?}", o.elapsed);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn sigterm_twice_aborts_a_stuck_run() {
+    let dir = Dir::new("sigterm2");
+    let sum = dir.join("s.json");
+    let sink = format!("tcp://127.0.0.1:{}", closed_port());
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "60s", "--drain-timeout", "60s"], &sum).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&c, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = Instant::now();
+    signal(&c, libc::SIGTERM);
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("SIGTERM twice, sink unreachable, 60 s drain");
+    o.balanced();
+    assert!(second.elapsed() < Duration::from_secs(3), "the second signal did not end the run at once: {:?}", second.elapsed());
+    assert_eq!(o.code, 4, "{}", o.stderr);
+}
