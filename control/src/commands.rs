@@ -206,6 +206,12 @@ fn print_summary(s: &Summary) {
 }
 
 fn broker(a: BrokerArgs) -> Result<i32> {
+    if !(1..=16).contains(&a.brokers) {
+        return Err(spate_engine::ConfigError::new("--brokers", format!("{} brokers is out of range", a.brokers), "use 1 to 16").into());
+    }
+    if !(1..=1024).contains(&a.partitions) {
+        return Err(spate_engine::ConfigError::new("--partitions", format!("{} partitions is out of range", a.partitions), "use 1 to 1024").into());
+    }
     let b = EmbeddedBroker::start(a.brokers)?;
     for t in &a.topic {
         b.create_topic(t, a.partitions)?;

@@ -48,6 +48,8 @@ pub fn document(run: &RunView) -> Map<String, Value> {
         }),
     );
     m.insert("totals".into(), serde_json::to_value(t).unwrap_or(Value::Null));
+    m.insert("seed".into(), json!({"value": run.config.events.seed, "given": run.config.seed_given}));
+    m.insert("pin_failures".into(), json!(s.pin_failures.load(Relaxed)));
     m.insert("balanced".into(), json!(t.balanced()));
     m.insert(
         "batch_size".into(),

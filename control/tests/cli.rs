@@ -60,6 +60,13 @@ fn bad_configs_name_the_key_and_exit_2() {
         ("tracing: {endpoint: \"http://127.0.0.1:9411\", sample: 2}\n", "`tracing.sample`"),
         ("tracing: {endpont: x}\n", "unknown field `endpont`"),
         ("backpressure: spill\n", "`backpressure`"),
+        ("rate: -5\n", "events per second as a whole number"),
+        ("rate: 1.5\n", "events per second as a whole number"),
+        ("burst: 99999999999\n", "`burst`"),
+        ("threads: 0\n", "1 to 1024"),
+        ("sink: kafka\nkafka: {options: {foo.bar: \"1\"}}\n", "`kafka.options.foo.bar`"),
+        ("drain_timeout: 2h\n", "`drain_timeout`"),
+        ("catch_up: soon\n", "`catch_up`"),
     ];
     for (yaml, want) in cases {
         let p = tmp("bad.yaml");

@@ -265,7 +265,9 @@ impl RawConfig {
             // and librdkafka's broker threads (see tuning.md).
             None if sink == SinkTarget::Kafka => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
             None => NonZeroUsize::new(cores).unwrap(),
-            Some(0) => return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to {}", 4 * cores.max(64)))),
+            Some(0) => {
+                return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to 1024 (about one per core: {cores} here)")))
+            }
             Some(n) if n > 1024 => {
                 return Err(ConfigError::new(
                     "threads",

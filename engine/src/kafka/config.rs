@@ -200,6 +200,19 @@ impl KafkaConfig {
             }
             options.push((k, v));
         }
+        // librdkafka knows its own properties: let it judge each passthrough option now (no
+        // connection is made), so a misspelt one is a config error, not a failed start.
+        for (k, v) in &options {
+            let mut c = ClientConfig::new();
+            c.set(k, v);
+            if let Err(e) = c.create_native_config() {
+                return Err(ConfigError::new(
+                    format!("kafka.options.{k}"),
+                    format!("librdkafka refuses `{k}`: {e}"),
+                    "check the property name and value against librdkafka's CONFIGURATION.md",
+                ));
+            }
+        }
         let b = r.breaker.clone().unwrap_or_default();
         let dflt = BreakerConfig::default();
         let rate = |v: Option<f64>, d: f64, key: &str| -> Result<f64, ConfigError> {
