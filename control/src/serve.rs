@@ -56,9 +56,9 @@ const ROUTES: &[Route] = &[
     Route { path: "/v1/rate", methods: &["PUT"], open: false },
 ];
 
-/// How long `POST /v1/stop` waits for the drain before answering 202 (the engine's own drain
-/// timeout is 30 s).
-const STOP_WAIT: Duration = Duration::from_secs(35);
+/// How long `POST /v1/stop` waits for the run to end before answering 202 ("still draining"):
+/// short, so a caller is never held for the whole drain timeout; status tells the rest.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Slot {

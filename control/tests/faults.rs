@@ -363,3 +363,60 @@ fn sigterm_twice_aborts_a_stuck_run() {
     assert!(second.elapsed() < Duration::from_secs(3), "the second signal did not end the run at once: {:?}", second.elapsed());
     assert_eq!(o.code, 4, "{}", o.stderr);
 }
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// Under `spate serve`, a run whose sink is unreachable stops when told (`/v1/stop`, then
+/// `?abort=true`), the server becomes ready for the next run, and SIGTERM ends the server.
+#[test]
+fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let addr = eventually(Duration::from_secs(20), "serve to print its address", || {
+        let mut line = String::new();
+        err.read_line(&mut line).ok()?;
+        line.split("http://").nth(1).map(|a| a.trim().trim_end_matches('/').to_string())
+    });
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let sink = format!("tcp://127.0.0.1:{}", closed_port());
+    let (code, body) = http(&addr, "POST", "/v1/start", &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#));
+    assert!((200..300).contains(&code), "start: {code} {body}");
+    std::thread::sleep(Duration::from_millis(500)); // let it generate into the stuck sink
+    let t = Instant::now();
+    let (code, body) = http(&addr, "POST", "/v1/stop", "");
+    assert!((200..300).contains(&code), "stop: {code} {body}");
+    let (code, body) = http(&addr, "POST", "/v1/stop?abort=true", "");
+    assert!((200..300).contains(&code), "abort: {code} {body}");
+    let state = eventually(Duration::from_secs(10), "the run to finish after an abort", || {
+        let (_, b) = http(&addr, "GET", "/v1/status", "");
+        let v: Value = serde_json::from_str(&b).ok()?;
+        (v["state"] == "finished" || v["state"] == "idle").then(|| v["state"].to_string())
+    });
+    let (_, ready) = http(&addr, "GET", "/readyz", "");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    eprintln!("FAULT | serve: stop then abort of a stuck run | {:.1} s to {state} | ready {}", t.elapsed().as_secs_f64(), ready["ready"]);
+    assert_eq!(ready["ready"], true, "{ready}");
+    signal(&child, libc::SIGTERM);
+    let code = eventually(Duration::from_secs(10), "serve to exit on SIGTERM", || child.try_wait().unwrap());
+    assert_eq!(code.code(), Some(0));
+}
