@@ -421,7 +421,7 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
 /// A duration that may be zero (`0s`): for allowances such as `catch_up` and `drain_timeout`.
 pub fn parse_duration_or_zero(s: &str, key: &str) -> Result<Duration, ConfigError> {
     match s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+        Ok(0.0) => Ok(Duration::ZERO),
         _ => parse_duration(s, key),
     }
 }
