@@ -420,3 +420,19 @@ fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
     let code = eventually(Duration::from_secs(10), "serve to exit on SIGTERM", || child.try_wait().unwrap());
     assert_eq!(code.code(), Some(0));
 }
+
+/// A full stderr (`2>/dev/full`) must not turn a good run into a crash: no panic, exit 0, and
+/// the summary file written.
+#[test]
+fn a_full_stderr_changes_nothing() {
+    let dir = Dir::new("stderr-full");
+    let sum = dir.join("s.json");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let t = Instant::now();
+    let mut c = spate(&["run", "--sink", "null", "--rate", "max", "--count", "100000"], &sum);
+    let status = c.stderr(full).status().unwrap();
+    eprintln!("FAULT | stderr full (2>/dev/full) | {:.1} s | exit {:?}", t.elapsed().as_secs_f64(), status.code());
+    assert_eq!(status.code(), Some(0));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
+    assert_eq!(s["delivered"], 100000);
+}
