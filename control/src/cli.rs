@@ -179,6 +179,10 @@ pub struct RunArgs {
     /// Cap on bytes in rings and librdkafka's queue.
     #[arg(long)]
     pub max_inflight_bytes: Option<u64>,
+    /// How long librdkafka keeps trying to deliver a record (librdkafka `message.timeout.ms`,
+    /// default 30000).
+    #[arg(long)]
+    pub message_timeout_ms: Option<u64>,
     /// Dead-letter file for when Kafka is unreachable.
     #[arg(long)]
     pub dlq_file: Option<PathBuf>,
@@ -229,6 +233,7 @@ impl RunArgs {
             headers: self.no_headers.then_some(false),
             max_inflight_bytes: self.max_inflight_bytes,
             dlq_file: self.dlq_file.clone(),
+            message_timeout_ms: self.message_timeout_ms,
             ..Default::default()
         };
         if !self.kafka_opt.is_empty() {

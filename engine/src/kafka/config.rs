@@ -106,8 +106,8 @@ const TYPED: &[(&str, &str)] = &[
     ("enable.idempotence", "--idempotence / kafka.idempotence"),
     ("linger.ms", "kafka.linger_ms"),
     ("queue.buffering.max.ms", "kafka.linger_ms"),
-    ("message.timeout.ms", "kafka.message_timeout_ms"),
-    ("delivery.timeout.ms", "kafka.message_timeout_ms"),
+    ("message.timeout.ms", "--message-timeout-ms / kafka.message_timeout_ms"),
+    ("delivery.timeout.ms", "--message-timeout-ms / kafka.message_timeout_ms"),
 ];
 
 impl RawKafka {
