@@ -6,177 +6,16 @@
 //! it). Without them the tests that need them fail, unless SPATE_SKIP_PROMTOOL=1 is set: then
 //! those checks are skipped, each with a SKIPPED line on stderr.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::*;
 use serde_json::Value;
 use spate_test_support::eventually;
-
-const BIN: &str = env!("CARGO_BIN_EXE_spate");
-
-/// A spawned `spate` process that prints its address on stderr; killed on drop.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Proc {
-    /// Spawns `spate args...` and waits (up to 30 s) for the stderr line starting with `marker`
-    /// followed by `http://ADDR`.
-    fn spawn(args: &[&str], marker: &str) -> Proc {
-        let mut child =
-            Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn spate");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let needle = marker.to_string();
-        // Keeps draining stderr for the life of the process so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split_once(&needle).map(|(_, r)| r) {
-                    if let Some(a) = rest.trim().strip_prefix("http://") {
-                        let _ = tx.send(a.split('/').next().unwrap_or("").to_string());
-                    }
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("spate {args:?} did not print `{marker} http://...` within 30 s");
-            }
-        };
-        Proc { child, addr }
-    }
-
-    fn serve(extra: &[&str]) -> Proc {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        Proc::spawn(&args, "serve listening on")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.body)).to_string()
-    }
-}
-
-/// A minimal HTTP/1.1 client: one request per connection.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut buf = req.into_bytes();
-    buf.extend_from_slice(body);
-    s.write_all(&buf).expect("write request");
-    read_response(s)
-}
-
-fn read_response(mut s: TcpStream) -> Resp {
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response head: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).expect("status line");
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    Resp { status, headers, body: body.to_string() }
-}
-
-fn get(addr: &str, path: &str) -> Resp {
-    http(addr, "GET", path, &[], b"")
-}
-
-fn post(addr: &str, path: &str, body: &str) -> Resp {
-    http(addr, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
-}
-
-fn put(addr: &str, path: &str, body: &str) -> Resp {
-    http(addr, "PUT", path, &[("Content-Type", "application/json")], body.as_bytes())
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spate-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn deploy(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
-
-/// Where `name` (promtool or prometheus) is on PATH. When it is not there: panics, unless
-/// SPATE_SKIP_PROMTOOL=1, in which case it reports the skipped check and returns None.
-fn prometheus_tool(name: &str, check: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()));
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var("SPATE_SKIP_PROMTOOL").as_deref() == Ok("1") {
-        // Straight to the stderr handle: the test harness captures eprintln! of passing tests,
-        // and a skipped check must not go unnoticed.
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {check}: `{name}` is not on PATH (SPATE_SKIP_PROMTOOL=1)");
-        return None;
-    }
-    panic!(
-        "{check} needs `{name}`, which is not on PATH: install Debian's `prometheus` package (scripts/test.sh does), \
-         or set SPATE_SKIP_PROMTOOL=1 to skip this check"
-    );
-}
-
-fn promtool_check_metrics(text: &str) {
-    let Some(promtool) = prometheus_tool("promtool", "promtool check metrics") else {
-        return;
-    };
-    let mut c = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let o = c.wait_with_output().unwrap();
-    assert!(
-        o.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 #[test]
 fn lifecycle_start_rate_status_stop() {
@@ -550,7 +389,7 @@ fn prometheus_scrapes_spate() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    let prom = Proc { child, addr: web.clone() };
+    let prom = Proc { child, addr: web.clone(), stderr: Default::default() };
     let v = eventually(Duration::from_secs(40), "prometheus to return spate_events_generated_total", || {
         let r = TcpStream::connect(&prom.addr).ok().map(|_| get(&prom.addr, "/api/v1/query?query=spate_events_generated_total"))?;
         let j: Value = serde_json::from_str(&r.body).ok()?;
