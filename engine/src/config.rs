@@ -172,9 +172,14 @@ pub struct RunConfig {
     pub raw: RawConfig,
 }
 
+mod nesting;
+pub use nesting::{check_nesting, MAX_NESTING};
+
 impl RawConfig {
-    /// Parses YAML (JSON is YAML too). Errors name the key path and the position.
+    /// Parses YAML (JSON is YAML too). Errors name the key path and the position. A document
+    /// nested deeper than [`MAX_NESTING`] is refused before parsing.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        check_nesting(text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
