@@ -18,6 +18,7 @@ mod cli;
 mod commands;
 mod http;
 mod metrics;
+mod redact;
 mod serve;
 mod status;
 

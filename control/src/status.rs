@@ -1,12 +1,14 @@
 //! The status document (`GET /v1/status`): one run as JSON, the same for `spate serve` and
 //! `spate run --metrics-listen`. It reads the run's shared state at request time (atomics and,
 //! briefly, the latency histogram), so it shows a rate changed with `PUT /v1/rate` at once.
+//! Secrets of the config are masked throughout (`redact.rs`).
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{json, Map, Value};
 
 use crate::metrics::RunView;
+use crate::redact::Secrets;
 
 /// The status document of one run (without the control-plane state, which the caller adds).
 pub fn document(run: &RunView) -> Map<String, Value> {
@@ -15,8 +17,8 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     let elapsed = s.started.elapsed().as_secs_f64().max(1e-9);
     let f = &s.counters.flush;
     let target = s.current_rate();
-    let mut config = serde_json::to_value(&run.config.raw).unwrap_or(Value::Null);
-    redact(&mut config);
+    let secrets = Secrets::of(&run.config.raw);
+    let config = secrets.config(&run.config.raw);
     let breakers: Vec<Value> = s
         .breaker
         .iter()
@@ -90,17 +92,7 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     );
     m.insert("latency_ms".into(), serde_json::to_value(latency).unwrap_or(Value::Null));
     m.insert("error".into(), json!(*s.error.lock()));
+    // Errors and the tracing endpoint may quote a secret of the config.
+    secrets.scrub_map(&mut m);
     m
-}
-
-/// Hides secrets a config may carry in librdkafka options (SASL passwords and the like).
-fn redact(v: &mut Value) {
-    if let Some(opts) = v.pointer_mut("/kafka/options").and_then(Value::as_object_mut) {
-        for (k, val) in opts.iter_mut() {
-            let k = k.to_ascii_lowercase();
-            if ["password", "secret", "token", "key"].iter().any(|s| k.contains(s)) {
-                *val = json!("<redacted>");
-            }
-        }
-    }
 }
