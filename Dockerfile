@@ -10,9 +10,13 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 spate
+ && useradd --system --uid 10001 spate \
+ && install -d -o spate -g spate /var/lib/spate
 COPY --from=build /src/target/release/spate /usr/local/bin/spate
 USER spate
+# The data dir: files of runs started over HTTP, and the default Kafka dead-letter file.
+WORKDIR /var/lib/spate
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/spate"]
-CMD ["serve", "--listen", "0.0.0.0:8080", "--allow-remote"]
+# Beyond loopback the control plane needs a token: mount it as a secret (docker-compose.yml does).
+CMD ["serve", "--listen", "0.0.0.0:8080", "--allow-remote", "--token-file", "/run/secrets/spate_token", "--data-dir", "/var/lib/spate"]

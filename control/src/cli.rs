@@ -186,9 +186,21 @@ pub struct RunArgs {
     /// Dead-letter file for when Kafka is unreachable.
     #[arg(long)]
     pub dlq_file: Option<PathBuf>,
-    /// Serve Prometheus /metrics and /v1/status on this address while running.
+    /// Serve Prometheus /metrics and /v1/status on this address while running. An address
+    /// other hosts can reach needs --metrics-token-file (or --metrics-token).
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on /metrics and /v1/status (not /healthz).
+    /// Prefer --metrics-token-file: a token on the command line shows in the process list.
+    #[arg(long)]
+    pub metrics_token: Option<String>,
+    /// Read the metrics bearer token from this file (its contents, trimmed).
+    #[arg(long, conflicts_with = "metrics_token")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Another name the metrics server answers to in the `Host` header, `name` or `name:port`
+    /// (repeatable), e.g. the name Prometheus scrapes it by.
+    #[arg(long = "metrics-allowed-host")]
+    pub metrics_allowed_hosts: Vec<String>,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use spate_engine::kafka::EmbeddedBroker;
-use spate_engine::{RawConfig, StartOptions, Summary};
+use spate_engine::{EngineError, RawConfig, StartOptions, Summary};
 
 use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, RunArgs, VerifyArgs};
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
+use crate::redact::Secrets;
 use crate::status;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
@@ -69,15 +70,33 @@ fn run(a: RunArgs) -> Result<i32> {
         None => RawConfig::default(),
     };
     let raw = file.overlay(a.to_raw()?);
-    let cfg = raw.validate()?;
+    // Messages below may quote a secret value of the config; they may end up in any log.
+    let secrets = Secrets::of(&raw);
+    let cfg = raw.validate().map_err(|e| secrets.error(e))?;
+    let metrics_token = crate::http::load_token("metrics-token", a.metrics_token.as_deref(), a.metrics_token_file.as_deref())?;
+    if let Some(addr) = &a.metrics_listen {
+        crate::http::require_token_off_loopback(addr, "--metrics-listen", metrics_token.is_some(), "--metrics-token")?;
+    }
     let sigs = signals()?;
     let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
-    let run = spate_engine::start(cfg.clone(), StartOptions::default())?;
+    let run = spate_engine::start(cfg.clone(), StartOptions::default()).map_err(|e| match e {
+        EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
+        e => anyhow::anyhow!(secrets.text(&e.to_string())),
+    })?;
     if embedded_note {
         say!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
     }
     let metrics = match &a.metrics_listen {
-        Some(addr) => Some(metrics_server(addr, &run)?),
+        Some(addr) => {
+            let opts = HttpOptions {
+                routes: RUN_ROUTES,
+                token: metrics_token,
+                api_rate: None,
+                allowed_hosts: a.metrics_allowed_hosts.clone(),
+                allowed_origins: Vec::new(),
+            };
+            Some(metrics_server(addr, opts, &run)?)
+        }
         None => None,
     };
     // On a terminal a line redrawn twice a second; elsewhere (CI, logs, containers) a plain line
@@ -136,7 +155,8 @@ fn run(a: RunArgs) -> Result<i32> {
         let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }
     drop(metrics);
-    let summary = run.join();
+    let mut summary = run.join();
+    summary.error = summary.error.map(|e| secrets.text(&e));
     // The summary file first: it must not depend on stderr being writable.
     if let Some(p) = &a.summary_json {
         std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
@@ -278,7 +298,7 @@ const RUN_ROUTES: &[Route] = &[
 
 /// Serves /metrics and /v1/status for one run (read-only: no control endpoints); stops when
 /// dropped.
-fn metrics_server(listen: &str, run: &spate_engine::Run) -> Result<MetricsGuard> {
+fn metrics_server(listen: &str, opts: HttpOptions, run: &spate_engine::Run) -> Result<MetricsGuard> {
     let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {
@@ -296,7 +316,7 @@ fn metrics_server(listen: &str, run: &spate_engine::Run) -> Result<MetricsGuard>
             Reply::json(200, &Value::Object(m))
         }
     });
-    let server = HttpServer::start(listen, HttpOptions { routes: RUN_ROUTES, token: None, api_rate: None, threads: 2 }, api, handler)?;
+    let server = HttpServer::start(listen, opts, api, handler)?;
     say!("spate: metrics on http://{}/metrics (status on /v1/status)", server.addr());
     Ok(MetricsGuard { server: Some(server), stop, ticker: Some(ticker) })
 }

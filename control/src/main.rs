@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod cli;
 mod commands;
+mod confine;
 mod http;
 mod metrics;
 mod redact;

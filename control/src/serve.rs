@@ -4,8 +4,12 @@
 //! lock only to read or swap handles, never while a run starts or drains, so status and
 //! metrics keep answering during a slow Kafka start or a long drain. A finished run is joined
 //! by whoever notices first (the 4 Hz observer thread or any request) and its summary kept.
+//!
+//! A request is not the operator: files it names stay under `--data-dir` (`confine.rs`), the
+//! config it gets back has its secrets masked (`redact.rs`), and the HTTP layer checks names,
+//! origins, content types and sizes before a handler runs (`http/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +26,8 @@ use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summa
 
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
-use crate::status;
+use crate::redact::Secrets;
+use crate::{confine, status};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -33,14 +38,27 @@ pub struct ServeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Require `Authorization: Bearer TOKEN` on every endpoint except /healthz and /readyz.
+    /// Prefer --token-file: a token on the command line shows in the process list.
     #[arg(long)]
     pub token: Option<String>,
-    /// Read the bearer token from this file (keeps it out of the process list).
+    /// Read the bearer token from this file (its contents, trimmed).
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
-    /// Accept a non-loopback --listen address (set --token too).
+    /// Accept a non-loopback --listen address; needs --token-file or --token.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Directory under which runs started over HTTP may write files (a file sink, the Kafka
+    /// dead-letter file). Without it such runs are refused.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Another name the server answers to in the `Host` header, `name` or `name:port`
+    /// (repeatable). By default only its listen address (and localhost on loopback).
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+    /// Another origin allowed to start, stop and retune runs from a browser, e.g.
+    /// http://dash.example:3000 (repeatable).
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
     /// Requests per second allowed per client IP (token bucket); 429 with Retry-After above it.
     #[arg(long)]
     pub api_rate: Option<f64>,
@@ -99,6 +117,8 @@ impl Slot {
 
 struct Control {
     base: RawConfig,
+    /// Canonical `--data-dir`.
+    data_dir: Option<PathBuf>,
     slot: Mutex<Slot>,
     api: Arc<ApiStats>,
 }
@@ -160,22 +180,32 @@ impl Control {
             (s.state(), s.ready(), s.view.clone(), s.summary.clone())
         };
         // Built outside the lock: it reads atomics and briefly the latency histogram.
-        let mut m = view.map(|v| status::document(&v)).unwrap_or_default();
+        let mut m = view.as_ref().map(|v| status::document(v)).unwrap_or_default();
         m.insert("state".into(), json!(state));
         m.insert("ready".into(), json!(ready));
         m.entry("run_id").or_insert(Value::Null);
         m.insert("summary".into(), serde_json::to_value(summary).unwrap_or(Value::Null));
+        // The summary may quote the config (its sink, an error message).
+        if let Some(v) = &view {
+            Secrets::of(&v.config.raw).scrub_map(&mut m);
+        }
         Reply::json(200, &Value::Object(m))
     }
 
     fn start(&self, rq: &Request) -> Reply {
-        let body = match parse_config(rq) {
+        let mut body = match parse_config(rq) {
             Ok(r) => r,
             Err(reply) => return reply,
         };
-        let cfg = match self.base.clone().overlay(body).validate() {
+        if let Err(e) = confine::confine(&mut body, &self.base, self.data_dir.as_deref()) {
+            return config_reply(403, &e, &Secrets::of(&body));
+        }
+        let raw = self.base.clone().overlay(body);
+        // Errors below may quote a value of the config (librdkafka quotes a refused option).
+        let secrets = Secrets::of(&raw);
+        let cfg = match raw.validate() {
             Ok(c) => c,
-            Err(e) => return config_error(&e),
+            Err(e) => return config_reply(400, &e, &secrets),
         };
         {
             let mut s = self.slot.lock();
@@ -206,8 +236,8 @@ impl Control {
                 s.run = Some(run);
                 Reply::json(200, &Value::Object(doc))
             }
-            Err(EngineError::Config(e)) => config_error(&e),
-            Err(e) => Reply::error(500, format!("cannot start the run: {e}"), json!({})),
+            Err(EngineError::Config(e)) => config_reply(400, &e, &secrets),
+            Err(e) => Reply::error(500, secrets.text(&format!("cannot start the run: {e}")), json!({})),
         }
     }
 
@@ -220,7 +250,7 @@ impl Control {
                 None => {
                     return match &s.summary {
                         // Idempotent: stopping a finished run returns its summary again.
-                        Some(sum) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
+                        Some(sum) => finished(sum, s.view.as_deref()),
                         None => Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()})),
                     };
                 }
@@ -246,7 +276,7 @@ impl Control {
         let mut s = self.slot.lock();
         s.reap();
         match (&s.run, &s.summary) {
-            (None, Some(sum)) => Reply::json(200, &json!({"state": "finished", "summary": sum})),
+            (None, Some(sum)) => finished(sum, view.as_deref()),
             _ => Reply::json(
                 202,
                 &json!({"state": s.state(), "message": "still draining; poll GET /v1/status, or POST /v1/stop?abort=true to give up on queued events"}),
@@ -264,6 +294,9 @@ impl Control {
             Ok(t) => t,
             Err(_) => return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({})),
         };
+        if let Err(e) = spate_engine::config::check_nesting(text) {
+            return config_reply(400, &e, &Secrets::default());
+        }
         // JSON is YAML, so one parser takes both; its errors carry line and column.
         let body: RateBody = match serde_yaml_ng::from_str(text) {
             Ok(b) => b,
@@ -277,7 +310,7 @@ impl Control {
         };
         let rate = match spate_engine::config::parse_rate(&body.rate, "rate") {
             Ok(r) => r,
-            Err(e) => return config_error(&e),
+            Err(e) => return config_reply(400, &e, &Secrets::default()),
         };
         let mut s = self.slot.lock();
         s.reap();
@@ -315,6 +348,8 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
     if text.trim().is_empty() {
         return Ok(RawConfig::default());
     }
+    // Before either parser: the YAML scanner's time grows with the square of the nesting.
+    spate_engine::config::check_nesting(text).map_err(|e| config_reply(400, &e, &Secrets::default()))?;
     let looks_json = rq.content_type.contains("json") || text.trim_start().starts_with('{');
     if looks_json {
         // serde_json reports JSON syntax errors with exact positions; YAML's parser would
@@ -332,14 +367,26 @@ fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
         // Valid JSON that YAML rejects (tabs used as indentation): retry in canonical form.
         Err(e) if looks_json && e.key == "(document)" && !e.message.contains("unknown field") => {
             let canon = serde_json::from_str::<Value>(text).map(|v| v.to_string()).unwrap_or_default();
-            RawConfig::from_yaml(&canon).map_err(|e| config_error(&e))
+            RawConfig::from_yaml(&canon).map_err(|e| config_reply(400, &e, &Secrets::default()))
         }
-        Err(e) => Err(config_error(&e)),
+        Err(e) => Err(config_reply(400, &e, &Secrets::default())),
     }
 }
 
-fn config_error(e: &ConfigError) -> Reply {
-    Reply::error(400, e.to_string(), json!({"key": e.key, "message": e.message, "fix": e.fix}))
+/// A config error as `status`, with `secrets` masked in its text.
+fn config_reply(status: u16, e: &ConfigError, secrets: &Secrets) -> Reply {
+    let (message, fix) = (secrets.text(&e.message), secrets.text(&e.fix));
+    let whole = secrets.text(&e.to_string());
+    Reply::error(status, whole, json!({"key": e.key, "message": message, "fix": fix}))
+}
+
+/// The answer for a finished run: its summary, with the secrets of its config masked.
+fn finished(sum: &Summary, view: Option<&RunView>) -> Reply {
+    let mut v = json!({"state": "finished", "summary": sum});
+    if let Some(view) = view {
+        Secrets::of(&view.config.raw).scrub(&mut v);
+    }
+    Reply::json(200, &v)
 }
 
 /// Refuses a non-loopback address unless remote access was asked for.
@@ -354,7 +401,7 @@ fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
             return Err(ConfigError::new(
                 "--listen",
                 format!("`{listen}` ({a}) is not a loopback address"),
-                "listen on 127.0.0.1 (the default), or pass --allow-remote (and set --token) to accept other hosts",
+                "listen on 127.0.0.1 (the default), or pass --allow-remote and --token-file to accept other hosts",
             )
             .into());
         }
@@ -362,27 +409,19 @@ fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
     Ok(())
 }
 
+/// `--data-dir` made canonical, so that paths resolved later can be compared with it.
+fn data_dir(p: &Path) -> Result<PathBuf, ConfigError> {
+    let fix = "give an existing directory that runs started over HTTP may write in, e.g. --data-dir /var/lib/spate";
+    let dir = std::fs::canonicalize(p).map_err(|e| ConfigError::new("--data-dir", format!("`{}`: {e}", p.display()), fix))?;
+    if !dir.is_dir() {
+        return Err(ConfigError::new("--data-dir", format!("`{}` is not a directory", p.display()), fix));
+    }
+    Ok(dir)
+}
+
 pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     check_listen(&a.listen, a.allow_remote)?;
-    let token = match (&a.token, &a.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(p)) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| {
-                    ConfigError::new(
-                        "--token-file",
-                        format!("cannot read `{}`: {e}", p.display()),
-                        "give the path of a readable file holding the token",
-                    )
-                })?
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
-    if token.as_deref().is_some_and(str::is_empty) {
-        return Err(ConfigError::new("--token", "the token is empty", "give a non-empty token, e.g. from `openssl rand -hex 32`").into());
-    }
+    let token = crate::http::load_token("token", a.token.as_deref(), a.token_file.as_deref())?;
     if let Some(r) = a.api_rate {
         if !(r.is_finite() && r > 0.0) {
             return Err(ConfigError::new(
@@ -394,8 +433,14 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         }
     }
     if a.allow_remote && token.is_none() {
-        say!("spate: warning: --allow-remote without --token: anyone who can reach {} can start and stop runs", a.listen);
+        return Err(ConfigError::new(
+            "--allow-remote",
+            format!("other hosts would reach {} without a token: anyone there could start runs and stop them", a.listen),
+            "set --token-file PATH (or --token T) too; callers then send `Authorization: Bearer T`",
+        )
+        .into());
     }
+    let data_dir = a.data_dir.as_deref().map(data_dir).transpose()?;
     let base = match &a.config {
         Some(p) => {
             let raw = RawConfig::from_file(p)?;
@@ -406,12 +451,19 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control { base, slot: Mutex::new(Slot::default()), api: api.clone() });
+    let control = Arc::new(Control { base, data_dir, slot: Mutex::new(Slot::default()), api: api.clone() });
     let handler = {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
-    let server = HttpServer::start(&a.listen, HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, threads: 4 }, api, handler)?;
+    let opts = HttpOptions {
+        routes: ROUTES,
+        token,
+        api_rate: a.api_rate,
+        allowed_hosts: a.allowed_hosts,
+        allowed_origins: a.allowed_origins,
+    };
+    let server = HttpServer::start(&a.listen, opts, api, handler)?;
     say!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {

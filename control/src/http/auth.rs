@@ -1,9 +1,52 @@
 //! The bearer-token gate: every route but the open ones (liveness and readiness probes) needs
-//! `Authorization: Bearer <token>` when the server was given a token.
+//! `Authorization: Bearer <token>` when the server was given a token. Also where the token
+//! comes from, and the rule that a listener other hosts can reach has one.
+
+use std::net::ToSocketAddrs;
+use std::path::Path;
 
 use serde_json::json;
+use spate_engine::ConfigError;
 
 use super::Reply;
+
+/// The token given as `--{flag} T` or in the file `--{flag}-file PATH` (its contents, trimmed).
+/// A missing, unreadable or empty file is an error; the token itself is never quoted.
+pub fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    let (t, key) = match (token, file) {
+        (Some(t), _) => (t.trim().to_string(), format!("--{flag}")),
+        (None, Some(p)) => {
+            let key = format!("--{flag}-file");
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(key.as_str(), format!("cannot read `{}`: {e}", p.display()), "give the path of a readable file holding the token")
+            })?;
+            (text.trim().to_string(), key)
+        }
+        (None, None) => return Ok(None),
+    };
+    if t.is_empty() {
+        let what = if key.ends_with("-file") { "the token file is empty" } else { "the token is empty" };
+        return Err(ConfigError::new(key, what, "put a non-empty token there, e.g. from `openssl rand -hex 32`"));
+    }
+    Ok(Some(t))
+}
+
+/// Refuses to serve `listen` without a token when other hosts can reach it (any resolved
+/// address is not loopback). `flag` names the listen flag, `token_flag` the token's.
+pub fn require_token_off_loopback(listen: &str, flag: &str, has_token: bool, token_flag: &str) -> Result<(), ConfigError> {
+    let addrs: Vec<_> = listen
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::new(flag, format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
+        .collect();
+    match addrs.iter().find(|a| !a.ip().is_loopback()) {
+        Some(a) if !has_token => Err(ConfigError::new(
+            flag,
+            format!("`{listen}` ({a}) can be reached from other hosts, and no {token_flag} is set"),
+            format!("listen on 127.0.0.1, or set {token_flag}-file PATH (or {token_flag} T) so that callers must send `Authorization: Bearer T`"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Checks the `Authorization` header value against the token; the error is the 401 to send.
 pub(super) fn check_bearer(token: &str, authorization: Option<&str>) -> Result<(), Reply> {

@@ -1,17 +1,21 @@
 //! A small general HTTP server for the control plane and the metrics endpoint: fixed routes,
-//! a bearer token, a per-client rate limit and a capped request body in front of one handler.
+//! a bearer token, `Host` and `Origin` checks, a per-client rate limit and capped requests in
+//! front of one handler.
 //!
-//! Request handling runs on its own threads (tiny_http accepts and parses on its pool, a few
-//! handler threads here), so it keeps answering while the workers run flat out. It knows
-//! nothing of runs or metrics: callers give it routes and a handler.
+//! Request handling runs on its own threads (one per connection, a bounded number), so it
+//! keeps answering while the workers run flat out. It knows nothing of runs or metrics:
+//! callers give it routes and a handler.
 
 mod auth;
+mod origin;
 mod server;
+mod wire;
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use auth::{load_token, require_token_off_loopback};
 pub use server::{ApiStats, HttpOptions, HttpServer};
 
 /// A request as handlers see it: the body is already read (and capped).
