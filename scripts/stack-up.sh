@@ -99,10 +99,10 @@ fi
 
 cat <<MSG
 == up (state, logs and pids in $state)
-  start a run:  curl -XPOST 127.0.0.1:$spate_port/v1/start -d '{"rate": 20000, "duration": "5m"}'
-  retune:       curl -XPUT  127.0.0.1:$spate_port/v1/rate  -d '{"rate": 50000}'
+  start a run:  curl -XPOST 127.0.0.1:$spate_port/v1/start -H 'Content-Type: application/json' -d '{"rate": 20000, "duration": "5m"}'
+  retune:       curl -XPUT  127.0.0.1:$spate_port/v1/rate  -H 'Content-Type: application/json' -d '{"rate": 50000}'
   status:       curl 127.0.0.1:$spate_port/v1/status
-  stop:         curl -XPOST 127.0.0.1:$spate_port/v1/stop
+  stop:         curl -XPOST 127.0.0.1:$spate_port/v1/stop -H 'Content-Type: application/json'
   prometheus:   http://127.0.0.1:$prom_port/alerts
   tear down:    scripts/stack-down.sh
 MSG
