@@ -139,7 +139,7 @@ pub(crate) fn purge<C: ProducerContext>(producer: &BaseProducer<C>) {
     use rdkafka::bindings::{rd_kafka_purge, RD_KAFKA_PURGE_F_INFLIGHT, RD_KAFKA_PURGE_F_QUEUE};
     // SAFETY: the client pointer is live for the producer's lifetime; `rd_kafka_purge` is
     // thread-safe and only marks messages, whose reports are served by a later poll.
-    unsafe { rd_kafka_purge(producer.client().native_ptr(), (RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT) as i32) };
+    unsafe { rd_kafka_purge(producer.client().native_ptr(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT) };
 }
 
 /// True when a failed record's request may have reached the broker (its answer was lost), so
