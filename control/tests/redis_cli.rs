@@ -171,3 +171,65 @@ fn secrets_and_bad_input_are_reported_safely() {
     eprintln!("redis unreachable, fallback 500/s for 2 s: {n} events");
     assert!((700..=1_100).contains(&n), "{n} events at a 500/s fallback for 2 s");
 }
+
+/// `spate run` with the Redis limiter at `url`, 1000/s global, for `duration`.
+fn run_on(url: &str, duration: &str, extra: &[&str]) -> Command {
+    let mut args = vec!["run", "--sink", "null", "--redis", url, "--global-rate", "1000", "--limit-key", "k", "--duration", duration];
+    args.extend_from_slice(extra);
+    spate(&args)
+}
+
+#[test]
+fn redis_outage_mid_run_is_logged_once_each_way() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let mut redis = RedisServer::start_with_password("hunter2");
+    let url = format!("redis://:hunter2@127.0.0.1:{}", redis.port());
+    let mut child = run_on(&url, "8s", &["--fallback-rate", "500"]).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut wait_line = |needle: &str| {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = lines.iter().find(|l: &&String| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => panic!("no stderr line with `{needle}` within 10 s; got {lines:?}"),
+            }
+        }
+    };
+    // On leases once the lease log exists in Redis.
+    let leased = spate_test_support::wait_for(Instant::now() + Duration::from_secs(10), || {
+        redis.query(&["EXISTS", "spate:limit:{k}"]).is_ok_and(|r| r == ":1")
+    });
+    assert!(leased, "no lease within 10 s");
+    redis.kill();
+    let killed = Instant::now();
+    let down = wait_line("redis limiter: no lease");
+    eprintln!("{} ms after the kill: {down}", killed.elapsed().as_millis());
+    redis.restart();
+    let restarted = Instant::now();
+    let up = wait_line("redis limiter: leases from");
+    eprintln!("{} ms after the restart: {up}", restarted.elapsed().as_millis());
+    let status = child.wait().unwrap();
+    lines.extend(rx.try_iter());
+    let masked = format!("redis://:***@127.0.0.1:{}", redis.port());
+    assert!(down.contains(&masked) && down.contains("falls back to 500/s"), "{down}");
+    // The reason stands in parentheses after the URL.
+    let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map(|(r, _)| r).unwrap_or("");
+    assert!(!reason.is_empty(), "no reason in {down}");
+    assert!(up.contains(&masked), "{up}");
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!((count("redis limiter: no lease"), count("redis limiter: leases from")), (1, 1), "once per transition: {lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:?}");
+    assert!(status.success(), "{status:?}: {lines:?}");
+}

@@ -3,8 +3,10 @@
 //!
 //! - `config.rs`: the `redis:` config section, its validation, the window Redis counts.
 //! - `redact.rs`: keeping passwords in the URL out of every message.
-//! - `grant.lua` and `lease.rs`: the grant script, and the lease thread that calls it, paces
-//!   the granted tokens into the pool and falls back to a local rate while Redis is unavailable.
+//! - `grant.lua` and `lease.rs`: the grant script, and the lease thread that asks for leases,
+//!   paces the granted tokens into the pool and falls back to a local rate while Redis is
+//!   unavailable.
+//! - `io.rs`: the calls to Redis, each with a deadline, on a thread of their own.
 //! - `pool.rs`: the token pool the workers take from without locks, and their limiter.
 //!
 //! ## Precision and the overshoot bound
@@ -20,8 +22,8 @@
 //!
 //! When `redis` is configured, the instance's own `rate` is irrelevant (the global rate rules;
 //! the run's rate is reported as the global rate), and `PUT /v1/rate` does not change it.
-//! Redis being unreachable at start is not an error: the run starts in fallback after the
-//! breaker opens.
+//! Redis being unreachable at start is not an error: the run starts in fallback as soon as the
+//! first call fails.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use crate::limit::stats::{LimiterStats, MODE_REDIS};
 use crate::limit::{LimiterFactory, RateLimiter};
 
 pub mod config;
+mod io;
 pub mod lease;
 pub mod pool;
 pub mod redact;
@@ -47,8 +50,8 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Starts the lease thread. Does not wait for Redis: an unreachable Redis opens the breaker
-    /// and the run goes on in fallback.
+    /// Starts the lease thread. Does not wait for Redis: when the first call fails the run goes
+    /// on in fallback.
     pub fn start(cfg: &RedisConfig, stats: Arc<LimiterStats>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
             EngineError::Redis(format!("cannot use {}: {}; check redis.url", redact(&cfg.url), scrub(&e.to_string(), &cfg.url)))
@@ -57,7 +60,7 @@ impl RedisLimiter {
         stats.mode.store(MODE_REDIS, Ordering::Relaxed);
         let seen = cfg.expected_instances.map(|n| n.get()).unwrap_or(1);
         pool.fallback_rate.store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
-        lease::spawn(&pool, cfg, client, seen, stats, clock).map_err(|source| EngineError::Spawn { name: "spate-lease".into(), source })?;
+        lease::spawn(&pool, cfg, client, seen, stats, clock).map_err(|(name, source)| EngineError::Spawn { name: name.into(), source })?;
         Ok(Self { pool })
     }
 
