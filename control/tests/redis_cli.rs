@@ -137,39 +137,6 @@ fn secrets_and_bad_input_are_reported_safely() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("redis.limit_key"), "{err}");
 
-    // Redis unreachable (a port nobody listens on): the run goes on at the fallback rate and
-    // nothing prints the password.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("redis://user:hunter2@127.0.0.1:{port}");
-    let summary = tmp("fallback.json");
-    let o = spate(&[
-        "run",
-        "--sink",
-        "null",
-        "--redis",
-        &url,
-        "--global-rate",
-        "1000",
-        "--limit-key",
-        "k",
-        "--fallback-rate",
-        "500",
-        "--duration",
-        "2s",
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(!err.contains("hunter2"), "{err}");
-    let text = std::fs::read_to_string(&summary).unwrap();
-    assert!(!text.contains("hunter2"), "{text}");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let n = v["generated"].as_u64().unwrap();
-    eprintln!("redis unreachable, fallback 500/s for 2 s: {n} events");
-    assert!((700..=1_100).contains(&n), "{n} events at a 500/s fallback for 2 s");
 }
 
 /// `spate run` with the Redis limiter at `url`, 1000/s global, for `duration`.
@@ -177,6 +144,31 @@ fn run_on(url: &str, duration: &str, extra: &[&str]) -> Command {
     let mut args = vec!["run", "--sink", "null", "--redis", url, "--global-rate", "1000", "--limit-key", "k", "--duration", duration];
     args.extend_from_slice(extra);
     spate(&args)
+}
+
+#[test]
+fn wrong_password_or_no_redis_is_an_error_at_start() {
+    let redis = RedisServer::start_with_password("s3cret");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (url, says) in [
+        (format!("redis://:hunter2@127.0.0.1:{}", redis.port()), "refused the password"),
+        (format!("redis://127.0.0.1:{}", redis.port()), "requires a password and the URL has none (NOAUTH)"),
+        (format!("redis://:hunter2@127.0.0.1:{closed}"), "cannot reach Redis"),
+    ] {
+        let summary = tmp("refused.json");
+        let _ = std::fs::remove_file(&summary);
+        let t = Instant::now();
+        let o = run_on(&url, "10s", &["--summary-json", summary.to_str().unwrap()]).output().unwrap();
+        let took = t.elapsed();
+        let err = stderr(&o);
+        eprintln!("{url}: exit {:?} after {} ms: {err}", o.status.code(), took.as_millis());
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("config error at `redis.url`") && err.contains(says) && err.contains("fix:"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one message: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!summary.exists(), "the run did not begin, so there is no summary");
+        assert!(took < std::time::Duration::from_secs(5), "gave up after {took:?}");
+    }
 }
 
 #[test]

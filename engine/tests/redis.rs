@@ -286,6 +286,53 @@ fn hung_redis_falls_back_without_a_stall() {
     assert!(stall < Duration::from_millis(500), "no event for {} ms with Redis frozen; per 100 ms: {per_100ms:?}", stall.as_millis());
 }
 
+/// Starts an engine on `url` and returns the error it refused to start with.
+fn start_error(url: &str) -> spate_engine::ConfigError {
+    let yaml = format!("sink: null\nthreads: 1\npin: false\nduration: 5s\nredis:\n  url: {url}\n  global_rate: 100\n  limit_key: k\n");
+    let cfg = RawConfig::from_yaml(&yaml).unwrap().validate().unwrap();
+    let t = Instant::now();
+    let e = match spate_engine::start(cfg, StartOptions::default()) {
+        Ok(run) => {
+            run.stop();
+            panic!("{} started a run", url);
+        }
+        Err(spate_engine::EngineError::Config(c)) => c,
+        Err(e) => panic!("{url}: not a config error: {e}"),
+    };
+    eprintln!("{url}: refused in {} ms: {e}", t.elapsed().as_millis());
+    assert_eq!(e.key, "redis.url", "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?} to give up", t.elapsed());
+    e
+}
+
+#[test]
+fn redis_that_cannot_be_used_at_start_is_a_config_error() {
+    let redis = RedisServer::start_with_password("s3cret");
+    let port = redis.port();
+    let e = start_error(&format!("redis://:hunter2@127.0.0.1:{port}"));
+    assert!(e.message.contains("refused the password") && e.fix.contains("redis://:PASSWORD@host:port"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "the password is not printed: {e}");
+    let e = start_error(&format!("redis://127.0.0.1:{port}"));
+    assert!(e.message.contains("requires a password") && e.message.contains("NOAUTH") && e.fix.contains("PASSWORD"), "{e}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = start_error(&format!("redis://:s3cret@127.0.0.1:{closed}"));
+    assert!(e.message.contains("cannot reach Redis") && !e.to_string().contains("s3cret"), "{e}");
+
+    let mut hung = RedisServer::start();
+    hung.pause();
+    let e = start_error(&hung.url());
+    assert!(e.message.contains("did not answer within 200 ms"), "{e}");
+    hung.resume();
+
+    // The right password: leases.
+    let run = start(&format!("redis://:s3cret@127.0.0.1:{port}"), 1000, "auth", "");
+    let stats = run.shared.limiter.clone();
+    assert!(wait_for(Instant::now() + Duration::from_secs(10), || stats.granted.load(Ordering::Relaxed) > 0), "no lease with the right password");
+    run.stop();
+    assert!(run.join().error.is_none());
+}
+
 #[test]
 fn grant_script_grants_what_fits_and_reloads() {
     let redis = RedisServer::start();

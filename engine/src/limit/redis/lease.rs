@@ -94,18 +94,20 @@ const PREFETCH_MIN_TOKENS: u64 = 8;
 /// and lose precision.
 pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
 
-/// Starts the lease thread for `pool`, and the Redis thread it asks (`io.rs`). The lease thread holds the pool weakly and stops (within
+/// Starts the lease thread for `pool`, and the Redis thread it asks (`io.rs`) with `conn`, the
+/// connection made at start. The lease thread holds the pool weakly and stops (within
 /// `MAX_SLEEP_NS`) once every handle and limiter sharing the pool is dropped; the Redis thread
 /// stops after it.
 pub(super) fn spawn(
     pool: &Arc<LeasePool>,
     cfg: &RedisConfig,
     client: redis::Client,
+    conn: redis::Connection,
     instances: u64,
     stats: Arc<LimiterStats>,
     clock: Arc<dyn Clock>,
 ) -> Result<(), (&'static str, std::io::Error)> {
-    let (asks, answers) = io::spawn(cfg, client, instance_id(), stats.clone()).map_err(|e| ("spate-redis", e))?;
+    let (asks, answers) = io::spawn(cfg, client, conn, instance_id(), stats.clone()).map_err(|e| ("spate-redis", e))?;
     let lease = LeaseThread {
         pool: Arc::downgrade(pool),
         cfg: cfg.clone(),
