@@ -60,7 +60,8 @@
 //! A failed call is retried every 20 ms while the breaker is closed; the first call that succeeds
 //! (and a closed breaker) brings leases back. Each switch is logged once on stderr (rate-limited)
 //! with the redacted URL, the reason and the fallback rate. Mode, transitions, lease size, Redis
-//! calls, lease waits and granted tokens are published in `LimiterStats`.
+//! calls, lease waits and granted tokens are published in `LimiterStats`, the breaker in
+//! `LimiterStats::redis_breaker`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -63,6 +63,7 @@ impl RedisLimiter {
         let conn = io::check_at_start(cfg, &client, &stats)?;
         let pool = Arc::new(LeasePool::new(0));
         stats.mode.store(MODE_REDIS, Ordering::Relaxed);
+        let _ = stats.redis_breaker.set(pool.breaker.clone());
         let seen = cfg.expected_instances.map(|n| n.get()).unwrap_or(1);
         pool.fallback_rate.store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
         lease::spawn(&pool, cfg, client, conn, seen, stats, clock)
