@@ -19,17 +19,17 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     let target = s.current_rate();
     let secrets = Secrets::of(&run.config.raw);
     let config = secrets.config(&run.config.raw);
-    let breakers: Vec<Value> = s
-        .breaker
+    let breakers: Vec<Value> = run
+        .breakers()
         .iter()
         .map(|b| {
             json!({
-                "name": "kafka",
-                "state": b.state().as_str(),
-                "transitions": b.transitions(),
-                "opened": b.opened(),
-                "open_seconds": run.observer.breaker_open_seconds(),
-                "open_wait_seconds": run.config.kafka.breaker.open_wait.as_secs_f64(),
+                "name": b.name,
+                "state": b.breaker.state().as_str(),
+                "transitions": b.breaker.transitions(),
+                "opened": b.breaker.opened(),
+                "open_seconds": b.open_seconds,
+                "open_wait_seconds": b.open_wait_seconds,
             })
         })
         .collect();

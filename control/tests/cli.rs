@@ -254,3 +254,36 @@ fn ctrl_c_stops_cleanly_with_a_summary() {
     assert_eq!(v["in_flight"], 0);
     assert_eq!(v["delivered"], lines_in(&events), "every delivered event is in the file");
 }
+
+#[test]
+fn kafka_breaker_changes_are_logged_once_each() {
+    // Brokers nobody listens on: nothing is acked, the breaker opens after 1 s and half-opens
+    // after its 2 s wait; each change is one line on stderr, not one per failed call.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let brokers = format!("127.0.0.1:{port}");
+    let dlq = tmp("breaker-dlq.jsonl");
+    let o = spate(&[
+        "run",
+        "--sink",
+        "kafka",
+        "--brokers",
+        &brokers,
+        "--topic",
+        "t",
+        "--rate",
+        "1000",
+        "--duration",
+        "4s",
+        "--drain-timeout",
+        "1s",
+        "--dlq-file",
+        dlq.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    let changes: Vec<&str> = e.lines().filter(|l| l.contains("kafka: circuit breaker")).collect();
+    eprintln!("exit {:?}, breaker lines: {changes:#?}", o.status.code());
+    assert_eq!(o.status.code(), Some(4), "nothing could be delivered: {e}");
+    let opened: Vec<_> = changes.iter().filter(|l| l.contains("closed -> open: librdkafka reports all brokers down")).collect();
+    assert_eq!(opened.len(), 1, "{changes:?}");
+    assert!(changes.iter().any(|l| l.contains("open -> half_open")), "{changes:?}");
+}

@@ -137,37 +137,91 @@ fn secrets_and_bad_input_are_reported_safely() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("redis.limit_key"), "{err}");
 
-    // Redis unreachable (a port nobody listens on): the run goes on at the fallback rate and
-    // nothing prints the password.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("redis://user:hunter2@127.0.0.1:{port}");
-    let summary = tmp("fallback.json");
-    let o = spate(&[
-        "run",
-        "--sink",
-        "null",
-        "--redis",
-        &url,
-        "--global-rate",
-        "1000",
-        "--limit-key",
-        "k",
-        "--fallback-rate",
-        "500",
-        "--duration",
-        "2s",
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(!err.contains("hunter2"), "{err}");
-    let text = std::fs::read_to_string(&summary).unwrap();
-    assert!(!text.contains("hunter2"), "{text}");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let n = v["generated"].as_u64().unwrap();
-    eprintln!("redis unreachable, fallback 500/s for 2 s: {n} events");
-    assert!((700..=1_100).contains(&n), "{n} events at a 500/s fallback for 2 s");
+}
+
+/// `spate run` with the Redis limiter at `url`, 1000/s global, for `duration`.
+fn run_on(url: &str, duration: &str, extra: &[&str]) -> Command {
+    let mut args = vec!["run", "--sink", "null", "--redis", url, "--global-rate", "1000", "--limit-key", "k", "--duration", duration];
+    args.extend_from_slice(extra);
+    spate(&args)
+}
+
+#[test]
+fn wrong_password_or_no_redis_is_an_error_at_start() {
+    let redis = RedisServer::start_with_password("s3cret");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (url, says) in [
+        (format!("redis://:hunter2@127.0.0.1:{}", redis.port()), "refused the password"),
+        (format!("redis://127.0.0.1:{}", redis.port()), "requires a password and the URL has none (NOAUTH)"),
+        (format!("redis://:hunter2@127.0.0.1:{closed}"), "cannot reach Redis"),
+    ] {
+        let summary = tmp("refused.json");
+        let _ = std::fs::remove_file(&summary);
+        let t = Instant::now();
+        let o = run_on(&url, "10s", &["--summary-json", summary.to_str().unwrap()]).output().unwrap();
+        let took = t.elapsed();
+        let err = stderr(&o);
+        eprintln!("{url}: exit {:?} after {} ms: {err}", o.status.code(), took.as_millis());
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("config error at `redis.url`") && err.contains(says) && err.contains("fix:"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one message: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!summary.exists(), "the run did not begin, so there is no summary");
+        assert!(took < std::time::Duration::from_secs(5), "gave up after {took:?}");
+    }
+}
+
+#[test]
+fn redis_outage_mid_run_is_logged_once_each_way() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let mut redis = RedisServer::start_with_password("hunter2");
+    let url = format!("redis://:hunter2@127.0.0.1:{}", redis.port());
+    let mut child = run_on(&url, "8s", &["--fallback-rate", "500"]).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut wait_line = |needle: &str| {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = lines.iter().find(|l: &&String| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => panic!("no stderr line with `{needle}` within 10 s; got {lines:?}"),
+            }
+        }
+    };
+    // On leases once the lease log exists in Redis.
+    let leased = spate_test_support::wait_for(Instant::now() + Duration::from_secs(10), || {
+        redis.query(&["EXISTS", "spate:limit:{k}"]).is_ok_and(|r| r == ":1")
+    });
+    assert!(leased, "no lease within 10 s");
+    redis.kill();
+    let killed = Instant::now();
+    let down = wait_line("redis limiter: no lease");
+    eprintln!("{} ms after the kill: {down}", killed.elapsed().as_millis());
+    redis.restart();
+    let restarted = Instant::now();
+    let up = wait_line("redis limiter: leases from");
+    eprintln!("{} ms after the restart: {up}", restarted.elapsed().as_millis());
+    let status = child.wait().unwrap();
+    lines.extend(rx.try_iter());
+    let masked = format!("redis://:***@127.0.0.1:{}", redis.port());
+    assert!(down.contains(&masked) && down.contains("falls back to 500/s"), "{down}");
+    // The reason stands in parentheses after the URL.
+    let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map(|(r, _)| r).unwrap_or("");
+    assert!(!reason.is_empty(), "no reason in {down}");
+    assert!(up.contains(&masked), "{up}");
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!((count("redis limiter: no lease"), count("redis limiter: leases from")), (1, 1), "once per transition: {lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:?}");
+    assert!(status.success(), "{status:?}: {lines:?}");
 }

@@ -370,6 +370,45 @@ fn kafka_run_exports_breaker_and_budget() {
 }
 
 #[test]
+fn redis_run_exports_its_breaker() {
+    let mut redis = spate_test_support::RedisServer::start();
+    let p = Proc::serve(&[]);
+    let a = p.addr.as_str();
+    let body = format!(
+        r#"{{"sink": "null", "threads": 1, "pin": false, "redis": {{"url": "{}", "global_rate": 2000, "limit_key": "metrics", "fallback_rate": 500}}}}"#,
+        redis.url()
+    );
+    let r = post(a, "/v1/start", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = eventually(Duration::from_secs(20), "leases", || {
+        let m = get(a, "/metrics").body;
+        m.contains("spate_limiter_mode{mode=\"redis\"} 1").then_some(m)
+    });
+    promtool_check_metrics(&m);
+    for line in [
+        "spate_breaker_state{breaker=\"redis\",state=\"closed\"} 1",
+        "spate_breaker_open_wait_seconds{breaker=\"redis\"} 1",
+        "spate_breaker_opened_total{breaker=\"redis\"} 0",
+    ] {
+        assert!(m.contains(line), "missing `{line}` in\n{m}");
+    }
+    assert!(!m.contains("breaker=\"kafka\""), "no Kafka breaker on a null sink: {m}");
+    let s = get(a, "/v1/status").json();
+    assert_eq!((s["breakers"][0]["name"].as_str(), s["breakers"][0]["state"].as_str()), (Some("redis"), Some("closed")), "{s}");
+
+    // Redis gone: the breaker opens (the failed calls come 20 ms apart) and it shows.
+    redis.kill();
+    let m = eventually(Duration::from_secs(10), "the redis breaker to open", || {
+        let m = get(a, "/metrics").body;
+        m.contains("spate_breaker_state{breaker=\"redis\",state=\"open\"} 1").then_some(m)
+    });
+    promtool_check_metrics(&m);
+    assert!(m.contains("spate_limiter_mode{mode=\"fallback\"} 1"), "{m}");
+    assert!(m.contains("spate_breaker_opened_total{breaker=\"redis\"} 1"), "{m}");
+    assert_eq!(post(a, "/v1/stop", "").status, 200);
+}
+
+#[test]
 fn prometheus_scrapes_spate() {
     let Some(prometheus) = prometheus_tool("prometheus", "prometheus scrapes spate") else {
         return;

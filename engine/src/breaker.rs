@@ -12,6 +12,9 @@
 //!   - OPEN -> HALF_OPEN after `open_wait`;
 //!   - HALF_OPEN -> CLOSED after `half_open_calls` trial calls succeed, -> OPEN on a failure
 //!     or a slow trial.
+//!
+//! The window also remembers why the state last changed; its owner takes that with
+//! `take_transition` and logs it, off the workers' path.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -43,6 +46,14 @@ impl State {
             State::HalfOpen => "half_open",
         }
     }
+}
+
+/// A change of state seen by the owning thread: from, to, and why (for its log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub why: String,
 }
 
 /// Breaker thresholds.
@@ -128,12 +139,14 @@ pub struct BreakerWindow {
     slows: usize,
     opened_at_ns: u64,
     trials: usize,
+    /// The state before the first change not yet taken, and why the state last changed.
+    changed: Option<(State, String)>,
 }
 
 impl BreakerWindow {
     pub fn new(cfg: BreakerConfig) -> Self {
         let w = cfg.window.max(1);
-        Self { cfg, calls: vec![(false, false); w], next: 0, filled: 0, failures: 0, slows: 0, opened_at_ns: 0, trials: 0 }
+        Self { cfg, calls: vec![(false, false); w], next: 0, filled: 0, failures: 0, slows: 0, opened_at_ns: 0, trials: 0, changed: None }
     }
 
     fn reset_window(&mut self) {
@@ -143,11 +156,29 @@ impl BreakerWindow {
         self.slows = 0;
     }
 
+    /// Moves `b` to `to` and remembers why, for `take_transition`.
+    fn set(&mut self, b: &Breaker, to: State, why: String) {
+        match &mut self.changed {
+            Some((_, last)) => *last = why,
+            None => self.changed = Some((b.state(), why)),
+        }
+        b.set(to);
+    }
+
+    /// The change of state since the last call, if the state is not what it was then. Changes
+    /// in between are folded into one (closed -> open -> half_open reads closed -> half_open,
+    /// with the last reason).
+    pub fn take_transition(&mut self, b: &Breaker) -> Option<Transition> {
+        let (from, why) = self.changed.take()?;
+        let to = b.state();
+        (from != to).then_some(Transition { from, to, why })
+    }
+
     /// Time-driven transition OPEN -> HALF_OPEN; call regularly.
     pub fn tick(&mut self, b: &Breaker, now_ns: u64) {
         if b.state() == State::Open && now_ns.saturating_sub(self.opened_at_ns) >= self.cfg.open_wait.as_nanos() as u64 {
             self.trials = 0;
-            b.set(State::HalfOpen);
+            self.set(b, State::HalfOpen, format!("open for {:?}: letting trial calls through", self.cfg.open_wait));
         }
     }
 
@@ -160,21 +191,22 @@ impl BreakerWindow {
             // instead of waiting out `open_wait`. Failures while OPEN are ignored.
             State::Open if !failed && !slow => {
                 self.trials = 1;
-                b.set(State::HalfOpen);
+                self.set(b, State::HalfOpen, "a call succeeded while open".into());
                 if self.trials >= self.cfg.half_open_calls {
                     self.reset_window();
-                    b.set(State::Closed);
+                    self.set(b, State::Closed, "a call succeeded while open".into());
                 }
             }
             State::Open => {}
             State::HalfOpen => {
                 if failed || slow {
-                    self.open(b, now_ns);
+                    let why = if failed { "a trial call failed".to_string() } else { format!("a trial call took {took:?}") };
+                    self.open(b, now_ns, why);
                 } else {
                     self.trials += 1;
                     if self.trials >= self.cfg.half_open_calls {
                         self.reset_window();
-                        b.set(State::Closed);
+                        self.set(b, State::Closed, format!("{} trial call(s) succeeded", self.trials));
                     }
                 }
             }
@@ -194,7 +226,12 @@ impl BreakerWindow {
                 if self.filled >= self.cfg.min_calls {
                     let n = self.filled as f64;
                     if self.failures as f64 / n >= self.cfg.failure_rate || self.slows as f64 / n >= self.cfg.slow_rate {
-                        self.open(b, now_ns);
+                        let why = if self.failures as f64 / n >= self.cfg.failure_rate {
+                            format!("{} of the last {} calls failed", self.failures, self.filled)
+                        } else {
+                            format!("{} of the last {} calls took {:?} or more", self.slows, self.filled, self.cfg.slow_call)
+                        };
+                        self.open(b, now_ns, why);
                     }
                 }
             }
@@ -216,17 +253,17 @@ impl BreakerWindow {
         }
     }
 
-    /// Opens at once (e.g. the client reports that all brokers are down).
-    pub fn force_open(&mut self, b: &Breaker, now_ns: u64) {
+    /// Opens at once (e.g. the client reports that all brokers are down), saying why.
+    pub fn force_open(&mut self, b: &Breaker, now_ns: u64, why: &str) {
         if b.state() != State::Open {
-            self.open(b, now_ns);
+            self.open(b, now_ns, why.to_string());
         }
     }
 
-    fn open(&mut self, b: &Breaker, now_ns: u64) {
+    fn open(&mut self, b: &Breaker, now_ns: u64, why: String) {
         self.opened_at_ns = now_ns;
         self.reset_window();
-        b.set(State::Open);
+        self.set(b, State::Open, why);
     }
 }
 
@@ -279,13 +316,15 @@ mod tests {
             w.record(&b, false, Duration::from_millis(200), 0);
         }
         assert_eq!(b.state(), State::Open);
+        let why = w.take_transition(&b).expect("opened").why;
+        assert_eq!(why, "5 of the last 5 calls took 100ms or more");
     }
 
     #[test]
     fn half_open_then_closed_or_reopened() {
         let b = Breaker::new();
         let mut w = BreakerWindow::new(cfg());
-        w.force_open(&b, 0);
+        w.force_open(&b, 0, "test");
         w.tick(&b, 100 * MS);
         assert_eq!(b.state(), State::Open, "still waiting");
         w.tick(&b, 500 * MS);
@@ -299,6 +338,34 @@ mod tests {
         }
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.transitions(), 5);
+    }
+
+    #[test]
+    fn transitions_are_taken_once_with_their_reason() {
+        let b = Breaker::new();
+        let mut w = BreakerWindow::new(cfg());
+        assert_eq!(w.take_transition(&b), None);
+        for _ in 0..5 {
+            w.record(&b, true, Duration::ZERO, 0);
+        }
+        let t = w.take_transition(&b).expect("opened");
+        assert_eq!((t.from, t.to), (State::Closed, State::Open));
+        assert!(t.why.contains("5 of the last 5 calls failed"), "{}", t.why);
+        assert_eq!(w.take_transition(&b), None, "taken once");
+        w.tick(&b, 500 * MS);
+        for _ in 0..3 {
+            w.record(&b, false, Duration::ZERO, 600 * MS);
+        }
+        let t = w.take_transition(&b).expect("recovered");
+        assert_eq!((t.from, t.to), (State::Open, State::Closed), "half_open in between is folded");
+        assert!(t.why.contains("3 trial call(s) succeeded"), "{}", t.why);
+        // Out and back between two takes: no change to report.
+        w.force_open(&b, 700 * MS, "forced");
+        w.record(&b, false, Duration::ZERO, 800 * MS);
+        w.record(&b, false, Duration::ZERO, 800 * MS);
+        w.record(&b, false, Duration::ZERO, 800 * MS);
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(w.take_transition(&b), None);
     }
 
     /// Stress: while one thread flips the breaker through every state, readers on other
@@ -337,7 +404,7 @@ mod tests {
         while !all_seen() && std::time::Instant::now() < deadline {
             for _ in 0..100 {
                 let t0 = cycles * 1000 * MS;
-                w.force_open(&b, t0);
+                w.force_open(&b, t0, "test");
                 w.tick(&b, t0 + 600 * MS);
                 for _ in 0..3 {
                     w.record(&b, false, Duration::ZERO, t0 + 700 * MS);

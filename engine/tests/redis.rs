@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use spate_engine::limit::redis::config::RawRedis;
 use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
+use spate_engine::limit::stats::LimiterStats;
 use spate_engine::{RawConfig, Run, StartOptions};
 use spate_test_support::{wait_for, RedisServer};
 
@@ -137,10 +138,32 @@ fn redis_calls_stay_below_one_per_thousand_events() {
     assert!(ratio <= 1.0, "{calls} calls for {events} events");
 }
 
+/// A server of its own and a run on leases from it: 20,000/s global, 10,000/s in fallback.
+fn leased_run(key: &str) -> (RedisServer, Run) {
+    let redis = RedisServer::start();
+    let run = start(&redis.url(), 20_000, key, "  expected_instances: 2\n");
+    let stats = &run.shared.limiter;
+    let leased = wait_for(Instant::now() + Duration::from_secs(10), || {
+        stats.granted.load(Ordering::Relaxed) > 0 && run.totals().generated >= 10_000
+    });
+    assert!(leased, "no leased events");
+    assert_eq!(stats.mode_name(), "redis");
+    (redis, run)
+}
+
+/// Waits (10 s at most) for leases to come back after `what`, and returns how long it took.
+fn leases_resume(stats: &LimiterStats, what: &str) -> Duration {
+    let t = Instant::now();
+    assert!(wait_for(t + Duration::from_secs(10), || stats.mode_name() == "redis"), "leases did not resume within 10 s of {what}");
+    let took = t.elapsed();
+    let granted = stats.granted.load(Ordering::Relaxed);
+    assert!(wait_for(Instant::now() + Duration::from_secs(5), || stats.granted.load(Ordering::Relaxed) > granted), "no lease after {what}");
+    took
+}
+
 #[test]
 fn redis_down_falls_back_then_recovers() {
-    let mut redis = RedisServer::start();
-    let run = start(&redis.url(), 20_000, "outage", "  expected_instances: 2\n");
+    let (mut redis, run) = leased_run("outage");
     let stats = run.shared.limiter.clone();
     let generated = || run.totals().generated;
     let within = |secs: u64| Instant::now() + Duration::from_secs(secs);
@@ -151,8 +174,6 @@ fn redis_down_falls_back_then_recovers() {
         eprintln!("  {what}: 2000 events took {} ms", t.elapsed().as_millis());
         assert!(ok, "{what}: stalled, {} events in 1 s", generated() - from);
     };
-    assert!(wait_for(within(10), || stats.granted.load(Ordering::Relaxed) > 0 && generated() >= 10_000), "no leased events");
-    assert_eq!(stats.mode_name(), "redis");
     progresses("on leases");
 
     redis.kill();
@@ -167,11 +188,7 @@ fn redis_down_falls_back_then_recovers() {
     assert_eq!(stats.mode_name(), "fallback", "a trial call against a dead Redis cannot succeed");
 
     redis.restart();
-    let restarted = Instant::now();
-    assert!(wait_for(within(10), || stats.mode_name() == "redis"), "leases did not resume within 10 s of the restart");
-    let to_redis = restarted.elapsed();
-    let granted = stats.granted.load(Ordering::Relaxed);
-    assert!(wait_for(within(5), || stats.granted.load(Ordering::Relaxed) > granted), "no lease after the restart");
+    let to_redis = leases_resume(&stats, "the restart");
     progresses("on leases again");
 
     run.stop();
@@ -190,6 +207,130 @@ fn redis_down_falls_back_then_recovers() {
     assert!(to_redis <= Duration::from_millis(5000), "leases resumed {} ms after the restart", to_redis.as_millis());
     assert!(transitions >= 2, "{transitions} transitions");
     assert_eq!(stats.mode_name(), "redis");
+}
+
+/// Samples `f` every few ms until `done` holds or `limit` passes, and returns the samples with
+/// their times.
+fn sample_until(limit: Duration, f: impl Fn() -> u64, mut done: impl FnMut() -> bool) -> Vec<(Instant, u64)> {
+    let end = Instant::now() + limit;
+    let mut out = vec![(Instant::now(), f())];
+    while Instant::now() < end && !done() {
+        std::thread::sleep(Duration::from_millis(5));
+        out.push((Instant::now(), f()));
+    }
+    out
+}
+
+/// The longest time `samples` show no progress, and where it started.
+fn longest_stall(samples: &[(Instant, u64)]) -> (Duration, Instant) {
+    let mut last = samples[0];
+    let mut worst = (Duration::ZERO, last.0);
+    for &(t, n) in &samples[1..] {
+        if n > last.1 {
+            last = (t, n);
+        } else if t - last.0 > worst.0 {
+            worst = (t - last.0, last.0);
+        }
+    }
+    worst
+}
+
+#[test]
+fn hung_redis_falls_back_without_a_stall() {
+    let (mut redis, run) = leased_run("hung");
+    let stats = run.shared.limiter.clone();
+    let generated = || run.totals().generated;
+
+    // Frozen, not dead: connections are accepted by the kernel and then nothing answers.
+    redis.pause();
+    let paused = Instant::now();
+    let mut to_fallback = None;
+    let mut samples = sample_until(Duration::from_secs(5), generated, || {
+        if to_fallback.is_none() && stats.mode_name() == "fallback" {
+            to_fallback = Some(paused.elapsed());
+        }
+        to_fallback.is_some()
+    });
+    // And a second in fallback, still frozen, through the breaker's trial call.
+    samples.extend(sample_until(Duration::from_secs(1), generated, || false));
+    let (stall, stall_at) = longest_stall(&samples);
+    let per_100ms: Vec<u64> = samples
+        .iter()
+        .scan((paused, samples[0].1), |(at, from), &(t, n)| {
+            if t - *at < Duration::from_millis(100) {
+                return Some(None);
+            }
+            let d = n - *from;
+            *at += Duration::from_millis(100);
+            *from = n;
+            Some(Some(d))
+        })
+        .flatten()
+        .collect();
+    eprintln!(
+        "hung redis: fallback after {:?}, longest stall {} ms (from {} ms after the pause), events per 100 ms: {per_100ms:?}",
+        to_fallback.map(|d| d.as_millis()),
+        stall.as_millis(),
+        stall_at.saturating_duration_since(paused).as_millis(),
+    );
+
+    redis.resume();
+    let to_redis = leases_resume(&stats, "SIGCONT");
+    eprintln!("  leases {} ms after SIGCONT", to_redis.as_millis());
+    run.stop();
+    let s = run.join();
+    assert!(s.error.is_none(), "{:?}", s.error);
+
+    let to_fallback = to_fallback.expect("no fallback within 5 s of freezing Redis");
+    assert!(to_fallback <= Duration::from_millis(1500), "fallback {} ms after freezing Redis", to_fallback.as_millis());
+    assert!(stall < Duration::from_millis(500), "no event for {} ms with Redis frozen; per 100 ms: {per_100ms:?}", stall.as_millis());
+}
+
+/// Starts an engine on `url` and returns the error it refused to start with.
+fn start_error(url: &str) -> spate_engine::ConfigError {
+    let yaml = format!("sink: null\nthreads: 1\npin: false\nduration: 5s\nredis:\n  url: {url}\n  global_rate: 100\n  limit_key: k\n");
+    let cfg = RawConfig::from_yaml(&yaml).unwrap().validate().unwrap();
+    let t = Instant::now();
+    let e = match spate_engine::start(cfg, StartOptions::default()) {
+        Ok(run) => {
+            run.stop();
+            panic!("{} started a run", url);
+        }
+        Err(spate_engine::EngineError::Config(c)) => c,
+        Err(e) => panic!("{url}: not a config error: {e}"),
+    };
+    eprintln!("{url}: refused in {} ms: {e}", t.elapsed().as_millis());
+    assert_eq!(e.key, "redis.url", "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?} to give up", t.elapsed());
+    e
+}
+
+#[test]
+fn redis_that_cannot_be_used_at_start_is_a_config_error() {
+    let redis = RedisServer::start_with_password("s3cret");
+    let port = redis.port();
+    let e = start_error(&format!("redis://:hunter2@127.0.0.1:{port}"));
+    assert!(e.message.contains("refused the password") && e.fix.contains("redis://:PASSWORD@host:port"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "the password is not printed: {e}");
+    let e = start_error(&format!("redis://127.0.0.1:{port}"));
+    assert!(e.message.contains("requires a password") && e.message.contains("NOAUTH") && e.fix.contains("PASSWORD"), "{e}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = start_error(&format!("redis://:s3cret@127.0.0.1:{closed}"));
+    assert!(e.message.contains("cannot reach Redis") && !e.to_string().contains("s3cret"), "{e}");
+
+    let mut hung = RedisServer::start();
+    hung.pause();
+    let e = start_error(&hung.url());
+    assert!(e.message.contains("did not answer within 200 ms"), "{e}");
+    hung.resume();
+
+    // The right password: leases.
+    let run = start(&format!("redis://:s3cret@127.0.0.1:{port}"), 1000, "auth", "");
+    let stats = run.shared.limiter.clone();
+    assert!(wait_for(Instant::now() + Duration::from_secs(10), || stats.granted.load(Ordering::Relaxed) > 0), "no lease with the right password");
+    run.stop();
+    assert!(run.join().error.is_none());
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `requirepass`, if the server asks for one.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -64,11 +66,20 @@ impl RedisServer {
     /// Like `start`, but says why the server could not be started instead of panicking (for
     /// callers that skip what needs Redis).
     pub fn try_start() -> Result<Self, String> {
+        Self::try_start_with(None)
+    }
+
+    /// Like `start`, for a server that requires `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::try_start_with(Some(password.to_string())).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_with(password: Option<String>) -> Result<Self, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!("spate-redis-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         // Created before the loop so that Drop removes the directory on every error path.
-        let mut s = Self { port: 0, dir, child: None };
+        let mut s = Self { port: 0, dir, child: None, password };
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             s.port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
@@ -89,12 +100,60 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server at once (SIGKILL, as in a crash); `restart` brings it back.
+    /// Sends one command (after `AUTH` when the server has a password) and returns the first
+    /// line of its reply, e.g. `:1` for `EXISTS` of a key that is there. For single-line
+    /// replies: integers, statuses, errors.
+    pub fn query(&self, args: &[&str]) -> Result<String, String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| format!("connect: {e}"))?;
+        c.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+        let mut req = Vec::new();
+        let mut replies = 1;
+        if let Some(p) = &self.password {
+            req.extend(resp(&["AUTH", p]));
+            replies += 1;
+        }
+        req.extend(resp(args));
+        c.write_all(&req).map_err(|e| format!("write: {e}"))?;
+        let mut text = String::new();
+        let mut buf = [0u8; 512];
+        while text.matches("\r\n").count() < replies {
+            let n = c.read(&mut buf).map_err(|e| format!("read: {e} after {text:?}"))?;
+            if n == 0 {
+                return Err(format!("closed after {text:?}"));
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        Ok(text.split("\r\n").nth(replies - 1).unwrap_or("").to_string())
+    }
+
+    /// Kills the server at once (SIGKILL, as in a crash, and whether or not it is paused);
+    /// `restart` brings it back.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP), as a hung host or a stalled VM would: the kernel still
+    /// accepts connections on its port, but nothing answers. `resume` thaws it.
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws a server frozen by `pause` (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let child = self.child.as_ref().expect("redis-server is not running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill has no memory preconditions; the pid is our own child, not yet reaped
+        // (it is only reaped in `kill`, which takes it out of `self.child`).
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
     }
 
     /// Starts the server again on the same port, empty, after `kill`. Panics if it does not
@@ -109,10 +168,12 @@ impl RedisServer {
     /// Spawns `redis-server` on `self.port` and waits for `PING`. On failure nothing is left
     /// running.
     fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).arg("--dir").arg(&self.dir);
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -152,7 +213,17 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-/// Whether a Redis server on `port` answers `PING` with `+PONG`.
+/// A command in the Redis protocol (an array of bulk strings).
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
+    }
+    out
+}
+
+/// Whether a Redis server on `port` answers `PING`: `+PONG`, or `-NOAUTH` from one that wants
+/// a password first.
 fn pong(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
@@ -160,7 +231,7 @@ fn pong(port: u16) -> bool {
     };
     let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 16];
-    c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod prometheus;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use spate_engine::breaker::Breaker;
 use spate_engine::run::RunShared;
 use spate_engine::RunConfig;
 
@@ -40,4 +41,42 @@ impl RunView {
     pub fn batch_target(&self) -> u64 {
         self.shared.batch_target.load(Relaxed).clamp(1, self.config.batch_size.get() as u64)
     }
+
+    /// The run's circuit breakers, in `BREAKERS` order, each with its recovery window.
+    pub fn breakers(&self) -> Vec<BreakerView<'_>> {
+        let waits = [self.config.kafka.breaker.open_wait, self.config.redis.as_ref().map(|r| r.breaker.open_wait).unwrap_or_default()];
+        breakers_of(&self.shared)
+            .into_iter()
+            .zip(BREAKERS)
+            .zip(waits)
+            .enumerate()
+            .filter_map(|(i, ((b, name), wait))| {
+                b.map(|breaker| BreakerView {
+                    name,
+                    breaker,
+                    open_seconds: self.observer.breaker_open_seconds(i),
+                    open_wait_seconds: wait.as_secs_f64(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The breakers a run may have: Kafka's (the sink's produce calls) and Redis's (the global
+/// limiter's lease calls). Their names are the `breaker` label of the metrics.
+pub const BREAKERS: [&str; 2] = ["kafka", "redis"];
+
+/// The run's breakers in `BREAKERS` order, None where the run has no such breaker.
+fn breakers_of(shared: &RunShared) -> [Option<&Breaker>; 2] {
+    [shared.breaker.as_deref(), shared.limiter.redis_breaker.get().map(|b| &**b)]
+}
+
+/// One circuit breaker as status and metrics show it.
+pub struct BreakerView<'a> {
+    pub name: &'static str,
+    pub breaker: &'a Breaker,
+    /// Seconds out of closed without recovering (0 while closed).
+    pub open_seconds: f64,
+    /// Time in open before a half-open trial.
+    pub open_wait_seconds: f64,
 }

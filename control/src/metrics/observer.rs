@@ -14,6 +14,8 @@ use parking_lot::Mutex;
 use spate_engine::breaker::State as BreakerState;
 use spate_engine::run::RunShared;
 
+use super::{breakers_of, BREAKERS};
+
 /// How often the observer samples the counters (rates, batch-size histogram, breaker timer).
 const TICK: Duration = Duration::from_millis(250);
 /// Upper bounds of the batch-size histogram (events).
@@ -34,8 +36,8 @@ struct ObserverInner {
     batch_buckets: [u64; BATCH_BOUNDS.len()],
     batch_count: u64,
     batch_sum: u64,
-    /// When the breaker was last seen leaving closed (None while closed).
-    not_closed_since: Option<Instant>,
+    /// When each breaker (`BREAKERS` order) was last seen leaving closed (None while closed).
+    not_closed_since: [Option<Instant>; BREAKERS.len()],
 }
 
 impl Observer {
@@ -52,7 +54,7 @@ impl Observer {
             events += w.events_pushed.load(Relaxed);
             generated += w.generated.load(Relaxed);
         }
-        let breaker_closed = shared.breaker.as_ref().map_or(true, |b| b.state() == BreakerState::Closed);
+        let closed = breakers_of(shared).map(|b| b.map_or(true, |b| b.state() == BreakerState::Closed));
         let mut g = self.inner.lock();
         g.samples.push_back((now, generated));
         while g.samples.len() > 2 && now.duration_since(g.samples[0].0) > Duration::from_millis(1500) {
@@ -71,11 +73,13 @@ impl Observer {
         }
         g.batches_seen = batches;
         g.events_seen = events;
-        g.not_closed_since = match (breaker_closed, g.not_closed_since) {
-            (true, _) => None,
-            (false, None) => Some(now),
-            (false, s) => s,
-        };
+        for (since, closed) in g.not_closed_since.iter_mut().zip(closed) {
+            *since = match (closed, *since) {
+                (true, _) => None,
+                (false, None) => Some(now),
+                (false, s) => s,
+            };
+        }
     }
 
     /// Events per second over the last second or so (0 before two samples exist).
@@ -87,9 +91,10 @@ impl Observer {
         }
     }
 
-    /// Seconds the breaker has been out of closed without recovering (0 while closed).
-    pub fn breaker_open_seconds(&self) -> f64 {
-        self.inner.lock().not_closed_since.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0)
+    /// Seconds breaker `i` (`BREAKERS` order) has been out of closed without recovering (0
+    /// while closed).
+    pub fn breaker_open_seconds(&self, i: usize) -> f64 {
+        self.inner.lock().not_closed_since[i].map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0)
     }
 
     /// The batch-size histogram: cumulative counts at `BATCH_BOUNDS`, the sum and the count.

@@ -9,7 +9,7 @@ use spate_engine::breaker::State as BreakerState;
 
 use super::catalogue::*;
 use super::observer::BATCH_BOUNDS;
-use super::RunView;
+use super::{BreakerView, RunView};
 use crate::http::ApiStats;
 
 /// Content type of the Prometheus text format.
@@ -99,6 +99,9 @@ pub fn render(run: Option<&RunView>, api: &ApiStats) -> String {
     out
 }
 
+/// Reads one breaker metric off a breaker.
+type BreakerValue = fn(&BreakerView<'_>) -> f64;
+
 fn render_run(p: &mut Prom<'_>, r: &RunView) {
     let s = &r.shared;
     let c = &r.config;
@@ -159,21 +162,27 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
         let bounds: Vec<String> = LATENCY_BOUNDS_S.iter().map(|b| b.to_string()).collect();
         p.histogram(&ACK_LATENCY, &bounds, &cumulative, sum, count);
     }
-    if let Some(b) = &s.breaker {
-        let cur = b.state();
+    let breakers = r.breakers();
+    if !breakers.is_empty() {
         p.head(&BREAKER_STATE);
-        for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-            p.sample(BREAKER_STATE.name, "", &[("breaker", "kafka"), ("state", st.as_str())], (st == cur) as u8 as f64);
+        for b in &breakers {
+            let cur = b.breaker.state();
+            for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+                p.sample(BREAKER_STATE.name, "", &[("breaker", b.name), ("state", st.as_str())], (st == cur) as u8 as f64);
+            }
         }
         // Same `breaker` label on all of them, so rules can compare them one to one.
-        for (m, v) in [
-            (&BREAKER_OPEN_SECONDS, r.observer.breaker_open_seconds()),
-            (&BREAKER_OPEN_WAIT, c.kafka.breaker.open_wait.as_secs_f64()),
-            (&BREAKER_TRANSITIONS, b.transitions() as f64),
-            (&BREAKER_OPENED, b.opened() as f64),
-        ] {
+        let values: [(&MetricDef, BreakerValue); 4] = [
+            (&BREAKER_OPEN_SECONDS, |b| b.open_seconds),
+            (&BREAKER_OPEN_WAIT, |b| b.open_wait_seconds),
+            (&BREAKER_TRANSITIONS, |b| b.breaker.transitions() as f64),
+            (&BREAKER_OPENED, |b| b.breaker.opened() as f64),
+        ];
+        for (m, v) in values {
             p.head(m);
-            p.sample(m.name, "", &[("breaker", "kafka")], v);
+            for b in &breakers {
+                p.sample(m.name, "", &[("breaker", b.name)], v(b));
+            }
         }
     }
     let mode = s.limiter.mode_name();

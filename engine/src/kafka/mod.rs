@@ -202,6 +202,7 @@ impl KafkaSink {
         for &(failed, took) in &o.calls {
             self.window.record(&self.breaker, failed, Duration::from_nanos(took), now);
         }
+        self.log_breaker();
         self.lat.merge_from(&mut o.lat);
         self.aimd.observe(o.lat_sum_ns, o.lat_n);
         self.rebuild_pending |= o.pid_lost && self.cfg.idempotence;
@@ -228,6 +229,18 @@ impl KafkaSink {
         self.spare = o;
     }
 
+    /// Logs a change of the breaker's state, once per change (rate-limited per state entered).
+    fn log_breaker(&mut self) {
+        if let Some(t) = self.window.take_transition(&self.breaker) {
+            let site = match t.to {
+                State::Closed => "kafka_breaker_closed",
+                State::Open => "kafka_breaker_open",
+                State::HalfOpen => "kafka_breaker_half_open",
+            };
+            crate::rate_log::warn(site, &format!("kafka: circuit breaker {} -> {}: {}", t.from.as_str(), t.to.as_str(), t.why));
+        }
+    }
+
     /// Housekeeping a few times a second: breaker timers, latency merge, batch size.
     fn tick(&mut self) {
         let now = self.shared.clock.now_ns();
@@ -238,9 +251,10 @@ impl KafkaSink {
             && self.breaker.state() == State::Closed
             && now.saturating_sub(self.last_ack_ns) > 1_000_000_000
         {
-            self.window.force_open(&self.breaker, now);
+            self.window.force_open(&self.breaker, now, "librdkafka reports all brokers down and nothing was acked for 1 s");
         }
         self.window.tick(&self.breaker, now);
+        self.log_breaker();
         if now - self.last_tick_ns < 100_000_000 {
             return;
         }

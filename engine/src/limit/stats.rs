@@ -1,6 +1,9 @@
 //! What status and metrics read about a run's limiter: its mode and the Redis lease counters.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::breaker::Breaker;
 
 /// Limiter observability, shared by the workers' limiters (and the Redis lease thread) with
 /// status and metrics. Updated per lease or per transition, never per event.
@@ -17,6 +20,8 @@ pub struct LimiterStats {
     pub transitions: AtomicU64,
     /// Tokens granted by Redis in total.
     pub granted: AtomicU64,
+    /// The circuit breaker of the Redis calls, once the Redis limiter has started.
+    pub redis_breaker: OnceLock<Arc<Breaker>>,
 }
 
 /// Limiter modes, indexed by `LimiterStats::mode`.

@@ -18,10 +18,11 @@
 //!
 //! ## Instance side: one lease thread
 //!
-//! A background thread (sync `redis` client, short connect/read/write timeouts) keeps a queue
-//! of granted leases and releases their tokens into the shared pool. It asks for the next lease
-//! `lease_ms / 2` before the queued ones run out (the low-water mark), so workers normally
-//! never wait on Redis.
+//! A background thread keeps a queue of granted leases and releases their tokens into the shared
+//! pool. It asks for the next lease `lease_ms / 2` before the queued ones run out (the low-water
+//! mark), so workers normally never wait on Redis. The calls themselves are made by a second
+//! thread (`io.rs`, sync `redis` client, every call with a deadline), so the lease thread never
+//! blocks on Redis: it keeps releasing while a call is in flight.
 //!
 //! **Lease size adapts** to the instance's rate: the instance's target rate is
 //! `R = global_rate / k × 1.05`, where `k` is the number of instances Redis reports in the
@@ -43,25 +44,36 @@
 //!
 //! ## Failure handling (Doorman-style "safe" mode)
 //!
-//! Each Redis call is recorded in a circuit breaker (`crate::breaker`, the same component as
-//! Kafka's; window 10 calls, opens at 3+ calls with >= 50 % failed or slow (>= 100 ms)). A failed
-//! call is retried every 20 ms while a lease is needed, so a dead Redis opens the breaker in about
-//! 60 ms (at worst 3 × the 200 ms timeout). While the breaker is not closed the instance runs on
-//! a **local token bucket at `fallback_rate`** (default `global_rate / expected_instances`, or,
-//! when `expected_instances` is not set, `global_rate /` the instance count Redis last reported).
-//! After 1 s open the breaker lets one trial call through; when it succeeds leases resume.
-//! Mode, transitions, lease size, Redis calls, lease waits and granted tokens are published in
-//! `LimiterStats`.
+//! The instance runs on a **local token bucket at `fallback_rate`** (default `global_rate /
+//! expected_instances`, or, when `expected_instances` is not set, `global_rate /` the instance
+//! count Redis last reported) whenever leases cannot be had:
+//!
+//! - at once when it has **run dry** (no leased token left to release) and the last call failed
+//!   or has gone unanswered for the call timeout (200 ms). A dead Redis (connection refused) is
+//!   noticed within one call, a hung one (accepts, never answers) within the timeout: either way
+//!   workers wait on Redis for at most about 200 ms;
+//! - while the circuit breaker is not closed. Each Redis call is recorded in the breaker
+//!   (`crate::breaker`, the same component as Kafka's; window 10 calls, opens at 3+ calls with
+//!   at least 50 % failed or slow, i.e. 100 ms or more). While it is open no call is made; after
+//!   1 s it lets one trial call through.
+//!
+//! A failed call is retried every 20 ms while the breaker is closed; the first call that succeeds
+//! (and a closed breaker) brings leases back. Each switch is logged once on stderr (rate-limited)
+//! with the redacted URL, the reason and the fallback rate. Mode, transitions, lease size, Redis
+//! calls, lease waits and granted tokens are published in `LimiterStats`, the breaker in
+//! `LimiterStats::redis_breaker`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 use crate::breaker::{BreakerWindow, State};
 use crate::clock::Clock;
 use crate::limit::redis::config::RedisConfig;
+use crate::limit::redis::io::{self, Answer};
 use crate::limit::redis::pool::LeasePool;
+use crate::limit::redis::redact::redact;
 use crate::limit::stats::{LimiterStats, MODE_FALLBACK, MODE_REDIS};
 
 /// Headroom over the instance's share of the global rate (see the module doc).
@@ -83,26 +95,32 @@ const PREFETCH_MIN_TOKENS: u64 = 8;
 /// and lose precision.
 pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
 
-/// Starts the lease thread for `pool`. It holds the pool weakly and stops (within
-/// `MAX_SLEEP_NS`) once every handle and limiter sharing the pool is dropped.
+/// Starts the lease thread for `pool`, and the Redis thread it asks (`io.rs`) with `conn`, the
+/// connection made at start. The lease thread holds the pool weakly and stops (within
+/// `MAX_SLEEP_NS`) once every handle and limiter sharing the pool is dropped; the Redis thread
+/// stops after it.
 pub(super) fn spawn(
     pool: &Arc<LeasePool>,
     cfg: &RedisConfig,
     client: redis::Client,
+    conn: redis::Connection,
     instances: u64,
     stats: Arc<LimiterStats>,
     clock: Arc<dyn Clock>,
-) -> std::io::Result<()> {
+) -> Result<(), (&'static str, std::io::Error)> {
+    let (asks, answers) = io::spawn(cfg, client, conn, instance_id(), stats.clone()).map_err(|e| ("spate-redis", e))?;
     let lease = LeaseThread {
         pool: Arc::downgrade(pool),
         cfg: cfg.clone(),
+        url: redact(&cfg.url),
         clock,
-        client,
-        conn: None,
-        script: redis::Script::new(GRANT_SCRIPT),
+        asks,
+        answers,
+        asked_at: None,
+        failing: None,
+        fallback_since: 0,
         window: BreakerWindow::new(cfg.breaker),
-        instance: instance_id(),
-        seq: 0,
+        breaker_why: None,
         leases: VecDeque::new(),
         released: VecDeque::new(),
         instances,
@@ -111,7 +129,7 @@ pub(super) fn spawn(
         in_gap: false,
         stats,
     };
-    std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map(drop)
+    std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map(drop).map_err(|e| ("spate-lease", e))
 }
 
 /// A random id for this instance's leases (distinguishes instances in the lease log).
@@ -190,13 +208,21 @@ pub fn call_grant(
 struct LeaseThread {
     pool: Weak<LeasePool>,
     cfg: RedisConfig,
+    /// The URL without its password, for the log.
+    url: String,
     clock: Arc<dyn Clock>,
-    client: redis::Client,
-    conn: Option<redis::Connection>,
-    script: redis::Script,
+    /// Grant requests (tokens wanted) to the Redis thread, and its answers.
+    asks: Sender<u64>,
+    answers: Receiver<Answer>,
+    /// When the call in flight was asked for (at most one is).
+    asked_at: Option<u64>,
+    /// Why the last call failed; None once one succeeds.
+    failing: Option<String>,
+    /// When the instance last switched to fallback (monotonic ns).
+    fallback_since: u64,
     window: BreakerWindow,
-    instance: String,
-    seq: u64,
+    /// Why the breaker last left closed, for the log.
+    breaker_why: Option<String>,
     /// Granted leases not fully released, in release order.
     leases: VecDeque<Lease>,
     /// (release time, tokens) put into the pool, for expiry.
@@ -237,11 +263,30 @@ impl LeaseThread {
         ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64).clamp(1, self.cfg.limit())
     }
 
-    /// One round: breaker, mode, release, expiry, maybe a Redis call. Returns when to wake.
+    /// One round: the answer of a call, breaker, mode, release, expiry, maybe a call. Returns
+    /// when to wake.
     fn step(&mut self, pool: &LeasePool, now: u64) -> u64 {
+        match self.answers.try_recv() {
+            Ok(a) => self.answered(pool, a, now),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => {
+                self.asked_at = None;
+                self.failing = Some("the Redis thread stopped".into());
+            }
+        }
         self.window.tick(&pool.breaker, now);
+        if let Some(t) = self.window.take_transition(&pool.breaker) {
+            if t.from == State::Closed {
+                self.breaker_why = Some(t.why);
+            }
+        }
         let state = pool.breaker.state();
-        self.set_mode(pool, if state == State::Closed { MODE_REDIS } else { MODE_FALLBACK });
+        // Dry: the workers have nothing leased left to take. Overdue: the call in flight has had
+        // its timeout; it may still fail later, but the workers do not wait for that.
+        let dry = self.leases.is_empty() && pool.available() == 0;
+        let overdue = self.asked_at.is_some_and(|t| now.saturating_sub(t) >= self.cfg.timeout.as_nanos() as u64);
+        let unavailable = state != State::Closed || (dry && (self.failing.is_some() || overdue));
+        self.set_mode(pool, now, if unavailable { MODE_FALLBACK } else { MODE_REDIS }, state);
         let mut wake = now + MAX_SLEEP_NS;
 
         if state == State::Open {
@@ -280,17 +325,24 @@ impl LeaseThread {
             self.in_gap = true;
             self.stats.lease_waits.fetch_add(1, Ordering::Relaxed);
         }
-        if now >= fetch_at {
-            self.fetch(pool, now, want, end);
-            // Released right away if it starts now; the loop comes back within a tick.
-            return now;
+        if self.asked_at.is_none() && now >= fetch_at {
+            match self.asks.send(want) {
+                Ok(()) => self.asked_at = Some(now),
+                Err(_) => self.failing = Some("the Redis thread stopped".into()),
+            }
         }
-        wake = wake.min(fetch_at);
+        if self.asked_at.is_some() {
+            // Look for the answer every tick (a call takes well under a millisecond).
+            wake = wake.min(now + TICK_NS);
+        } else {
+            // (Not before the next tick if the ask could not be sent.)
+            wake = wake.min(if fetch_at > now { fetch_at } else { now + TICK_NS });
+        }
         pool.next_ns.store(wake, Ordering::Relaxed);
         wake
     }
 
-    fn set_mode(&mut self, pool: &LeasePool, mode: usize) {
+    fn set_mode(&mut self, pool: &LeasePool, now: u64, mode: usize, state: State) {
         if pool.mode.load(Ordering::Relaxed) == mode {
             return;
         }
@@ -300,8 +352,30 @@ impl LeaseThread {
             self.leases.clear();
             self.released.clear();
             self.paced_until = 0;
-            pool.fallback_rate.store(self.cfg.fallback_rate_for(self.instances).get(), Ordering::Relaxed);
+            let rate = self.cfg.fallback_rate_for(self.instances).get();
+            pool.fallback_rate.store(rate, Ordering::Relaxed);
             self.stats.lease_size.store(0, Ordering::Relaxed);
+            self.fallback_since = now;
+            let why = match (state, &self.failing) {
+                (State::Closed, Some(e)) => e.clone(),
+                (State::Closed, None) => format!("no answer within {} ms", self.cfg.timeout.as_millis()),
+                (s, e) => format!(
+                    "circuit breaker {}: {}{}",
+                    s.as_str(),
+                    self.breaker_why.as_deref().unwrap_or("calls failed or were slow"),
+                    e.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                ),
+            };
+            crate::rate_log::warn(
+                "redis_fallback",
+                &format!("redis limiter: no lease from {} ({why}); this instance falls back to {rate}/s (redis.fallback_rate)", self.url),
+            );
+        } else {
+            let secs = now.saturating_sub(self.fallback_since) as f64 / 1e9;
+            crate::rate_log::warn(
+                "redis_recovered",
+                &format!("redis limiter: leases from {} again after {secs:.1} s at the fallback rate; back on the global rate", self.url),
+            );
         }
         self.in_gap = false;
         // Release: a worker that sees the new mode also sees the emptied pool.
@@ -327,49 +401,34 @@ impl LeaseThread {
         }
     }
 
-    fn fetch(&mut self, pool: &LeasePool, now: u64, want: u64, prev_end: u64) {
-        let started = Instant::now();
-        let res = self.call(want);
-        let took = started.elapsed();
-        let after = self.clock.now_ns();
-        match res {
+    /// Takes in the answer of the call in flight.
+    fn answered(&mut self, pool: &LeasePool, a: Answer, now: u64) {
+        self.asked_at = None;
+        match a.res {
             Ok(g) => {
-                self.window.record(&pool.breaker, false, took, after);
+                self.window.record(&pool.breaker, false, a.took, now);
+                self.failing = None;
                 self.instances = g.instances.max(1);
                 if g.granted > 0 {
                     self.in_gap = false;
                     self.stats.granted.fetch_add(g.granted, Ordering::Relaxed);
                     self.stats.lease_size.store(g.granted, Ordering::Relaxed);
                     // Start where the queued leases end, or now: never before the grant.
-                    let start = prev_end.max(now);
+                    let start = self.paced_until.max(now);
                     let lease = Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 };
                     self.paced_until = lease.end_ns();
                     self.leases.push_back(lease);
                     self.retry_at = 0;
                 } else {
-                    self.retry_at = after + g.retry_after_us.max(1) * 1000;
+                    self.retry_at = now + g.retry_after_us.max(1) * 1000;
                 }
             }
-            Err(_) => {
-                self.conn = None;
-                self.window.record(&pool.breaker, true, took, after);
-                self.retry_at = after + RETRY_NS;
+            Err(e) => {
+                self.window.record(&pool.breaker, true, a.took, now);
+                self.failing = Some(io::describe(&e, &self.cfg));
+                self.retry_at = now + RETRY_NS;
             }
         }
-    }
-
-    fn call(&mut self, want: u64) -> redis::RedisResult<Grant> {
-        if self.conn.is_none() {
-            self.stats.redis_calls.fetch_add(1, Ordering::Relaxed);
-            let con = self.client.get_connection_with_timeout(self.cfg.timeout)?;
-            con.set_read_timeout(Some(self.cfg.timeout))?;
-            con.set_write_timeout(Some(self.cfg.timeout))?;
-            self.conn = Some(con);
-        }
-        let con = self.conn.as_mut().expect("connected above");
-        self.seq += 1;
-        let window_us = self.cfg.window_with_guard_us();
-        call_grant(con, &self.script, &self.cfg.key, want, self.cfg.limit(), window_us, &self.instance, self.seq, &self.stats.redis_calls)
     }
 }
 

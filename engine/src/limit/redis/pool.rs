@@ -33,7 +33,8 @@ pub struct LeasePool {
     pub(super) fallback_rate: AtomicU64,
     /// Monotonic ns of the next release tick or Redis call (a hint for waiting workers).
     pub(super) next_ns: AtomicU64,
-    pub(super) breaker: Breaker,
+    /// Shared with `LimiterStats::redis_breaker`, for status and metrics.
+    pub(super) breaker: Arc<Breaker>,
 }
 
 impl LeasePool {
@@ -79,7 +80,7 @@ impl LeasePool {
             mode: AtomicUsize::new(MODE_REDIS),
             fallback_rate: AtomicU64::new(1),
             next_ns: AtomicU64::new(0),
-            breaker: Breaker::new(),
+            breaker: Arc::new(Breaker::new()),
         }
     }
 
