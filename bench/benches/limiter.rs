@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicU64;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spate_engine::limit::local::TokenBucket;
-use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
+use spate_engine::limit::redis::grant::{call_grant, GRANT_SCRIPT};
 use spate_engine::limit::redis::pool::{LeasePool, LeasedLimiter};
 use spate_engine::limit::RateLimiter;
 use spate_test_support::RedisServer;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use spate_engine::limit::redis::config::RawRedis;
-use spate_engine::limit::redis::lease::{call_grant, GRANT_SCRIPT};
+use spate_engine::limit::redis::grant::{call_grant, GRANT_SCRIPT};
 use spate_engine::limit::stats::LimiterStats;
 use spate_engine::{RawConfig, Run, StartOptions};
 use spate_test_support::{wait_for, RedisServer};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ConfigError;
 use crate::limit::redis::config::RedisConfig;
-use crate::limit::redis::lease::{call_grant, Grant, GRANT_SCRIPT};
+use crate::limit::redis::grant::{call_grant, Grant, GRANT_SCRIPT};
 use crate::limit::redis::redact::{redact, scrub};
 use crate::limit::stats::LimiterStats;
 

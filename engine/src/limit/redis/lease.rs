@@ -8,7 +8,7 @@
 //! most `global_rate` events/s. The key is a sorted set; each member is one lease
 //! (`"{tokens}:{instance}:{seq}"`, score = grant time in µs of the *Redis server's* clock, read
 //! with `redis.call('TIME')` so the instances' clocks do not matter). One Lua script
-//! ([`GRANT_SCRIPT`], loaded with `SCRIPT LOAD`, called by SHA with `EVALSHA`, reloaded on
+//! ([`GRANT_SCRIPT`](super::grant::GRANT_SCRIPT), loaded with `SCRIPT LOAD`, called by SHA with `EVALSHA`, reloaded on
 //! `NOSCRIPT`) does, atomically: drop leases older than the window, sum what is still in the
 //! window, grant the largest chunk that fits (possibly less than asked, possibly nothing plus a
 //! retry-after: the time until the oldest lease leaves the window), and report how many
@@ -64,7 +64,7 @@
 //! `LimiterStats::redis_breaker`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Weak};
 
@@ -87,13 +87,6 @@ const MAX_SLEEP_NS: u64 = 10_000_000;
 /// Leases smaller than this are not prefetched (see "Pacing inside a lease").
 const PREFETCH_MIN_TOKENS: u64 = 8;
 
-/// The grant script (`grant.lua`). KEYS[1]: the lease log. ARGV: want, limit (tokens per
-/// window), window (µs), instance id, lease sequence number. Returns {granted, retry_after_us,
-/// instances, used}.
-///
-/// Scores are written with `string.format('%d')`: Lua would print a µs timestamp as `%.14g`
-/// and lose precision.
-pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
 
 /// Starts the lease thread for `pool`, and the Redis thread it asks (`io.rs`) with `conn`, the
 /// connection made at start. The lease thread holds the pool weakly and stops (within
@@ -164,45 +157,6 @@ impl Lease {
     fn next_ns(&self) -> u64 {
         self.start_ns + (self.released as u128 * 1_000_000_000).div_ceil(self.rate as u128) as u64
     }
-}
-
-/// The answer of one grant call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant {
-    pub granted: u64,
-    pub retry_after_us: u64,
-    pub instances: u64,
-    pub used: u64,
-}
-
-/// Calls the grant script by SHA, loading it when Redis does not know it (`NOSCRIPT`). Counts
-/// every round trip in `calls`.
-// The arguments are the script's KEYS and ARGV one for one: a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-pub fn call_grant(
-    con: &mut redis::Connection,
-    script: &redis::Script,
-    key: &str,
-    want: u64,
-    limit: u64,
-    window_us: u64,
-    instance: &str,
-    seq: u64,
-    calls: &AtomicU64,
-) -> redis::RedisResult<Grant> {
-    let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
-        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
-    };
-    calls.fetch_add(1, Ordering::Relaxed);
-    let r = match evalsha(con) {
-        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-            calls.fetch_add(2, Ordering::Relaxed);
-            let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(con)?;
-            evalsha(con)?
-        }
-        other => other?,
-    };
-    Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
 }
 
 struct LeaseThread {

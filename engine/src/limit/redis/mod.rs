@@ -39,6 +39,7 @@ use crate::limit::stats::{LimiterStats, MODE_REDIS};
 use crate::limit::{LimiterFactory, RateLimiter};
 
 pub mod config;
+pub mod grant;
 mod io;
 pub mod lease;
 pub mod pool;

@@ -1,0 +1,52 @@
+//! One call of the grant script (`grant.lua`): by SHA, loading the script when Redis does not
+//! know it. Used by the Redis thread (`io.rs`), the tests and the limiter bench.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The grant script (`grant.lua`). KEYS[1]: the lease log. ARGV: want, limit (tokens per
+/// window), window (µs), instance id, lease sequence number. Returns {granted, retry_after_us,
+/// instances, used}.
+///
+/// Scores are written with `string.format('%d')`: Lua would print a µs timestamp as `%.14g`
+/// and lose precision.
+pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
+
+/// The answer of one grant call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: u64,
+    pub retry_after_us: u64,
+    pub instances: u64,
+    pub used: u64,
+}
+
+/// Calls the grant script by SHA, loading it when Redis does not know it (`NOSCRIPT`). Counts
+/// every round trip in `calls`.
+// The arguments are the script's KEYS and ARGV one for one: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub fn call_grant(
+    con: &mut redis::Connection,
+    script: &redis::Script,
+    key: &str,
+    want: u64,
+    limit: u64,
+    window_us: u64,
+    instance: &str,
+    seq: u64,
+    calls: &AtomicU64,
+) -> redis::RedisResult<Grant> {
+    let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
+        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
+    };
+    calls.fetch_add(1, Ordering::Relaxed);
+    let r = match evalsha(con) {
+        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+            calls.fetch_add(2, Ordering::Relaxed);
+            let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(con)?;
+            evalsha(con)?
+        }
+        other => other?,
+    };
+    Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
+}
+
