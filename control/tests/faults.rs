@@ -226,7 +226,7 @@ fn kafka_unreachable_from_the_start() {
 
 /// The broker process killed (SIGKILL) or stalled (SIGSTOP, longer than the drain timeout)
 /// in the middle of a run.
-fn broker_fault(name: &str, sig: i32) -> Outcome {
+fn broker_fault(name: &str, sig: i32, extra: &[&str]) -> Outcome {
     let dir = Dir::new(name);
     let (sum, dlq) = (dir.join("s.json"), dir.join("dlq.jsonl"));
     let (mut b, brokers) = broker(&dir);
@@ -251,6 +251,7 @@ fn broker_fault(name: &str, sig: i32) -> Outcome {
         ],
         &sum,
     )
+    .args(extra)
     .spawn()
     .unwrap();
     std::thread::sleep(Duration::from_secs(2)); // fault injection at a chosen point of the run
@@ -271,12 +272,22 @@ fn broker_fault(name: &str, sig: i32) -> Outcome {
 
 #[test]
 fn kafka_broker_killed_mid_run() {
-    broker_fault("kafka-killed", libc::SIGKILL).report("Kafka broker killed at 2 s (5 s run, 2 s drain)");
+    broker_fault("kafka-killed", libc::SIGKILL, &[]).report("Kafka broker killed at 2 s (5 s run, 2 s drain)");
 }
 
 #[test]
 fn kafka_broker_stalled_past_the_drain_timeout() {
-    broker_fault("kafka-stalled", libc::SIGSTOP).report("Kafka broker stopped (SIGSTOP) at 2 s until the end (5 s run, 2 s drain)");
+    broker_fault("kafka-stalled", libc::SIGSTOP, &[]).report("Kafka broker stopped (SIGSTOP) at 2 s until the end (5 s run, 2 s drain)");
+}
+
+/// Policy `spill`: generation goes on into the DLQ file while the breaker is open, and what was
+/// in flight at the end goes there too: nothing is left in flight.
+#[test]
+fn kafka_broker_killed_mid_run_with_spill() {
+    let o = broker_fault("kafka-killed-spill", libc::SIGKILL, &["--backpressure", "spill"]);
+    o.report("Kafka broker killed at 2 s, --backpressure spill (5 s run, 2 s drain)");
+    // Generation did not pause: about the whole schedule was generated.
+    assert!(o.n("generated") > 8_000, "{}", o.s);
 }
 
 #[test]
@@ -435,4 +446,26 @@ fn a_full_stderr_changes_nothing() {
     assert_eq!(status.code(), Some(0));
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
     assert_eq!(s["delivered"], 100000);
+}
+
+/// Off a terminal (CI, logs, containers) progress comes as plain lines every `--progress` s.
+#[test]
+fn progress_lines_off_a_terminal() {
+    let dir = Dir::new("progress");
+    let sum = dir.join("s.json");
+    let t = Instant::now();
+    let c = spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "3s", "--progress", "1"], &sum).spawn().unwrap();
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("spate: progress:")).collect();
+    eprintln!("FAULT | progress off a terminal | {} lines, e.g. {:?}", lines.len(), lines.first());
+    assert!(lines.len() >= 2, "{}", o.stderr);
+    assert!(lines.iter().all(|l| l.contains("delivered") && l.contains("in flight") && l.contains("breaker") && l.contains("limiter")));
+    assert!(!o.stderr.contains('\r'), "no terminal redraws off a terminal");
+}
+
+#[test]
+fn broker_refuses_zero_brokers() {
+    let o = Command::new(env!("CARGO_BIN_EXE_spate")).args(["broker", "--brokers", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`--brokers`"));
 }

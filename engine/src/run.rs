@@ -214,7 +214,9 @@ impl Run {
     /// Changes the instance rate while running.
     pub fn set_rate(&self, rate: Rate) {
         self.shared.rate.store(rate.per_sec().unwrap_or(0), Relaxed);
-        self.shared.rate_epoch.fetch_add(1, Relaxed);
+        // Release pairs with the worker's Acquire load of the epoch: a worker that sees the new
+        // epoch also sees the new rate (on any CPU, not only x86).
+        self.shared.rate_epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     pub fn totals(&self) -> Totals {

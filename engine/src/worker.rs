@@ -86,7 +86,8 @@ pub fn run(setup: WorkerSetup) {
         if shared.stop.load(Relaxed) || remaining == 0 || deadline_ns.is_some_and(|d| now >= d) {
             break;
         }
-        let e = shared.rate_epoch.load(Relaxed);
+        // Acquire pairs with `Run::set_rate`'s Release: the rate read below is the new one.
+        let e = shared.rate_epoch.load(std::sync::atomic::Ordering::Acquire);
         if e != epoch {
             epoch = e;
             let rate = shared.current_rate();

@@ -1,5 +1,9 @@
 //! Event generation: sources, formats and user templates.
 //!
+//! One file (a little over 600 lines) for the spec and the per-worker generator: the generator's
+//! per-event code reads the spec's private tables (variants, trace slots, dynamic values)
+//! directly, and splitting them would only widen those tables' visibility.
+//!
 //! # Design
 //!
 //! After DataDog lading's precomputation philosophy: everything decidable at start-up is
