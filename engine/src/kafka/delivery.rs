@@ -100,7 +100,9 @@ pub(crate) enum ErrorClass {
     Retriable,
     /// Retrying cannot help (too large, not authorised, invalid): the dead-letter topic.
     Poison,
-    /// Taken back from librdkafka when the drain time ran out: the dead-letter file.
+    /// Taken back from librdkafka by the sink's own purge when the drain time ran out: the
+    /// dead-letter file. (librdkafka also purges by itself while it recovers an idempotent
+    /// producer; those records are retriable: see `SinkContext::draining`.)
     Purged,
 }
 
@@ -193,6 +195,9 @@ pub struct SinkContext {
     pub(crate) app_retries: bool,
     pub(crate) all_brokers_down: AtomicBool,
     pub(crate) errors: AtomicU64,
+    /// Set by the sink just before it purges at the end of the drain: only then does a purged
+    /// record go straight to the DLQ file.
+    pub(crate) draining: AtomicBool,
 }
 
 // SAFETY: the only non-Sync field is `outcomes`, a RefCell touched solely from
@@ -212,6 +217,7 @@ impl SinkContext {
             app_retries,
             all_brokers_down: AtomicBool::new(false),
             errors: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
         }
     }
 }
@@ -302,7 +308,12 @@ impl ProducerContext for SinkContext {
                     o.to_dlq_file.push(held);
                     return;
                 }
-                let class = classify(e.rdkafka_error_code());
+                let class = match classify(e.rdkafka_error_code()) {
+                    // Purged by librdkafka itself (e.g. resetting an idempotent producer): not
+                    // written, so it may be sent again.
+                    ErrorClass::Purged if !self.draining.load(Relaxed) => ErrorClass::Retriable,
+                    c => c,
+                };
                 if class != ErrorClass::Purged {
                     o.calls.push((class == ErrorClass::Retriable, took));
                 }

@@ -136,10 +136,20 @@ impl Drop for TopicHandles {
 /// Takes back every record librdkafka holds, queued or in flight; their delivery reports come
 /// back as purged on the next poll. Used when the drain time has run out.
 pub(crate) fn purge<C: ProducerContext>(producer: &BaseProducer<C>) {
-    use rdkafka::bindings::{rd_kafka_purge, RD_KAFKA_PURGE_F_INFLIGHT, RD_KAFKA_PURGE_F_QUEUE};
+    use rdkafka::bindings::{RD_KAFKA_PURGE_F_INFLIGHT, RD_KAFKA_PURGE_F_QUEUE};
+    purge_with(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+/// Takes back only the records still queued locally (never sent, so never written): used to
+/// empty a producer that is being replaced, so its queue does not hold the replacement up.
+pub(crate) fn purge_queued<C: ProducerContext>(producer: &BaseProducer<C>) {
+    purge_with(producer, rdkafka::bindings::RD_KAFKA_PURGE_F_QUEUE);
+}
+
+fn purge_with<C: ProducerContext>(producer: &BaseProducer<C>, flags: i32) {
     // SAFETY: the client pointer is live for the producer's lifetime; `rd_kafka_purge` is
     // thread-safe and only marks messages, whose reports are served by a later poll.
-    unsafe { rd_kafka_purge(producer.client().native_ptr(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT) };
+    unsafe { rdkafka::bindings::rd_kafka_purge(producer.client().native_ptr(), flags) };
 }
 
 /// True when a failed record's request may have reached the broker (its answer was lost), so

@@ -77,6 +77,8 @@ pub struct KafkaSink {
     bootstrap: String,
     /// Set when the broker no longer knows the producer id; cleared by `rebuild`.
     rebuild_pending: bool,
+    /// The old producer's local queue was purged for the pending replacement.
+    queue_purged: bool,
     /// Producers replaced by `rebuild` in this run.
     pub rebuilds: u64,
     /// Policy `spill`: while the breaker is OPEN, batches go to the DLQ file.
@@ -156,6 +158,7 @@ impl KafkaSink {
             traced: Vec::new(),
             bootstrap,
             rebuild_pending: false,
+            queue_purged: false,
             rebuilds: 0,
             spill_when_open: false,
             dlq: DlqFile::new(cfg.dlq_file.clone()),
@@ -175,8 +178,16 @@ impl KafkaSink {
         self.ctx().outcomes.borrow_mut().now_ns = self.shared.clock.now_ns();
         self.producer.poll(timeout);
         self.settle(acct);
+        if self.rebuild_pending && self.producer.in_flight_count() > 0 && !self.queue_purged {
+            // The old producer's local queue would hold the replacement up until its records
+            // time out: take them back now (never sent, so never written); they come back as
+            // retriable reports and go out through the new producer.
+            ffi::purge_queued(&self.producer);
+            self.queue_purged = true;
+        }
         if self.rebuild_pending && self.producer.in_flight_count() == 0 {
             self.rebuild();
+            self.queue_purged = false;
         }
     }
 
@@ -376,6 +387,7 @@ impl Sink for KafkaSink {
                         self.dlq.path().display()
                     ),
                 );
+                self.ctx().draining.store(true, Relaxed);
                 ffi::purge(&self.producer);
                 let settle_by = self.shared.clock.now_ns() + 5_000_000_000;
                 while self.producer.in_flight_count() > 0 && self.shared.clock.now_ns() < settle_by {
