@@ -193,7 +193,10 @@ fn print_summary(s: &Summary) {
     );
     say!(
         "  generated     {:>14}   {:>12.0} events/s  {:>8.1} MB/s  {:.1} ns/event/thread",
-        t.generated, s.events_per_sec, s.mb_per_sec, s.ns_per_event_per_thread
+        t.generated,
+        s.events_per_sec,
+        s.mb_per_sec,
+        s.ns_per_event_per_thread
     );
     say!("  delivered     {:>14}", t.delivered);
     say!("  dead-lettered {:>14}", t.dead_lettered);
@@ -204,16 +207,9 @@ fn print_summary(s: &Summary) {
         say!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
     }
     if let Some(l) = &s.latency_ms {
-        say!(
-            "  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)",
-            l.p50, l.p99, l.p999, l.max, l.count
-        );
+        say!("  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count);
     }
-    say!(
-        "  seed          {:>14}   {}",
-        s.seed,
-        if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" }
-    );
+    say!("  seed          {:>14}   {}", s.seed, if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" });
     if s.pin_failures > 0 {
         say!("  unpinned      {:>14}   workers could not be pinned to their core", s.pin_failures);
     }
@@ -230,7 +226,12 @@ fn broker(a: BrokerArgs) -> Result<i32> {
         return Err(spate_engine::ConfigError::new("--brokers", format!("{} brokers is out of range", a.brokers), "use 1 to 16").into());
     }
     if !(1..=1024).contains(&a.partitions) {
-        return Err(spate_engine::ConfigError::new("--partitions", format!("{} partitions is out of range", a.partitions), "use 1 to 1024").into());
+        return Err(spate_engine::ConfigError::new(
+            "--partitions",
+            format!("{} partitions is out of range", a.partitions),
+            "use 1 to 1024",
+        )
+        .into());
     }
     let b = EmbeddedBroker::start(a.brokers)?;
     for t in &a.topic {
@@ -268,7 +269,11 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     }
     say!(
         "spate: verify: {} records, {} unique events, {} missing, {} duplicated, {} malformed",
-        r.records, r.unique, r.missing, r.duplicated, r.malformed
+        r.records,
+        r.unique,
+        r.missing,
+        r.duplicated,
+        r.malformed
     );
     Ok(if r.ok() { 0 } else { 1 })
 }

@@ -71,8 +71,7 @@ fn resolve(key: &str, path: &Path, data_dir: Option<&Path>) -> Result<PathBuf, C
     if !full.starts_with(dir) {
         return Err(refuse(format!("`{}` is outside the data directory {}", path.display(), dir.display())));
     }
-    let parent = std::fs::canonicalize(parent)
-        .map_err(|e| refuse(format!("the directory of `{}` cannot be used: {e}", path.display())))?;
+    let parent = std::fs::canonicalize(parent).map_err(|e| refuse(format!("the directory of `{}` cannot be used: {e}", path.display())))?;
     if !parent.starts_with(dir) {
         return Err(refuse(format!(
             "`{}` leads to {} through a symbolic link, outside the data directory {}",
@@ -96,7 +95,14 @@ mod tests {
 
     #[test]
     fn local_resources() {
-        for k in ["plugin.library.paths", "ssl.key.location", "ssl_engine_location", "sasl.kerberos.kinit.cmd", "sasl.kerberos.keytab", "ssl.providers"] {
+        for k in [
+            "plugin.library.paths",
+            "ssl.key.location",
+            "ssl_engine_location",
+            "sasl.kerberos.kinit.cmd",
+            "sasl.kerberos.keytab",
+            "ssl.providers",
+        ] {
             assert!(names_local_resource(k), "{k}");
         }
         for k in ["batch.size", "sasl.password", "client.id", "linger.ms"] {

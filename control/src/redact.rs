@@ -147,7 +147,16 @@ mod tests {
 
     #[test]
     fn secret_keys() {
-        for k in ["sasl.password", "sasl.oauthbearer.config", "sasl.jaas.config", "ssl.key.pem", "ssl.keystore.password", "api_key", "client.secret", "token"] {
+        for k in [
+            "sasl.password",
+            "sasl.oauthbearer.config",
+            "sasl.jaas.config",
+            "ssl.key.pem",
+            "ssl.keystore.password",
+            "api_key",
+            "client.secret",
+            "token",
+        ] {
             assert!(secret_key(k), "{k}");
         }
         for k in ["topic", "batch.size", "compression", "sasl.mechanism", "brokers"] {

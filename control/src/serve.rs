@@ -456,13 +456,8 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
-    let opts = HttpOptions {
-        routes: ROUTES,
-        token,
-        api_rate: a.api_rate,
-        allowed_hosts: a.allowed_hosts,
-        allowed_origins: a.allowed_origins,
-    };
+    let opts =
+        HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, allowed_hosts: a.allowed_hosts, allowed_origins: a.allowed_origins };
     let server = HttpServer::start(&a.listen, opts, api, handler)?;
     say!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
@@ -489,7 +484,10 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         let s = run.join();
         say!(
             "spate: run {} stopped: generated {}, delivered {}, failed {}",
-            s.run_id, s.totals.generated, s.totals.delivered, s.totals.failed
+            s.run_id,
+            s.totals.generated,
+            s.totals.delivered,
+            s.totals.failed
         );
     }
     drop(server);

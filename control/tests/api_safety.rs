@@ -58,7 +58,10 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
         (serde_json::json!({"sink": "file:out-dir/passwd2"}), "sink"),
         (serde_json::json!({"sink": "file:victim-link"}), "sink"),
         (serde_json::json!({"sink": "kafka", "kafka": {"dlq_file": outside.join("dlq.jsonl")}}), "kafka.dlq_file"),
-        (serde_json::json!({"sink": "kafka", "kafka": {"options": {"plugin.library.paths": "/tmp/x.so"}}}), "kafka.options.plugin.library.paths"),
+        (
+            serde_json::json!({"sink": "kafka", "kafka": {"options": {"plugin.library.paths": "/tmp/x.so"}}}),
+            "kafka.options.plugin.library.paths",
+        ),
     ];
     for (body, key) in &refused {
         let r = post_json(a, "/v1/start", body);
@@ -75,7 +78,9 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
 
     // A relative path is taken from the data dir; an absolute one under it is fine too.
     std::fs::create_dir_all(data.join("sub")).unwrap();
-    for (sink, file) in [("file:events.log".to_string(), data.join("events.log")), (format!("file:{}/sub/x.log", data.display()), data.join("sub/x.log"))] {
+    for (sink, file) in
+        [("file:events.log".to_string(), data.join("events.log")), (format!("file:{}/sub/x.log", data.display()), data.join("sub/x.log"))]
+    {
         let r = post_json(a, "/v1/start", &serde_json::json!({"sink": sink, "rate": "max", "count": 100, "threads": 1, "pin": false}));
         assert_eq!(r.status, 200, "{sink}: {}", r.body);
         let s = eventually(Duration::from_secs(20), "the file run to finish", || {
@@ -194,7 +199,9 @@ fn host_must_name_this_server() {
         assert_eq!(r.status, 421, "{host}: {}", r.body);
         assert!(r.error().contains("--allowed-host"), "{}", r.body);
     }
-    for host in [a.to_string(), format!("localhost:{port}"), format!("LocalHost:{port}"), format!("spate.internal:{port}"), "spate.internal".into()] {
+    for host in
+        [a.to_string(), format!("localhost:{port}"), format!("LocalHost:{port}"), format!("spate.internal:{port}"), "spate.internal".into()]
+    {
         assert_eq!(ask(&host).status, 200, "{host}");
     }
 }
@@ -363,9 +370,23 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
     // `spate run --metrics-listen` shows the same document, and prints no secret either.
     let r = Proc::spawn(
         &[
-            "run", "--sink", "null", "--rate", "100", "--threads", "1", "--no-pin", "--duration", "30s", "--quiet",
-            "--topic", &format!("t-{SECRET}"), "--kafka-opt", &format!("sasl.password={SECRET}"),
-            "--metrics-listen", "127.0.0.1:0",
+            "run",
+            "--sink",
+            "null",
+            "--rate",
+            "100",
+            "--threads",
+            "1",
+            "--no-pin",
+            "--duration",
+            "30s",
+            "--quiet",
+            "--topic",
+            &format!("t-{SECRET}"),
+            "--kafka-opt",
+            &format!("sasl.password={SECRET}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
         "metrics on",
     );

@@ -210,7 +210,21 @@ fn kafka_unreachable_from_the_start() {
     let brokers = format!("127.0.0.1:{}", closed_port());
     let t = Instant::now();
     let c = spate(
-        &["run", "--sink", "kafka", "--brokers", &brokers, "--rate", "1000", "--duration", "2s", "--drain-timeout", "2s", "--dlq-file", dlq.to_str().unwrap()],
+        &[
+            "run",
+            "--sink",
+            "kafka",
+            "--brokers",
+            &brokers,
+            "--rate",
+            "1000",
+            "--duration",
+            "2s",
+            "--drain-timeout",
+            "2s",
+            "--dlq-file",
+            dlq.to_str().unwrap(),
+        ],
         &sum,
     )
     .spawn()
@@ -410,7 +424,8 @@ fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
     });
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let sink = format!("tcp://127.0.0.1:{}", closed_port());
-    let (code, body) = http(&addr, "POST", "/v1/start", &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#));
+    let (code, body) =
+        http(&addr, "POST", "/v1/start", &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#));
     assert!((200..300).contains(&code), "start: {code} {body}");
     std::thread::sleep(Duration::from_millis(500)); // let it generate into the stuck sink
     let t = Instant::now();

@@ -136,7 +136,6 @@ fn secrets_and_bad_input_are_reported_safely() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("redis.limit_key"), "{err}");
-
 }
 
 /// `spate run` with the Redis limiter at `url`, 1000/s global, for `duration`.

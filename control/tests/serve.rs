@@ -178,7 +178,10 @@ fn bad_input_gets_a_clear_error_and_status() {
     // Oversized chunked body (no declared length): refused by the capped read.
     let s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("POST /v1/start HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let mut req = format!(
+        "POST /v1/start HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
     let chunk = vec![b' '; 64 << 10];
     for _ in 0..17 {
         req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -247,7 +250,9 @@ fn api_rate_limit_answers_429_with_retry_after() {
     assert!((1..=2).contains(&after), "{after}");
     assert_eq!(get(a, "/healthz").status, 200, "probes are not limited");
     // Refused requests take no token, so polling does not keep the bucket empty.
-    eventually(Duration::from_secs(10), "the bucket to refill (a 200 on /v1/status)", || (get(a, "/v1/status").status == 200).then_some(()));
+    eventually(Duration::from_secs(10), "the bucket to refill (a 200 on /v1/status)", || {
+        (get(a, "/v1/status").status == 200).then_some(())
+    });
 }
 
 #[test]

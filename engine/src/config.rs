@@ -271,7 +271,11 @@ impl RawConfig {
             None if sink == SinkTarget::Kafka => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
             None => NonZeroUsize::new(cores).unwrap(),
             Some(0) => {
-                return Err(ConfigError::new("threads", "threads must be at least 1", format!("use 1 to 1024 (about one per core: {cores} here)")))
+                return Err(ConfigError::new(
+                    "threads",
+                    "threads must be at least 1",
+                    format!("use 1 to 1024 (about one per core: {cores} here)"),
+                ))
             }
             Some(n) if n > 1024 => {
                 return Err(ConfigError::new(
@@ -313,7 +317,11 @@ impl RawConfig {
             Some(d) => parse_duration_or_zero(d, "drain_timeout")?,
         };
         if drain_timeout > Duration::from_secs(3600) {
-            return Err(ConfigError::new("drain_timeout", format!("{drain_timeout:?} is longer than an hour"), "use 0s to 1h (default 10s)"));
+            return Err(ConfigError::new(
+                "drain_timeout",
+                format!("{drain_timeout:?} is longer than an hour"),
+                "use 0s to 1h (default 10s)",
+            ));
         }
         let catch_up = match self.catch_up.as_deref() {
             None => Duration::from_secs(1),

@@ -121,11 +121,8 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         None => {
             // What is left of the drain time (none after a hard stop: settle at once).
             let now = shared.clock.now_ns();
-            let left_ns = if shared.abort.load(Relaxed) {
-                0
-            } else {
-                drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now))
-            };
+            let left_ns =
+                if shared.abort.load(Relaxed) { 0 } else { drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now)) };
             sink.finish(&mut f.local, left_ns / 1_000_000)
         }
     };

@@ -114,11 +114,11 @@ fn a_fake_clock_drives_a_whole_run() {
     assert_eq!(t.generated, 60_000, "{t:?}");
 }
 
-
 /// A rate changed while running is the rate the summary reports.
 #[test]
 fn the_summary_reports_the_rate_in_force() {
-    let run = spate_engine::start(cfg("sink: null\nrate: 1000\ncount: 3000\nthreads: 1\nduration: 30s\n"), StartOptions::default()).unwrap();
+    let run =
+        spate_engine::start(cfg("sink: null\nrate: 1000\ncount: 3000\nthreads: 1\nduration: 30s\n"), StartOptions::default()).unwrap();
     run.set_rate(spate_engine::limit::Rate::PerSec(std::num::NonZeroU64::new(5000).unwrap()));
     let s = run.join();
     assert_eq!(s.rate, "5000/s");

@@ -328,7 +328,10 @@ fn redis_that_cannot_be_used_at_start_is_a_config_error() {
     // The right password: leases.
     let run = start(&format!("redis://:s3cret@127.0.0.1:{port}"), 1000, "auth", "");
     let stats = run.shared.limiter.clone();
-    assert!(wait_for(Instant::now() + Duration::from_secs(10), || stats.granted.load(Ordering::Relaxed) > 0), "no lease with the right password");
+    assert!(
+        wait_for(Instant::now() + Duration::from_secs(10), || stats.granted.load(Ordering::Relaxed) > 0),
+        "no lease with the right password"
+    );
     run.stop();
     assert!(run.join().error.is_none());
 }

@@ -18,7 +18,11 @@ pub fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Resul
         (None, Some(p)) => {
             let key = format!("--{flag}-file");
             let text = std::fs::read_to_string(p).map_err(|e| {
-                ConfigError::new(key.as_str(), format!("cannot read `{}`: {e}", p.display()), "give the path of a readable file holding the token")
+                ConfigError::new(
+                    key.as_str(),
+                    format!("cannot read `{}`: {e}", p.display()),
+                    "give the path of a readable file holding the token",
+                )
             })?;
             (text.trim().to_string(), key)
         }

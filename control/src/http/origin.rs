@@ -120,7 +120,8 @@ mod tests {
     #[test]
     fn hosts() {
         let n = names("127.0.0.1:8080", &["spate.internal", "ui.example:9000"], &[]);
-        for ok in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080", "[::1]:8080", "spate.internal", "spate.internal:1", "ui.example:9000"]
+        for ok in
+            ["127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080", "[::1]:8080", "spate.internal", "spate.internal:1", "ui.example:9000"]
         {
             assert!(n.check_host(Some(ok)).is_ok(), "{ok}");
         }

@@ -72,8 +72,7 @@ pub struct HttpServer {
 impl HttpServer {
     pub fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
         let addr = resolve(listen)?;
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
+        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
         let addr = listener.local_addr().unwrap_or(addr);
         let stop = Arc::new(AtomicBool::new(false));
         let names = Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins);
@@ -159,12 +158,9 @@ impl Gate {
     fn dispatch(self: Arc<Self>, stream: TcpStream, active: &Arc<AtomicUsize>) {
         if active.fetch_add(1, Relaxed) >= MAX_CONNECTIONS {
             active.fetch_sub(1, Relaxed);
-            let busy = Reply::error(
-                503,
-                format!("the server is serving {MAX_CONNECTIONS} connections already; retry in a moment"),
-                json!({}),
-            )
-            .with_header("Retry-After", "1");
+            let busy =
+                Reply::error(503, format!("the server is serving {MAX_CONNECTIONS} connections already; retry in a moment"), json!({}))
+                    .with_header("Retry-After", "1");
             self.api.count(busy.status);
             let _ = stream.set_nonblocking(true);
             Conn::new(stream).respond(&busy);

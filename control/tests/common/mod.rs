@@ -175,7 +175,6 @@ pub fn promtool_check_metrics(text: &str) {
     );
 }
 
-
 /// Runs `spate args...` to completion, killing it (and failing) if it is still running after
 /// `limit`: a command expected to refuse must not hang the test instead.
 pub fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {

@@ -52,8 +52,8 @@ mod format;
 mod program;
 mod sources;
 mod template;
-mod values;
 mod time;
+mod values;
 
 #[cfg(test)]
 mod tests;

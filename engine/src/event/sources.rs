@@ -53,7 +53,6 @@ impl SourceGen {
     }
 }
 
-
 // ---- web ----
 
 const PATHS: [&str; 32] = [

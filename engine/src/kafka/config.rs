@@ -296,4 +296,3 @@ fn check_topic(t: &str, key: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-

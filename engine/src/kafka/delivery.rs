@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn age_is_exact_across_the_48_bit_wrap() {
         let wrap = 1u64 << 48; // ~78 hours of nanoseconds
-        // Scheduled 1 ms before the wrap, acknowledged 2 ms after it.
+                               // Scheduled 1 ms before the wrap, acknowledged 2 ms after it.
         let sched = wrap - 1_000_000;
         let now = wrap + 2_000_000;
         assert_eq!(Opaque::new(sched, 0).age_ns(now), 3_000_000);

@@ -9,9 +9,8 @@
 use std::ffi::{c_char, c_void, CString};
 
 use rdkafka::bindings::{
-    rd_kafka_header_add, rd_kafka_headers_destroy, rd_kafka_headers_new, rd_kafka_message_status, rd_kafka_msg_status_t,
-    rd_kafka_producev, rd_kafka_resp_err_t, rd_kafka_topic_destroy, rd_kafka_topic_new, rd_kafka_topic_t,
-    rd_kafka_vtype_t::*, RD_KAFKA_MSG_F_COPY,
+    rd_kafka_header_add, rd_kafka_headers_destroy, rd_kafka_headers_new, rd_kafka_message_status, rd_kafka_msg_status_t, rd_kafka_producev,
+    rd_kafka_resp_err_t, rd_kafka_topic_destroy, rd_kafka_topic_new, rd_kafka_topic_t, rd_kafka_vtype_t::*, RD_KAFKA_MSG_F_COPY,
 };
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::BorrowedMessage;
@@ -66,14 +65,15 @@ impl TopicHandles {
         let rkt = self.rkts[topic];
         let (kp, kl) = key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr() as *mut c_void, k.len()));
         let (vp, vl) = (payload.as_ptr() as *mut c_void, payload.len());
-        // SAFETY: `rk` and `rkt` are live (see `new`); every pointer/length pair points into a
-        // slice that outlives the call, and librdkafka copies value, key and header names and
-        // values before returning (`RD_KAFKA_MSG_F_COPY`, `rd_kafka_header_add` copies). The
-        // header list is owned by librdkafka after a successful produce and destroyed by us
-        // after a failed one; a null list means none (the rdkafka crate's own `send` passes
-        // one). The variadic arguments follow rdkafka.h's RD_KAFKA_V_* macros (int32 partition,
-        // int msgflags, size_t lengths) and end with RD_KAFKA_VTYPE_END. The opaque is a plain
-        // integer librdkafka hands back untouched in the delivery report.
+        // Why the block below is sound: `rk` and `rkt` are live (see `new`); every pointer/length
+        // pair points into a slice that outlives the call, and librdkafka copies value, key and
+        // header names and values before returning (`RD_KAFKA_MSG_F_COPY`, `rd_kafka_header_add`
+        // copies). The header list is owned by librdkafka after a successful produce and
+        // destroyed by us after a failed one; a null list means none (the rdkafka crate's own
+        // `send` passes one). The variadic arguments follow rdkafka.h's RD_KAFKA_V_* macros
+        // (int32 partition, int msgflags, size_t lengths) and end with RD_KAFKA_VTYPE_END. The
+        // opaque is a plain integer librdkafka hands back untouched in the delivery report.
+        // SAFETY: as just said: live handles, borrowed slices outliving the call, owned headers.
         let err = unsafe {
             let hdrs = if headers.is_empty() {
                 std::ptr::null_mut()

@@ -45,8 +45,17 @@ impl TokenBucket {
     /// Worker `worker` of `workers` gets `rate / workers` events/s and `burst / workers` burst.
     pub fn for_worker(rate: NonZeroU64, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Self {
         let share = workers.max(1) as u64;
-        let mut b =
-            Self { rate: rate.get(), share, start_ns: 0, consumed: 0, burst: burst / share, chunk: 1, catch_up: 1, catch_up_ns: 20_000_000, worker: worker as u64 };
+        let mut b = Self {
+            rate: rate.get(),
+            share,
+            start_ns: 0,
+            consumed: 0,
+            burst: burst / share,
+            chunk: 1,
+            catch_up: 1,
+            catch_up_ns: 20_000_000,
+            worker: worker as u64,
+        };
         b.restart(now_ns);
         b
     }

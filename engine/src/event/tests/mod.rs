@@ -68,7 +68,6 @@ fn generate(cfg: &EventConfig, n: usize, worker: u16, run: RunId) -> (Vec<String
     (lines, metas)
 }
 
-
 #[test]
 fn every_format_and_source_parses() {
     for format in Format::ALL {
@@ -138,13 +137,18 @@ fn same_seed_same_events_different_seed_different() {
             .into_iter()
             .zip(metas)
             .map(|(l, m)| {
-                l.replace(&run.to_string(), "RUN").replace(&format!("{:032x}", m.trace_id), "TRACE").replace(&format!("{:016x}", m.span_id), "SPAN")
+                l.replace(&run.to_string(), "RUN")
+                    .replace(&format!("{:032x}", m.trace_id), "TRACE")
+                    .replace(&format!("{:016x}", m.span_id), "SPAN")
             })
             .collect()
     };
     for format in Format::ALL {
         let sources: &[(&str, u32)] = if format.is_apache() { &[("web", 1)] } else { &[("web", 5), ("app", 3), ("checkout", 2)] };
-        let (ra, rb) = (generate(&config(format, sources, None, 9), 2000, 1, RunId(1)), generate(&config(format, sources, None, 9), 2000, 1, RunId(2)));
+        let (ra, rb) = (
+            generate(&config(format, sources, None, 9), 2000, 1, RunId(1)),
+            generate(&config(format, sources, None, 9), 2000, 1, RunId(2)),
+        );
         let traces_a: std::collections::HashSet<u128> = ra.1.iter().map(|m| m.trace_id).collect();
         assert!(rb.1.iter().all(|m| !traces_a.contains(&m.trace_id)), "{format}: two runs with one seed share a trace id");
         let a = norm(ra, RunId(1));

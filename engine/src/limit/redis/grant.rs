@@ -49,4 +49,3 @@ pub fn call_grant(
     };
     Ok(Grant { granted: r.0, retry_after_us: r.1, instances: r.2, used: r.3 })
 }
-

@@ -130,8 +130,7 @@ pub(super) fn spawn(
 ) -> std::io::Result<(Sender<u64>, Receiver<Answer>)> {
     let (ask_tx, ask_rx) = mpsc::channel::<u64>();
     let (answer_tx, answer_rx) = mpsc::channel();
-    let mut io =
-        RedisIo { cfg: cfg.clone(), client, conn: Some(conn), script: redis::Script::new(GRANT_SCRIPT), instance, seq: 0, stats };
+    let mut io = RedisIo { cfg: cfg.clone(), client, conn: Some(conn), script: redis::Script::new(GRANT_SCRIPT), instance, seq: 0, stats };
     std::thread::Builder::new().name("spate-redis".into()).spawn(move || {
         while let Ok(want) = ask_rx.recv() {
             let started = Instant::now();

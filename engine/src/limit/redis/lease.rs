@@ -87,7 +87,6 @@ const MAX_SLEEP_NS: u64 = 10_000_000;
 /// Leases smaller than this are not prefetched (see "Pacing inside a lease").
 const PREFETCH_MIN_TOKENS: u64 = 8;
 
-
 /// Starts the lease thread for `pool`, and the Redis thread it asks (`io.rs`) with `conn`, the
 /// connection made at start. The lease thread holds the pool weakly and stops (within
 /// `MAX_SLEEP_NS`) once every handle and limiter sharing the pool is dropped; the Redis thread
