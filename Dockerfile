@@ -3,12 +3,14 @@
 FROM rust:1.90-bookworm AS build
 WORKDIR /src
 COPY . .
-# librdkafka is built from source by rdkafka-sys (make, gcc and zlib are in this image).
+# librdkafka is built from source by rdkafka-sys (make, gcc and zlib are in this image), linked
+# against the system OpenSSL and libcurl for TLS, SCRAM and OIDC.
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev libcurl4-openssl-dev
 RUN cargo build --release --locked -p spate && strip target/release/spate
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 libcurl4 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 spate \
  && install -d -o spate -g spate /var/lib/spate

@@ -44,13 +44,69 @@ pub enum DlqCmd {
     /// Re-send every record of a DLQ file to its original topic.
     Replay {
         file: PathBuf,
-        /// Bootstrap servers.
+        /// Bootstrap servers (or kafka.brokers of --config).
         #[arg(long)]
-        brokers: String,
+        brokers: Option<String>,
         /// Send to this topic instead of each record's original topic.
         #[arg(long)]
         topic: Option<String>,
+        /// A run config whose `kafka:` connection settings (brokers, tls, sasl) to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        security: KafkaSecurityArgs,
     },
+}
+
+/// TLS and SASL flags for every Kafka client spate makes (run, verify, dlq replay); the rest of
+/// the settings, and secrets given inline or as `${ENV}`, are in `kafka.tls` / `kafka.sasl`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct KafkaSecurityArgs {
+    /// Connect to the brokers over TLS (certificates checked against the system's CAs unless
+    /// --kafka-ca is given).
+    #[arg(long)]
+    pub kafka_tls: bool,
+    /// CA bundle (PEM) that signed the brokers' certificates (implies --kafka-tls).
+    #[arg(long, value_name = "PEM")]
+    pub kafka_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS (implies --kafka-tls; needs --kafka-key).
+    #[arg(long, value_name = "PEM")]
+    pub kafka_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub kafka_key: Option<PathBuf>,
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(long, value_name = "MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    #[arg(long, value_name = "USER")]
+    pub kafka_sasl_username: Option<String>,
+    /// File holding the SASL password (never pass a password on the command line).
+    #[arg(long, value_name = "FILE")]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+}
+
+impl KafkaSecurityArgs {
+    /// Sets the flags given into `k`'s `tls` / `sasl` sections.
+    pub fn apply(&self, k: &mut RawKafka) {
+        let tls = self.kafka_tls || self.kafka_ca.is_some() || self.kafka_cert.is_some() || self.kafka_key.is_some();
+        if tls {
+            k.tls = Some(spate_engine::kafka::security::RawTls {
+                enabled: Some(true),
+                ca_file: self.kafka_ca.clone(),
+                cert_file: self.kafka_cert.clone(),
+                key_file: self.kafka_key.clone(),
+                ..Default::default()
+            });
+        }
+        if self.kafka_sasl_mechanism.is_some() || self.kafka_sasl_username.is_some() || self.kafka_sasl_password_file.is_some() {
+            k.sasl = Some(spate_engine::kafka::security::RawSasl {
+                mechanism: self.kafka_sasl_mechanism.clone(),
+                username: self.kafka_sasl_username.clone(),
+                password_file: self.kafka_sasl_password_file.clone(),
+                ..Default::default()
+            });
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -71,8 +127,14 @@ pub struct BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Bootstrap servers (or kafka.brokers of --config).
     #[arg(long)]
-    pub brokers: String,
+    pub brokers: Option<String>,
+    /// A run config whose `kafka:` connection settings (brokers, tls, sasl) to use.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
     #[arg(long)]
     pub topic: String,
     /// Events expected in total (missing ones are counted).
@@ -186,6 +248,8 @@ pub struct RunArgs {
     /// Dead-letter file for when Kafka is unreachable.
     #[arg(long)]
     pub dlq_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
     /// Serve Prometheus /metrics and /v1/status on this address while running. An address
     /// other hosts can reach needs --metrics-token-file (or --metrics-token).
     #[arg(long)]
@@ -262,6 +326,7 @@ impl RunArgs {
             }
             kafka.options = Some(m);
         }
+        self.kafka_security.apply(&mut kafka);
         let redis = spate_engine::limit::redis::config::RawRedis {
             url: self.redis.clone(),
             global_rate: self.global_rate,

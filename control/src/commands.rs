@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use spate_engine::kafka::EmbeddedBroker;
-use spate_engine::{EngineError, RawConfig, StartOptions, Summary};
+use spate_engine::kafka::security::Security;
+use spate_engine::kafka::{EmbeddedBroker, RawKafka};
+use spate_engine::{ConfigError, EngineError, RawConfig, StartOptions, Summary};
 
-use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, RunArgs, VerifyArgs};
+use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, KafkaSecurityArgs, RunArgs, VerifyArgs};
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
 use crate::redact::Secrets;
@@ -25,12 +26,33 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
         Cmd::Serve(a) => crate::serve::serve(a, signals()?),
-        Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic } } => {
-            let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref())?;
+        Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic, config, security } } => {
+            let (brokers, security) = kafka_connection(config.as_deref(), brokers, &security)?;
+            let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref(), &security)?;
             say!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
             Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
         }
     }
+}
+
+/// The Kafka connection of `--config` (brokers, tls, sasl) with the flags laid over it, for the
+/// short-lived clients: verify and dlq replay.
+fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &KafkaSecurityArgs) -> Result<(String, Security)> {
+    let below = match config {
+        Some(p) => RawConfig::from_file(p)?.kafka.unwrap_or_default(),
+        None => RawKafka::default(),
+    };
+    let mut top = RawKafka { brokers, ..Default::default() };
+    flags.apply(&mut top);
+    let k = below.overlay(top);
+    let security = Security::from_raw(k.tls.as_ref(), k.sasl.as_ref())?;
+    for w in security.warnings() {
+        say!("spate: warning: {w}");
+    }
+    let brokers = k.brokers.as_deref().map(|b| spate_engine::secret::expand(b, "kafka.brokers")).transpose()?.filter(|b| !b.is_empty());
+    let brokers = brokers
+        .ok_or_else(|| ConfigError::new("--brokers", "no brokers given", "pass --brokers HOST:PORT, or --config with kafka.brokers"))?;
+    Ok((brokers, security))
 }
 
 fn check_config(file: &Path) -> Result<i32> {
@@ -254,8 +276,10 @@ fn broker(a: BrokerArgs) -> Result<i32> {
 
 fn verify(a: VerifyArgs) -> Result<i32> {
     let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
+    let (brokers, security) = kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
     let opts = spate_engine::verify::VerifyOptions {
-        brokers: a.brokers,
+        brokers,
+        security,
         topic: a.topic,
         expect: a.expect,
         idle_timeout: timeout,

@@ -54,6 +54,7 @@ pub mod rate_log;
 pub mod ring;
 pub mod rng;
 pub mod run;
+pub mod secret;
 pub mod sink;
 pub mod spans;
 pub mod stats;

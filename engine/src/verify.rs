@@ -14,6 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::error::EngineError;
+use crate::kafka::security::{self, ErrorTrap};
 
 pub struct VerifyOptions {
     pub brokers: String,
@@ -23,6 +24,8 @@ pub struct VerifyOptions {
     pub idle_timeout: Duration,
     pub run_id: Option<String>,
     pub json: bool,
+    /// TLS / SASL, as for the run that produced the topic.
+    pub security: crate::kafka::security::Security,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -162,15 +165,22 @@ impl Auditor {
 pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
     let k = |e: rdkafka::error::KafkaError| EngineError::Kafka(e.to_string());
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &o.brokers)
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &o.brokers)
         .set("group.id", "spate-verify")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(k)?;
-    let md = consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10)).map_err(k)?;
+        .set("auto.offset.reset", "earliest");
+    o.security.apply(&mut cc);
+    security::log_failures(&mut cc);
+    let consumer: BaseConsumer<ErrorTrap> = cc.create_with_context(ErrorTrap::default()).map_err(k)?;
+    let serve = || {
+        let _ = consumer.poll(Duration::ZERO);
+    };
+    let last = || consumer.context().take();
+    let md = security::await_metadata(consumer.client(), Some(&o.topic), Duration::from_secs(10), &o.security, &o.brokers, &serve, &last)
+        .map_err(|e| security::refine_verify_failure(e, &cc, &o.security, &o.brokers))?
+        .ok_or_else(|| EngineError::Kafka(format!("no metadata for topic `{}` from {} within 10 s", o.topic, o.brokers)))?;
     let parts: Vec<i32> = md.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
     if parts.is_empty() {
         return Err(EngineError::Kafka(format!("topic `{}` has no partitions (does it exist?)", o.topic)));

@@ -23,6 +23,7 @@ fn audit(broker: &EmbeddedBroker, topic: &str, expect: u64) -> spate_engine::ver
         idle_timeout: Duration::from_secs(5),
         run_id: None,
         json: true,
+        security: Default::default(),
     })
     .unwrap()
 }
@@ -123,7 +124,7 @@ fn oversized_events_are_dead_lettered() {
     assert!(line["error"].as_str().unwrap().to_lowercase().contains("size"), "{line}");
     assert!(line["headers"]["traceparent"].as_str().unwrap().starts_with("00-"));
     // `spate dlq replay` sends them again (to a topic that accepts them) and nothing is lost.
-    let r = spate_engine::dlq::replay(&dlq, broker.bootstrap(), Some("t-big-replay")).unwrap();
+    let r = spate_engine::dlq::replay(&dlq, broker.bootstrap(), Some("t-big-replay"), &Default::default()).unwrap();
     assert_eq!((r.sent, r.failed, r.bad_lines), (500, 0, 0));
     let a = audit_all(&broker, "t-big-replay");
     assert_eq!((a.records, a.unique, a.duplicated, a.malformed), (500, 500, 0, 0), "{a:?}");
@@ -234,7 +235,7 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     assert!(spilled > 1000, "generation went on while open: {spilled} spilled");
     let possibly_persisted = lines.iter().filter(|l| l.contains("possibly persisted")).count();
     // Replaying the file into the same topic completes it: nothing missing.
-    let r = spate_engine::dlq::replay(&dlq, broker.bootstrap(), None).unwrap();
+    let r = spate_engine::dlq::replay(&dlq, broker.bootstrap(), None, &Default::default()).unwrap();
     assert_eq!((r.sent, r.failed, r.bad_lines), (lines.len() as u64, 0, 0));
     let a = audit(&broker, "t-spill", 40_000);
     assert_eq!((a.unique, a.missing, a.malformed), (40_000, 0, 0), "{a:?}");
@@ -281,6 +282,7 @@ fn audit_all(broker: &EmbeddedBroker, topic: &str) -> spate_engine::verify::Veri
         idle_timeout: Duration::from_secs(2),
         run_id: None,
         json: true,
+        security: Default::default(),
     };
     verify(&o).unwrap()
 }

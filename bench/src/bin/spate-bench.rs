@@ -174,6 +174,7 @@ fn soak(args: &[String]) -> Result<()> {
             idle_timeout: Duration::from_secs(15),
             run_id: Some(run_id.to_string()),
             json: true,
+            security: Default::default(),
         };
         verifier = Some(std::thread::spawn(move || verify(&vo)));
     }

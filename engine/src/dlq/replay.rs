@@ -6,13 +6,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::DlqLine;
 use crate::error::EngineError;
+use crate::kafka::security::{self, ErrorTrap, Security};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -25,8 +27,16 @@ pub struct ReplayReport {
 struct Count {
     ok: AtomicU64,
     err: AtomicU64,
+    trap: ErrorTrap,
 }
-impl ClientContext for Count {}
+impl ClientContext for Count {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, line: &str) {
+        self.trap.log(level, fac, line);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.trap.error(error, reason);
+    }
+}
 impl ProducerContext for Count {
     type DeliveryOpaque = ();
     fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
@@ -34,14 +44,19 @@ impl ProducerContext for Count {
     }
 }
 
-pub fn replay(file: &Path, brokers: &str, topic: Option<&str>) -> Result<ReplayReport, EngineError> {
+pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Security) -> Result<ReplayReport, EngineError> {
     let f = std::fs::File::open(file).map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;
-    let producer: BaseProducer<Count> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "30000")
-        .create_with_context(Count::default())
-        .map_err(|e| EngineError::Kafka(e.to_string()))?;
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers).set("enable.idempotence", "true").set("message.timeout.ms", "30000");
+    security.apply(&mut cc);
+    security::log_failures(&mut cc);
+    let producer: BaseProducer<Count> = cc.create_with_context(Count::default()).map_err(|e| EngineError::Kafka(e.to_string()))?;
+    // A refused certificate or credential is said now, not after every line timed out.
+    let serve = || {
+        producer.poll(Duration::ZERO);
+    };
+    let last = || producer.context().trap.take();
+    security::await_metadata(producer.client(), None, Duration::from_secs(3), security, brokers, &serve, &last)?;
     let mut bad = 0;
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;

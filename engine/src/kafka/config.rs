@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use serde::{Deserialize, Serialize};
 
+use super::security::{RawSasl, RawTls, Security};
 use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 
@@ -48,6 +49,10 @@ pub struct RawKafka {
     pub partitions: Option<i32>,
     /// Circuit breaker settings.
     pub breaker: Option<RawBreaker>,
+    /// TLS to the brokers (present: on).
+    pub tls: Option<RawTls>,
+    /// SASL authentication.
+    pub sasl: Option<RawSasl>,
     /// Any other librdkafka property (`--kafka-opt key=value`).
     pub options: Option<BTreeMap<String, String>>,
 }
@@ -92,6 +97,7 @@ pub struct KafkaConfig {
     pub latency_target_ms: u64,
     pub partitions: i32,
     pub breaker: BreakerConfig,
+    pub security: Security,
     pub options: Vec<(String, String)>,
 }
 
@@ -129,6 +135,32 @@ impl RawKafka {
             latency_target_ms: top.latency_target_ms.or(self.latency_target_ms),
             partitions: top.partitions.or(self.partitions),
             breaker: top.breaker.or(self.breaker),
+            tls: match (self.tls, top.tls) {
+                (Some(a), Some(b)) => Some(RawTls {
+                    enabled: b.enabled.or(a.enabled),
+                    ca_file: b.ca_file.or(a.ca_file),
+                    cert_file: b.cert_file.or(a.cert_file),
+                    key_file: b.key_file.or(a.key_file),
+                    key_password: b.key_password.or(a.key_password),
+                    key_password_file: b.key_password_file.or(a.key_password_file),
+                    verify_hostname: b.verify_hostname.or(a.verify_hostname),
+                }),
+                (a, b) => b.or(a),
+            },
+            sasl: match (self.sasl, top.sasl) {
+                (Some(a), Some(b)) => {
+                    // A password given on top replaces both forms below it.
+                    let top_pw = b.password.is_some() || b.password_file.is_some();
+                    Some(RawSasl {
+                        mechanism: b.mechanism.or(a.mechanism),
+                        username: b.username.or(a.username),
+                        password: if top_pw { b.password } else { a.password },
+                        password_file: if top_pw { b.password_file } else { a.password_file },
+                        oauth: b.oauth.or(a.oauth),
+                    })
+                }
+                (a, b) => b.or(a),
+            },
             options: match (self.options, top.options) {
                 (Some(mut a), Some(b)) => {
                     a.extend(b);
@@ -184,7 +216,7 @@ impl KafkaConfig {
         }
         let mut options = Vec::new();
         for (k, v) in r.options.clone().unwrap_or_default() {
-            if let Some((_, instead)) = TYPED.iter().find(|(t, _)| *t == k) {
+            if let Some((_, instead)) = TYPED.iter().chain(super::security::TYPED).find(|(t, _)| *t == k) {
                 return Err(ConfigError::new(
                     format!("kafka.options.{k}"),
                     format!("`{k}` has a typed option"),
@@ -243,8 +275,10 @@ impl KafkaConfig {
                 "use at least 1048576 (1 MiB); the default is 268435456",
             ));
         }
+        let security = Security::from_raw(r.tls.as_ref(), r.sasl.as_ref())?;
+        let brokers = r.brokers.as_deref().map(|b| crate::secret::expand(b, "kafka.brokers")).transpose()?;
         Ok(Self {
-            brokers: r.brokers.clone().filter(|b| !b.is_empty()),
+            brokers: brokers.filter(|b| !b.is_empty()),
             topic,
             key,
             acks,
@@ -260,6 +294,7 @@ impl KafkaConfig {
             latency_target_ms: r.latency_target_ms.unwrap_or(50).max(1),
             partitions,
             breaker,
+            security,
             options,
         })
     }
@@ -279,6 +314,8 @@ impl KafkaConfig {
             .set("batch.num.messages", "10000")
             .set("batch.size", "1000000")
             .set("statistics.interval.ms", "0");
+        self.security.apply(&mut c);
+        super::security::log_failures(&mut c);
         for (k, v) in &self.options {
             c.set(k, v);
         }

@@ -198,6 +198,8 @@ pub struct SinkContext {
     /// Set by the sink just before it purges at the end of the drain: only then does a purged
     /// record go straight to the DLQ file.
     pub(crate) draining: AtomicBool,
+    /// The last client errors' text, for the start-time probe to read (`security::explain`).
+    pub(crate) trap: super::security::ErrorTrap,
 }
 
 // SAFETY: the only non-Sync field is `outcomes`, a RefCell touched solely from
@@ -205,7 +207,7 @@ pub struct SinkContext {
 // from `BaseProducer::poll` and `flush` (it dispatches RD_KAFKA_EVENT_DR events from the main
 // queue it polls); the producer lives inside `KafkaSink`, which is owned by the flush thread and
 // never shared, so every access happens on that one thread. The other fields are atomics or
-// immutable.
+// immutable, and `trap` locks its own Mutex.
 unsafe impl Sync for SinkContext {}
 
 impl SinkContext {
@@ -218,16 +220,22 @@ impl SinkContext {
             all_brokers_down: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            trap: Default::default(),
         }
     }
 }
 
 impl ClientContext for SinkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, line: &str) {
+        self.trap.log(level, fac, line);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.fetch_add(1, Relaxed);
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
             self.all_brokers_down.store(true, Relaxed);
         }
+        self.trap.error(error.clone(), reason);
         crate::rate_log::warn("kafka_client_error", &format!("kafka: {error}: {reason}"));
     }
 }

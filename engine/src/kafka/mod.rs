@@ -17,6 +17,7 @@ mod delivery;
 mod embedded;
 mod ffi;
 mod retry;
+pub mod security;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -113,7 +114,11 @@ impl KafkaSink {
                 }
             }
         }
+        for (i, w) in cfg.security.warnings().iter().enumerate() {
+            crate::rate_log::warn(["kafka_security_0", "kafka_security_1"][i.min(1)], w);
+        }
         let producer = make_producer(cfg, &bootstrap)?;
+        probe(&producer, cfg, &bootstrap, topics.first().map(String::as_str))?;
         let mut partitions = vec![-1; topics.len()];
         if cfg.key == KeyStrategy::RoundRobin {
             for (i, t) in topics.iter().enumerate() {
@@ -127,13 +132,6 @@ impl KafkaSink {
                 }
                 partitions[i] = n as i32;
             }
-        }
-        if cfg.idempotence && cfg.key != KeyStrategy::RoundRobin {
-            // The idempotent producer asks for its producer id when a metadata answer arrives
-            // from a broker that is up, else it retries on a 500 ms timer; one metadata request
-            // now gets the id at once (measured: first ack after 0.56 s without, see the
-            // benchmarks page). Bounded: an unreachable broker costs at most this wait.
-            let _ = producer.client().fetch_metadata(topics.first().map(String::as_str), Duration::from_millis(1000));
         }
         let now = shared.clock.now_ns();
         let rkts = TopicHandles::new(&producer, &handle_names(&topics, cfg))?;
@@ -443,8 +441,46 @@ fn handle_names(topics: &[String], cfg: &KafkaConfig) -> Vec<String> {
     topics.iter().cloned().chain(std::iter::once(cfg.dlq_topic.clone())).collect()
 }
 
+/// Waits for the first metadata answer, for two reasons. A refused certificate or credential
+/// ends the start here with one message naming the setting (librdkafka would otherwise retry
+/// it quietly until the run's duration is out). And the idempotent producer asks for its
+/// producer id when a metadata answer arrives from a broker that is up, else it retries on a
+/// 500 ms timer: one answer now gets the id at once (measured: first ack after 0.56 s without,
+/// see the benchmarks page). Bounded: a broker that is down costs at most 1 s (3 s with TLS or
+/// SASL, whose handshakes take longer), and is then the breaker's business, not an error.
+fn probe(producer: &BaseProducer<SinkContext>, cfg: &KafkaConfig, bootstrap: &str, topic: Option<&str>) -> Result<(), EngineError> {
+    let secured = cfg.security.tls.is_some() || cfg.security.sasl.is_some();
+    let wait = Duration::from_millis(if secured { 3000 } else { 1000 });
+    // Client errors reach the context through the main queue, which `poll` serves.
+    let serve = || {
+        producer.poll(Duration::ZERO);
+    };
+    let last = || producer.context().trap.take();
+    let answer = security::await_metadata(producer.client(), topic, wait, &cfg.security, bootstrap, &serve, &last)
+        .map_err(|e| security::refine_verify_failure(e, &cfg.client_config(bootstrap), &cfg.security, bootstrap))?;
+    if answer.is_none() && secured {
+        crate::rate_log::warn(
+            "kafka_no_answer",
+            &format!("kafka: no answer from {bootstrap} within {wait:?}; if that port is not a TLS listener, the TLS handshake waits there unanswered (librdkafka socket.connection.setup.timeout.ms)"),
+        );
+    }
+    Ok(())
+}
+
 /// A producer with spate's delivery context, on `bootstrap`.
 fn make_producer(cfg: &KafkaConfig, bootstrap: &str) -> Result<BaseProducer<SinkContext>, EngineError> {
     let ctx = SinkContext::new(cfg.breaker.slow_call.as_nanos() as u64, cfg.retries.min(100) as u8, cfg.idempotence);
-    cfg.client_config(bootstrap).create_with_context(ctx).map_err(|e| EngineError::Kafka(format!("cannot create the producer: {e}")))
+    cfg.client_config(bootstrap).create_with_context(ctx).map_err(|e| {
+        // librdkafka reads the CA, certificate and key here: a bad one is a config error.
+        let text = e.to_string();
+        match cfg.security.explain(&text, bootstrap) {
+            Some(c) => EngineError::Config(c),
+            None if text.contains("ssl") || text.contains("SSL") => EngineError::Config(crate::ConfigError::new(
+                "kafka.tls",
+                format!("librdkafka cannot use the TLS files: {text}"),
+                "check kafka.tls.ca_file, cert_file, key_file and key_password (PEM files; the passphrase of an encrypted key)",
+            )),
+            None => EngineError::Kafka(format!("cannot create the producer: {text}")),
+        }
+    })
 }
