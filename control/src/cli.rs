@@ -272,9 +272,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     pub progress: Option<u64>,
     /// Share a global rate with every instance using this Redis and limit key:
-    /// redis://[user:password@]host:port[/db]. Then --rate is ignored.
+    /// redis://[user:password@]host:port[/db], or rediss:// for TLS. Then --rate is ignored.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Redis ACL user (instead of the URL's user part).
+    #[arg(long, value_name = "USER")]
+    pub redis_user: Option<String>,
+    /// File holding the Redis password (instead of the URL's).
+    #[arg(long, value_name = "FILE")]
+    pub redis_password_file: Option<PathBuf>,
+    /// CA bundle (PEM) that signed the Redis server's certificate (rediss://).
+    #[arg(long, value_name = "PEM")]
+    pub redis_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a Redis that asks for one (rediss://; needs --redis-key).
+    #[arg(long, value_name = "PEM")]
+    pub redis_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub redis_key: Option<PathBuf>,
     /// Events per second for all instances sharing --limit-key together.
     #[arg(long)]
     pub global_rate: Option<u64>,
@@ -333,6 +348,16 @@ impl RunArgs {
             limit_key: self.limit_key.clone(),
             expected_instances: self.expected_instances,
             fallback_rate: self.fallback_rate,
+            username: self.redis_user.clone(),
+            password_file: self.redis_password_file.clone(),
+            tls: (self.redis_ca.is_some() || self.redis_cert.is_some() || self.redis_key.is_some()).then(|| {
+                spate_engine::limit::redis::config::RawRedisTls {
+                    ca_file: self.redis_ca.clone(),
+                    cert_file: self.redis_cert.clone(),
+                    key_file: self.redis_key.clone(),
+                    verify_hostname: None,
+                }
+            }),
             ..Default::default()
         };
         let any_redis = redis != spate_engine::limit::redis::config::RawRedis::default();

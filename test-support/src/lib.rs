@@ -54,6 +54,32 @@ pub struct RedisServer {
     child: Option<Child>,
     /// `requirepass`, if the server asks for one.
     password: Option<String>,
+    /// TLS only (no plaintext port), with these certificates and this ACL file.
+    tls: Option<TlsServer>,
+}
+
+/// How a TLS `redis-server` runs: certificates from [`make_certs`], and an ACL file.
+#[derive(Clone, Debug)]
+pub struct TlsServer {
+    pub certs: PathBuf,
+    pub acl_file: Option<PathBuf>,
+    /// `tls-auth-clients yes`: clients must present a certificate signed by the test CA.
+    pub require_client_cert: bool,
+}
+
+/// Makes a throwaway CA and certificates into `dir` with `scripts/tls-certs.sh` (the one
+/// recipe, shared with the end-to-end scripts): `ca.pem`, `server.pem` (localhost,
+/// 127.0.0.1), `other.pem` (another host name), `client.pem`, `rogue-ca.pem`, and
+/// `client-enc.key` encrypted with `key_passphrase` if given.
+pub fn make_certs(dir: &std::path::Path, key_passphrase: Option<&str>) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tls-certs.sh");
+    let mut c = Command::new("bash");
+    c.arg(script).arg(dir);
+    if let Some(p) = key_passphrase {
+        c.env("KEY_PASSPHRASE", p);
+    }
+    let o = c.output().expect("run scripts/tls-certs.sh (needs openssl)");
+    assert!(o.status.success(), "tls-certs.sh: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 impl RedisServer {
@@ -74,12 +100,21 @@ impl RedisServer {
         Self::try_start_with(Some(password.to_string())).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A server that speaks only TLS (see [`TlsServer`]).
+    pub fn start_tls(tls: TlsServer) -> Self {
+        Self::try_start_full(None, Some(tls)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start_with(password: Option<String>) -> Result<Self, String> {
+        Self::try_start_full(password, None)
+    }
+
+    fn try_start_full(password: Option<String>, tls: Option<TlsServer>) -> Result<Self, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!("spate-redis-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         // Created before the loop so that Drop removes the directory on every error path.
-        let mut s = Self { port: 0, dir, child: None, password };
+        let mut s = Self { port: 0, dir, child: None, password, tls };
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             s.port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
@@ -169,7 +204,21 @@ impl RedisServer {
     /// running.
     fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).arg("--dir").arg(&self.dir);
+        let port = self.port.to_string();
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(t) => {
+                cmd.args(["--port", "0", "--tls-port", &port]);
+                cmd.arg("--tls-cert-file").arg(t.certs.join("server.pem")).arg("--tls-key-file").arg(t.certs.join("server.key"));
+                cmd.arg("--tls-ca-cert-file").arg(t.certs.join("ca.pem"));
+                cmd.args(["--tls-auth-clients", if t.require_client_cert { "yes" } else { "no" }]);
+                if let Some(acl) = &t.acl_file {
+                    cmd.arg("--aclfile").arg(acl);
+                }
+                &mut cmd
+            }
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).arg("--dir").arg(&self.dir);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
@@ -187,7 +236,8 @@ impl RedisServer {
                 Some(c) => !matches!(c.try_wait(), Ok(None)),
                 None => true,
             };
-            exited || pong(self.port)
+            // A TLS server cannot be PINGed over a raw socket: listening is the sign.
+            exited || if self.tls.is_some() { listening(self.port) } else { pong(self.port) }
         });
         if up && !exited {
             return Ok(());
@@ -224,6 +274,10 @@ fn resp(args: &[&str]) -> Vec<u8> {
 
 /// Whether a Redis server on `port` answers `PING`: `+PONG`, or `-NOAUTH` from one that wants
 /// a password first.
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(200)).is_ok()
+}
+
 fn pong(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {

@@ -14,12 +14,16 @@
 //!
 //! ## Security
 //!
-//! Passwords in the URL never reach a log: `RedisConfig` and `RawRedis` print the URL through
-//! [`redact`] (Debug, Serialize, error messages). `rediss://` (TLS) is rejected with a config
-//! error: this build has no TLS support for Redis (it would pull in rustls and its crypto
-//! backend); use a TLS tunnel (e.g. stunnel) to a `redis://` loopback address.
+//! Passwords never reach a log: `RedisConfig` and `RawRedis` print the URL through [`redact`]
+//! and the password as a [`Secret`] (Debug, Serialize, error messages). The password may be in
+//! the URL, in `password` (`${ENV}` allowed) or in `password_file`; an ACL user in the URL or
+//! `username`. `rediss://` is TLS (rustls, see ADR 011): the server's certificate is checked
+//! against `tls.ca_file` (else the system's CAs) and its host name, unless
+//! `tls.verify_hostname: false` (logged at start); `tls.cert_file` / `key_file` give a client
+//! certificate.
 
 use std::num::NonZeroU64;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,7 @@ use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 use crate::limit::redis::redact::{redact, scrub};
 use crate::limit::Rate;
+use crate::secret::{self, Secret};
 
 /// Bounds of the guard added to the Redis window (µs); see the module doc.
 const GUARD_MIN_US: u64 = 2_000;
@@ -53,6 +58,35 @@ pub struct RawRedis {
     pub lease_ms: Option<u64>,
     /// Sliding window in ms (default 1000).
     pub window_ms: Option<u64>,
+    /// ACL user (instead of the URL's user part).
+    pub username: Option<String>,
+    /// Password (instead of the URL's); `${ENV}` allowed. Never printed.
+    #[serde(serialize_with = "serialize_secret")]
+    pub password: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+    /// TLS settings for `rediss://`.
+    pub tls: Option<RawRedisTls>,
+}
+
+/// `redis.tls`: only with a `rediss://` URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisTls {
+    /// CA bundle (PEM) that signed the server's certificate. Unset: the system's store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM), for a Redis with `tls-auth-clients yes`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Check the server's certificate names the host (default true; false is logged).
+    pub verify_hostname: Option<bool>,
+}
+
+fn serialize_secret<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some(secret::REDACTED),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_redacted<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -72,6 +106,10 @@ impl std::fmt::Debug for RawRedis {
             .field("fallback_rate", &self.fallback_rate)
             .field("lease_ms", &self.lease_ms)
             .field("window_ms", &self.window_ms)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| secret::REDACTED))
+            .field("password_file", &self.password_file)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -79,6 +117,7 @@ impl std::fmt::Debug for RawRedis {
 impl RawRedis {
     /// Lays `top` over `self`: every field `top` sets wins.
     pub fn overlay(self, top: RawRedis) -> RawRedis {
+        let top_pw = top.password.is_some() || top.password_file.is_some();
         RawRedis {
             url: top.url.or(self.url),
             global_rate: top.global_rate.or(self.global_rate),
@@ -87,29 +126,50 @@ impl RawRedis {
             fallback_rate: top.fallback_rate.or(self.fallback_rate),
             lease_ms: top.lease_ms.or(self.lease_ms),
             window_ms: top.window_ms.or(self.window_ms),
+            username: top.username.or(self.username),
+            // A password given on top replaces both forms below it.
+            password: if top_pw { top.password } else { self.password },
+            password_file: if top_pw { top.password_file } else { self.password_file },
+            tls: match (self.tls, top.tls) {
+                (Some(a), Some(b)) => Some(RawRedisTls {
+                    ca_file: b.ca_file.or(a.ca_file),
+                    cert_file: b.cert_file.or(a.cert_file),
+                    key_file: b.key_file.or(a.key_file),
+                    verify_hostname: b.verify_hostname.or(a.verify_hostname),
+                }),
+                (a, b) => b.or(a),
+            },
         }
     }
 
     /// Checks every field and builds a `RedisConfig`. Errors name the key (`redis.url`, ...).
     pub fn validate(&self) -> Result<RedisConfig, ConfigError> {
-        let url = self.url.as_deref().map(str::trim).unwrap_or("");
+        let url = secret::expand(self.url.as_deref().map(str::trim).unwrap_or(""), "redis.url")?;
+        let url = url.as_str();
         if url.is_empty() {
             return Err(ConfigError::new("redis.url", "no Redis URL given", "set redis.url (or --redis) to redis://host:port"));
         }
-        if url.starts_with("rediss://") {
+        let tls_url = url.starts_with("rediss://");
+        if !url.starts_with("redis://") && !tls_url {
             return Err(ConfigError::new(
                 "redis.url",
-                format!("`{}` asks for TLS, which this build does not support for Redis", redact(url)),
-                "use redis:// (e.g. through a TLS tunnel such as stunnel on loopback)",
+                format!("`{}` is not a redis:// or rediss:// URL", redact(url)),
+                "write redis://[user:password@]host:port[/db], or rediss:// for TLS",
             ));
         }
-        if !url.starts_with("redis://") {
-            return Err(ConfigError::new(
-                "redis.url",
-                format!("`{}` is not a redis:// URL", redact(url)),
-                "write redis://[user:password@]host:port[/db]",
-            ));
-        }
+        let tls = match (&self.tls, tls_url) {
+            (Some(_), false) => {
+                return Err(ConfigError::new(
+                    "redis.tls",
+                    "TLS settings with a redis:// URL",
+                    "write the URL as rediss://host:port for TLS, or remove redis.tls",
+                ))
+            }
+            (t, true) => Some(RedisTls::from_raw(&t.clone().unwrap_or_default())?),
+            (None, false) => None,
+        };
+        let username = self.username.as_deref().map(|u| secret::expand(u, "redis.username")).transpose()?.filter(|u| !u.is_empty());
+        let password = secret::resolve(self.password.as_deref(), self.password_file.as_deref(), "redis.password", "redis.password_file")?;
         if let Err(e) = redis::Client::open(url) {
             return Err(ConfigError::new(
                 "redis.url",
@@ -184,6 +244,9 @@ impl RawRedis {
         };
         Ok(RedisConfig {
             url: url.to_string(),
+            username,
+            password,
+            tls,
             global_rate,
             limit_key: name.to_string(),
             key: format!("spate:limit:{{{name}}}"),
@@ -202,6 +265,56 @@ impl RawRedis {
                 half_open_calls: 1,
             },
         })
+    }
+}
+
+/// Validated `redis.tls`: the PEM files read at start, so a missing one is a config error.
+#[derive(Clone, PartialEq)]
+pub struct RedisTls {
+    pub(super) ca: Option<Vec<u8>>,
+    pub(super) client: Option<(Vec<u8>, Vec<u8>)>,
+    pub verify_hostname: bool,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("client_cert", &self.client.is_some())
+            .field("verify_hostname", &self.verify_hostname)
+            .finish()
+    }
+}
+
+impl RedisTls {
+    fn from_raw(r: &RawRedisTls) -> Result<Self, ConfigError> {
+        let read = |p: &PathBuf, key: &str, what: &str| -> Result<Vec<u8>, ConfigError> {
+            let b = std::fs::read(p).map_err(|e| {
+                ConfigError::new(
+                    key,
+                    format!("cannot read the {what} `{}`: {e}", p.display()),
+                    format!("give the path of a readable PEM file for {key}"),
+                )
+            })?;
+            if !b.windows(11).any(|w| w == b"-----BEGIN ") {
+                return Err(ConfigError::new(key, format!("`{}` is not a PEM file", p.display()), "give a PEM file (-----BEGIN ...)"));
+            }
+            Ok(b)
+        };
+        let ca = r.ca_file.as_ref().map(|p| read(p, "redis.tls.ca_file", "CA file")).transpose()?;
+        let client = match (&r.cert_file, &r.key_file) {
+            (Some(c), Some(k)) => {
+                Some((read(c, "redis.tls.cert_file", "client certificate")?, read(k, "redis.tls.key_file", "client key")?))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new("redis.tls.key_file", "a client certificate without its key", "set redis.tls.key_file too"))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("redis.tls.cert_file", "a client key without its certificate", "set redis.tls.cert_file too"))
+            }
+        };
+        Ok(RedisTls { ca, client, verify_hostname: r.verify_hostname.unwrap_or(true) })
     }
 }
 
@@ -225,6 +338,11 @@ pub fn validate_key(name: &str) -> Result<(), ConfigError> {
 pub struct RedisConfig {
     /// Kept inside the Redis limiter: it may hold a password. Printed only through `redact`.
     pub(super) url: String,
+    /// ACL user and password given beside the URL (they win over the URL's).
+    pub(super) username: Option<String>,
+    pub(super) password: Option<Secret>,
+    /// Set for `rediss://`.
+    pub tls: Option<RedisTls>,
     pub global_rate: NonZeroU64,
     /// The name as given.
     pub limit_key: String,
@@ -263,6 +381,42 @@ impl std::fmt::Display for RedisConfig {
 }
 
 impl RedisConfig {
+    /// The client for this config: the URL, with the user and password given beside it, and
+    /// TLS with its certificates for `rediss://`.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())?;
+        if let Some(u) = &self.username {
+            info.redis.username = Some(u.clone());
+        }
+        if let Some(p) = &self.password {
+            info.redis.password = Some(p.expose().to_string());
+        }
+        let Some(t) = &self.tls else { return redis::Client::open(info) };
+        let certs = redis::TlsCertificates {
+            client_tls: t.client.as_ref().map(|(c, k)| redis::ClientTlsConfig { client_cert: c.clone(), client_key: k.clone() }),
+            root_cert: t.ca.clone(),
+        };
+        let client = redis::Client::build_with_tls(info, certs)?;
+        if t.verify_hostname {
+            return Ok(client);
+        }
+        // build_with_tls resets the flag: set it on the finished address.
+        let mut info = client.get_connection_info().clone();
+        info.addr.set_danger_accept_invalid_hostnames(true);
+        redis::Client::open(info)
+    }
+
+    /// What to say at start about settings that weaken the connection.
+    pub fn warnings(&self) -> Vec<String> {
+        match &self.tls {
+            Some(t) if !t.verify_hostname => vec![format!(
+                "redis: TLS hostname verification is off (redis.tls.verify_hostname: false) for {}: any certificate from the trusted CA is accepted",
+                redact(&self.url)
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted_url(&self) -> String {
         redact(&self.url)

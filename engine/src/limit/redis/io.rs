@@ -40,9 +40,39 @@ pub(super) fn connect(client: &redis::Client, timeout: Duration) -> redis::Redis
 /// `WRONGPASS`), or it wants some and the URL has none (`NOAUTH`).
 fn auth_problem(e: &redis::RedisError) -> Option<&'static str> {
     if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") {
-        Some("refused the password in the URL (AUTH failed: wrong password, unknown user, or no password set there)")
+        Some("refused the credentials (AUTH failed: wrong password, unknown user, or no password set there)")
     } else if e.code() == Some("NOAUTH") {
-        Some("requires a password and the URL has none (NOAUTH)")
+        Some("requires a password and none was given (NOAUTH)")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with the TLS connection, if that is what failed (rustls' words).
+fn tls_problem(reason: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("notvalidforname") || r.contains("not valid for name") {
+        Some((
+            "redis.tls.verify_hostname",
+            "presented a certificate for another host name",
+            "connect by a name its certificate carries, or, only on a trusted network, set redis.tls.verify_hostname: false",
+        ))
+    } else if r.contains("expired") && r.contains("certificate") {
+        Some(("redis.tls.ca_file", "presented an expired certificate", "renew the server's certificate (or check this machine's clock)"))
+    } else if r.contains("invalid peer certificate") || r.contains("unknownissuer") {
+        Some((
+            "redis.tls.ca_file",
+            "presented a certificate spate does not trust",
+            "set redis.tls.ca_file (--redis-ca) to the PEM file of the CA that signed it",
+        ))
+    } else if r.contains("certificaterequired") || r.contains("certificate required") || r.contains("handshakefailure") {
+        Some((
+            "redis.tls.cert_file",
+            "asked for a client certificate it did not get or accept",
+            "set redis.tls.cert_file and key_file (--redis-cert/--redis-key)",
+        ))
+    } else if r.contains("corrupt message") || r.contains("invalidcontenttype") || r.contains("received corrupt") {
+        Some(("redis.url", "does not speak TLS on that port", "use redis:// for a plaintext port, or the server's TLS port"))
     } else {
         None
     }
@@ -78,18 +108,31 @@ pub(super) fn check_at_start(cfg: &RedisConfig, client: &redis::Client, stats: &
         ConfigError::new(
             "redis.url",
             format!("Redis at `{url}` {problem}"),
-            "put the password Redis expects in the URL: redis://:PASSWORD@host:port, or redis://USER:PASSWORD@host:port for an ACL user",
+            "give the password Redis expects: redis.password_file (--redis-password-file), redis.password: ${ENV}, or the URL's user info; an ACL user in redis.username (--redis-user) or the URL",
         )
+    } else if let Some((key, problem, fix)) = tls_problem(&reason) {
+        ConfigError::new(key, format!("Redis at `{url}` {problem} ({reason})"), fix)
     } else if e.is_timeout() {
         ConfigError::new(
             "redis.url",
-            format!("Redis at `{url}` did not answer within {} ms", cfg.timeout.as_millis()),
+            format!(
+                "Redis at `{url}` did not answer within {} ms{}",
+                cfg.timeout.as_millis(),
+                if cfg.tls.is_some() { " (a plaintext Redis leaves a TLS handshake unanswered: is that port its TLS port?)" } else { "" }
+            ),
             format!("check that Redis is up and not overloaded there, or point redis.url (--redis) at one that is{later}"),
         )
     } else if e.is_io_error() {
         ConfigError::new(
             "redis.url",
-            format!("cannot reach Redis at `{url}`: {reason}"),
+            format!(
+                "cannot reach Redis at `{url}`: {reason}{}",
+                if cfg.tls.is_none() && reason.contains("reset by peer") {
+                    " (a TLS port resets plaintext clients: use rediss://)"
+                } else {
+                    ""
+                }
+            ),
             format!("start Redis there, or point redis.url (--redis) at a running one{later}"),
         )
     } else {

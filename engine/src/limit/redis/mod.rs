@@ -58,8 +58,15 @@ impl RedisLimiter {
     /// the credentials is a `ConfigError` at `redis.url`: better no run than a run that silently
     /// ignores the global rate.
     pub fn start(cfg: &RedisConfig, stats: Arc<LimiterStats>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
-            EngineError::Redis(format!("cannot use {}: {}; check redis.url", redact(&cfg.url), scrub(&e.to_string(), &cfg.url)))
+        for w in cfg.warnings() {
+            crate::rate_log::warn("redis_security", &w);
+        }
+        let client = cfg.client().map_err(|e| {
+            EngineError::Config(crate::ConfigError::new(
+                if cfg.tls.is_some() { "redis.tls" } else { "redis.url" },
+                format!("cannot use {}: {}", redact(&cfg.url), scrub(&e.to_string(), &cfg.url)),
+                "check redis.url and redis.tls (PEM certificate and key files)",
+            ))
         })?;
         let conn = io::check_at_start(cfg, &client, &stats)?;
         let pool = Arc::new(LeasePool::new(0));
