@@ -282,6 +282,13 @@ impl Security {
             );
         }
         if r.contains("sasl") || r.contains("authentication") {
+            if r.contains("handshake not supported") {
+                return err(
+                    "kafka.sasl",
+                    format!("{at} does not do SASL on this listener"),
+                    "use the broker's SASL listener in --brokers, or remove kafka.sasl",
+                );
+            }
             if r.contains("mechanism")
                 && (r.contains("not supported") || r.contains("unsupported") || r.contains("not enabled") || r.contains("not offered"))
             {
