@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+# TLS tests: stunnel in front of brokers, openssl to make throwaway certificates.
+command -v stunnel4 >/dev/null 2>&1 || need_pkgs+=(stunnel4)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# librdkafka links the system OpenSSL (TLS, SCRAM) and libcurl (OAUTHBEARER OIDC); see ADR 011.
+for p in libssl-dev libcurl4-openssl-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -41,6 +48,8 @@ if [ "${SPATE_SKIP_TANSU:-0}" = 1 ]; then
 else
   echo "== real broker end to end: tansu 0.6.0 (memory store) on loopback"
   SPATE=${CARGO_TARGET_DIR:-target}/release/spate scripts/tansu-e2e.sh 1000000
+  echo "== TLS end to end: tansu behind stunnel, TLS and mTLS, 100000 events each, verified"
+  SPATE=${CARGO_TARGET_DIR:-target}/release/spate scripts/tls-e2e.sh 100000
 fi
 
 echo "== all suites passed"
