@@ -4,22 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=()
-command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
-command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
-# TLS tests: stunnel in front of brokers, openssl to make throwaway certificates.
-command -v stunnel4 >/dev/null 2>&1 || need_pkgs+=(stunnel4)
-command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
-# librdkafka links the system OpenSSL (TLS, SCRAM) and libcurl (OAUTHBEARER OIDC); see ADR 011.
-for p in libssl-dev libcurl4-openssl-dev pkg-config; do
-  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "== installing ${need_pkgs[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
+# Test tools: redis-server, promtool, stunnel in front of brokers, openssl for throwaway
+# certificates; and the build's own packages (scripts/deps.sh).
+extra=()
+command -v redis-server >/dev/null 2>&1 || extra+=(redis-server)
+command -v promtool >/dev/null 2>&1 || extra+=(prometheus)
+command -v stunnel4 >/dev/null 2>&1 || extra+=(stunnel4)
+command -v openssl >/dev/null 2>&1 || extra+=(openssl)
+bash scripts/deps.sh "${extra[@]}"
 
 export CARGO_TERM_COLOR=never
 echo "== build (release, all targets)"
