@@ -15,6 +15,7 @@ const DEFAULT_DLQ: &str = "spate-dlq.jsonl";
 /// Resolves the file paths of `body` under `data_dir` (rewriting them to the resolved absolute
 /// path), or says which key names a path it may not use.
 pub fn confine(body: &mut RawConfig, base: &RawConfig, data_dir: Option<&Path>) -> Result<(), ConfigError> {
+    refuse_server_secrets(body)?;
     if let Some(path) = body.sink.as_deref().and_then(|s| s.strip_prefix("file:")).filter(|p| !p.is_empty()) {
         let path = resolve("sink", Path::new(path), data_dir)?;
         body.sink = Some(format!("file:{}", path.display()));
@@ -38,6 +39,52 @@ pub fn confine(body: &mut RawConfig, base: &RawConfig, data_dir: Option<&Path>) 
     let dlq_set = [&body.kafka, &base.kafka].iter().any(|k| k.as_ref().is_some_and(|k| k.dlq_file.is_some()));
     if let (Some(dir), true, false) = (data_dir, kafka_sink, dlq_set) {
         body.kafka.get_or_insert_with(RawKafka::default).dlq_file = Some(dir.join(DEFAULT_DLQ));
+    }
+    Ok(())
+}
+
+/// Certificates, keys and secret files are files of the server, and `${NAME}` reads its
+/// environment: a request naming either could send the server's secrets to a broker of its
+/// choosing. They belong in the base config (`spate serve --config FILE`), which the request's
+/// connection settings then leave alone.
+fn refuse_server_secrets(body: &RawConfig) -> Result<(), ConfigError> {
+    let fix = "set it in the base config file (spate serve --config FILE) instead of the request";
+    let mut files: Vec<(&str, bool)> = Vec::new();
+    if let Some(k) = &body.kafka {
+        if let Some(t) = &k.tls {
+            files.push(("kafka.tls.ca_file", t.ca_file.is_some()));
+            files.push(("kafka.tls.cert_file", t.cert_file.is_some()));
+            files.push(("kafka.tls.key_file", t.key_file.is_some()));
+            files.push(("kafka.tls.key_password_file", t.key_password_file.is_some()));
+        }
+        if let Some(sasl) = &k.sasl {
+            files.push(("kafka.sasl.password_file", sasl.password_file.is_some()));
+            files.push(("kafka.sasl.oauth.client_secret_file", sasl.oauth.as_ref().is_some_and(|o| o.client_secret_file.is_some())));
+        }
+    }
+    if let Some(r) = &body.redis {
+        files.push(("redis.password_file", r.password_file.is_some()));
+        if let Some(t) = &r.tls {
+            files.push(("redis.tls.ca_file", t.ca_file.is_some()));
+            files.push(("redis.tls.cert_file", t.cert_file.is_some()));
+            files.push(("redis.tls.key_file", t.key_file.is_some()));
+        }
+    }
+    if let Some((key, _)) = files.into_iter().find(|(_, set)| *set) {
+        return Err(ConfigError::new(
+            key,
+            format!("`{key}` names a file on the server, which a run started over HTTP may not choose"),
+            fix,
+        ));
+    }
+    for (section, v) in [("kafka", serde_json::to_string(&body.kafka)), ("redis", serde_json::to_string(&body.redis))] {
+        if v.is_ok_and(|t| t.contains("${")) {
+            return Err(ConfigError::new(
+                section,
+                "a `${NAME}` reference to the server's environment, which a run started over HTTP may not read",
+                fix,
+            ));
+        }
     }
     Ok(())
 }

@@ -459,9 +459,18 @@ mod tests {
             assert!(!text.contains("s3cret"), "{text}");
         }
         r.url = Some("rediss://u:s3cret@h:1".into());
-        let e = r.validate().unwrap_err();
-        assert_eq!(e.key, "redis.url");
-        assert!(!e.to_string().contains("s3cret") && e.message.contains("TLS"), "{e}");
+        r.password = Some("pw-s3cret".into());
+        let c = r.validate().unwrap();
+        assert!(c.tls.as_ref().is_some_and(|t| t.verify_hostname), "rediss:// is TLS, host names checked");
+        for text in [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap()] {
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        r.password = None;
+        r.tls = Some(RawRedisTls { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() });
+        assert_eq!(r.validate().unwrap_err().key, "redis.tls.ca_file");
+        r.url = Some("redis://u:s3cret@h:1".into());
+        assert_eq!(r.validate().unwrap_err().key, "redis.tls", "TLS settings need rediss://");
+        r.tls = None;
         r.url = Some("http://u:s3cret@h:1".into());
         assert!(!r.validate().unwrap_err().to_string().contains("s3cret"));
     }
