@@ -63,6 +63,7 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     );
     m.insert("ring_depths".into(), json!(s.counters.ring_depths()));
     m.insert("producer_queue".into(), json!(f.producer_queue.load(Relaxed)));
+    m.insert("inflight_limit".into(), json!(f.inflight_limit.load(Relaxed)));
     m.insert("producer_restarts".into(), json!(f.producer_restarts.load(Relaxed)));
     m.insert("inflight_bytes".into(), json!(s.inflight_bytes.load(Relaxed)));
     m.insert("inflight_bytes_budget".into(), json!(s.max_inflight_bytes));

@@ -46,6 +46,8 @@ pub struct FlushCounters {
     pub events_handed: AtomicU64,
     pub batch_size: AtomicU64,
     pub producer_queue: AtomicU64,
+    /// Records the Kafka sink lets wait for acks now (`kafka/inflight.rs`).
+    pub inflight_limit: AtomicU64,
     /// Kafka producers replaced because the broker forgot the producer id (`kafka.rs`).
     pub producer_restarts: AtomicU64,
 }

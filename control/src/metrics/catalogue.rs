@@ -65,6 +65,11 @@ pub const BATCH_SIZE: MetricDef = def(
 );
 pub const RING_DEPTH: MetricDef = def("spate_ring_depth_batches", Kind::Gauge, "Batches waiting in a worker's ring for the flush thread.");
 pub const PRODUCER_QUEUE: MetricDef = def("spate_producer_queue", Kind::Gauge, "Messages in the Kafka producer's queue awaiting delivery.");
+pub const INFLIGHT_LIMIT: MetricDef = def(
+    "spate_kafka_inflight_limit_records",
+    Kind::Gauge,
+    "Records the Kafka sink lets wait for acks now: the in-flight window, grown while ack latency stays near its recent minimum and shrunk when it climbs.",
+);
 pub const PRODUCER_RESTARTS: MetricDef = def(
     "spate_kafka_producer_restarts_total",
     Kind::Counter,
@@ -129,6 +134,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     BATCH_SIZE,
     RING_DEPTH,
     PRODUCER_QUEUE,
+    INFLIGHT_LIMIT,
     PRODUCER_RESTARTS,
     INFLIGHT_BYTES,
     INFLIGHT_BUDGET,

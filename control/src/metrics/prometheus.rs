@@ -150,6 +150,7 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
         p.sample(RING_DEPTH.name, "", &[("worker", &i.to_string())], *d as f64);
     }
     p.one(&PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64);
+    p.one(&INFLIGHT_LIMIT, s.counters.flush.inflight_limit.load(Relaxed) as f64);
     p.one(&PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64);
     p.one(&INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64);
     p.one(&INFLIGHT_BUDGET, s.max_inflight_bytes as f64);

@@ -16,6 +16,7 @@ pub mod config;
 mod delivery;
 mod embedded;
 mod ffi;
+pub mod inflight;
 mod retry;
 pub mod security;
 
@@ -72,6 +73,8 @@ pub struct KafkaSink {
     /// When a record was last acknowledged.
     last_ack_ns: u64,
     aimd: Aimd,
+    /// Records allowed to wait in librdkafka for their ack (`inflight.rs`).
+    inflight: inflight::InflightWindow,
     /// Traced batches written and waiting for their last record's delivery report.
     traced: Vec<crate::spans::SpanRecord>,
     /// Where the producer connects (kept for `rebuild`).
@@ -153,6 +156,7 @@ impl KafkaSink {
             last_tick_ns: now,
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
+            inflight: inflight::InflightWindow::new(),
             traced: Vec::new(),
             bootstrap,
             rebuild_pending: false,
@@ -214,6 +218,7 @@ impl KafkaSink {
         self.log_breaker();
         self.lat.merge_from(&mut o.lat);
         self.aimd.observe(o.lat_sum_ns, o.lat_n);
+        self.inflight.observe(o.lat_sum_ns, o.lat_n);
         self.rebuild_pending |= o.pid_lost && self.cfg.idempotence;
         for (op, error) in o.traced.drain(..) {
             if let Some(i) = self.traced.iter().position(|r| op.same_schedule(r.sched_ns)) {
@@ -272,7 +277,9 @@ impl KafkaSink {
         let queue = self.producer.in_flight_count().max(0) as u64;
         let size = self.aimd.decide(queue);
         self.shared.batch_target.store(size as u64, Relaxed);
+        let limit = self.inflight.decide(self.breaker.state() == State::Closed);
         let f = &self.shared.counters.flush;
+        f.inflight_limit.store(limit, Relaxed);
         f.batch_size.store(size as u64, Relaxed);
         f.producer_queue.store(queue, Relaxed);
     }
@@ -291,7 +298,11 @@ impl Sink for KafkaSink {
         let mut id = [0u8; 64];
         let mut key_hex = [0u8; 32];
         let mut taken = 0;
+        let limit = self.inflight.limit();
         for i in from..batch.len() {
+            if self.in_flight >= limit {
+                break; // the window is full: the rest waits in the ring (backpressure)
+            }
             let m: &EventMeta = &batch.metas[i];
             let payload = batch.payload(i);
             let src = m.source as usize;
@@ -351,6 +362,7 @@ impl Sink for KafkaSink {
         if self.shared.max_inflight_bytes > 0 && taken > 0 {
             self.shared.inflight_bytes.fetch_sub(taken as u64, Relaxed);
         }
+        self.inflight.note_in_flight(self.in_flight);
         Ok(taken)
     }
 
