@@ -21,8 +21,10 @@
 pub const MIN: u64 = 2_048;
 /// Most records the window allows (librdkafka's own queue holds 1,000,000).
 pub const MAX: u64 = 1_000_000;
-/// Where the window starts.
-pub const INITIAL: u64 = 32_768;
+/// Where the window starts. Measured against `spate broker` on this 2-core machine, 1M events
+/// at max rate: 32,768 gave p99 ack 208-417 ms, 8,192 gave 68-94 ms at the same throughput,
+/// 4,096 lost a quarter of the throughput.
+pub const INITIAL: u64 = 8_192;
 /// Latency up to this many times the observed minimum counts as "near the minimum".
 pub const TOLERANCE: f64 = 2.0;
 /// ...or up to this much above it (ns): on a fast broker twice a tiny minimum is noise.
