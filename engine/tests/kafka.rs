@@ -208,7 +208,10 @@ fn the_mock_cluster_appends_idempotent_resends_again() {
 #[test]
 fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    broker.create_topic("t-spill", 4).unwrap();
+    // 8 partitions: the mock keeps at most 5 MiB of record batches per partition and trims the
+    // oldest beyond it (rdkafka_mock.c, `max_size`); 40,000 events and the replayed ones come
+    // close to that on 4 partitions when the sticky partitioner favours one.
+    broker.create_topic("t-spill", 8).unwrap();
     let dir = std::env::temp_dir().join(format!("spate-spill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dlq = dir.join("spill.jsonl");
