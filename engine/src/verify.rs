@@ -178,9 +178,9 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
         let _ = consumer.poll(Duration::ZERO);
     };
     let last = || consumer.context().take();
-    let md = security::await_metadata(consumer.client(), Some(&o.topic), Duration::from_secs(10), &o.security, &o.brokers, &serve, &last)
-        .map_err(|e| security::refine_verify_failure(e, &cc, &o.security, &o.brokers))?
-        .ok_or_else(|| EngineError::Kafka(format!("no metadata for topic `{}` from {} within 10 s", o.topic, o.brokers)))?;
+    let md =
+        security::await_metadata(consumer.client(), &cc, Some(&o.topic), Duration::from_secs(10), &o.security, &o.brokers, &serve, &last)?
+            .ok_or_else(|| EngineError::Kafka(format!("no metadata for topic `{}` from {} within 10 s", o.topic, o.brokers)))?;
     let parts: Vec<i32> = md.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
     if parts.is_empty() {
         return Err(EngineError::Kafka(format!("topic `{}` has no partitions (does it exist?)", o.topic)));

@@ -56,7 +56,7 @@ pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Securi
         producer.poll(Duration::ZERO);
     };
     let last = || producer.context().trap.take();
-    security::await_metadata(producer.client(), None, Duration::from_secs(3), security, brokers, &serve, &last)?;
+    security::await_metadata(producer.client(), &cc, None, Duration::from_secs(3), security, brokers, &serve, &last)?;
     let mut bad = 0;
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;

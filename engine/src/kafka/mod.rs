@@ -468,8 +468,8 @@ fn probe(producer: &BaseProducer<SinkContext>, cfg: &KafkaConfig, bootstrap: &st
         producer.poll(Duration::ZERO);
     };
     let last = || producer.context().trap.take();
-    let answer = security::await_metadata(producer.client(), topic, wait, &cfg.security, bootstrap, &serve, &last)
-        .map_err(|e| security::refine_verify_failure(e, &cfg.client_config(bootstrap), &cfg.security, bootstrap))?;
+    let answer =
+        security::await_metadata(producer.client(), &cfg.client_config(bootstrap), topic, wait, &cfg.security, bootstrap, &serve, &last)?;
     if answer.is_none() && secured {
         crate::rate_log::warn(
             "kafka_no_answer",

@@ -374,9 +374,12 @@ pub fn log_failures(c: &mut ClientConfig) {
 /// `serve` and reading its last errors with `last_errors` between tries: a refused certificate or
 /// credential ends the wait at once as a config error naming the setting (librdkafka itself
 /// would retry it until every timeout ran out). `Ok(None)`: no answer in time, for another
-/// reason (a broker that is down).
+/// reason (a broker that is down). `cfg` is the client's configuration, for telling a wrong CA
+/// from a wrong host name ([`refine_verify_failure`]).
+#[allow(clippy::too_many_arguments)]
 pub fn await_metadata<C: ClientContext>(
     client: &Client<C>,
+    cfg: &ClientConfig,
     topic: Option<&str>,
     wait: Duration,
     security: &Security,
@@ -390,7 +393,7 @@ pub fn await_metadata<C: ClientContext>(
         serve();
         for reason in last_errors() {
             if let Some(e) = security.explain(&reason, bootstrap) {
-                return Err(e);
+                return Err(refine_verify_failure(e, cfg, security, bootstrap));
             }
         }
         match answer {
@@ -404,7 +407,7 @@ pub fn await_metadata<C: ClientContext>(
 /// OpenSSL reports a wrong CA and a certificate for another host name alike ("certificate
 /// verify failed"). When verification failed with hostname checking on, one more short-lived
 /// client without it tells them apart: if that one connects, the name was the problem.
-pub fn refine_verify_failure(e: ConfigError, cfg: &ClientConfig, security: &Security, bootstrap: &str) -> ConfigError {
+fn refine_verify_failure(e: ConfigError, cfg: &ClientConfig, security: &Security, bootstrap: &str) -> ConfigError {
     if e.key != "kafka.tls.ca_file" || !security.tls.as_ref().is_some_and(|t| t.verify_hostname) {
         return e;
     }
@@ -418,7 +421,17 @@ pub fn refine_verify_failure(e: ConfigError, cfg: &ClientConfig, security: &Secu
     if let Some(t) = without.tls.as_mut() {
         t.verify_hostname = false;
     }
-    match await_metadata(rdkafka::consumer::Consumer::client(&consumer), None, Duration::from_secs(2), &without, bootstrap, &serve, &last) {
+    // `without` does not check host names, so this cannot refine again.
+    match await_metadata(
+        rdkafka::consumer::Consumer::client(&consumer),
+        &c,
+        None,
+        Duration::from_secs(2),
+        &without,
+        bootstrap,
+        &serve,
+        &last,
+    ) {
         Ok(Some(_)) => ConfigError::new(
             "kafka.tls.verify_hostname",
             format!("the certificate of the broker at {bootstrap} is signed by a trusted CA but does not name that host"),
