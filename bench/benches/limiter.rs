@@ -65,8 +65,8 @@ fn lua(c: &mut Criterion) {
     g.bench_function("lua_grant", |b| {
         b.iter(|| {
             seq += 1;
-            let grant =
-                call_grant(&mut con, &script, "spate:limit:{bench}", 500, 1_000_000_000, 1_000, "bench", seq, &calls).expect("grant call");
+            let grant = call_grant(&mut con, &script, "spate:limit:{bench}", 500, 1, 1_000_000_000, 1_000, "bench", seq, &calls)
+                .expect("grant call");
             black_box(grant)
         })
     });

@@ -344,17 +344,17 @@ fn grant_script_grants_what_fits_and_reloads() {
     let calls = AtomicU64::new(0);
     let key = "spate:limit:{script}";
     // A key that looks like an injection attempt is just data in ARGV.
-    let g = call_grant(&mut con, &script, key, 60, 100, 1_000_000, "a'); redis.call('FLUSHALL", 1, &calls).unwrap();
+    let g = call_grant(&mut con, &script, key, 60, 1, 100, 1_000_000, "a'); redis.call('FLUSHALL", 1, &calls).unwrap();
     assert_eq!((g.granted, g.instances), (60, 1));
     assert_eq!(calls.load(Ordering::Relaxed), 3, "NOSCRIPT, SCRIPT LOAD, EVALSHA");
-    let g = call_grant(&mut con, &script, key, 60, 100, 1_000_000, "b", 1, &calls).unwrap();
+    let g = call_grant(&mut con, &script, key, 60, 1, 100, 1_000_000, "b", 1, &calls).unwrap();
     assert_eq!((g.granted, g.instances, g.used), (40, 2, 100), "partial grant");
-    let g = call_grant(&mut con, &script, key, 60, 100, 1_000_000, "b", 2, &calls).unwrap();
+    let g = call_grant(&mut con, &script, key, 60, 1, 100, 1_000_000, "b", 2, &calls).unwrap();
     assert_eq!(g.granted, 0);
     assert!(g.retry_after_us > 0 && g.retry_after_us <= 1_000_000, "{g:?}");
     assert_eq!(calls.load(Ordering::Relaxed), 5);
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
-    let g = call_grant(&mut con, &script, key, 1, 100, 1_000_000, "b", 3, &calls).unwrap();
+    let g = call_grant(&mut con, &script, key, 1, 1, 100, 1_000_000, "b", 3, &calls).unwrap();
     assert_eq!(g.granted, 0, "still full after reload");
     // The window empties on Redis's clock (the one the script reads): wait until the newest
     // lease is a window old.
@@ -365,10 +365,47 @@ fn grant_script_grants_what_fits_and_reloads() {
         s * 1_000_000 + us
     };
     assert!(wait_for(Instant::now() + Duration::from_secs(5), || redis_now_us() >= newest_us + 1_000_000), "window did not pass");
-    let g = call_grant(&mut con, &script, key, 500, 100, 1_000_000, "c", 1, &calls).unwrap();
+    let g = call_grant(&mut con, &script, key, 500, 1, 100, 1_000_000, "c", 1, &calls).unwrap();
     assert_eq!(g.granted, 100, "window emptied");
     let n: u64 = redis::cmd("ZCARD").arg(key).query(&mut con).unwrap();
     assert_eq!(n, 1);
+}
+
+#[test]
+fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
+    let redis = RedisServer::start();
+    let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let script = redis::Script::new(GRANT_SCRIPT);
+    let calls = AtomicU64::new(0);
+    let key = "spate:limit:{least}";
+    let window = 1_000_000;
+    let score = |con: &mut redis::Connection, i: isize| -> u64 {
+        let m: Vec<(String, f64)> = redis::cmd("ZRANGE").arg(key).arg(i).arg(i).arg("WITHSCORES").query(con).unwrap();
+        m[0].1 as u64
+    };
+    let g = call_grant(&mut con, &script, key, 30, 30, 100, window, "a", 1, &calls).unwrap();
+    assert_eq!(g.granted, 30);
+    let first = score(&mut con, 0);
+    std::thread::sleep(Duration::from_millis(5));
+    let g = call_grant(&mut con, &script, key, 60, 60, 100, window, "b", 1, &calls).unwrap();
+    assert_eq!(g.granted, 60);
+    let second = score(&mut con, 1);
+    assert!(second > first);
+    // 10 left: below the least of 20, so nothing, and retry when the first lease (30) leaves.
+    let g = call_grant(&mut con, &script, key, 40, 20, 100, window, "c", 1, &calls).unwrap();
+    assert_eq!((g.granted, g.used), (0, 90), "{g:?}");
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+    let expect = first + window - (s * 1_000_000 + us);
+    // (The script read Redis's clock a little before this test did.)
+    assert!(g.retry_after_us.abs_diff(expect) < 50_000, "{g:?}, first lease leaves in {expect} µs");
+    // Needing 45 more than the 10 free: the first (30) is not enough, the second (60) is.
+    let g = call_grant(&mut con, &script, key, 60, 55, 100, window, "c", 2, &calls).unwrap();
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+    let expect = second + window - (s * 1_000_000 + us);
+    assert!(g.granted == 0 && g.retry_after_us.abs_diff(expect) < 50_000, "{g:?}, second leaves in {expect} µs");
+    // At or above the least: the remainder is granted.
+    let g = call_grant(&mut con, &script, key, 40, 10, 100, window, "c", 3, &calls).unwrap();
+    assert_eq!((g.granted, g.used), (10, 100));
 }
 
 #[test]

@@ -34,6 +34,9 @@ use crate::limit::redis::redact::{redact, scrub};
 use crate::limit::Rate;
 use crate::secret::{self, Secret};
 
+/// Default smallest lease in events (see `RawRedis::lease_min_events`).
+pub const DEFAULT_LEASE_MIN_EVENTS: u64 = 2000;
+
 /// Bounds of the guard added to the Redis window (µs); see the module doc.
 const GUARD_MIN_US: u64 = 2_000;
 const GUARD_MAX_US: u64 = 50_000;
@@ -56,6 +59,9 @@ pub struct RawRedis {
     pub fallback_rate: Option<u64>,
     /// Target lease period in ms (default 50).
     pub lease_ms: Option<u64>,
+    /// Smallest lease in events (default 2000), so Redis sees at most about one call per
+    /// 2,000 events at any rate high enough to fill it within a quarter window.
+    pub lease_min_events: Option<u64>,
     /// Sliding window in ms (default 1000).
     pub window_ms: Option<u64>,
     /// ACL user (instead of the URL's user part).
@@ -105,6 +111,7 @@ impl std::fmt::Debug for RawRedis {
             .field("expected_instances", &self.expected_instances)
             .field("fallback_rate", &self.fallback_rate)
             .field("lease_ms", &self.lease_ms)
+            .field("lease_min_events", &self.lease_min_events)
             .field("window_ms", &self.window_ms)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| secret::REDACTED))
@@ -125,6 +132,7 @@ impl RawRedis {
             expected_instances: top.expected_instances.or(self.expected_instances),
             fallback_rate: top.fallback_rate.or(self.fallback_rate),
             lease_ms: top.lease_ms.or(self.lease_ms),
+            lease_min_events: top.lease_min_events.or(self.lease_min_events),
             window_ms: top.window_ms.or(self.window_ms),
             username: top.username.or(self.username),
             // A password given on top replaces both forms below it.
@@ -242,6 +250,16 @@ impl RawRedis {
                 ))
             }
         };
+        let lease_min_events = match self.lease_min_events.unwrap_or(DEFAULT_LEASE_MIN_EVENTS) {
+            n @ 1..=1_000_000 => n,
+            n => {
+                return Err(ConfigError::new(
+                    "redis.lease_min_events",
+                    format!("{n} is out of range"),
+                    format!("use 1 to 1000000 events (default {DEFAULT_LEASE_MIN_EVENTS})"),
+                ))
+            }
+        };
         Ok(RedisConfig {
             url: url.to_string(),
             username,
@@ -253,6 +271,7 @@ impl RawRedis {
             expected_instances,
             fallback_rate,
             lease: Duration::from_millis(lease_ms),
+            lease_min_events,
             window: Duration::from_millis(window_ms),
             timeout: Duration::from_millis(200),
             breaker: BreakerConfig {
@@ -352,6 +371,8 @@ pub struct RedisConfig {
     pub fallback_rate: Option<NonZeroU64>,
     /// Target lease period.
     pub lease: Duration,
+    /// Smallest lease in events (capped at a quarter window of the instance's rate).
+    pub lease_min_events: u64,
     pub window: Duration,
     /// Connect, read and write timeout of the Redis connection.
     pub timeout: Duration,
@@ -368,6 +389,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("expected_instances", &self.expected_instances)
             .field("fallback_rate", &self.fallback_rate)
             .field("lease", &self.lease)
+            .field("lease_min_events", &self.lease_min_events)
             .field("window", &self.window)
             .field("timeout", &self.timeout)
             .finish()

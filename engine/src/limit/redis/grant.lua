@@ -8,11 +8,13 @@ local me = ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
-local members = redis.call('ZRANGE', key, 0, -1)
+-- Oldest first: member, score, member, score...
+local members = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local least = tonumber(ARGV[6])
 local used = 0
 local seen = {}
 local instances = 0
-for i = 1, #members do
+for i = 1, #members, 2 do
   local n, inst = string.match(members[i], '^(%d+):([^:]+):')
   if n then
     used = used + tonumber(n)
@@ -29,15 +31,23 @@ local grant = limit - used
 if grant > want then
   grant = want
 end
-if grant > 0 then
+if grant > 0 and grant >= least then
   redis.call('ZADD', key, string.format('%d', now), string.format('%d', grant) .. ':' .. me .. ':' .. ARGV[5])
   redis.call('PEXPIRE', key, string.format('%d', math.floor(window / 1000) + 1000))
   return {grant, 0, instances, used + grant}
 end
+-- Too little free: retry when enough of the oldest leases have left the window for `least`.
+local short = least - (limit - used)
 local retry = 1000
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if #oldest == 2 then
-  retry = tonumber(oldest[2]) + window - now
+for i = 1, #members, 2 do
+  local n = string.match(members[i], '^(%d+):')
+  if n then
+    short = short - tonumber(n)
+    retry = tonumber(members[i + 1]) + window - now
+    if short <= 0 then
+      break
+    end
+  end
 end
 if retry < 1 then
   retry = 1

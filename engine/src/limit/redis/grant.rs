@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The grant script (`grant.lua`). KEYS[1]: the lease log. ARGV: want, limit (tokens per
-/// window), window (µs), instance id, lease sequence number. Returns {granted, retry_after_us,
-/// instances, used}.
+/// window), window (µs), instance id, lease sequence number, least (the smallest grant worth a
+/// lease). Returns {granted, retry_after_us, instances, used}: `granted` is `want` or whatever
+/// is left of the limit, if that is at least `least`; else 0 and the time until enough of the
+/// oldest leases have left the window.
 ///
 /// Scores are written with `string.format('%d')`: Lua would print a µs timestamp as `%.14g`
 /// and lose precision.
@@ -29,6 +31,7 @@ pub fn call_grant(
     script: &redis::Script,
     key: &str,
     want: u64,
+    least: u64,
     limit: u64,
     window_us: u64,
     instance: &str,
@@ -36,7 +39,17 @@ pub fn call_grant(
     calls: &AtomicU64,
 ) -> redis::RedisResult<Grant> {
     let evalsha = |con: &mut redis::Connection| -> redis::RedisResult<(u64, u64, u64, u64)> {
-        redis::cmd("EVALSHA").arg(script.get_hash()).arg(1).arg(key).arg(want).arg(limit).arg(window_us).arg(instance).arg(seq).query(con)
+        redis::cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(key)
+            .arg(want)
+            .arg(limit)
+            .arg(window_us)
+            .arg(instance)
+            .arg(seq)
+            .arg(least)
+            .query(con)
     };
     calls.fetch_add(1, Ordering::Relaxed);
     let r = match evalsha(con) {

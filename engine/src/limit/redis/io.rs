@@ -203,6 +203,18 @@ impl RedisIo {
         self.seq += 1;
         let window_us = self.cfg.window_with_guard_us();
         let c = &self.cfg;
-        call_grant(con, &self.script, &c.key, want, c.limit(), window_us, &self.instance, self.seq, &self.stats.redis_calls)
+        // Half a lease at least: slivers of the window would cost a call each (see lease.rs).
+        call_grant(
+            con,
+            &self.script,
+            &c.key,
+            want,
+            want.div_ceil(2),
+            c.limit(),
+            window_us,
+            &self.instance,
+            self.seq,
+            &self.stats.redis_calls,
+        )
     }
 }

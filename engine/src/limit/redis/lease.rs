@@ -27,7 +27,13 @@
 //! **Lease size adapts** to the instance's rate: the instance's target rate is
 //! `R = global_rate / k × 1.05`, where `k` is the number of instances Redis reports in the
 //! window (before the first answer: `expected_instances`, default 1), and a lease asks for
-//! `ceil(R × lease_ms)` tokens (at least 1). The 5 % headroom keeps the Redis window saturated
+//! `ceil(R × lease_ms)` tokens, but at least `lease_min_events` (default 2,000) as long as that
+//! is no more than a quarter window at `R` (`R × window / 4`). So Redis sees at most about one
+//! call per 2,000 events at any rate that fills such a lease in a quarter window (8,000/s per
+//! instance with the 1 s window), one call per `lease_ms` at rates above 40,000/s, and four
+//! calls per window per instance at low rates. Sized in events, as Doorman sizes grants from
+//! demand: a lease period in time alone makes the calls grow with the instance count, not
+//! with the events. The 5 % headroom keeps the Redis window saturated
 //! so the aggregate reaches the global rate even when `k` is briefly wrong (instances starting or
 //! stopping); Redis, not the instances, is what caps the total.
 //!
@@ -124,6 +130,13 @@ pub(super) fn spawn(
     std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map(drop).map_err(|e| ("spate-lease", e))
 }
 
+/// The lease size at instance rate `r` (events/s): see "Lease size adapts" in the module doc.
+fn lease_size(r: u64, cfg: &RedisConfig) -> u64 {
+    let per = |d: std::time::Duration| (r as u128 * d.as_nanos()).div_ceil(1_000_000_000) as u64;
+    let quarter_window = per(cfg.window / 4);
+    per(cfg.lease).max(cfg.lease_min_events.min(quarter_window)).clamp(1, cfg.limit())
+}
+
 /// A random id for this instance's leases (distinguishes instances in the lease log).
 fn instance_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -211,9 +224,10 @@ impl LeaseThread {
         ((g as f64 / self.instances.max(1) as f64 * HEADROOM).ceil() as u64).clamp(1, g)
     }
 
+    /// Tokens to ask for: a lease period's worth at the target rate, at least
+    /// `lease_min_events`, but never more than a quarter window's worth (see the module doc).
     fn lease_tokens(&self) -> u64 {
-        let r = self.target_rate();
-        ((r as u128 * self.cfg.lease.as_nanos()).div_ceil(1_000_000_000) as u64).clamp(1, self.cfg.limit())
+        lease_size(self.target_rate(), &self.cfg)
     }
 
     /// One round: the answer of a call, breaker, mode, release, expiry, maybe a call. Returns
@@ -388,6 +402,26 @@ impl LeaseThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_size_has_a_floor_in_events_capped_at_a_quarter_window() {
+        let cfg = |min: u64| {
+            let raw = crate::limit::redis::config::RawRedis {
+                url: Some("redis://127.0.0.1:1".into()),
+                global_rate: Some(1_000_000),
+                limit_key: Some("k".into()),
+                lease_min_events: Some(min),
+                ..Default::default()
+            };
+            raw.validate().unwrap()
+        };
+        let c = cfg(2000);
+        assert_eq!(lease_size(10_500, &c), 2000, "10,500/s: the floor (525 by time)");
+        assert_eq!(lease_size(105_000, &c), 5250, "105,000/s: 50 ms by time");
+        assert_eq!(lease_size(1050, &c), 263, "1,050/s: a quarter window caps the floor");
+        assert_eq!(lease_size(3, &c), 1, "at least one token");
+        assert_eq!(lease_size(10_500, &cfg(1)), 525, "floor 1: by time alone");
+    }
 
     #[test]
     fn lease_releases_smoothly() {

@@ -1,5 +1,5 @@
 //! Global rate across instances: a Redis sliding-window limiter that hands out **leased quota
-//! chunks**, so Redis sees about one call per lease period (tens of ms), never one per event.
+//! chunks**, so Redis sees about one call per lease (2,000 events or more), never one per event.
 //!
 //! - `config.rs`: the `redis:` config section, its validation, the window Redis counts.
 //! - `redact.rs`: keeping passwords in the URL out of every message.
@@ -18,8 +18,11 @@
 //! backpressure) are dropped: **unused tokens of an expired lease are never carried over**, and
 //! the pool is emptied on every switch to fallback. So the events of any window come from grants
 //! made in that window plus at most the leases outstanding at its start: the worst-case overshoot
-//! is `instances × lease size` = about `1.05 × global_rate × lease_ms` in total (5 % of the
-//! limit per 1 s window at 50 ms leases; e.g. 1,575 events on 30,000/s), and 0 over a long run.
+//! is `instances × lease size`, where a lease is the larger of `1.05 × rate × lease_ms` and
+//! `lease_min_events` (2,000), capped at a quarter window at that rate (`lease.rs`): e.g. 3 ×
+//! 2,000 = 6,000 events (20 % of one 1 s window) for 3 instances sharing 30,000/s, 5,250 (5 %)
+//! for one instance at 100,000/s; and 0 over a long run. A smaller `lease_min_events` trades
+//! Redis calls for a smaller overshoot.
 //!
 //! When `redis` is configured, the instance's own `rate` is irrelevant (the global rate rules;
 //! the run's rate is reported as the global rate), and `PUT /v1/rate` does not change it.
