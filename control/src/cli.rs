@@ -178,6 +178,10 @@ pub struct RunArgs {
     /// After a stall, how much missed schedule to make up at full speed (default 1s; 0s: none).
     #[arg(long)]
     pub catch_up: Option<String>,
+    /// Acks of the first DURATION after the sink is ready are warm-up: their latency is
+    /// reported apart (default 1s; 0s: none)
+    #[arg(long)]
+    pub warmup: Option<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -370,6 +374,7 @@ impl RunArgs {
             count: self.count,
             drain_timeout: self.drain_timeout.clone(),
             catch_up: self.catch_up.clone(),
+            warmup: self.warmup.clone(),
             threads: self.threads,
             pin: self.no_pin.then_some(false),
             sink: self.sink.clone(),

@@ -228,8 +228,17 @@ fn print_summary(s: &Summary) {
     if t.retried > 0 || s.breaker_transitions > 0 {
         say!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
     }
+    let pct = |l: &spate_engine::latency::Percentiles| {
+        format!("p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count)
+    };
     if let Some(l) = &s.latency_ms {
-        say!("  ack latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count);
+        say!("  ack latency   {}", pct(l));
+    }
+    if let Some(l) = &s.warmup_latency_ms {
+        say!("  warm-up       {}   (events of the first {} s, not in the line above)", pct(l), s.warmup_s);
+    }
+    if let (Some(ready), Some(first)) = (s.sink_ready_ms, s.first_ack_ms) {
+        say!("  start         sink ready after {ready:.0} ms, first ack after {first:.0} ms");
     }
     say!("  seed          {:>14}   {}", s.seed, if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" });
     if s.pin_failures > 0 {

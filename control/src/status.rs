@@ -92,6 +92,8 @@ pub fn document(run: &RunView) -> Map<String, Value> {
         }),
     );
     m.insert("latency_ms".into(), serde_json::to_value(latency).unwrap_or(Value::Null));
+    let warmup = s.warmup_latency.lock().percentiles();
+    m.insert("warmup_latency_ms".into(), serde_json::to_value(warmup).unwrap_or(Value::Null));
     m.insert("error".into(), json!(*s.error.lock()));
     // Errors and the tracing endpoint may quote a secret of the config.
     secrets.scrub_map(&mut m);

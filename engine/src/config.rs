@@ -92,6 +92,10 @@ pub struct RawConfig {
     /// After a stall, how much missed schedule the limiter makes up at full speed, as time
     /// (e.g. `1s`, the default; `0s` makes up only sleep overshoot). Longer stalls are lost.
     pub catch_up: Option<String>,
+    /// How long after the sink is ready acks count as warm-up: their latency is reported apart
+    /// (`warmup_latency_ms`) and kept out of `latency_ms`, as kafka-producer-perf-test's
+    /// `--warmup-records` does. Default `1s`; `0s` for none.
+    pub warmup: Option<String>,
     /// `block` (default: nothing is lost) or `shed` (drop batches when a ring is full, counted).
     pub backpressure: Option<String>,
     /// Batches each worker ring holds. Default 16.
@@ -153,6 +157,8 @@ pub struct RunConfig {
     pub drain_timeout: Duration,
     /// Missed schedule the limiter makes up after a stall.
     pub catch_up: Duration,
+    /// Acks of events scheduled this long after the sink is ready are warm-up.
+    pub warmup: Duration,
     /// False when the seed was drawn at random (`events.seed` holds it either way).
     pub seed_given: bool,
     pub count: Option<NonZeroU64>,
@@ -227,6 +233,7 @@ impl RawConfig {
             seed: top.seed.or(self.seed),
             drain_timeout: top.drain_timeout.or(self.drain_timeout),
             catch_up: top.catch_up.or(self.catch_up),
+            warmup: top.warmup.or(self.warmup),
             backpressure: top.backpressure.or(self.backpressure),
             ring_capacity: top.ring_capacity.or(self.ring_capacity),
             batch_size: top.batch_size.or(self.batch_size),
@@ -330,6 +337,13 @@ impl RawConfig {
         if catch_up > Duration::from_secs(60) {
             return Err(ConfigError::new("catch_up", format!("{catch_up:?} is longer than a minute"), "use 0s to 60s (default 1s)"));
         }
+        let warmup = match self.warmup.as_deref() {
+            None => Duration::from_secs(1),
+            Some(d) => parse_duration_or_zero(d, "warmup")?,
+        };
+        if warmup > Duration::from_secs(3600) {
+            return Err(ConfigError::new("warmup", format!("{warmup:?} is longer than an hour"), "use 0s to 1h (default 1s)"));
+        }
         let burst = self.burst.unwrap_or(0);
         // A burst is a catch-up allowance, not a second rate: at most 10 s of the rate.
         let burst_max = rate.per_sec().unwrap_or(Rate::MAX_PER_SEC).saturating_mul(10).min(Rate::MAX_PER_SEC);
@@ -384,6 +398,7 @@ impl RawConfig {
             duration,
             drain_timeout,
             catch_up,
+            warmup,
             seed_given: self.seed.is_some(),
             count,
             threads,

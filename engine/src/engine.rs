@@ -41,7 +41,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         Some(t) => Some(crate::spans::Tracer::start(t.clone(), shared.wall, config.sink.to_string(), run_id.to_string())?),
         None => None,
     };
-    let shared = Arc::new(shared.with_tracer(tracer).with_ends(config.duration, config.drain_timeout));
+    let shared = Arc::new(shared.with_tracer(tracer).with_ends(config.duration, config.drain_timeout).with_warmup(config.warmup));
     let mode = if config.rate == crate::limit::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
@@ -74,6 +74,8 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             Box::new(sink)
         }
     };
+
+    shared.sink_ready_ns.store(shared.clock.now_ns().max(1), std::sync::atomic::Ordering::Relaxed);
 
     let batch_size = config.batch_size.get();
     // A worker's pool: a full ring, one batch being filled, one being written by the sink.

@@ -43,8 +43,15 @@ pub struct RunShared {
     pub batch_target: AtomicU64,
     /// Kafka circuit breaker (None for other sinks).
     pub breaker: Option<Arc<Breaker>>,
-    /// Produce-to-ack latency (HDR), merged by the flush thread off the hot path.
+    /// Produce-to-ack latency (HDR) after the warm-up, merged by the flush thread off the hot
+    /// path.
     pub latency: Mutex<LatencyStats>,
+    /// The same for events scheduled during the warm-up (`RunConfig::warmup`).
+    pub warmup_latency: Mutex<LatencyStats>,
+    pub warmup_ns: u64,
+    /// When the sink was ready (clock ns; 0 until then) and when its first ack came (0: none).
+    pub sink_ready_ns: AtomicU64,
+    pub first_ack_ns: AtomicU64,
     /// First fatal error, if any (shown in status and the summary).
     pub error: Mutex<Option<String>>,
     /// Limiter mode, lease size and Redis call counts (see `limit::stats::LimiterStats`).
@@ -95,6 +102,10 @@ impl RunShared {
             batch_target: AtomicU64::new(u64::MAX),
             breaker,
             latency: Mutex::new(LatencyStats::new()),
+            warmup_latency: Mutex::new(LatencyStats::new()),
+            warmup_ns: 0,
+            sink_ready_ns: AtomicU64::new(0),
+            first_ack_ns: AtomicU64::new(0),
             error: Mutex::new(None),
             limiter: Arc::new(crate::limit::stats::LimiterStats::default()),
             started: Instant::now(),
@@ -111,6 +122,12 @@ impl RunShared {
     pub fn with_ends(mut self, duration: Option<std::time::Duration>, drain: std::time::Duration) -> Self {
         self.deadline_ns = duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64));
         self.drain_timeout_ns = drain.as_nanos() as u64;
+        self
+    }
+
+    /// Sets how long after the sink is ready acks count as warm-up.
+    pub fn with_warmup(mut self, warmup: std::time::Duration) -> Self {
+        self.warmup_ns = warmup.as_nanos() as u64;
         self
     }
 
@@ -149,7 +166,16 @@ pub struct Summary {
     pub events_per_sec: f64,
     pub mb_per_sec: f64,
     pub ns_per_event_per_thread: f64,
+    /// Ack latency of events scheduled after the warm-up.
     pub latency_ms: Option<crate::latency::Percentiles>,
+    /// Ack latency of events scheduled during the warm-up (`warmup_s` after the sink was
+    /// ready), kept apart.
+    pub warmup_latency_ms: Option<crate::latency::Percentiles>,
+    pub warmup_s: f64,
+    /// From the start of the run to the sink being ready (connected, metadata known), and to
+    /// the first ack; None when the sink has no acks.
+    pub sink_ready_ms: Option<f64>,
+    pub first_ack_ms: Option<f64>,
     pub breaker_transitions: u64,
     /// The seed the events came from; `seed_given` false when it was drawn at random.
     pub seed: u64,
@@ -244,6 +270,11 @@ impl Run {
     }
 }
 
+/// Milliseconds from the run's start to clock time `ns` (0: never happened).
+fn since_start(shared: &RunShared, ns: u64) -> Option<f64> {
+    (ns != 0).then(|| ns.saturating_sub(shared.start_ns) as f64 / 1e6)
+}
+
 pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
     let totals = shared.counters.totals();
     let elapsed = shared.started.elapsed().as_secs_f64().max(1e-9);
@@ -265,6 +296,10 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
             0.0
         },
         latency_ms: lat.percentiles(),
+        warmup_latency_ms: shared.warmup_latency.lock().percentiles(),
+        warmup_s: shared.warmup_ns as f64 / 1e9,
+        sink_ready_ms: since_start(shared, shared.sink_ready_ns.load(Relaxed)),
+        first_ack_ms: since_start(shared, shared.first_ack_ns.load(Relaxed)),
         breaker_transitions: shared.breaker.as_ref().map(|b| b.transitions()).unwrap_or(0),
         seed: config.events.seed,
         seed_given: config.seed_given,

@@ -78,8 +78,11 @@ pub const PRODUCER_RESTARTS: MetricDef = def(
 pub const INFLIGHT_BYTES: MetricDef = def("spate_inflight_bytes", Kind::Gauge, "Bytes held in rings and the sink's queue.");
 pub const INFLIGHT_BUDGET: MetricDef =
     def("spate_inflight_bytes_budget", Kind::Gauge, "Cap on spate_inflight_bytes (kafka.max_inflight_bytes); 0 means no cap.");
-pub const ACK_LATENCY: MetricDef =
-    def("spate_ack_latency_seconds", Kind::Histogram, "Produce-to-acknowledgement latency of Kafka deliveries.");
+pub const ACK_LATENCY: MetricDef = def(
+    "spate_ack_latency_seconds",
+    Kind::Histogram,
+    "Produce-to-acknowledgement latency of Kafka deliveries, after the warm-up (warmup, default 1 s).",
+);
 pub const BREAKER_STATE: MetricDef =
     def("spate_breaker_state", Kind::Gauge, "1 for the circuit breaker's current state, 0 for the others.");
 pub const BREAKER_OPEN_SECONDS: MetricDef = def(

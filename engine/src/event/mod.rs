@@ -96,7 +96,7 @@ pub struct EventConfig {
 }
 
 /// Identity of one generated event (for Kafka keys and headers).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventMeta {
     pub seq: u64,
     pub trace_id: u128,
@@ -104,6 +104,35 @@ pub struct EventMeta {
     /// Index into [`EventSpec::source_names`].
     pub source: u16,
     pub worker: u16,
+    /// Where the event's id and its `traceparent` (55 bytes) are in its own line, when the
+    /// format writes them ([`EventMeta::NONE`] otherwise): the Kafka sink reuses those bytes
+    /// for its headers instead of formatting them again.
+    pub id_at: u32,
+    pub id_len: u32,
+    pub tp_at: u32,
+}
+
+impl Default for EventMeta {
+    fn default() -> Self {
+        Self { seq: 0, trace_id: 0, span_id: 0, source: 0, worker: 0, id_at: Self::NONE, id_len: 0, tp_at: Self::NONE }
+    }
+}
+
+impl EventMeta {
+    /// "Not in the line" for `id_at` and `tp_at`.
+    pub const NONE: u32 = u32::MAX;
+
+    /// The event id, if `line` (this event's line) carries it.
+    #[inline]
+    pub fn id_in<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        line.get(self.id_at as usize..(self.id_at as usize).checked_add(self.id_len as usize)?)
+    }
+
+    /// The `traceparent` text, if `line` carries it.
+    #[inline]
+    pub fn traceparent_in<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        line.get(self.tp_at as usize..(self.tp_at as usize).checked_add(55)?)
+    }
 }
 
 /// Identifies one run: every event id starts with it.
@@ -163,6 +192,8 @@ pub struct EventSpec {
     /// The format's trace-context block and its (offset, is_trace) hex slots.
     trace_block: Vec<u8>,
     trace_slots: Vec<(usize, bool)>,
+    /// Offset of the `traceparent` text (`00-...-01`) in the trace block, if it has one.
+    tp_in_block: u32,
     /// Target size (0: no padding) and where the filler bytes are in the blob.
     size: usize,
     pad_off: usize,
@@ -304,6 +335,15 @@ impl EventSpec {
             .collect();
 
         let (trace_block, trace_slots) = format::trace_block(format);
+        // `traceparent` is `00-` before the last trace slot (the block's other copy of the trace
+        // id, if any, comes first).
+        let tp_in_block = trace_slots
+            .iter()
+            .rev()
+            .find(|s| s.1)
+            .and_then(|&(pos, _)| pos.checked_sub(3))
+            .filter(|&p| trace_block.get(p..p + 55).is_some_and(|t| t.starts_with(b"00-") && t.ends_with(b"-01")))
+            .map_or(EventMeta::NONE, |p| p as u32);
         Ok(EventSpec {
             format,
             seed: cfg.seed,
@@ -317,6 +357,7 @@ impl EventSpec {
             sessions: b.sessions,
             trace_block,
             trace_slots,
+            tp_in_block,
             size,
             pad_off,
         })
@@ -547,7 +588,16 @@ impl Generator {
         spec.touch(spec.pick(self.next).1);
         let trace = ((self.trace_rng.next_u64() as u128) << 64 | self.trace_rng.next_u64() as u128).max(1);
         let span = self.trace_rng.next_u64().max(1);
-        *meta = EventMeta { seq, trace_id: trace, span_id: span, source: src as u16, worker: self.worker };
+        *meta = EventMeta {
+            seq,
+            trace_id: trace,
+            span_id: span,
+            source: src as u16,
+            worker: self.worker,
+            id_at: EventMeta::NONE,
+            id_len: 0,
+            tp_at: EventMeta::NONE,
+        };
         if let Some(&(t0, _)) = spec.trace_slots.first() {
             // The first slot is the trace, the second the span; repeats are 32/16-byte copies.
             let mut th = [0u8; 32];
@@ -578,9 +628,16 @@ impl Generator {
                 Op::TsBsd => out.extend_from_slice(&self.ts_bsd),
                 Op::Id => {
                     let n = put_u64(&mut self.id[self.id_len..], seq);
+                    meta.id_at = (out.len() - begin) as u32;
+                    meta.id_len = (self.id_len + n) as u32;
                     put_chunked(out, &self.id, self.id_len + n);
                 }
-                Op::Trace => put_chunked(out, &self.trace, self.trace_len),
+                Op::Trace => {
+                    if spec.tp_in_block != EventMeta::NONE {
+                        meta.tp_at = (out.len() - begin) as u32 + spec.tp_in_block;
+                    }
+                    put_chunked(out, &self.trace, self.trace_len)
+                }
                 Op::Num { table, decimals } => {
                     let t = &spec.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
                     let r = self.rng.next_u64();

@@ -155,6 +155,9 @@ pub(crate) struct Outcomes {
     pub to_dlq: Vec<Held>,
     pub to_dlq_file: Vec<Held>,
     pub lat: LatencyStats,
+    /// Acks of records scheduled before `warmup_end_ns` (clock ns) go here instead of `lat`.
+    pub warm: LatencyStats,
+    pub warmup_end_ns: u64,
     pub lat_sum_ns: u128,
     pub lat_n: u64,
     /// Delivery reports of traced records: (schedule opaque, error).
@@ -285,7 +288,11 @@ impl ProducerContext for SinkContext {
                 } else {
                     o.delivered += 1;
                     o.delivered_bytes += bytes + 1;
-                    o.lat.record_ns(took);
+                    if now.wrapping_sub(took) < o.warmup_end_ns {
+                        o.warm.record_ns(took);
+                    } else {
+                        o.lat.record_ns(took);
+                    }
                     o.lat_sum_ns += took as u128;
                     o.lat_n += 1;
                     if took >= self.slow_ns {

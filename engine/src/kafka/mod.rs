@@ -53,6 +53,8 @@ pub struct KafkaSink {
     /// librdkafka topic handles: one per source's topic, then the DLQ topic. First field:
     /// fields drop in order, and the handles must be released before the producer goes.
     rkts: TopicHandles,
+    /// Wakes the flush thread when the producer has reports; before `producer` too.
+    wake: ffi::QueueWake,
     producer: BaseProducer<SinkContext>,
     shared: Arc<RunShared>,
     cfg: KafkaConfig,
@@ -69,6 +71,8 @@ pub struct KafkaSink {
     window: BreakerWindow,
     breaker: Arc<Breaker>,
     lat: LatencyStats,
+    warm_lat: LatencyStats,
+    first_ack_seen: bool,
     last_tick_ns: u64,
     /// When a record was last acknowledged.
     last_ack_ns: u64,
@@ -138,8 +142,10 @@ impl KafkaSink {
         }
         let now = shared.clock.now_ns();
         let rkts = TopicHandles::new(&producer, &handle_names(&topics, cfg))?;
-        Ok(Self {
+        let wake = ffi::QueueWake::new(&producer).map_err(|e| EngineError::Kafka(format!("cannot make the wake-up pipe: {e}")))?;
+        let mut sink = Self {
             rkts,
+            wake,
             producer,
             run_id: shared.run_id.to_string(),
             shared,
@@ -153,6 +159,8 @@ impl KafkaSink {
             window: BreakerWindow::new(cfg.breaker),
             breaker,
             lat: LatencyStats::new(),
+            warm_lat: LatencyStats::new(),
+            first_ack_seen: false,
             last_tick_ns: now,
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
@@ -167,7 +175,12 @@ impl KafkaSink {
             spare: Outcomes::default(),
             cfg: cfg.clone(),
             _embedded: embedded,
-        })
+        };
+        // The warm-up starts now that the sink is ready; both halves of the outcomes know it.
+        let end = sink.shared.clock.now_ns().saturating_add(sink.shared.warmup_ns);
+        sink.spare.warmup_end_ns = end;
+        sink.ctx().outcomes.borrow_mut().warmup_end_ns = end;
+        Ok(sink)
     }
 
     fn ctx(&self) -> &SinkContext {
@@ -177,8 +190,10 @@ impl KafkaSink {
     /// Serves the producer's callbacks and, when the producer must be replaced and its last
     /// delivery report is in, replaces it.
     fn poll_producer(&mut self, acct: &mut LocalFlush, timeout: Duration) {
-        self.ctx().outcomes.borrow_mut().now_ns = self.shared.clock.now_ns();
-        self.producer.poll(timeout);
+        if !self.serve_queue() && !timeout.is_zero() {
+            self.wake.wait(timeout);
+            self.serve_queue();
+        }
         self.settle(acct);
         if self.rebuild_pending && self.producer.in_flight_count() > 0 && !self.queue_purged {
             // The old producer's local queue would hold the replacement up until its records
@@ -191,6 +206,22 @@ impl KafkaSink {
             self.rebuild();
             self.queue_purged = false;
         }
+    }
+
+    /// Serves the events librdkafka has queued, without blocking (each `poll(ZERO)` serves one
+    /// event, which holds many delivery reports). False when there were none.
+    fn serve_queue(&mut self) -> bool {
+        let mut served = false;
+        // Bounded: a queue that never empties must not hold the flush thread here.
+        for _ in 0..64 {
+            if self.wake.pending() == 0 {
+                break;
+            }
+            self.ctx().outcomes.borrow_mut().now_ns = self.shared.clock.now_ns();
+            self.producer.poll(Duration::ZERO);
+            served = true;
+        }
+        served
     }
 
     /// Folds what the delivery callback learned into the counters and queues. The outcomes
@@ -217,6 +248,11 @@ impl KafkaSink {
         }
         self.log_breaker();
         self.lat.merge_from(&mut o.lat);
+        self.warm_lat.merge_from(&mut o.warm);
+        if o.delivered > 0 && !self.first_ack_seen {
+            self.first_ack_seen = true;
+            self.shared.first_ack_ns.store(now, Relaxed);
+        }
         self.aimd.observe(o.lat_sum_ns, o.lat_n);
         self.inflight.observe(o.lat_sum_ns, o.lat_n);
         self.rebuild_pending |= o.pid_lost && self.cfg.idempotence;
@@ -255,6 +291,13 @@ impl KafkaSink {
         }
     }
 
+    fn merge_latency(&mut self) {
+        self.shared.latency.lock().merge_from(&mut self.lat);
+        if !self.warm_lat.is_empty() {
+            self.shared.warmup_latency.lock().merge_from(&mut self.warm_lat);
+        }
+    }
+
     /// Housekeeping a few times a second: breaker timers, latency merge, batch size.
     fn tick(&mut self) {
         let now = self.shared.clock.now_ns();
@@ -273,7 +316,7 @@ impl KafkaSink {
             return;
         }
         self.last_tick_ns = now;
-        self.shared.latency.lock().merge_from(&mut self.lat);
+        self.merge_latency();
         let queue = self.producer.in_flight_count().max(0) as u64;
         let size = self.aimd.decide(queue);
         self.shared.batch_target.store(size as u64, Relaxed);
@@ -308,9 +351,29 @@ impl Sink for KafkaSink {
             let src = m.source as usize;
             let last_traced = batch.trace.sampled && i + 1 == batch.len();
             let op = Opaque { traced: last_traced, ..Opaque::new(batch.sched_ns, 0) };
-            let id_len = if self.cfg.headers { record_ids(&mut tp, &mut id, &self.run_id, m) } else { 0 };
-            let with_ids = [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..id_len])];
-            let headers: &[(&str, &[u8])] = if self.cfg.headers { &with_ids } else { &[] };
+            let with_ids;
+            let headers: &[(&str, &[u8])] = if self.cfg.headers {
+                // The payload already carries both texts in every format that has them: the
+                // headers reuse its bytes; only formats without them are formatted here.
+                let tpv = match m.traceparent_in(payload) {
+                    Some(t) => t,
+                    None => {
+                        hex::traceparent(&mut tp, m.trace_id, m.span_id);
+                        &tp[..]
+                    }
+                };
+                let idv = match m.id_in(payload) {
+                    Some(x) => x,
+                    None => {
+                        let n = hex::event_id(&mut id, &self.run_id, m.worker, m.seq);
+                        &id[..n]
+                    }
+                };
+                with_ids = [(H_TRACEPARENT, tpv), (H_SPATE_ID, idv)];
+                &with_ids
+            } else {
+                &[]
+            };
             let (mut key, mut partition): (Option<&[u8]>, i32) = (None, -1);
             match self.cfg.key {
                 KeyStrategy::None => {}
@@ -409,7 +472,7 @@ impl Sink for KafkaSink {
         // Whatever is still queued for retry goes to the DLQ file rather than being lost.
         let left: Vec<Held> = self.retry.drain(..).collect();
         self.write_dlq_file(&left, acct);
-        self.shared.latency.lock().merge_from(&mut self.lat);
+        self.merge_latency();
         if self.in_flight > 0 {
             return Err(EngineError::Kafka(format!(
                 "{} records still unacknowledged after the drain and a purge (counted as in flight)",

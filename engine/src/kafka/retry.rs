@@ -199,11 +199,18 @@ impl KafkaSink {
     /// and go out through the new producer, which gets a new id; nothing is duplicated.
     pub(super) fn rebuild(&mut self) {
         let names = super::handle_names(&self.topics, &self.cfg);
-        let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| TopicHandles::new(&p, &names).map(|r| (p, r)));
+        let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| {
+            let rkts = TopicHandles::new(&p, &names)?;
+            let wake = super::ffi::QueueWake::new(&p)
+                .map_err(|e| crate::error::EngineError::Kafka(format!("cannot make the wake-up pipe: {e}")))?;
+            Ok((p, rkts, wake))
+        });
         match made {
-            Ok((producer, rkts)) => {
-                // Handles before their producer (rd_kafka_destroy expects its topics released).
+            Ok((producer, rkts, wake)) => {
+                // Handles and the queue reference before their producer (rd_kafka_destroy
+                // expects its topics and queues released).
                 drop(std::mem::replace(&mut self.rkts, rkts));
+                drop(std::mem::replace(&mut self.wake, wake));
                 drop(std::mem::replace(&mut self.producer, producer));
                 self.rebuild_pending = false;
                 self.rebuilds += 1;

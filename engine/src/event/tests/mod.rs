@@ -83,6 +83,33 @@ fn every_format_and_source_parses() {
     }
 }
 
+/// The Kafka sink takes its header values from the offsets the generator notes: in every
+/// format, they must point at exactly the texts the headers would carry, padded or not.
+#[test]
+fn metas_point_at_the_id_and_traceparent_in_the_line() {
+    for format in Format::ALL {
+        for &source in applicable(format) {
+            let apache = matches!(format, Format::ApacheCommon | Format::ApacheCombined);
+            for size in [None, Some(900)].into_iter().filter(|s| s.is_none() || !apache) {
+                let (lines, metas) = generate(&config(format, &[(source, 1)], size, 7), 500, 2, RUN);
+                for (line, m) in lines.iter().zip(&metas) {
+                    let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
+                    crate::hex::traceparent(&mut tp, m.trace_id, m.span_id);
+                    let n = crate::hex::event_id(&mut id, &RUN.to_string(), m.worker, m.seq);
+                    let has_trace = !matches!(format, Format::ApacheCommon | Format::ApacheCombined);
+                    let want_tp = has_trace.then_some(&tp[..]);
+                    assert_eq!(m.traceparent_in(line.as_bytes()), want_tp, "{format:?} {source}: {line}");
+                    let want_id = (m.id_at != EventMeta::NONE).then_some(&id[..n]);
+                    assert_eq!(m.id_in(line.as_bytes()), want_id, "{format:?} {source}: {line}");
+                    if line.contains(std::str::from_utf8(&id[..n]).unwrap()) {
+                        assert!(want_id.is_some(), "{format:?} {source}: the id is in the line but not noted: {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn mixed_sources_parse_and_follow_weights() {
     let cfg = config(Format::Json, &[("web", 70), ("app", 20), ("payment", 10)], None, 7);
