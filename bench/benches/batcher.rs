@@ -28,7 +28,15 @@ fn batcher(c: &mut Criterion) {
     let mut g = c.benchmark_group("arena");
     const N: usize = 1024;
     g.throughput(Throughput::Elements(N as u64));
-    let cfg = EventConfig { format: Format::Json, sources: vec![("web".into(), 1)], templates: Default::default(), size: None, seed: 1 };
+    let cfg = EventConfig {
+        format: Format::Json,
+        sources: vec![("web".into(), 1)],
+        templates: Default::default(),
+        size: None,
+        seed: 1,
+        trace: spate_engine::event::TraceContext::Traceparent,
+        fields: None,
+    };
     let spec = Arc::new(EventSpec::build(&cfg).unwrap());
     g.bench_function("write_batch_json_web_1024", |b| {
         let mut gen = Generator::new(spec.clone(), 0, RunId(7));

@@ -23,7 +23,15 @@ fn formats(c: &mut Criterion) {
     let mut group = c.benchmark_group("formats");
     group.throughput(Throughput::Elements(BATCH));
     for format in Format::ALL {
-        let cfg = EventConfig { format, sources: vec![("web".into(), 1)], templates: BTreeMap::new(), size: None, seed: 1 };
+        let cfg = EventConfig {
+            format,
+            sources: vec![("web".into(), 1)],
+            templates: BTreeMap::new(),
+            size: None,
+            seed: 1,
+            trace: spate_engine::event::TraceContext::Traceparent,
+            fields: None,
+        };
         let spec = Arc::new(EventSpec::build(&cfg).expect("valid config"));
         let mut gen = Generator::new(spec, 0, RunId(0x0123_4567_89ab_cdef));
         let mut buf = BytesMut::with_capacity(BATCH as usize * 1024);

@@ -197,9 +197,15 @@ pub struct RunArgs {
     /// Source weights, e.g. web=70,app=20,payment=10.
     #[arg(long)]
     pub source: Option<String>,
-    /// Pad events to about this many bytes.
+    /// Events of about this many bytes (padded, or fields left out last first)
     #[arg(long)]
     pub size: Option<usize>,
+    /// Trace context in each line: traceparent (default without --size), ids, none (default with --size)
+    #[arg(long)]
+    pub trace_context: Option<String>,
+    /// The fields events carry, e.g. method,path,status (json, logfmt; default all)
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Option<Vec<String>>,
     /// PRNG seed (same seed, same events apart from timestamps, ids and trace context).
     /// Default: random, printed in the summary.
     #[arg(long)]
@@ -382,6 +388,8 @@ impl RunArgs {
             sources: self.source.as_deref().map(parse_sources).transpose()?,
             templates: None,
             size: self.size,
+            trace_context: self.trace_context.clone(),
+            fields: self.fields.clone(),
             seed: self.seed,
             backpressure: self.backpressure.clone(),
             ring_capacity: self.ring_capacity,

@@ -290,3 +290,44 @@ fn kafka_breaker_changes_are_logged_once_each() {
     assert_eq!(opened.len(), 1, "{changes:?}");
     assert!(changes.iter().any(|l| l.contains("open -> half_open")), "{changes:?}");
 }
+
+/// Every YAML block of the README is a config `spate check-config` accepts, with the files and
+/// environment variables the block names provided (certificates from the test CA).
+#[test]
+fn every_yaml_block_of_the_readme_passes_check_config() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                current = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(blocks.len() >= 3, "found {} yaml blocks", blocks.len());
+    let dir = tmp("readme");
+    spate_test_support::make_certs(&dir, Some("readme-pass"));
+    std::fs::copy(dir.join("client-enc.key"), dir.join("client.key")).unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        let file = dir.join(format!("readme-{i}.yaml"));
+        std::fs::write(&file, block).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["check-config", file.to_str().unwrap()])
+            .current_dir(&dir)
+            .env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+            .env("KAFKA_API_KEY", "key")
+            .env("KAFKA_API_SECRET", "secret")
+            .env("CLIENT_KEY_PASS", "readme-pass")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "README yaml block {i} fails check-config: {}\n{block}", stderr(&o));
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::event::{EventConfig, Format, RawTemplate};
+use crate::event::{EventConfig, Format, RawTemplate, TraceContext};
 use crate::kafka::config::{KafkaConfig, RawKafka};
 use crate::limit::redis::config::{RawRedis, RedisConfig};
 use crate::limit::Rate;
@@ -80,8 +80,14 @@ pub struct RawConfig {
     pub sources: Option<BTreeMap<String, u32>>,
     /// User-defined sources.
     pub templates: Option<BTreeMap<String, RawTemplate>>,
-    /// Pad events to about this many bytes.
+    /// Events of about this many bytes: padded, or with fields left out (last first) when
+    /// they would be larger.
     pub size: Option<usize>,
+    /// The trace context in each line: `traceparent` (default without `size`), `ids`
+    /// (`trace_id` and `span_id`) or `none` (default with `size`).
+    pub trace_context: Option<String>,
+    /// The fields events carry (json and logfmt); default all.
+    pub fields: Option<Vec<String>>,
     /// PRNG seed: same seed, same events (apart from timestamps, ids and trace context).
     /// Default: a random seed, reported in the summary and status so the run can be repeated.
     pub seed: Option<u64>,
@@ -230,6 +236,8 @@ impl RawConfig {
                 (a, b) => b.or(a),
             },
             size: top.size.or(self.size),
+            trace_context: top.trace_context.or(self.trace_context),
+            fields: top.fields.or(self.fields),
             seed: top.seed.or(self.seed),
             drain_timeout: top.drain_timeout.or(self.drain_timeout),
             catch_up: top.catch_up.or(self.catch_up),
@@ -312,7 +320,21 @@ impl RawConfig {
                 return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes"));
             }
         }
+        // With `size` the envelope is the smallest one unless trace context is asked for.
+        let trace = match &self.trace_context {
+            None if self.size.is_some() => TraceContext::None,
+            None => TraceContext::Traceparent,
+            Some(t) => t.parse().map_err(|_| {
+                ConfigError::new(
+                    "trace_context",
+                    format!("unknown trace context `{t}`"),
+                    "use traceparent (W3C, one field), ids (trace_id and span_id) or none",
+                )
+            })?,
+        };
         let events = EventConfig {
+            trace,
+            fields: self.fields.clone(),
             format,
             sources,
             templates: self.templates.clone().unwrap_or_default(),

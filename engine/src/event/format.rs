@@ -78,6 +78,43 @@ impl FromStr for Format {
     }
 }
 
+/// Which trace context an event's line carries. Never both forms: `traceparent` already holds
+/// the trace and span ids. (Kafka records carry a `traceparent` header either way.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TraceContext {
+    /// `traceparent` (W3C: `00-{trace}-{span}-01`).
+    Traceparent,
+    /// `trace_id` and `span_id`, as OpenTelemetry log records name them.
+    Ids,
+    /// None in the line.
+    None,
+}
+
+impl TraceContext {
+    pub const ALL: [TraceContext; 3] = [TraceContext::Traceparent, TraceContext::Ids, TraceContext::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceContext::Traceparent => "traceparent",
+            TraceContext::Ids => "ids",
+            TraceContext::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TraceContext {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TraceContext::ALL.into_iter().find(|t| t.name() == s.trim()).ok_or_else(|| s.to_string())
+    }
+}
+
 // ---- escaping (start-up only) ----
 
 /// A JSON string literal, quotes included.
@@ -267,14 +304,19 @@ fn msg_pieces(e: &mut Emitter<'_>, pieces: &[Val]) {
     }
 }
 
-/// The trace-context block of `format` and where the trace (32 hex) and span (16 hex) ids go
-/// in it, as (offset, is_trace). The generator keeps a copy and rewrites only the hex.
-pub(crate) fn trace_block(format: Format) -> (Vec<u8>, Vec<(usize, bool)>) {
-    let pattern: &str = match format {
-        Format::Json => "\"trace_id\":\"T\",\"span_id\":\"S\",\"traceparent\":\"00-T-S-01\"",
-        Format::Logfmt => "trace_id=T span_id=S traceparent=00-T-S-01",
-        Format::Rfc5424 | Format::Rfc3164 => "00-T-S-01",
-        Format::ApacheCommon | Format::ApacheCombined => "",
+/// The trace-context block of `format`, separator included (it follows the event id), and
+/// where the trace (32 hex) and span (16 hex) ids go in it, as (offset, is_trace). The
+/// generator keeps a copy and rewrites only the hex.
+pub(crate) fn trace_block(format: Format, trace: TraceContext) -> (Vec<u8>, Vec<(usize, bool)>) {
+    use TraceContext as T;
+    let pattern: &str = match (format, trace) {
+        (Format::ApacheCommon | Format::ApacheCombined, _) | (_, T::None) => "",
+        (Format::Json, T::Traceparent) => ",\"traceparent\":\"00-T-S-01\"",
+        (Format::Json, T::Ids) => ",\"trace_id\":\"T\",\"span_id\":\"S\"",
+        (Format::Logfmt | Format::Rfc3164, T::Traceparent) => " traceparent=00-T-S-01",
+        (Format::Logfmt | Format::Rfc3164, T::Ids) => " trace_id=T span_id=S",
+        (Format::Rfc5424, T::Traceparent) => " traceparent=\"00-T-S-01\"",
+        (Format::Rfc5424, T::Ids) => " trace_id=\"T\" span_id=\"S\"",
     };
     let mut block = Vec::new();
     let mut slots = Vec::new();
@@ -304,7 +346,7 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             json_str(source, e.lit_buf());
             e.lit(b",\"id\":\"");
             e.op(Op::Id);
-            e.lit(b"\",");
+            e.lit(b"\"");
             e.op(Op::Trace);
             for (k, v) in &rec.fields {
                 e.lit(b",");
@@ -327,7 +369,6 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             logfmt_val(source, e.lit_buf());
             e.lit(b" id=");
             e.op(Op::Id);
-            e.lit(b" ");
             e.op(Op::Trace);
             for (k, v) in &rec.fields {
                 e.lit(b" ");
@@ -380,9 +421,9 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.lit(header_token(&rec.msgid, 32).as_bytes());
             e.lit(b" [spate@32473 id=\"");
             e.op(Op::Id);
-            e.lit(b"\" traceparent=\"");
+            e.lit(b"\"");
             e.op(Op::Trace);
-            e.lit(b"\" source=\"");
+            e.lit(b" source=\"");
             sd_val(source, e.lit_buf());
             e.lit(b"\"] ");
             msg_pieces(e, &rec.msg);
@@ -398,7 +439,6 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.lit(tag(&rec.app).as_bytes());
             e.lit(format!("[{}]: id=", rec.procid).as_bytes());
             e.op(Op::Id);
-            e.lit(b" traceparent=");
             e.op(Op::Trace);
             e.lit(b" ");
             msg_pieces(e, &rec.msg);

@@ -22,13 +22,15 @@
 //!
 //! Every event has a UTC timestamp, its source name, an id `{run_id}-{worker}-{seq}` (run id
 //! 16 lowercase hex; the verifier parses it back), and W3C Trace Context: a trace id (32 hex,
-//! never zero), a span id (16 hex, never zero) and `traceparent` `00-{trace}-{span}-01`.
+//! never zero) and a span id (16 hex, never zero), written once in the form `trace_context`
+//! asks for: `traceparent` `00-{trace}-{span}-01` (the default), `trace_id` + `span_id`, or
+//! not at all (the default under `size`). `fields` chooses the fields (json, logfmt).
 //! Built-in sources are `web`, `app`, `payment` and `syslog` (see `sources.rs`); users add
 //! their own with templates (see [`RawTemplate`]).
 //!
 //! # Formats
 //!
-//! - `json`: `ts`, `source`, `id`, `trace_id`, `span_id`, `traceparent`, then the fields.
+//! - `json`: `ts`, `source`, `id`, the trace context, then the fields.
 //! - `logfmt`: the same keys as `key=value`; values quoted (with `\"`, `\\`) when needed.
 //! - `apache_common` / `apache_combined`: Apache's `%h %l %u %t "%r" %>s %b` (plus
 //!   `"%{Referer}i" "%{User-agent}i"`); `web` only. The lines have no room for the id and
@@ -39,7 +41,9 @@
 //! - `rfc3164`: `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: id=.. traceparent=.. MSG`.
 //!
 //! With `size`, each event gets a filler field (`"pad":"…"`, `pad=…`) sized per event so the
-//! line, newline included, is `size` bytes (events naturally longer stay as they are).
+//! line, newline included, is `size` bytes. A variant whose fields would not fit is rendered
+//! again without its last field until it does (json, logfmt); syslog lines keep their message,
+//! so those longer than `size` stay as they are.
 //!
 //! # Reproducibility
 //!
@@ -67,7 +71,7 @@ use bytes::BytesMut;
 use crate::error::ConfigError;
 use crate::rng::{fnv1a, Rng};
 
-pub use format::{Format, UnknownFormat};
+pub use format::{Format, TraceContext, UnknownFormat};
 pub use template::{RawField, RawTemplate};
 
 use program::{Builder, Emitter, Op, SessionDef, TABLE};
@@ -90,9 +94,14 @@ pub struct EventConfig {
     pub sources: Vec<(String, u32)>,
     /// User-defined sources by name.
     pub templates: BTreeMap<String, RawTemplate>,
-    /// Pad each event to about this many bytes (newline included).
+    /// Pad each event to about this many bytes (newline included); fields that do not fit
+    /// are left out, last first.
     pub size: Option<usize>,
     pub seed: u64,
+    /// The trace context each line carries.
+    pub trace: TraceContext,
+    /// The fields events carry (json and logfmt), in their source's order; None: all.
+    pub fields: Option<Vec<String>>,
 }
 
 /// Identity of one generated event (for Kafka keys and headers).
@@ -266,6 +275,18 @@ impl EventSpec {
             Some(s) => s,
         };
 
+        if let Some(fields) = &cfg.fields {
+            if !matches!(format, Format::Json | Format::Logfmt) {
+                return Err(ConfigError::new(
+                    "fields",
+                    format!("{format} has a fixed layout: it cannot choose fields"),
+                    "omit `fields`, or use json or logfmt",
+                ));
+            }
+            if fields.is_empty() {
+                return Err(ConfigError::new("fields", "no fields listed", "list at least one field, or omit `fields` for all"));
+            }
+        }
         let mut b = Builder::default();
         // Compile every template, used or not, so mistakes surface now.
         let mut compiled = BTreeMap::new();
@@ -277,6 +298,7 @@ impl EventSpec {
         let mut names = Vec::new();
         let mut sources = Vec::new();
         let mut estimates = Vec::new();
+        let mut seen_fields = std::collections::BTreeSet::new();
         for (name, _) in &cfg.sources {
             let mut rng = Rng::derive(cfg.seed, fnv1a(name.as_bytes()));
             let gen = match SourceGen::builtin(name, &mut b, &mut rng) {
@@ -285,12 +307,21 @@ impl EventSpec {
             };
             let mut variants = Vec::with_capacity(VARIANTS);
             let mut smallest = usize::MAX;
-            let tb_len = format::trace_block(format).0.len();
+            let tb_len = format::trace_block(format, cfg.trace).0.len();
             for _ in 0..VARIANTS {
-                let rec = gen.record(&mut rng);
-                let mut e = Emitter::new(&mut b);
-                format::render(format, name, &rec, size > 0, &mut e);
-                let v = e.finish();
+                let mut rec = gen.record(&mut rng);
+                if let Some(keep) = &cfg.fields {
+                    rec.fields.retain(|(k, _)| keep.iter().any(|f| f == k));
+                    for (k, _) in &rec.fields {
+                        seen_fields.insert(k.clone());
+                    }
+                }
+                let mut v = render_variant(&mut b, format, name, &rec, size);
+                // Under `size`, fields that do not fit are left out, last first (json, logfmt).
+                while size > 0 && estimate(&b, v, tb_len) > size && !rec.fields.is_empty() {
+                    rec.fields.pop();
+                    v = render_variant(&mut b, format, name, &rec, size);
+                }
                 smallest = smallest.min(estimate(&b, v, tb_len));
                 let (hot, hot_len) = b.ops[v.0 as usize..(v.0 + v.1) as usize]
                     .iter()
@@ -306,13 +337,27 @@ impl EventSpec {
             sources.push(CompiledSource { variants });
             estimates.push(smallest);
         }
+        if let Some(keep) = &cfg.fields {
+            if let Some(missing) = keep.iter().find(|f| !seen_fields.contains(*f)) {
+                return Err(ConfigError::new(
+                    "fields",
+                    format!("no source of this run has a field `{missing}`"),
+                    "list fields the sources have (see the events `spate run --sink stdout` prints), or omit `fields`",
+                ));
+            }
+        }
         if size > 0 {
             for (name, &est) in names.iter().zip(&estimates) {
                 if size < est {
+                    let hint = if cfg.trace != TraceContext::None {
+                        format!("use at least {est}, or `trace_context: none` for a smaller envelope")
+                    } else {
+                        format!("use at least {est}, or omit `size`")
+                    };
                     return Err(ConfigError::new(
                         "size",
                         format!("size {size} is smaller than the smallest `{name}` event in {format} (about {est} bytes)"),
-                        format!("use at least {est}, or omit `size`"),
+                        hint,
                     ));
                 }
             }
@@ -334,7 +379,7 @@ impl EventSpec {
             })
             .collect();
 
-        let (trace_block, trace_slots) = format::trace_block(format);
+        let (trace_block, trace_slots) = format::trace_block(format, cfg.trace);
         // `traceparent` is `00-` before the last trace slot (the block's other copy of the trace
         // id, if any, comes first).
         let tp_in_block = trace_slots
@@ -397,6 +442,13 @@ impl EventSpec {
             o += 64;
         }
     }
+}
+
+/// Renders one variant of `rec` as a program; returns its ops' (start, len).
+fn render_variant(b: &mut Builder, format: Format, source: &str, rec: &program::Record, size: usize) -> (u32, u32) {
+    let mut e = Emitter::new(b);
+    format::render(format, source, rec, size > 0, &mut e);
+    e.finish()
 }
 
 /// Estimated length of a variant without padding (dynamic slots at typical widths).

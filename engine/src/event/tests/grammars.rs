@@ -12,6 +12,12 @@ pub(super) fn is_hex(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A `traceparent` value: its trace and span ids must be the event's.
+pub(super) fn check_traceparent(tp: &str, m: &EventMeta) {
+    assert!(tp.len() == 55 && tp.starts_with("00-") && tp.ends_with("-01"), "traceparent {tp}");
+    check_trace(&tp[3..35], &tp[36..52], tp, m);
+}
+
 pub(super) fn check_trace(trace: &str, span: &str, tp: &str, m: &EventMeta) {
     assert!(is_hex(trace, 32) && trace != "0".repeat(32), "trace id {trace}");
     assert!(is_hex(span, 16) && span != "0".repeat(16), "span id {span}");
@@ -50,13 +56,14 @@ pub(super) fn check_json(line: &str, m: &EventMeta, source: &str) -> serde_json:
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
     let o = v.as_object().expect("object").clone();
     assert!(line.starts_with("{\"ts\":\""), "ts first: {line}");
-    let order = ["\"ts\":", "\"source\":", "\"id\":", "\"trace_id\":", "\"span_id\":", "\"traceparent\":"];
+    let order = ["\"ts\":", "\"source\":", "\"id\":", "\"traceparent\":"];
     let pos: Vec<usize> = order.iter().map(|k| line.find(k).expect("common key")).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "common keys in order: {line}");
     check_rfc3339_micros(o["ts"].as_str().unwrap());
     assert_eq!(o["source"], source);
     check_id(o["id"].as_str().unwrap(), m);
-    check_trace(o["trace_id"].as_str().unwrap(), o["span_id"].as_str().unwrap(), o["traceparent"].as_str().unwrap(), m);
+    assert!(!o.contains_key("trace_id") && !o.contains_key("span_id"), "trace context once: {line}");
+    check_traceparent(o["traceparent"].as_str().unwrap(), m);
     match source {
         "web" => {
             assert!(o["status"].as_u64().is_some_and(|s| (100..600).contains(&s)));
@@ -167,13 +174,14 @@ pub(super) fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> 
 
 pub(super) fn check_logfmt(line: &str, m: &EventMeta, source: &str) -> HashMap<String, String> {
     let pairs = parse_logfmt(line).unwrap_or_else(|e| panic!("invalid logfmt ({e}): {line}"));
-    let keys: Vec<&str> = pairs.iter().take(6).map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["ts", "source", "id", "trace_id", "span_id", "traceparent"], "{line}");
+    let keys: Vec<&str> = pairs.iter().take(4).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["ts", "source", "id", "traceparent"], "{line}");
     let map: HashMap<String, String> = pairs.into_iter().collect();
     check_rfc3339_micros(&map["ts"]);
     assert_eq!(map["source"], source);
     check_id(&map["id"], m);
-    check_trace(&map["trace_id"], &map["span_id"], &map["traceparent"], m);
+    assert!(!map.contains_key("trace_id") && !map.contains_key("span_id"), "trace context once: {line}");
+    check_traceparent(&map["traceparent"], m);
     map
 }
 

@@ -39,7 +39,15 @@ fn templates() -> BTreeMap<String, RawTemplate> {
 }
 
 fn config(format: Format, sources: &[(&str, u32)], size: Option<usize>, seed: u64) -> EventConfig {
-    EventConfig { format, sources: sources.iter().map(|(n, w)| (n.to_string(), *w)).collect(), templates: templates(), size, seed }
+    EventConfig {
+        format,
+        sources: sources.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+        templates: templates(),
+        size,
+        seed,
+        trace: TraceContext::Traceparent,
+        fields: None,
+    }
 }
 
 /// `n` events from worker `worker`, one string per line (newline stripped), with metas.
@@ -108,6 +116,92 @@ fn metas_point_at_the_id_and_traceparent_in_the_line() {
             }
         }
     }
+}
+
+/// `ids` writes `trace_id` and `span_id` and no `traceparent`; `none` writes neither; in every
+/// format that has trace context, and the Kafka header offsets follow.
+#[test]
+fn trace_context_is_written_once_in_the_form_asked_for() {
+    for format in [Format::Json, Format::Logfmt, Format::Rfc5424, Format::Rfc3164] {
+        for trace in TraceContext::ALL {
+            let cfg = EventConfig { trace, ..config(format, &[("web", 1), ("app", 1)], None, 3) };
+            let (lines, metas) = generate(&cfg, 300, 1, RUN);
+            for (line, m) in lines.iter().zip(&metas) {
+                let (tid, sid) = (format!("{:032x}", m.trace_id), format!("{:016x}", m.span_id));
+                let tp = format!("00-{tid}-{sid}-01");
+                match trace {
+                    TraceContext::Traceparent => {
+                        assert!(line.contains(&tp) && !line.contains("trace_id") && !line.contains("span_id"), "{line}");
+                        assert_eq!(m.traceparent_in(line.as_bytes()), Some(tp.as_bytes()));
+                    }
+                    TraceContext::Ids => {
+                        assert!(!line.contains("traceparent") && line.matches(&tid).count() == 1, "{line}");
+                        assert!(line.matches(&sid).count() == 1 && line.contains("trace_id") && line.contains("span_id"), "{line}");
+                        assert_eq!(m.traceparent_in(line.as_bytes()), None);
+                    }
+                    TraceContext::None => {
+                        assert!(!line.contains(&tid) && !line.contains(&sid) && !line.contains("trace"), "{line}");
+                        assert_eq!(m.traceparent_in(line.as_bytes()), None);
+                    }
+                }
+                if format == Format::Json {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                    if trace == TraceContext::Ids {
+                        assert_eq!((v["trace_id"].as_str(), v["span_id"].as_str()), (Some(tid.as_str()), Some(sid.as_str())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `fields` keeps the listed fields only, in the source's order; unknown ones are refused.
+#[test]
+fn fields_choose_what_an_event_carries() {
+    let keep = vec!["status".to_string(), "method".to_string(), "level".to_string()];
+    let cfg = EventConfig { fields: Some(keep), ..config(Format::Json, &[("web", 1), ("app", 1)], None, 5) };
+    let (lines, _) = generate(&cfg, 200, 0, RUN);
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let want: &[&str] = match v["source"].as_str().unwrap() {
+            "web" => &["ts", "source", "id", "traceparent", "method", "status"],
+            _ => &["ts", "source", "id", "traceparent", "level"],
+        };
+        assert_eq!(v.as_object().unwrap().len(), want.len(), "{line}");
+        let at: Vec<usize> = want.iter().map(|k| line.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {line}");
+    }
+    let bad = EventConfig { fields: Some(vec!["stauts".into()]), ..config(Format::Json, &[("web", 1)], None, 5) };
+    let e = build_err(&bad, "unknown field refused");
+    assert_eq!(e.key, "fields");
+    assert!(e.message.contains("stauts"), "{e:?}");
+    let fixed = EventConfig { fields: Some(vec!["status".into()]), ..config(Format::Rfc5424, &[("web", 1)], None, 5) };
+    assert_eq!(build_err(&fixed, "fixed layout refused").key, "fields");
+}
+
+/// Under `size`, fields that do not fit are left out (last first) and the rest is padded:
+/// every line is the size asked for, as long as the envelope fits.
+#[test]
+fn small_sizes_leave_fields_out_and_pad_the_rest() {
+    for format in [Format::Json, Format::Logfmt] {
+        for size in [100, 160, 240] {
+            let cfg = EventConfig {
+                trace: TraceContext::None,
+                ..config(format, &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1)], Some(size), 9)
+            };
+            let (lines, _) = generate(&cfg, 2000, 0, RUN);
+            let mean = lines.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / lines.len() as f64;
+            assert!((mean - size as f64).abs() <= 5.0, "{format:?} size {size}: mean {mean}");
+            if format == Format::Json {
+                for l in &lines {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                }
+            }
+        }
+    }
+    let tiny = EventConfig { trace: TraceContext::None, ..config(Format::Json, &[("web", 1)], Some(64), 9) };
+    let e = build_err(&tiny, "below the envelope");
+    assert_eq!(e.key, "size");
 }
 
 #[test]
@@ -243,6 +337,14 @@ fn template_renders_valid_json() {
     assert_eq!(orders.len(), lines.len());
 }
 
+/// The error `cfg` must be refused with.
+fn build_err(cfg: &EventConfig, why: &str) -> ConfigError {
+    match EventSpec::build(cfg) {
+        Ok(_) => panic!("accepted, expected an error: {why}"),
+        Err(e) => e,
+    }
+}
+
 fn template_error(yaml: &str) -> ConfigError {
     let t: RawTemplate = serde_yaml_ng::from_str(yaml).expect("parses");
     let cfg = EventConfig {
@@ -251,6 +353,8 @@ fn template_error(yaml: &str) -> ConfigError {
         templates: BTreeMap::from([("t".to_string(), t)]),
         size: None,
         seed: 0,
+        trace: TraceContext::Traceparent,
+        fields: None,
     };
     EventSpec::build(&cfg).expect_err("rejected")
 }
