@@ -75,7 +75,15 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         }
     };
 
-    shared.sink_ready_ns.store(shared.clock.now_ns().max(1), std::sync::atomic::Ordering::Relaxed);
+    // The duration is generation time: it starts now that the sink is ready (opening it may
+    // take up to a few seconds against a broker that does not answer). Stored before the flush
+    // and worker threads start, so their spawn publishes it.
+    let ready = shared.clock.now_ns();
+    // (0 means "not yet" in `sink_ready_ns`; a fake clock may really be at 0.)
+    shared.sink_ready_ns.store(ready.max(1), std::sync::atomic::Ordering::Relaxed);
+    if let Some(d) = config.duration {
+        shared.deadline_ns.store(ready.saturating_add(d.as_nanos() as u64), std::sync::atomic::Ordering::Relaxed);
+    }
 
     let batch_size = config.batch_size.get();
     // A worker's pool: a full ring, one batch being filled, one being written by the sink.
@@ -99,7 +107,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         .spawn(move || flush::run(FlushSetup { shared: flush_shared, rings, returns: returns_tx, sink }))
         .map_err(|source| EngineError::Spawn { name: "spate-flush".into(), source })?;
 
-    let deadline_ns = (shared.deadline_ns != u64::MAX).then_some(shared.deadline_ns);
+    let deadline_ns = Some(shared.deadline_ns.load(std::sync::atomic::Ordering::Relaxed)).filter(|&d| d != u64::MAX);
     let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
         let catch_up = config.catch_up;

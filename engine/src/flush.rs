@@ -48,8 +48,9 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         // Acquire pairs with each worker's Release increment: their final pushes are visible.
         let all_done = shared.workers_done.load(Acquire) == n;
         let generated_all = shared.generation_done.load(Relaxed) == n;
-        if drain_deadline.is_none() && (shared.stop.load(Relaxed) || now >= shared.deadline_ns || generated_all) {
-            let ended = now.min(shared.deadline_ns);
+        let deadline_ns = shared.deadline_ns.load(Relaxed);
+        if drain_deadline.is_none() && (shared.stop.load(Relaxed) || now >= deadline_ns || generated_all) {
+            let ended = now.min(deadline_ns);
             drain_deadline = Some(ended.saturating_add(shared.drain_timeout_ns));
         }
         if !giving_up && (shared.abort.load(Relaxed) || drain_deadline.is_some_and(|d| now >= d)) {

@@ -61,7 +61,7 @@ pub struct RunShared {
     /// The span exporter when tracing is on (`spans.rs`).
     pub tracer: Option<Arc<crate::spans::Tracer>>,
     /// When generation ends by itself (`duration`), in clock ns; `u64::MAX` for none.
-    pub deadline_ns: u64,
+    pub deadline_ns: AtomicU64,
     /// Once generation has ended, how long the sink may settle what is in flight.
     pub drain_timeout_ns: u64,
     /// Set when the reader of stdout went away: the run ended early, on purpose.
@@ -111,7 +111,7 @@ impl RunShared {
             started: Instant::now(),
             start_ns,
             tracer: None,
-            deadline_ns: u64::MAX,
+            deadline_ns: AtomicU64::new(u64::MAX),
             drain_timeout_ns: 10_000_000_000,
             reader_gone: AtomicBool::new(false),
             pin_failures: AtomicUsize::new(0),
@@ -120,7 +120,7 @@ impl RunShared {
 
     /// Sets when generation ends by itself and how long the drain may take afterwards.
     pub fn with_ends(mut self, duration: Option<std::time::Duration>, drain: std::time::Duration) -> Self {
-        self.deadline_ns = duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64));
+        self.deadline_ns = AtomicU64::new(duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64)));
         self.drain_timeout_ns = drain.as_nanos() as u64;
         self
     }
