@@ -45,6 +45,9 @@ pub struct RawKafka {
     pub max_inflight_bytes: Option<u64>,
     /// Adaptive batcher: ack latency to stay under (ms). Default 50.
     pub latency_target_ms: Option<u64>,
+    /// Records awaiting their ack: unset, the ack-driven window (`inflight.rs`) chooses;
+    /// a number (2,048 to 1,000,000) fixes it.
+    pub inflight_records: Option<u64>,
     /// Partitions per topic of the embedded cluster. Default 4.
     pub partitions: Option<i32>,
     /// Circuit breaker settings.
@@ -95,6 +98,8 @@ pub struct KafkaConfig {
     pub dlq_file: PathBuf,
     pub max_inflight_bytes: u64,
     pub latency_target_ms: u64,
+    /// A fixed in-flight window, or None for the ack-driven one.
+    pub inflight_records: Option<u64>,
     pub partitions: i32,
     pub breaker: BreakerConfig,
     pub security: Security,
@@ -133,6 +138,7 @@ impl RawKafka {
             dlq_file: top.dlq_file.or(self.dlq_file),
             max_inflight_bytes: top.max_inflight_bytes.or(self.max_inflight_bytes),
             latency_target_ms: top.latency_target_ms.or(self.latency_target_ms),
+            inflight_records: top.inflight_records.or(self.inflight_records),
             partitions: top.partitions.or(self.partitions),
             breaker: top.breaker.or(self.breaker),
             tls: match (self.tls, top.tls) {
@@ -275,6 +281,17 @@ impl KafkaConfig {
                 "use at least 1048576 (1 MiB); the default is 268435456",
             ));
         }
+        let inflight_records = match r.inflight_records {
+            None => None,
+            Some(n @ super::inflight::MIN..=super::inflight::MAX) => Some(n),
+            Some(n) => {
+                return Err(ConfigError::new(
+                    "kafka.inflight_records",
+                    format!("{n} records is out of range"),
+                    format!("use {} to {}, or omit it for the ack-driven window", super::inflight::MIN, super::inflight::MAX),
+                ))
+            }
+        };
         let security = Security::from_raw(r.tls.as_ref(), r.sasl.as_ref())?;
         let brokers = r.brokers.as_deref().map(|b| crate::secret::expand(b, "kafka.brokers")).transpose()?;
         Ok(Self {
@@ -292,6 +309,7 @@ impl KafkaConfig {
             dlq_file: r.dlq_file.clone().unwrap_or_else(|| PathBuf::from("spate-dlq.jsonl")),
             max_inflight_bytes,
             latency_target_ms: r.latency_target_ms.unwrap_or(50).max(1),
+            inflight_records,
             partitions,
             breaker,
             security,

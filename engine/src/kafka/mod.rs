@@ -164,7 +164,7 @@ impl KafkaSink {
             last_tick_ns: now,
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
-            inflight: inflight::InflightWindow::new(),
+            inflight: cfg.inflight_records.map_or_else(inflight::InflightWindow::new, inflight::InflightWindow::fixed),
             traced: Vec::new(),
             bootstrap,
             rebuild_pending: false,
