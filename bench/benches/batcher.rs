@@ -36,6 +36,9 @@ fn batcher(c: &mut Criterion) {
         seed: 1,
         trace: spate_engine::event::TraceContext::Traceparent,
         fields: None,
+        wire_prefix: Vec::new(),
+        avro_records_apart: false,
+        container_sync: None,
     };
     let spec = Arc::new(EventSpec::build(&cfg).unwrap());
     g.bench_function("write_batch_json_web_1024", |b| {

@@ -31,6 +31,9 @@ fn formats(c: &mut Criterion) {
             seed: 1,
             trace: spate_engine::event::TraceContext::Traceparent,
             fields: None,
+            wire_prefix: Vec::new(),
+            avro_records_apart: false,
+            container_sync: None,
         };
         let spec = Arc::new(EventSpec::build(&cfg).expect("valid config"));
         let mut gen = Generator::new(spec, 0, RunId(0x0123_4567_89ab_cdef));

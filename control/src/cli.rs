@@ -21,6 +21,9 @@ pub enum Cmd {
     /// Generate events at a rate into a sink.
     // Boxed: its dozens of flags would make every `Cmd` as large as itself.
     Run(Box<RunArgs>),
+    /// Print the Avro schema of the events a run would make (flags and --config as for
+    /// `run`; the format is Avro whatever they say).
+    Schema(Box<RunArgs>),
     /// Validate a config file without running anything.
     CheckConfig {
         /// The YAML config file.
@@ -191,9 +194,22 @@ pub struct RunArgs {
     /// stdout, null, file:PATH, tcp://HOST:PORT[?framing=octet] or kafka.
     #[arg(long)]
     pub sink: Option<String>,
-    /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164.
+    /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164 or avro.
     #[arg(long)]
     pub format: Option<String>,
+    /// Avro: register the schema in this Confluent-compatible Schema Registry and frame every
+    /// record with its id (magic byte 0 + 4-byte id + datum).
+    #[arg(long)]
+    pub schema_registry: Option<String>,
+    /// Avro: frame records with this schema id without asking a registry.
+    #[arg(long)]
+    pub schema_id: Option<u32>,
+    /// Avro: raw (default without a schema id), confluent or container (one-record container).
+    #[arg(long)]
+    pub avro_framing: Option<String>,
+    /// Avro container files (file and stdout sinks): null (default), deflate or zstandard.
+    #[arg(long)]
+    pub avro_codec: Option<String>,
     /// Source weights, e.g. web=70,app=20,payment=10.
     #[arg(long)]
     pub source: Option<String>,
@@ -398,6 +414,19 @@ impl RunArgs {
             redis: any_redis.then_some(redis),
             tracing: (self.trace_endpoint.is_some() || self.trace_sample.is_some())
                 .then(|| spate_engine::spans::RawTracing { endpoint: self.trace_endpoint.clone(), sample: self.trace_sample }),
+            avro: {
+                let a = spate_engine::avro::config::RawAvro {
+                    codec: self.avro_codec.clone(),
+                    framing: self.avro_framing.clone(),
+                    schema_id: self.schema_id,
+                    schema_registry: self
+                        .schema_registry
+                        .clone()
+                        .map(|url| spate_engine::avro::config::RawRegistry { url, ..Default::default() }),
+                    key_format: None,
+                };
+                (a != Default::default()).then_some(a)
+            },
         })
     }
 }

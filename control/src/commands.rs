@@ -22,6 +22,7 @@ use crate::status;
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Run(a) => run(*a),
+        Cmd::Schema(a) => schema(*a),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
@@ -53,6 +54,24 @@ fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &Kafk
     let brokers = brokers
         .ok_or_else(|| ConfigError::new("--brokers", "no brokers given", "pass --brokers HOST:PORT, or --config with kafka.brokers"))?;
     Ok((brokers, security))
+}
+
+/// Prints the Avro schema (the source's record, or the union of several sources' records).
+fn schema(a: RunArgs) -> Result<i32> {
+    let file = match &a.config {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    let mut raw = file.overlay(a.to_raw()?);
+    raw.format = Some("avro".into());
+    // The schema does not depend on where events go; check no sink's rules.
+    raw.sink = Some("null".into());
+    let cfg = raw.validate()?;
+    let spec = spate_engine::event::EventSpec::build(&cfg.events)?;
+    let text = spec.avro_schema().expect("the avro format has a schema");
+    let v: Value = serde_json::from_str(text)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
 }
 
 fn check_config(file: &Path) -> Result<i32> {

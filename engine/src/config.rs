@@ -115,6 +115,8 @@ pub struct RawConfig {
     pub redis: Option<RawRedis>,
     /// Sampled batch spans to a Zipkin v2 collector (`spans.rs`). Off unless `endpoint` is set.
     pub tracing: Option<RawTracing>,
+    /// Avro framing, container codec and Schema Registry (`format: avro`).
+    pub avro: Option<crate::avro::config::RawAvro>,
 }
 
 /// What to do when a ring (or the in-flight byte budget) is full.
@@ -180,6 +182,8 @@ pub struct RunConfig {
     pub redis: Option<RedisConfig>,
     /// Batch spans, if an endpoint is configured.
     pub tracing: Option<TracingConfig>,
+    /// Avro framing, codec and registry (defaults unless the format is Avro).
+    pub avro: crate::avro::config::AvroConfig,
     /// The raw form it was built from, echoed by status.
     pub raw: RawConfig,
 }
@@ -254,6 +258,10 @@ impl RawConfig {
                 (a, b) => b.or(a),
             },
             tracing: match (self.tracing, top.tracing) {
+                (Some(a), Some(b)) => Some(a.overlay(b)),
+                (a, b) => b.or(a),
+            },
+            avro: match (self.avro, top.avro) {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
             },
@@ -333,6 +341,9 @@ impl RawConfig {
             })?,
         };
         let events = EventConfig {
+            wire_prefix: Vec::new(),
+            avro_records_apart: false,
+            container_sync: None,
             trace,
             fields: self.fields.clone(),
             format,
@@ -404,6 +415,10 @@ impl RawConfig {
             n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
         };
         let kafka = KafkaConfig::from_raw(self.kafka.as_ref(), matches!(sink, SinkTarget::Kafka))?;
+        let avro = self.avro.clone().unwrap_or_default().validate(format == Format::Avro)?;
+        if format == Format::Avro {
+            check_avro_sink(&sink, &avro)?;
+        }
         let redis = self.redis.as_ref().map(RawRedis::validate).transpose()?;
         let tracing = match &self.tracing {
             Some(t) => t.validate()?,
@@ -433,8 +448,31 @@ impl RawConfig {
             kafka,
             redis,
             tracing,
+            avro,
             raw: self.clone(),
         })
+    }
+}
+
+/// Where Avro can go: files and stdout get object containers, Kafka and TCP (with octet
+/// framing: a datum may hold newline bytes) get one datum per record or frame.
+fn check_avro_sink(sink: &SinkTarget, avro: &crate::avro::config::AvroConfig) -> Result<(), ConfigError> {
+    use crate::avro::config::Framing;
+    match sink {
+        SinkTarget::Tcp(_, crate::tcp::Framing::Newline) => Err(ConfigError::new(
+            "sink",
+            "Avro datums are binary and may hold newline bytes: newline framing would split them",
+            "add ?framing=octet to the tcp:// sink (RFC 6587 octet counting)",
+        )),
+        SinkTarget::Stdout | SinkTarget::File(_) if avro.framing != Framing::Raw => Err(ConfigError::new(
+            "avro.framing",
+            format!("files and stdout hold one Avro object container, not {:?}-framed records", avro.framing),
+            "drop avro.framing, schema_id and schema_registry for file and stdout sinks (they apply to kafka and tcp)",
+        )),
+        _ if avro.avro_keys && *sink != SinkTarget::Kafka => {
+            Err(ConfigError::new("avro.key_format", "only Kafka records have keys", "drop avro.key_format, or use sink: kafka"))
+        }
+        _ => Ok(()),
     }
 }
 

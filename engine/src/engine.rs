@@ -30,7 +30,9 @@ pub struct StartOptions {
 
 /// Starts a run and returns at once; `Run::join` waits for it.
 pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> {
-    let spec = Arc::new(EventSpec::build(&config.events)?);
+    // Avro framing (and any Schema Registry call) is settled before anything starts.
+    let wire = crate::avro::wire::prepare(&config)?;
+    let spec = Arc::new(EventSpec::build(&wire.events)?);
     let workers = config.threads.get();
     let run_id = opts.run_id.unwrap_or_else(RunId::random);
     let is_kafka = config.sink == SinkTarget::Kafka;
@@ -52,9 +54,15 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     };
 
     let sink: Box<dyn Sink> = match &config.sink {
-        SinkTarget::Stdout => Box::new(WriterSink::stdout()),
+        SinkTarget::Stdout => match spec.avro_schema() {
+            Some(schema) => Box::new(WriterSink::stdout().avro_container(schema, config.avro.codec)?),
+            None => Box::new(WriterSink::stdout()),
+        },
         SinkTarget::Null => Box::new(NullSink),
-        SinkTarget::File(p) => Box::new(WriterSink::file(p)?),
+        SinkTarget::File(p) => match spec.avro_schema() {
+            Some(schema) => Box::new(WriterSink::file(p)?.avro_container(schema, config.avro.codec)?),
+            None => Box::new(WriterSink::file(p)?),
+        },
         SinkTarget::Tcp(addr, framing) => Box::new(crate::tcp::TcpSink::open(addr, *framing)?),
         SinkTarget::Kafka => {
             let embedded = match (&config.kafka.brokers, opts.embedded.clone()) {
@@ -71,6 +79,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
                 config.batch_size.get(),
             )?;
             sink.spill_when_open = config.backpressure == crate::config::Backpressure::Spill;
+            sink.set_key_header(wire.key_header);
             Box::new(sink)
         }
     };

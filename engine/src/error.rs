@@ -43,6 +43,8 @@ pub enum EngineError {
     Kafka(String),
     #[error("redis: {0}")]
     Redis(String),
+    #[error("schema registry {url}: {message}")]
+    Registry { url: String, message: String },
     #[error("cannot spawn thread `{name}`: {source}")]
     Spawn {
         name: String,

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::Write;
 
+use crate::avro::ocf::OcfWriter;
+use crate::avro::Codec;
 use crate::batch::Batch;
 use crate::error::EngineError;
 use crate::stats::LocalFlush;
@@ -84,6 +86,9 @@ pub struct WriterSink<W: Output> {
     out: W,
     /// Bytes written whole so far (where a failed write is cut back to).
     whole: u64,
+    /// Binary events: an Avro object container, one block per batch; and its header until
+    /// it is written.
+    container: Option<(OcfWriter, Vec<u8>)>,
 }
 
 impl WriterSink<std::io::Stdout> {
@@ -91,21 +96,59 @@ impl WriterSink<std::io::Stdout> {
         // `Stdout` is line-buffered, but a `write_all` of a whole batch ending in '\n' goes out
         // in one write: the line writer passes everything up to the last newline straight
         // through.
-        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0 }
+        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0, container: None }
     }
 }
 
 impl WriterSink<File> {
     pub fn file(path: &std::path::Path) -> Result<Self, EngineError> {
         let f = File::create(path).map_err(|source| EngineError::SinkOpen { target: format!("file:{}", path.display()), source })?;
-        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0 })
+        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0, container: None })
+    }
+}
+
+impl<W: Output> WriterSink<W> {
+    /// Writes an Avro object container of `schema` instead of lines: one block per batch.
+    pub fn avro_container(mut self, schema: &str, codec: Codec) -> Result<Self, EngineError> {
+        let mut sync = [0u8; 16];
+        let r = crate::event::RunId::random().0;
+        sync[..8].copy_from_slice(&r.to_le_bytes());
+        sync[8..].copy_from_slice(&crate::rng::splitmix64(r).to_le_bytes());
+        let (w, header) =
+            OcfWriter::new(schema, codec, sync).map_err(|source| EngineError::SinkOpen { target: self.target.clone(), source })?;
+        self.container = Some((w, header));
+        Ok(self)
+    }
+
+    /// Writes the container header if it is still pending.
+    fn header(&mut self) -> std::io::Result<()> {
+        if let Some((_, h)) = &mut self.container {
+            if !h.is_empty() {
+                self.out.write_all(h)?;
+                self.whole += h.len() as u64;
+                h.clear();
+            }
+        }
+        Ok(())
     }
 }
 
 impl<W: Output> Sink for WriterSink<W> {
     fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
         let n = batch.len() - from;
-        let bytes = batch.bytes_from(from);
+        let res = self.header().and_then(|()| match &mut self.container {
+            None => Ok(batch.bytes_from(from)),
+            Some((w, _)) => w.block((from..batch.len()).map(|i| batch.payload(i))),
+        });
+        let bytes = match res {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Err(EngineError::ReaderGone),
+            Err(source) => {
+                self.out.cut_to(self.whole);
+                acct.failed += n as u64;
+                return Err(EngineError::SinkWrite { target: self.target.clone(), source });
+            }
+        };
         match self.out.write_all(bytes) {
             Ok(()) => {
                 self.whole += bytes.len() as u64;
@@ -127,6 +170,7 @@ impl<W: Output> Sink for WriterSink<W> {
     }
 
     fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
-        self.out.flush().map_err(|source| EngineError::SinkWrite { target: self.target.clone(), source })
+        // A run without events still leaves a valid (empty) container.
+        self.header().and_then(|()| self.out.flush()).map_err(|source| EngineError::SinkWrite { target: self.target.clone(), source })
     }
 }

@@ -376,7 +376,7 @@ fn bare_producer(args: &[String]) -> Result<()> {
             }
             Err((e, _)) => bail!("produce failed: {e}"),
         }
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
     }

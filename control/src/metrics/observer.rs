@@ -54,7 +54,7 @@ impl Observer {
             events += w.events_pushed.load(Relaxed);
             generated += w.generated.load(Relaxed);
         }
-        let closed = breakers_of(shared).map(|b| b.map_or(true, |b| b.state() == BreakerState::Closed));
+        let closed = breakers_of(shared).map(|b| b.is_none_or(|b| b.state() == BreakerState::Closed));
         let mut g = self.inner.lock();
         g.samples.push_back((now, generated));
         while g.samples.len() > 2 && now.duration_since(g.samples[0].0) > Duration::from_millis(1500) {

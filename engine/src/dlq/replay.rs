@@ -72,9 +72,13 @@ pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Securi
             h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
         }
         let t = topic.unwrap_or(&d.topic);
-        let mut rec = BaseRecord::to(t).payload(d.payload.as_bytes()).headers(h);
-        if let Some(k) = &d.key {
-            rec = rec.key(k.as_bytes());
+        let (Ok(payload), Ok(key)) = (d.payload_bytes(), d.key_bytes()) else {
+            bad += 1;
+            continue;
+        };
+        let mut rec = BaseRecord::to(t).payload(&payload).headers(h);
+        if let Some(k) = &key {
+            rec = rec.key(k);
         }
         loop {
             match producer.send(rec) {

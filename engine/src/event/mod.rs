@@ -51,6 +51,7 @@
 //! [`crate::rng`]) from the seed and the worker index. Same seed, same events, apart from
 //! timestamps and the run id.
 
+mod avro;
 mod dist;
 mod format;
 mod program;
@@ -102,6 +103,32 @@ pub struct EventConfig {
     pub trace: TraceContext,
     /// The fields events carry (json and logfmt), in their source's order; None: all.
     pub fields: Option<Vec<String>>,
+    /// Bytes every event starts with, per source index (one entry: all sources). Avro: the
+    /// Confluent wire header, or a container's header.
+    pub wire_prefix: Vec<Vec<u8>>,
+    /// Avro with several sources: each source's datum is its own record (each goes to a topic
+    /// of its own), instead of a branch of the union of all sources' records.
+    pub avro_records_apart: bool,
+    /// Avro: wrap each datum in a one-record container block with this sync marker (the
+    /// container's header is `wire_prefix`).
+    pub container_sync: Option<[u8; 16]>,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            format: Format::Json,
+            sources: vec![("web".to_string(), 1)],
+            templates: BTreeMap::new(),
+            size: None,
+            seed: 0,
+            trace: TraceContext::Traceparent,
+            fields: None,
+            wire_prefix: Vec::new(),
+            avro_records_apart: false,
+            container_sync: None,
+        }
+    }
 }
 
 /// Identity of one generated event (for Kafka keys and headers).
@@ -206,6 +233,10 @@ pub struct EventSpec {
     /// Target size (0: no padding) and where the filler bytes are in the blob.
     size: usize,
     pad_off: usize,
+    /// The writer schema of Avro datums (JSON text).
+    avro_schema: Option<String>,
+    /// Each source's record schema (Avro).
+    avro_records: Vec<String>,
 }
 
 fn known_sources(templates: &BTreeMap<String, RawTemplate>) -> String {
@@ -276,11 +307,11 @@ impl EventSpec {
         };
 
         if let Some(fields) = &cfg.fields {
-            if !matches!(format, Format::Json | Format::Logfmt) {
+            if !matches!(format, Format::Json | Format::Logfmt | Format::Avro) {
                 return Err(ConfigError::new(
                     "fields",
                     format!("{format} has a fixed layout: it cannot choose fields"),
-                    "omit `fields`, or use json or logfmt",
+                    "omit `fields`, or use json, logfmt or avro",
                 ));
             }
             if fields.is_empty() {
@@ -299,6 +330,7 @@ impl EventSpec {
         let mut sources = Vec::new();
         let mut estimates = Vec::new();
         let mut seen_fields = std::collections::BTreeSet::new();
+        let mut schemas = Vec::new();
         for (name, _) in &cfg.sources {
             let mut rng = Rng::derive(cfg.seed, fnv1a(name.as_bytes()));
             let gen = match SourceGen::builtin(name, &mut b, &mut rng) {
@@ -308,21 +340,56 @@ impl EventSpec {
             let mut variants = Vec::with_capacity(VARIANTS);
             let mut smallest = usize::MAX;
             let tb_len = format::trace_block(format, cfg.trace).0.len();
-            for _ in 0..VARIANTS {
-                let mut rec = gen.record(&mut rng);
-                if let Some(keep) = &cfg.fields {
-                    rec.fields.retain(|(k, _)| keep.iter().any(|f| f == k));
-                    for (k, _) in &rec.fields {
-                        seen_fields.insert(k.clone());
+            let mut records: Vec<program::Record> = (0..VARIANTS)
+                .map(|_| {
+                    let mut rec = gen.record(&mut rng);
+                    if let Some(keep) = &cfg.fields {
+                        rec.fields.retain(|(k, _)| keep.iter().any(|f| f == k));
+                        for (k, _) in &rec.fields {
+                            seen_fields.insert(k.clone());
+                        }
                     }
+                    rec
+                })
+                .collect();
+            // Avro: one record schema per source, from all its variants; the datum starts with
+            // the wire prefix and, when several sources share the run, the union branch.
+            let mut avro_fields = Vec::new();
+            let mut branch = Vec::new();
+            if format == Format::Avro {
+                avro::check_source_name(name)?;
+                avro_fields = avro::infer(name, &records, &b)?;
+                schemas.push(avro::record_schema(name, &avro_fields, cfg.trace, size > 0));
+                if cfg.sources.len() > 1 && !cfg.avro_records_apart {
+                    crate::avro::push_long(&mut branch, names.len() as i64);
                 }
-                let mut v = render_variant(&mut b, format, name, &rec, size);
+            }
+            let prefix = cfg.wire_prefix.get(names.len()).or(cfg.wire_prefix.first()).map_or(&[][..], Vec::as_slice);
+            let frame = avro::Frame { prefix, branch: &branch, sync: cfg.container_sync };
+            for rec in &mut records {
+                let mut v = if format == Format::Avro {
+                    let mut e = Emitter::new(&mut b);
+                    avro::render(name, &avro_fields, rec, &frame, size > 0, &mut e);
+                    e.finish()
+                } else {
+                    render_variant(&mut b, format, name, rec, size)
+                };
                 // Under `size`, fields that do not fit are left out, last first (json, logfmt).
-                while size > 0 && estimate(&b, v, tb_len) > size && !rec.fields.is_empty() {
+                while size > 0 && format != Format::Avro && estimate(&b, v, tb_len) > size && !rec.fields.is_empty() {
                     rec.fields.pop();
-                    v = render_variant(&mut b, format, name, &rec, size);
+                    v = render_variant(&mut b, format, name, rec, size);
                 }
-                smallest = smallest.min(estimate(&b, v, tb_len));
+                // Avro records keep every field (the schema is fixed): the largest must fit.
+                let est = estimate(&b, v, tb_len);
+                smallest = if format == Format::Avro {
+                    if smallest == usize::MAX {
+                        est
+                    } else {
+                        smallest.max(est)
+                    }
+                } else {
+                    smallest.min(est)
+                };
                 let (hot, hot_len) = b.ops[v.0 as usize..(v.0 + v.1) as usize]
                     .iter()
                     .filter_map(|op| match *op {
@@ -356,7 +423,11 @@ impl EventSpec {
                     };
                     return Err(ConfigError::new(
                         "size",
-                        format!("size {size} is smaller than the smallest `{name}` event in {format} (about {est} bytes)"),
+                        if format == Format::Avro {
+                            format!("size {size} is smaller than the largest `{name}` record in avro (about {est} bytes)")
+                        } else {
+                            format!("size {size} is smaller than the smallest `{name}` event in {format} (about {est} bytes)")
+                        },
                         hint,
                     ));
                 }
@@ -389,7 +460,20 @@ impl EventSpec {
             .and_then(|&(pos, _)| pos.checked_sub(3))
             .filter(|&p| trace_block.get(p..p + 55).is_some_and(|t| t.starts_with(b"00-") && t.ends_with(b"-01")))
             .map_or(EventMeta::NONE, |p| p as u32);
+        let avro_records: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+        let avro_schema = match schemas.len() {
+            0 => None,
+            1 => Some(schemas.pop().expect("one").to_string()),
+            _ => Some(serde_json::Value::Array(schemas).to_string()),
+        };
+        if let Some(text) = &avro_schema {
+            apache_avro::Schema::parse_str(text).map_err(|e| {
+                ConfigError::new("format", format!("the derived Avro schema does not parse: {e}"), "report this schema as a bug")
+            })?;
+        }
         Ok(EventSpec {
+            avro_schema,
+            avro_records,
             format,
             seed: cfg.seed,
             names,
@@ -417,6 +501,18 @@ impl EventSpec {
         self.format
     }
 
+    /// The Avro schema (JSON) of the events, when the format is Avro: the source's record, or
+    /// a union of the sources' records.
+    pub fn avro_schema(&self) -> Option<&str> {
+        self.avro_schema.as_deref()
+    }
+
+    /// Source `i`'s record schema (Avro): the schema of its datums under
+    /// [`EventConfig::avro_records_apart`].
+    pub fn avro_record(&self, i: usize) -> Option<&str> {
+        self.avro_records.get(i).map(String::as_str)
+    }
+
     /// Source (by weight, from the low 32 bits) and variant (from the high bits) for `r`.
     #[inline]
     fn pick(&self, r: u64) -> (usize, &Variant) {
@@ -427,6 +523,31 @@ impl EventSpec {
             self.thresholds.iter().position(|&t| x < t).unwrap_or(self.thresholds.len() - 1)
         };
         (src, &self.sources[src].variants[(r >> 32) as usize & (VARIANTS - 1)])
+    }
+
+    /// A per-event number from quantile table `table`: a point of a random cell.
+    #[inline]
+    fn draw(&self, rng: &mut Rng, table: u32) -> i64 {
+        let t = &self.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
+        let r = rng.next_u64();
+        let i = (r as usize) & (TABLE - 1);
+        let (lo, hi) = (t[i], t[i + 1]);
+        // The top 52 bits scaled onto [lo, hi].
+        lo + (((r >> 12) as u128 * ((hi - lo) as u128 + 1)) >> 52) as i64
+    }
+
+    /// The blob (offset, length) of session field `slot`'s id for this event; `st` is the
+    /// generator's (current id, events left on it).
+    #[inline]
+    fn session_entry(&self, st: &mut (u32, u32), rng: &mut Rng, slot: u32) -> (u32, u32) {
+        let d = self.sessions[slot as usize];
+        if st.1 == 0 {
+            st.0 = rng.below(d.n as u64) as u32;
+            // Run lengths 1..=2*reuse-1: about `reuse` on average.
+            st.1 = 1 + rng.below(2 * d.reuse as u64 - 1) as u32;
+        }
+        st.1 -= 1;
+        self.pool_entries[(d.base + st.0) as usize]
     }
 
     /// Loads the first op and the main literal of `v` so they are in cache when `v` runs:
@@ -473,7 +594,17 @@ fn estimate(b: &Builder, (start, len): (u32, u32), trace_block: usize) -> usize 
                 let d = b.sessions[slot as usize];
                 b.pool_avg_len(d.base, d.n)
             }
-            Op::Pad { .. } => 0,
+            Op::Pad { .. } | Op::AvroPad { .. } | Op::BlockEnd => 0,
+            Op::BlockStart => 3,
+            Op::AvroTs => 8,
+            Op::AvroId => 26,
+            Op::AvroLong { table } => crate::avro::long_len(b.tables[table as usize * (TABLE + 1) + TABLE / 2]),
+            Op::AvroDouble { .. } => 8,
+            Op::AvroSeq => 3,
+            Op::AvroSession { slot } => {
+                let d = b.sessions[slot as usize];
+                b.pool_avg_len(d.base, d.n) + 1
+            }
         };
     }
     n
@@ -624,7 +755,8 @@ impl Generator {
         time::bsd(&c, &mut self.ts_bsd);
     }
 
-    /// Appends one complete event line, terminated by `b'\n'`, to `out`, and fills `meta`.
+    /// Appends one complete event, terminated by `b'\n'` (a separator that is not part of
+    /// the event: binary formats may hold that byte inside), to `out`, and fills `meta`.
     #[inline]
     pub fn write_event(&mut self, seq: u64, ts_unix_ns: u64, out: &mut BytesMut, meta: &mut EventMeta) {
         let sec = ts_unix_ns / 1_000_000_000;
@@ -666,6 +798,7 @@ impl Generator {
             }
         }
         let begin = out.len();
+        let mut block_at = begin;
         for op in &spec.ops[start as usize..(start + len) as usize] {
             match *op {
                 Op::Lit { len, off } => put_chunked(out, &spec.blob[off as usize..], len as usize),
@@ -691,12 +824,7 @@ impl Generator {
                     put_chunked(out, &self.trace, self.trace_len)
                 }
                 Op::Num { table, decimals } => {
-                    let t = &spec.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
-                    let r = self.rng.next_u64();
-                    let i = (r as usize) & (TABLE - 1);
-                    let (lo, hi) = (t[i], t[i + 1]);
-                    // A point of cell i: the top 52 bits scaled onto [lo, hi].
-                    let v = lo + (((r >> 12) as u128 * ((hi - lo) as u128 + 1)) >> 52) as i64;
+                    let v = spec.draw(&mut self.rng, table);
                     put_scaled(out, v, decimals);
                 }
                 Op::Pool { base } => {
@@ -723,15 +851,7 @@ impl Generator {
                     put_chunked(out, &b, n);
                 }
                 Op::Session { slot } => {
-                    let d = spec.sessions[slot as usize];
-                    let st = &mut self.sessions[slot as usize];
-                    if st.1 == 0 {
-                        st.0 = self.rng.below(d.n as u64) as u32;
-                        // Run lengths 1..=2*reuse-1: about `reuse` on average.
-                        st.1 = 1 + self.rng.below(2 * d.reuse as u64 - 1) as u32;
-                    }
-                    st.1 -= 1;
-                    let (off, len) = spec.pool_entries[(d.base + st.0) as usize];
+                    let (off, len) = spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Pad { tail } => {
@@ -739,6 +859,63 @@ impl Generator {
                     if spec.size > have {
                         out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)]);
                     }
+                }
+                Op::AvroTs => {
+                    let mut b = [0u8; 10];
+                    let n = crate::avro::put_long(&mut b, (ts_unix_ns / 1_000) as i64);
+                    out.extend_from_slice(&b[..n]);
+                }
+                Op::AvroId => {
+                    let n = put_u64(&mut self.id[self.id_len..], seq);
+                    let mut b = [0u8; 10];
+                    let p = crate::avro::put_long(&mut b, (self.id_len + n) as i64);
+                    out.extend_from_slice(&b[..p]);
+                    meta.id_at = (out.len() - begin) as u32;
+                    meta.id_len = (self.id_len + n) as u32;
+                    put_chunked(out, &self.id, self.id_len + n);
+                }
+                Op::AvroLong { table } => {
+                    let v = spec.draw(&mut self.rng, table);
+                    let mut b = [0u8; 10];
+                    let n = crate::avro::put_long(&mut b, v);
+                    out.extend_from_slice(&b[..n]);
+                }
+                Op::AvroDouble { table, decimals } => {
+                    let v = spec.draw(&mut self.rng, table) as f64 / dist::POW10[decimals as usize] as f64;
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                Op::AvroSeq => {
+                    let mut b = [0u8; 10];
+                    let n = crate::avro::put_long(&mut b, seq as i64);
+                    out.extend_from_slice(&b[..n]);
+                }
+                Op::AvroSession { slot } => {
+                    let (off, len) = spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
+                    let mut b = [0u8; 10];
+                    let n = crate::avro::put_long(&mut b, len as i64);
+                    out.extend_from_slice(&b[..n]);
+                    put_chunked(out, &spec.blob[off as usize..], len as usize);
+                }
+                Op::BlockStart => {
+                    // The datum's length goes here once it is written: 3 bytes, a padded
+                    // varint (readers take non-minimal varints), enough for 1 MiB.
+                    block_at = out.len();
+                    out.extend_from_slice(&[0x80, 0x80, 0]);
+                }
+                Op::BlockEnd => {
+                    let n = out.len() - block_at - 3;
+                    let z = crate::avro::zigzag(n as i64);
+                    out[block_at..block_at + 3].copy_from_slice(&[0x80 | (z & 0x7f) as u8, 0x80 | (z >> 7 & 0x7f) as u8, (z >> 14) as u8]);
+                }
+                Op::AvroPad { tail } => {
+                    // A string whose length prefix plus bytes fill the datum up to `size`. Where
+                    // the prefix grows a byte (63 -> 64) no length fits exactly: one byte short.
+                    let left = spec.size.saturating_sub(out.len() - begin + tail as usize);
+                    let n = (1..=4).map(|k| left.saturating_sub(k)).find(|&n| crate::avro::long_len(n as i64) + n <= left).unwrap_or(0);
+                    let mut b = [0u8; 10];
+                    let p = crate::avro::put_long(&mut b, n as i64);
+                    out.extend_from_slice(&b[..p]);
+                    out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + n]);
                 }
             }
         }

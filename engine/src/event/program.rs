@@ -37,6 +37,25 @@ pub(crate) enum Op {
     Session { slot: u32 },
     /// Filler up to the configured size, leaving room for `tail` more bytes.
     Pad { tail: u32 },
+    /// Avro: the event time in microseconds (`long`, logical type `timestamp-micros`).
+    AvroTs,
+    /// Avro: the event id as a `string` (its length prefix grows with the sequence number).
+    AvroId,
+    /// Avro: a per-event number from quantile table `table` as a `long`.
+    AvroLong { table: u32 },
+    /// Avro: the same as a `double`, the table's points scaled by 10^-decimals.
+    AvroDouble { table: u32, decimals: u8 },
+    /// Avro: the sequence number as a `long`.
+    AvroSeq,
+    /// Avro: a session id (see `Session`) as a `string`.
+    AvroSession { slot: u32 },
+    /// Avro: a `string` filler making the record the configured size, leaving room for `tail`
+    /// more bytes.
+    AvroPad { tail: u32 },
+    /// Avro container block: room for the block's byte count (see `BlockEnd`).
+    BlockStart,
+    /// Avro container block: writes the byte count into the room `BlockStart` left.
+    BlockEnd,
 }
 
 /// Whether a value is a string (quoted in JSON) or a number (bare).
@@ -124,6 +143,11 @@ pub(crate) enum Ctx {
     Json,
     Logfmt,
     Msg,
+    /// Avro binary values of each type.
+    AvroStr,
+    AvroLong,
+    AvroDouble,
+    AvroBool,
 }
 
 /// A session field: `n` pre-rendered ids at `pool_entries[base]`, each kept for about
@@ -190,6 +214,11 @@ impl Builder {
             self.pool_entries.push((off, v.len() as u32));
         }
         base
+    }
+
+    /// The values of raw pool `raw`.
+    pub fn raw_pool(&self, raw: u32) -> &[String] {
+        &self.raw_pools[raw as usize].values
     }
 
     /// A new session field; returns its slot.

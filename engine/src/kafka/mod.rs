@@ -64,6 +64,10 @@ pub struct KafkaSink {
     source_names: Vec<String>,
     /// Round-robin position per source (`key: round_robin`).
     rr: Vec<u64>,
+    /// Avro keys: the source keys encoded (Confluent header, Avro string), and the header
+    /// that trace-id keys start with.
+    avro_source_keys: Vec<Vec<u8>>,
+    key_header: Option<[u8; 5]>,
     run_id: String,
     in_flight: u64,
     retry: VecDeque<Held>,
@@ -99,6 +103,49 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
+    /// Keys become Confluent-framed Avro strings with this header (None: plain text).
+    pub fn set_key_header(&mut self, header: Option<[u8; 5]>) {
+        self.key_header = header;
+        self.avro_source_keys = match header {
+            None => Vec::new(),
+            Some(h) => self
+                .source_names
+                .iter()
+                .map(|s| {
+                    let mut k = h.to_vec();
+                    crate::avro::push_str(&mut k, s.as_bytes());
+                    k
+                })
+                .collect(),
+        };
+    }
+
+    /// The key of source `src`'s records (`key: source`).
+    #[inline]
+    fn source_key(&self, src: usize) -> &[u8] {
+        match self.key_header {
+            Some(_) => &self.avro_source_keys[src],
+            None => self.source_names[src].as_bytes(),
+        }
+    }
+
+    /// The key of a record with trace id `t` (`key: trace_id`): 32 hex digits, after the Avro
+    /// key header and the string's length when keys are Avro. Returns the bytes and their count.
+    #[inline]
+    fn trace_key(&self, t: u128) -> ([u8; 38], usize) {
+        let mut k = [0u8; 38];
+        let at = match self.key_header {
+            Some(h) => {
+                k[..5].copy_from_slice(&h);
+                k[5] = 64; // 32 as an Avro long
+                6
+            }
+            None => 0,
+        };
+        hex::u128_into(&mut k[at..at + 32], t);
+        (k, at + 32)
+    }
+
     pub fn open(
         cfg: &KafkaConfig,
         shared: Arc<RunShared>,
@@ -153,6 +200,8 @@ impl KafkaSink {
             partitions,
             source_names: source_names.to_vec(),
             rr: vec![0; source_names.len()],
+            avro_source_keys: Vec::new(),
+            key_header: None,
             in_flight: 0,
             retry: VecDeque::new(),
             backoff: retry::Backoff::new(now | 1),
@@ -339,7 +388,7 @@ impl Sink for KafkaSink {
         }
         let mut tp = [0u8; 55];
         let mut id = [0u8; 64];
-        let mut key_hex = [0u8; 32];
+
         let mut taken = 0;
         let limit = self.inflight.limit();
         for i in from..batch.len() {
@@ -374,13 +423,14 @@ impl Sink for KafkaSink {
             } else {
                 &[]
             };
+            let trace_key;
             let (mut key, mut partition): (Option<&[u8]>, i32) = (None, -1);
             match self.cfg.key {
                 KeyStrategy::None => {}
-                KeyStrategy::Source => key = Some(self.source_names[src].as_bytes()),
+                KeyStrategy::Source => key = Some(self.source_key(src)),
                 KeyStrategy::TraceId => {
-                    hex::u128_into(&mut key_hex, m.trace_id);
-                    key = Some(&key_hex[..]);
+                    trace_key = self.trace_key(m.trace_id);
+                    key = Some(&trace_key.0[..trace_key.1]);
                 }
                 KeyStrategy::RoundRobin => {
                     partition = (self.rr[src] % self.partitions[src] as u64) as i32;

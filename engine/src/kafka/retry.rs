@@ -6,7 +6,6 @@
 //! classified at once and the record goes to the dead-letter topic (poison) or file, with the
 //! reason, so no record can loop forever.
 
-use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -17,7 +16,6 @@ use super::{make_producer, record_ids, KafkaSink, KeyStrategy, H_SPATE_ID, H_TRA
 use crate::batch::Batch;
 use crate::breaker::State;
 use crate::dlq::DlqLineRef;
-use crate::hex;
 use crate::rng::Rng;
 use crate::stats::LocalFlush;
 
@@ -116,20 +114,14 @@ impl KafkaSink {
             let bytes: u64 = held.iter().map(|h| h.payload.len() as u64).sum();
             self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
         }
-        // Borrowed views of each record (headers, then payload and key as text) for its line.
-        type Views<'h> = (Vec<(&'h str, &'h [u8])>, Cow<'h, str>, Option<Cow<'h, str>>);
-        let owned: Vec<Views<'_>> = held
-            .iter()
-            .map(|h| {
-                let pairs = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-                (pairs, String::from_utf8_lossy(&h.payload), h.key.as_deref().map(String::from_utf8_lossy))
-            })
-            .collect();
-        let lines = held.iter().zip(&owned).map(|(h, (pairs, payload, key))| DlqLineRef {
+        // Borrowed views of each record's headers for its line.
+        let owned: Vec<Vec<(&str, &[u8])>> =
+            held.iter().map(|h| h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()).collect();
+        let lines = held.iter().zip(&owned).map(|(h, pairs)| DlqLineRef {
             topic: &h.topic,
-            key: key.as_deref(),
+            key: h.key.as_deref(),
             headers: pairs,
-            payload,
+            payload: &h.payload,
             error: &h.error,
             attempts: h.attempt as u32 + 1,
         });
@@ -145,27 +137,22 @@ impl KafkaSink {
             let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
             let n = record_ids(&mut tp, &mut id, &self.run_id, m);
             ids.push((tp, id, n));
-            let mut key_hex = [0u8; 32];
-            hex::u128_into(&mut key_hex, m.trace_id);
-            keys.push(key_hex);
+            // Owned (the DLQ path is rare): the lines borrow them while `self.dlq` writes.
+            keys.push(match self.cfg.key {
+                KeyStrategy::Source => Some(self.source_key(m.source as usize).to_vec()),
+                KeyStrategy::TraceId => {
+                    let (k, n) = self.trace_key(m.trace_id);
+                    Some(k[..n].to_vec())
+                }
+                KeyStrategy::None | KeyStrategy::RoundRobin => None,
+            });
         }
         let pairs: Vec<[(&str, &[u8]); 2]> = ids.iter().map(|(tp, id, n)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*n])]).collect();
         let lines = (from..batch.len()).map(|i| {
             let m = &batch.metas[i];
             let src = m.source as usize;
-            let key = match self.cfg.key {
-                KeyStrategy::Source => Some(self.source_names[src].as_str()),
-                KeyStrategy::TraceId => std::str::from_utf8(&keys[i - from]).ok(),
-                KeyStrategy::None | KeyStrategy::RoundRobin => None,
-            };
-            DlqLineRef {
-                topic: &self.topics[src],
-                key,
-                headers: &pairs[i - from],
-                payload: std::str::from_utf8(batch.payload(i)).unwrap_or_default(),
-                error: reason,
-                attempts: 0,
-            }
+            let key = keys[i - from].as_deref();
+            DlqLineRef { topic: &self.topics[src], key, headers: &pairs[i - from], payload: batch.payload(i), error: reason, attempts: 0 }
         });
         let lines: Vec<DlqLineRef<'_>> = lines.collect();
         let n = lines.len() as u64;

@@ -452,6 +452,7 @@ pub(super) fn check_line(format: Format, line: &str, m: &EventMeta, source: &str
             check_id(&id, m);
             check_trace(&tp[3..35], &tp[36..52], &tp, m);
         }
+        Format::Avro => unreachable!("binary: checked in tests/avro.rs"),
     }
 }
 
