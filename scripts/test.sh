@@ -11,7 +11,17 @@ command -v redis-server >/dev/null 2>&1 || extra+=(redis-server)
 command -v promtool >/dev/null 2>&1 || extra+=(prometheus)
 command -v stunnel4 >/dev/null 2>&1 || extra+=(stunnel4)
 command -v openssl >/dev/null 2>&1 || extra+=(openssl)
+# Python for the independent Avro decoders (fastavro, confluent-kafka) and the test registry.
+command -v python3 >/dev/null 2>&1 || extra+=(python3)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || extra+=(python3-venv)
 bash scripts/deps.sh "${extra[@]}"
+
+echo "== Python decoders for the Avro tests (scripts/py/requirements.txt) in target/pyenv"
+pyenv_dir=${CARGO_TARGET_DIR:-target}/pyenv
+[ -x "$pyenv_dir/bin/python" ] || python3 -m venv "$pyenv_dir"
+"$pyenv_dir/bin/pip" install -q --disable-pip-version-check -r scripts/py/requirements.txt
+export SPATE_PYTHON="$PWD/$pyenv_dir/bin/python"
+[ -x "$SPATE_PYTHON" ] || export SPATE_PYTHON="$pyenv_dir/bin/python"
 
 export CARGO_TERM_COLOR=never
 echo "== build (release, all targets)"

@@ -351,11 +351,7 @@ fn build_err(cfg: &EventConfig, why: &str) -> ConfigError {
 
 fn template_error(yaml: &str) -> ConfigError {
     let t: RawTemplate = serde_yaml_ng::from_str(yaml).expect("parses");
-    let cfg = EventConfig {
-        sources: vec![("t".into(), 1)],
-        templates: BTreeMap::from([("t".to_string(), t)]),
-        ..Default::default()
-    };
+    let cfg = EventConfig { sources: vec![("t".into(), 1)], templates: BTreeMap::from([("t".to_string(), t)]), ..Default::default() };
     EventSpec::build(&cfg).expect_err("rejected")
 }
 
