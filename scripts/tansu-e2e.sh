@@ -9,6 +9,12 @@
 #     With the idempotent producer (step 2) the restarted broker no longer knows the producer
 #     id; spate replaces the producer and goes on.
 #  3. The same with --no-idempotence.
+#  4. Avro against tansu's schema validation (`--schema-registry file://DIR`, a `{topic}.avsc` per
+#     topic whose `value` field is the record schema): tansu reads each record value as an Avro
+#     object container (not a bare datum, not Confluent framing), so spate sends one-record
+#     containers (`--avro-framing container`): all accepted and verified. Then records tansu
+#     must refuse with INVALID_RECORD: bare datums (`--avro-framing raw`) and records of another
+#     schema (`app` events to the `web` topic); none may be stored, every one accounted for.
 # Usage: scripts/tansu-e2e.sh [COUNT]
 #   TANSU=path/to/tansu, else `tansu` on PATH or /opt/tansu/bin/tansu. If none, it is installed
 #   with cargo (tansu 0.6.0 with the memory store: about 26 minutes on 2 cores, once).
@@ -104,5 +110,40 @@ echo "== 3. --no-idempotence: the same outage"
 restart_run e2e-restart-plain --no-idempotence
 ok3=$(( BAL && ON == D - BEFORE ))
 
-echo "== result: 1M verify $([ "$ok1" = 1 ] && echo clean || echo NOT clean); restart, idempotent: accounting $([ "$ok2" = 1 ] && echo exact || echo NOT exact); restart, not idempotent: accounting $([ "$ok3" = 1 ] && echo exact || echo NOT exact)"
-[ "$ok1" = 1 ] && [ "$ok2" = 1 ] && [ "$ok3" = 1 ]
+echo "== 4. Avro: tansu validating every record against a schema file (a second tansu, own port)"
+kill -9 "$TPID" 2>/dev/null; wait "$TPID" 2>/dev/null || true; TPID=
+mkdir -p "$TMP/schema"
+"$SPATE" schema --source web --trace-context traceparent >"$TMP/web.avsc"
+python3 -c "import json,sys;print(json.dumps({'type':'record','name':'tansu_value','fields':[{'name':'value','type':json.load(open(sys.argv[1]))}]}))" "$TMP/web.avsc" >"$TMP/schema/e2e-avro.avsc"
+PORT=$(free_port); B=127.0.0.1:$PORT
+( cd "$TMP" && exec "$TANSU" broker --listener-url "tcp://$B" --advertised-listener-url "tcp://$B" \
+    --storage-engine memory://tansu/ --schema-registry file://./schema >>"$TMP/tansu.log" 2>&1 ) &
+TPID=$!
+for _ in $(seq 100); do python3 -c "import socket;socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && break; sleep 0.1; done
+topic e2e-avro
+AVRO_N=100000
+"$SPATE" run --sink kafka --brokers "$B" --topic e2e-avro --format avro --avro-framing container --source web --rate max \
+  --count "$AVRO_N" --summary-json "$TMP/s4.json" --quiet 2>"$TMP/s4.log" || { cat "$TMP/s4.log"; exit 1; }
+"$SPATE" verify --brokers "$B" --topic e2e-avro --json false --expect "$AVRO_N" --timeout 10s --report-json "$TMP/v4.json" >/dev/null 2>"$TMP/v4.log" || true
+echo "containers: delivered $(json "$TMP/s4.json" "d['delivered']") of $AVRO_N; verify: $(json "$TMP/v4.json" "'unique %d, missing %d, duplicated %d' % (d['unique'], d['missing'], d['duplicated'])")"
+ok4=$(json "$TMP/v4.json" "int(d['unique'] == $AVRO_N and d['missing'] == 0 and d['duplicated'] == 0)")
+ok4=$(( ok4 && $(json "$TMP/s4.json" "int(d['delivered'] == $AVRO_N)") ))
+refused() { # label flags...: 1,000 records tansu must refuse; prints and checks the accounting
+  local label=$1; shift
+  rm -f "$TMP/dlq4.jsonl"
+  local rc=0
+  "$SPATE" run --sink kafka --brokers "$B" --topic e2e-avro --format avro --rate max --count 1000 --no-idempotence \
+    --dlq-file "$TMP/dlq4.jsonl" --summary-json "$TMP/s5.json" --quiet "$@" 2>"$TMP/s5.log" || rc=$?
+  read -r G D L F I < <(json "$TMP/s5.json" "'%d %d %d %d %d' % (d['generated'], d['delivered'], d['dead_lettered'], d['failed'], d['in_flight'])")
+  local why; why=$(grep -o -m1 "InvalidRecord[^\"]*" "$TMP/dlq4.jsonl" 2>/dev/null | head -1 | cut -c1-80 || true)
+  echo "$label: exit $rc; generated $G = delivered $D + dead-lettered $L + failed $F + in flight $I; DLQ reason: ${why:-none}"
+  [ "$D" = 0 ] && [ "$G" = $((D + L + F + I)) ] && [ "$I" = 0 ] && [ "$rc" != 0 ] && [ -n "$why" ]
+}
+refused "bare datums (--avro-framing raw)" --avro-framing raw --source web || ok4=0
+refused "app records to the web topic" --avro-framing container --source app || ok4=0
+"$SPATE" verify --brokers "$B" --topic e2e-avro --json false --timeout 5s --report-json "$TMP/v5.json" >/dev/null 2>&1 || true
+echo "after the refused runs the topic still holds $(json "$TMP/v5.json" "d['unique']") events"
+ok4=$(( ok4 && $(json "$TMP/v5.json" "int(d['unique'] == $AVRO_N and d['records'] == $AVRO_N)") ))
+
+echo "== result: 1M verify $([ "$ok1" = 1 ] && echo clean || echo NOT clean); restart, idempotent: accounting $([ "$ok2" = 1 ] && echo exact || echo NOT exact); restart, not idempotent: accounting $([ "$ok3" = 1 ] && echo exact || echo NOT exact); avro schema validation $([ "$ok4" = 1 ] && echo "accepted and refused as it should" || echo NOT as it should)"
+[ "$ok1" = 1 ] && [ "$ok2" = 1 ] && [ "$ok3" = 1 ] && [ "$ok4" = 1 ]
