@@ -39,6 +39,7 @@ fn batcher(c: &mut Criterion) {
         wire_prefix: Vec::new(),
         avro_records_apart: false,
         container_sync: None,
+        schema: None,
     };
     let spec = Arc::new(EventSpec::build(&cfg).unwrap());
     g.bench_function("write_batch_json_web_1024", |b| {

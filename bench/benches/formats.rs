@@ -34,6 +34,7 @@ fn formats(c: &mut Criterion) {
             wire_prefix: Vec::new(),
             avro_records_apart: false,
             container_sync: None,
+            schema: None,
         };
         let spec = Arc::new(EventSpec::build(&cfg).expect("valid config"));
         let mut gen = Generator::new(spec, 0, RunId(0x0123_4567_89ab_cdef));

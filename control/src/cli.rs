@@ -197,6 +197,10 @@ pub struct RunArgs {
     /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164 or avro.
     #[arg(long)]
     pub format: Option<String>,
+    /// Generate records conforming to this Avro schema (.avsc; datagen-style `arg.properties`
+    /// hints) instead of the built-in sources; written as avro (default) or json.
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
     /// Avro: register the schema in this Confluent-compatible Schema Registry and frame every
     /// record with its id (magic byte 0 + 4-byte id + datum).
     #[arg(long)]
@@ -414,6 +418,7 @@ impl RunArgs {
             redis: any_redis.then_some(redis),
             tracing: (self.trace_endpoint.is_some() || self.trace_sample.is_some())
                 .then(|| spate_engine::spans::RawTracing { endpoint: self.trace_endpoint.clone(), sample: self.trace_sample }),
+            schema: self.schema.clone(),
             avro: {
                 let a = spate_engine::avro::config::RawAvro {
                     codec: self.avro_codec.clone(),

@@ -117,6 +117,10 @@ pub struct RawConfig {
     pub tracing: Option<RawTracing>,
     /// Avro framing, container codec and Schema Registry (`format: avro`).
     pub avro: Option<crate::avro::config::RawAvro>,
+    /// An Avro schema file (`.avsc`): generate records that conform to it (hints in each type's
+    /// `arg.properties`, as kafka-connect-datagen reads them) instead of `sources`. The format
+    /// is then `avro` (default) or `json`.
+    pub schema: Option<std::path::PathBuf>,
 }
 
 /// What to do when a ring (or the in-flight byte budget) is full.
@@ -261,6 +265,7 @@ impl RawConfig {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
             },
+            schema: top.schema.or(self.schema),
             avro: match (self.avro, top.avro) {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
@@ -309,7 +314,23 @@ impl RawConfig {
             }
             Some(n) => NonZeroUsize::new(n).unwrap(),
         };
+        let schema = match &self.schema {
+            None => None,
+            Some(p) => {
+                if self.sources.is_some() || self.templates.is_some() {
+                    return Err(ConfigError::new(
+                        "schema",
+                        "`schema` and `sources`/`templates` are both set",
+                        "use the schema's records, or the sources: drop one of them",
+                    ));
+                }
+                Some(std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError::new("schema", format!("cannot read `{}`: {e}", p.display()), "give the path of a readable .avsc file")
+                })?)
+            }
+        };
         let format: Format = match &self.format {
+            None if schema.is_some() => Format::Avro,
             None => Format::Json,
             Some(f) => f.parse().map_err(|_| {
                 ConfigError::new(
@@ -344,6 +365,7 @@ impl RawConfig {
             wire_prefix: Vec::new(),
             avro_records_apart: false,
             container_sync: None,
+            schema,
             trace,
             fields: self.fields.clone(),
             format,

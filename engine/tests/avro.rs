@@ -234,3 +234,35 @@ fn container_framed_records_are_whole_object_containers() {
         assert_eq!(vals.len(), 1);
     }
 }
+
+#[test]
+fn schema_driven_records_decode_with_fastavro_within_their_hints() {
+    let dir = std::env::temp_dir().join(format!("spate-avro-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, codec) in [("orders", "deflate"), ("pageviews", "zstandard"), ("all_types", "null")] {
+        let out = dir.join(format!("{name}.avro"));
+        let yaml = format!(
+            "sink: 'file:{}'\nrate: max\ncount: 20000\nthreads: 2\nduration: 60s\nschema: '{}'\navro: {{codec: {codec}}}\n",
+            out.display(),
+            root().join(format!("schemas/examples/{name}.avsc")).display()
+        );
+        let c = RawConfig::from_yaml(&yaml).unwrap().validate().unwrap();
+        let s = spate_engine::start(c, StartOptions::default()).unwrap().join();
+        assert_eq!((s.totals.generated, s.totals.delivered), (20_000, 20_000), "{s:?}");
+        let recs = check(&["ocf", out.to_str().unwrap()]);
+        assert_eq!(recs.len(), 20_000);
+        if name == "orders" {
+            for r in &recs {
+                assert!((0.1..=10.0).contains(&r["orderunits"].as_f64().unwrap()), "{r}");
+                assert!((10_000..=99_999).contains(&r["address"]["zipcode"].as_i64().unwrap()), "{r}");
+                assert!(r["itemid"].as_str().unwrap().starts_with("Item_"), "{r}");
+            }
+            // `iteration` counts per worker: each worker's orderids are 0, 1, 2, ...
+            let mut ids: Vec<i64> = recs.iter().map(|r| r["orderid"].as_i64().unwrap()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!((ids[0], ids.len() <= 20_000), (0, true));
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

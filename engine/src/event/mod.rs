@@ -55,6 +55,7 @@ mod avro;
 mod dist;
 mod format;
 mod program;
+mod schema;
 mod sources;
 mod template;
 mod time;
@@ -112,6 +113,9 @@ pub struct EventConfig {
     /// Avro: wrap each datum in a one-record container block with this sync marker (the
     /// container's header is `wire_prefix`).
     pub container_sync: Option<[u8; 16]>,
+    /// A user's Avro schema (JSON text): the run's one source, records generated to match it
+    /// (see `schema.rs`); `sources` and `templates` are then unused.
+    pub schema: Option<String>,
 }
 
 impl Default for EventConfig {
@@ -127,6 +131,7 @@ impl Default for EventConfig {
             wire_prefix: Vec::new(),
             avro_records_apart: false,
             container_sync: None,
+            schema: None,
         }
     }
 }
@@ -206,6 +211,21 @@ struct Variant {
     hot_len: u32,
 }
 
+impl Variant {
+    /// The variant of program `(start, len)`, with its longest literal.
+    fn of(b: &Builder, (start, len): (u32, u32)) -> Variant {
+        let (hot, hot_len) = b.ops[start as usize..(start + len) as usize]
+            .iter()
+            .filter_map(|op| match *op {
+                Op::Lit { len, off } => Some((off, len as u32)),
+                _ => None,
+            })
+            .max_by_key(|l| l.1)
+            .unwrap_or((0, 0));
+        Variant { start, len, hot, hot_len }
+    }
+}
+
 #[derive(Debug)]
 struct CompiledSource {
     variants: Vec<Variant>,
@@ -249,6 +269,40 @@ impl EventSpec {
     /// Checks `cfg` and compiles every source into its variants.
     pub fn build(cfg: &EventConfig) -> Result<EventSpec, ConfigError> {
         let format = cfg.format;
+        let mut b = Builder::default();
+        // A user's schema is the run's one source, named after its record.
+        let user_schema = match &cfg.schema {
+            None => None,
+            Some(text) => {
+                if !matches!(format, Format::Avro | Format::Json) {
+                    return Err(ConfigError::new(
+                        "format",
+                        format!("records of a schema are written as avro or json, not {format}"),
+                        "use --format avro or --format json with --schema",
+                    ));
+                }
+                for (key, set) in [("size", cfg.size.is_some()), ("fields", cfg.fields.is_some())] {
+                    if set {
+                        return Err(ConfigError::new(
+                            key,
+                            format!("`{key}` applies to the built-in sources and templates, not to a schema's records"),
+                            format!("drop `{key}`; the schema decides what a record holds"),
+                        ));
+                    }
+                }
+                let src = schema::compile(text, &mut b)?;
+                src.check()?;
+                Some(src)
+            }
+        };
+        let schema_sources;
+        let cfg = match &user_schema {
+            Some(src) => {
+                schema_sources = EventConfig { sources: vec![(src.name.clone(), 1)], ..cfg.clone() };
+                &schema_sources
+            }
+            None => cfg,
+        };
         if cfg.sources.is_empty() {
             return Err(ConfigError::new(
                 "sources",
@@ -264,7 +318,7 @@ impl EventSpec {
             if cfg.sources[..i].iter().any(|(n, _)| n == name) {
                 return Err(ConfigError::new(key, format!("source `{name}` is listed twice"), "list each source once"));
             }
-            if !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
+            if user_schema.is_none() && !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
                 return Err(ConfigError::new(
                     key,
                     format!("unknown source `{name}`"),
@@ -318,7 +372,6 @@ impl EventSpec {
                 return Err(ConfigError::new("fields", "no fields listed", "list at least one field, or omit `fields` for all"));
             }
         }
-        let mut b = Builder::default();
         // Compile every template, used or not, so mistakes surface now.
         let mut compiled = BTreeMap::new();
         for (name, raw) in &cfg.templates {
@@ -333,6 +386,24 @@ impl EventSpec {
         let mut schemas = Vec::new();
         for (name, _) in &cfg.sources {
             let mut rng = Rng::derive(cfg.seed, fnv1a(name.as_bytes()));
+            if let Some(src) = &user_schema {
+                let enc = if format == Format::Avro { schema::Enc::Avro } else { schema::Enc::Json };
+                let prefix = cfg.wire_prefix.first().map_or(&[][..], Vec::as_slice);
+                let mut variants = Vec::with_capacity(VARIANTS);
+                for _ in 0..VARIANTS {
+                    let mut e = Emitter::new(&mut b);
+                    src.render(enc, prefix, cfg.container_sync, &mut rng, &mut e);
+                    let v = e.finish();
+                    variants.push(Variant::of(&b, v));
+                }
+                names.push(name.clone());
+                sources.push(CompiledSource { variants });
+                estimates.push(0);
+                if format == Format::Avro {
+                    schemas.push(serde_json::from_str(cfg.schema.as_deref().unwrap_or("null")).unwrap_or(serde_json::Value::Null));
+                }
+                continue;
+            }
             let gen = match SourceGen::builtin(name, &mut b, &mut rng) {
                 Some(g) => g,
                 None => SourceGen::Template(compiled.remove(name).expect("checked above")),
@@ -390,15 +461,7 @@ impl EventSpec {
                 } else {
                     smallest.min(est)
                 };
-                let (hot, hot_len) = b.ops[v.0 as usize..(v.0 + v.1) as usize]
-                    .iter()
-                    .filter_map(|op| match *op {
-                        Op::Lit { len, off } => Some((off, len as u32)),
-                        _ => None,
-                    })
-                    .max_by_key(|l| l.1)
-                    .unwrap_or((0, 0));
-                variants.push(Variant { start: v.0, len: v.1, hot, hot_len });
+                variants.push(Variant::of(&b, v));
             }
             names.push(name.clone());
             sources.push(CompiledSource { variants });
@@ -596,6 +659,7 @@ fn estimate(b: &Builder, (start, len): (u32, u32), trace_block: usize) -> usize 
             }
             Op::Pad { .. } | Op::AvroPad { .. } | Op::BlockEnd => 0,
             Op::BlockStart => 3,
+            Op::Iter { .. } | Op::Epoch { .. } => 8,
             Op::AvroTs => 8,
             Op::AvroId => 26,
             Op::AvroLong { table } => crate::avro::long_len(b.tables[table as usize * (TABLE + 1) + TABLE / 2]),
@@ -895,6 +959,31 @@ impl Generator {
                     let n = crate::avro::put_long(&mut b, len as i64);
                     out.extend_from_slice(&b[..n]);
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
+                }
+                Op::Iter { table, decimals, avro } => {
+                    let t = &spec.tables[table as usize * (TABLE + 1)..];
+                    let v = t[0].wrapping_add(t[1].wrapping_mul(seq as i64));
+                    if !avro {
+                        put_scaled(out, v, decimals);
+                    } else if decimals == 0 {
+                        let mut b = [0u8; 10];
+                        let n = crate::avro::put_long(&mut b, v);
+                        out.extend_from_slice(&b[..n]);
+                    } else {
+                        out.extend_from_slice(&(v as f64 / dist::POW10[decimals as usize] as f64).to_le_bytes());
+                    }
+                }
+                Op::Epoch { millis, avro } => {
+                    let v = if millis { ts_unix_ns / 1_000_000 } else { ts_unix_ns / 1_000 };
+                    if avro {
+                        let mut b = [0u8; 10];
+                        let n = crate::avro::put_long(&mut b, v as i64);
+                        out.extend_from_slice(&b[..n]);
+                    } else {
+                        let mut b = [0u8; CHUNK];
+                        let n = put_u64(&mut b, v);
+                        put_chunked(out, &b, n);
+                    }
                 }
                 Op::BlockStart => {
                     // The datum's length goes here once it is written: 3 bytes, a padded

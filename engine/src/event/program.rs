@@ -52,6 +52,11 @@ pub(crate) enum Op {
     /// Avro: a `string` filler making the record the configured size, leaving room for `tail`
     /// more bytes.
     AvroPad { tail: u32 },
+    /// `start + step * seq` (the pair at `tables[table]`, scaled by 10^decimals), as text or,
+    /// with `avro`, a `long` (decimals 0) or `double`.
+    Iter { table: u32, decimals: u8, avro: bool },
+    /// The event time since the epoch in milliseconds or microseconds, as text or an Avro `long`.
+    Epoch { millis: bool, avro: bool },
     /// Avro container block: room for the block's byte count (see `BlockEnd`).
     BlockStart,
     /// Avro container block: writes the byte count into the room `BlockStart` left.

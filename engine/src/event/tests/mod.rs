@@ -10,6 +10,7 @@ use super::*;
 
 mod avro;
 mod grammars;
+mod schema;
 use grammars::*;
 
 const RUN: RunId = RunId(0x00ab_cdef_0123_4567);
@@ -51,6 +52,7 @@ fn config(format: Format, sources: &[(&str, u32)], size: Option<usize>, seed: u6
         wire_prefix: Vec::new(),
         avro_records_apart: false,
         container_sync: None,
+        schema: None,
     }
 }
 
