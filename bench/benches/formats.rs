@@ -66,7 +66,8 @@ fn schemas(c: &mut Criterion) {
     let mut group = c.benchmark_group("schema");
     group.throughput(Throughput::Elements(BATCH));
     for name in ["pageviews", "orders"] {
-        let text = std::fs::read_to_string(format!("{}/../schemas/examples/{name}.avsc", env!("CARGO_MANIFEST_DIR"))).expect("example schema");
+        let text =
+            std::fs::read_to_string(format!("{}/../schemas/examples/{name}.avsc", env!("CARGO_MANIFEST_DIR"))).expect("example schema");
         for format in [Format::Avro, Format::Json] {
             let cfg = EventConfig { format, schema: Some(text.clone()), seed: 1, ..Default::default() };
             bench(&mut group, &format!("{name}/{format}"), &cfg);

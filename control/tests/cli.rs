@@ -326,8 +326,30 @@ fn every_yaml_block_of_the_readme_passes_check_config() {
             .env("KAFKA_API_KEY", "key")
             .env("KAFKA_API_SECRET", "secret")
             .env("CLIENT_KEY_PASS", "readme-pass")
+            .env("REGISTRY_PASSWORD", "registry-pass")
             .output()
             .unwrap();
         assert!(o.status.success(), "README yaml block {i} fails check-config: {}\n{block}", stderr(&o));
     }
+}
+
+#[test]
+fn the_shipped_avro_schemas_are_what_spate_derives() {
+    for source in ["web", "app", "payment", "syslog"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_spate")).args(["schema", "--source", source]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let derived: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let path = format!("{}/../schemas/avro/{source}.avsc", env!("CARGO_MANIFEST_DIR"));
+        let shipped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(derived, shipped, "{path} differs from `spate schema --source {source}`: regenerate it");
+    }
+    // A schema file that is not Avro: one message naming the key, exit 2.
+    let bad = tmp("bad.avsc");
+    std::fs::write(&bad, "{\"type\": \"record\", \"name\": \"r\", \"fields\": [{\"name\": \"x\"}]}").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["run", "--schema", bad.to_str().unwrap(), "--sink", "null", "--count", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("schema"), "{}", stderr(&o));
 }

@@ -117,9 +117,9 @@ pub struct RawConfig {
     pub tracing: Option<RawTracing>,
     /// Avro framing, container codec and Schema Registry (`format: avro`).
     pub avro: Option<crate::avro::config::RawAvro>,
-    /// An Avro schema file (`.avsc`): generate records that conform to it (hints in each type's
-    /// `arg.properties`, as kafka-connect-datagen reads them) instead of `sources`. The format
-    /// is then `avro` (default) or `json`.
+    /// An Avro schema file (`.avsc`) or a JSON Schema: generate records that conform to it
+    /// (hints in each Avro type's `arg.properties`, as kafka-connect-datagen reads them)
+    /// instead of `sources`. The format is then `avro` (default for Avro) or `json`.
     pub schema: Option<std::path::PathBuf>,
 }
 
@@ -330,6 +330,8 @@ impl RawConfig {
             }
         };
         let format: Format = match &self.format {
+            // A schema's records: Avro for an Avro schema, JSON for a JSON Schema.
+            None if schema.as_deref().is_some_and(crate::event::is_json_schema) => Format::Json,
             None if schema.is_some() => Format::Avro,
             None => Format::Json,
             Some(f) => f.parse().map_err(|_| {

@@ -74,6 +74,7 @@ use crate::error::ConfigError;
 use crate::rng::{fnv1a, Rng};
 
 pub use format::{Format, TraceContext, UnknownFormat};
+pub use schema::is_json_schema;
 pub use template::{RawField, RawTemplate};
 
 use program::{Builder, Emitter, Op, SessionDef, TABLE};
@@ -292,6 +293,13 @@ impl EventSpec {
                 }
                 let src = schema::compile(text, &mut b)?;
                 src.check()?;
+                if src.json_schema && format != Format::Json {
+                    return Err(ConfigError::new(
+                        "format",
+                        "records of a JSON Schema are written as json",
+                        "use --format json with a JSON Schema, or give an Avro schema (.avsc) for avro",
+                    ));
+                }
                 Some(src)
             }
         };

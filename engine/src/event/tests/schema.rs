@@ -124,3 +124,40 @@ fn unsupported_schemas_are_refused_naming_the_path() {
     let e = spec(&example("pageviews"), Format::Logfmt).expect_err("logfmt refused").to_string();
     assert!(e.contains("avro or json"), "{e}");
 }
+
+#[test]
+fn json_schema_records_are_json_within_their_constraints() {
+    let text = std::fs::read_to_string(format!("{}/../schemas/examples/orders.schema.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(is_json_schema(&text));
+    let e = spec(&text, Format::Avro).expect_err("json schema as avro").to_string();
+    assert!(e.contains("json"), "{e}");
+    let mut coupons = 0;
+    for line in events(spec(&text, Format::Json).unwrap(), 3000) {
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
+        assert_eq!(v["id"].as_str().unwrap().len(), 36);
+        assert!(v["at"].as_str().unwrap().starts_with("2026-11-25T12:"), "{v}");
+        assert!(["new", "paid", "shipped", "cancelled"].contains(&v["status"].as_str().unwrap()));
+        assert!((1.0..=500.0).contains(&v["total"].as_f64().unwrap()), "{v}");
+        let items = v["items"].as_array().unwrap();
+        assert!((1..=3).contains(&items.len()));
+        for i in items {
+            let sku = i["sku"].as_str().unwrap();
+            assert!(sku.len() == 12 && sku.starts_with("SKU-"), "{sku}");
+            assert!((1..=9).contains(&i["qty"].as_i64().unwrap()));
+        }
+        assert!(v["customer"]["email"].as_str().unwrap().contains('@'));
+        assert!(v["customer"]["ip"].as_str().unwrap().split('.').count() == 4);
+        assert_eq!(v["channel"], "web");
+        match &v["coupon"] {
+            serde_json::Value::Null => {}
+            c => {
+                assert!(c.as_str().unwrap().starts_with("SAVE"));
+                coupons += 1;
+            }
+        }
+    }
+    assert!(coupons > 100, "{coupons} coupons: both union branches are drawn");
+    let bad = r#"{"type":"object","properties":{"a":{"allOf":[{"type":"string"}]}}}"#;
+    let e = spec(bad, Format::Json).expect_err("allOf refused").to_string();
+    assert!(e.contains("properties.a") && e.contains("allOf"), "{e}");
+}
