@@ -324,9 +324,10 @@ impl RawConfig {
                         "use the schema's records, or the sources: drop one of them",
                     ));
                 }
-                Some(std::fs::read_to_string(p).map_err(|e| {
+                let text = std::fs::read_to_string(p).map_err(|e| {
                     ConfigError::new("schema", format!("cannot read `{}`: {e}", p.display()), "give the path of a readable .avsc file")
-                })?)
+                })?;
+                Some(crate::event::strip_comments(&text))
             }
         };
         let format: Format = match &self.format {

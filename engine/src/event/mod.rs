@@ -74,7 +74,7 @@ use crate::error::ConfigError;
 use crate::rng::{fnv1a, Rng};
 
 pub use format::{Format, TraceContext, UnknownFormat};
-pub use schema::is_json_schema;
+pub use schema::{is_json_schema, strip_comments};
 pub use template::{RawField, RawTemplate};
 
 use program::{Builder, Emitter, Op, SessionDef, TABLE};

@@ -9,12 +9,13 @@
 //!
 //! Hints (`arg.properties`):
 //! - `options: [..]`: one of the values (any type: records, arrays, maps as JSON);
-//! - `range: {min, max}` (numbers): uniform in `[min, max]`, drawn per event (int, long,
-//!   double) or per variant (float);
+//! - `range: {min, max}` (numbers): uniform in `[min, max)` (as datagen: an int range of 1 to
+//!   5 gives 1 to 4), drawn per event (int, long, double) or per variant (float);
 //! - `iteration: {start, step}` (int, long, double): `start + step * n`, n the event's sequence
 //!   number in its worker;
 //! - `regex` (string): a random match of the pattern (unbounded repeats add up to 8);
-//! - `length: n` or `{min, max}`: string length, bytes length, array or map size;
+//! - `length: n` or `{min, max}` (`max` exclusive, as datagen): string length, bytes length,
+//!   array or map size;
 //! - `keys` (map): the `arg.properties` of the map's keys.
 //!
 //! Without hints: strings are 8 to 16 lowercase letters and digits, numbers uniform over a
@@ -121,6 +122,42 @@ struct Compiler<'a> {
     open: Vec<String>,
 }
 
+/// `text` without `//` line comments and `/* */` block comments outside strings: datagen's
+/// parser accepts them in schema files, JSON does not.
+pub fn strip_comments(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut in_str, mut from) = (0, false, 0);
+    while i < b.len() {
+        match (in_str, b[i], b.get(i + 1)) {
+            (true, b'\\', _) => i += 1,
+            (true, b'"', _) | (false, b'"', _) => in_str = !in_str,
+            (false, b'/', Some(b'/')) => {
+                out.push_str(&text[from..i]);
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                from = i;
+                continue;
+            }
+            (false, b'/', Some(b'*')) => {
+                out.push_str(&text[from..i]);
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i = (i + 2).min(b.len());
+                from = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[from.min(text.len())..]);
+    out
+}
+
 /// Whether `text` is a JSON Schema (not an Avro schema): it has `$schema`, `properties` or
 /// `"type": "object"` at the top.
 pub fn is_json_schema(text: &str) -> bool {
@@ -162,15 +199,17 @@ fn num(v: &Json, path: &str, what: &str) -> Result<f64, ConfigError> {
     v.as_f64().ok_or_else(|| err(path, format!("`{what}` is not a number"), format!("write {what} as a number")))
 }
 
+/// A `length` hint as an inclusive (min, max): a count, or `{min, max}` with `max` exclusive
+/// as datagen reads it (`{min: 1, max: 5}` gives 1 to 4).
 fn length(v: Option<&Json>, path: &str, default: (usize, usize)) -> Result<(usize, usize), ConfigError> {
-    let bad = || err(path, "`length` is not a count or {min, max}", "write \"length\": 8 or \"length\": {\"min\": 1, \"max\": 8}");
+    let bad = || err(path, "`length` is not a count or {min, max}", "write \"length\": 8 or \"length\": {\"min\": 1, \"max\": 9}");
     match v {
         None => Ok(default),
         Some(Json::Number(n)) => n.as_u64().map(|n| (n as usize, n as usize)).ok_or_else(bad),
         Some(Json::Object(o)) => {
             let min = o.get("min").and_then(Json::as_u64).unwrap_or(0) as usize;
-            let max = o.get("max").and_then(Json::as_u64).map_or(min.max(default.1), |m| m as usize);
-            if max < min || max > 1 << 20 {
+            let max = o.get("max").and_then(Json::as_u64).map_or(min.max(default.1), |m| (m as usize).saturating_sub(1).max(min));
+            if max > 1 << 20 {
                 return Err(bad());
             }
             Ok((min, max))
@@ -401,6 +440,8 @@ impl Compiler<'_> {
                 let nudge = if int { 1.0 } else { 1e-6 };
                 let min = f("minimum").or(f("exclusiveMinimum").map(|m| m + nudge)).unwrap_or(0.0);
                 let max = f("maximum").or(f("exclusiveMaximum").map(|m| m - nudge)).unwrap_or(min.max(0.0) + 1_000_000.0);
+                // `maximum` is inclusive; a range hint's max is not.
+                let max = if int { max + 1.0 } else { max };
                 let mut h = serde_json::Map::new();
                 h.insert("range".into(), serde_json::json!({"min": min, "max": max}));
                 let hint = self.num_hint(&h, path, if int { "long" } else { "double" })?;
@@ -481,10 +522,14 @@ impl Compiler<'_> {
             if ty == "int" && (min < i32::MIN as f64 || max > i32::MAX as f64) {
                 return Err(err(path, "range goes beyond an int", "keep it within -2147483648..2147483647, or use long"));
             }
+            // Uniform in [min, max), as datagen draws (integers: min to max - 1). Cell i of the
+            // table holds the values whose offset is i/TABLE of the way: for narrow integer
+            // ranges each value owns an equal share of the cells.
             let table = (ty != "float").then(|| {
                 let scale = 10f64.powi(decimals as i32);
                 let (lo, hi) = ((min * scale).round() as i64, (max * scale).round() as i64);
-                let pts: Vec<i64> = (0..=TABLE).map(|i| lo + ((hi - lo) as i128 * i as i128 / TABLE as i128) as i64).collect();
+                let top = (hi - 1).max(lo);
+                let pts: Vec<i64> = (0..=TABLE).map(|i| (lo + ((hi - lo) as i128 * i as i128 / TABLE as i128) as i64).min(top)).collect();
                 self.b.add_table(&pts)
             });
             return Ok(NumHint::Range(min, max, table));
@@ -506,7 +551,8 @@ impl Compiler<'_> {
 
     fn str_hint(&mut self, h: &serde_json::Map<String, Json>, path: &str) -> Result<StrHint, ConfigError> {
         if let Some(r) = h.get("regex") {
-            let pat = r.as_str().ok_or_else(|| err(path, "`regex` is not a string", "write the pattern as a string"))?;
+            let raw = r.as_str().ok_or_else(|| err(path, "`regex` is not a string", "write the pattern as a string"))?;
+            let pat = &java_escapes(raw);
             let hir = regex_syntax::ParserBuilder::new()
                 .unicode(false)
                 .utf8(false)
@@ -524,6 +570,28 @@ impl Compiler<'_> {
         }
         Ok(StrHint::None)
     }
+}
+
+/// A Java pattern (datagen's) as regex-syntax reads it: Java's `\<` and `\>` are the literal
+/// characters, regex-syntax's are word boundaries.
+fn java_escapes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n @ ('<' | '>')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 // ---- drawing a variant ----

@@ -161,3 +161,27 @@ fn json_schema_records_are_json_within_their_constraints() {
     let e = spec(bad, Format::Json).expect_err("allOf refused").to_string();
     assert!(e.contains("properties.a") && e.contains("allOf"), "{e}");
 }
+
+#[test]
+fn datagen_conventions_comments_exclusive_maxima_and_java_escapes() {
+    let src = strip_comments(
+        "{\"type\":\"record\",\"name\":\"r\", // a comment\n \"fields\":[ /* block */\n\
+         {\"name\":\"n\",\"type\":{\"type\":\"int\",\"arg.properties\":{\"range\":{\"min\":1,\"max\":5}}}},\n\
+         // {\"name\":\"gone\",\"type\":\"int\"},\n\
+         {\"name\":\"s\",\"type\":{\"type\":\"string\",\"arg.properties\":{\"regex\":\"\\\\<[a-c]{2}\\\\> // not a comment\"}}},\n\
+         {\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":\"int\",\"arg.properties\":{\"length\":{\"min\":1,\"max\":3}}}}]}",
+    );
+    let schema = Schema::parse_str(&src).unwrap();
+    let mut seen = [0u32; 6];
+    for d in events(spec(&src, Format::Avro).unwrap(), 5000) {
+        let v = apache_avro::from_avro_datum(&schema, &mut &d[..], None).unwrap();
+        let Value::Int(n) = field(&v, "n") else { panic!() };
+        seen[*n as usize] += 1;
+        let s = text(field(&v, "s"));
+        assert!(s.len() == 21 && s.starts_with('<') && s.ends_with("> // not a comment"), "{s}");
+        assert!(matches!(field(&v, "a"), Value::Array(a) if (1..=2).contains(&a.len())));
+    }
+    // 1 to 4, each about a quarter; never 5 (datagen's max is exclusive).
+    assert_eq!((seen[0], seen[5]), (0, 0), "{seen:?}");
+    assert!(seen[1..5].iter().all(|&c| (1000..1500).contains(&c)), "{seen:?}");
+}
