@@ -11,6 +11,8 @@ command -v redis-server >/dev/null 2>&1 || extra+=(redis-server)
 command -v promtool >/dev/null 2>&1 || extra+=(prometheus)
 command -v stunnel4 >/dev/null 2>&1 || extra+=(stunnel4)
 command -v openssl >/dev/null 2>&1 || extra+=(openssl)
+# PostgreSQL for the audit tests (each starts its own cluster with initdb).
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || extra+=(postgresql)
 # Python for the independent Avro decoders (fastavro, confluent-kafka) and the test registry.
 command -v python3 >/dev/null 2>&1 || extra+=(python3)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || extra+=(python3-venv)

@@ -197,6 +197,10 @@ pub struct RunArgs {
     /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164 or avro.
     #[arg(long)]
     pub format: Option<String>,
+    /// Record the run in this PostgreSQL database's audit tables (spate_runs,
+    /// spate_run_changes), e.g. postgres://spate@127.0.0.1:5432/spate.
+    #[arg(long)]
+    pub audit: Option<String>,
     /// Generate records conforming to this Avro schema (.avsc; datagen-style `arg.properties`
     /// hints) instead of the built-in sources; written as avro (default) or json.
     #[arg(long)]
@@ -419,6 +423,7 @@ impl RunArgs {
             tracing: (self.trace_endpoint.is_some() || self.trace_sample.is_some())
                 .then(|| spate_engine::spans::RawTracing { endpoint: self.trace_endpoint.clone(), sample: self.trace_sample }),
             schema: self.schema.clone(),
+            audit: self.audit.clone().map(|url| spate_engine::audit::RawAudit { url: Some(url), ..Default::default() }),
             avro: {
                 let a = spate_engine::avro::config::RawAvro {
                     codec: self.avro_codec.clone(),

@@ -14,6 +14,7 @@ use spate_engine::kafka::{EmbeddedBroker, RawKafka};
 use spate_engine::{ConfigError, EngineError, RawConfig, StartOptions, Summary};
 
 use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, KafkaSecurityArgs, RunArgs, VerifyArgs};
+use crate::exit::exit_code;
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
 use crate::redact::Secrets;
@@ -119,11 +120,18 @@ fn run(a: RunArgs) -> Result<i32> {
         crate::http::require_token_off_loopback(addr, "--metrics-listen", metrics_token.is_some(), "--metrics-token")?;
     }
     let sigs = signals()?;
+    let auditor = match &cfg.audit {
+        Some(ac) => Some(crate::audit::start(ac, &secrets)?),
+        None => None,
+    };
     let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
     let run = spate_engine::start(cfg.clone(), StartOptions::default()).map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
         e => anyhow::anyhow!(secrets.text(&e.to_string())),
     })?;
+    if let Some(au) = &auditor {
+        au.run_started(&run.shared.run_id.to_string(), crate::audit::cli_origin(), cfg.events.seed, secrets.config(&cfg.raw));
+    }
     if embedded_note {
         say!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
     }
@@ -156,6 +164,9 @@ fn run(a: RunArgs) -> Result<i32> {
         let s = sigs.load(Ordering::SeqCst);
         if s > stopping {
             stopping = s;
+            if let Some(au) = &auditor {
+                au.change(&run.shared.run_id.to_string(), "stop", json!({"by": "signal", "abort": s > 1}));
+            }
             if s == 1 {
                 run.stop();
                 say!(
@@ -203,21 +214,23 @@ fn run(a: RunArgs) -> Result<i32> {
         std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     print_summary(&summary);
-    Ok(exit_code(&summary))
-}
-
-/// The documented exit codes (see `main.rs` and the README).
-pub fn exit_code(s: &Summary) -> i32 {
-    use spate_engine::Outcome;
-    if s.reader_gone {
-        return 0;
+    let code = exit_code(&summary);
+    if let Some(au) = &auditor {
+        au.run_ended(&summary.run_id, serde_json::to_value(&summary).unwrap_or(Value::Null), code);
+        let r = au.finish();
+        if r.dropped + r.pending > 0 {
+            say!(
+                "spate: audit: {} rows written, {} dropped, {} not written{}",
+                r.written,
+                r.dropped,
+                r.pending,
+                au.last_error().map(|e| format!(" ({})", secrets.text(&e))).unwrap_or_default()
+            );
+        } else {
+            say!("spate: audit: {} rows written", r.written);
+        }
     }
-    match s.outcome {
-        Outcome::NothingDelivered => 4,
-        Outcome::Partial => 3,
-        Outcome::Delivered if s.error.is_some() => 1,
-        Outcome::Delivered => 0,
-    }
+    Ok(code)
 }
 
 fn print_summary(s: &Summary) {

@@ -14,9 +14,11 @@ macro_rules! say {
     }};
 }
 
+mod audit;
 mod cli;
 mod commands;
 mod confine;
+mod exit;
 mod http;
 mod metrics;
 mod redact;

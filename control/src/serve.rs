@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Requests per second allowed per client IP (token bucket); 429 with Retry-After above it.
     #[arg(long)]
     pub api_rate: Option<f64>,
+    /// Record every run in this PostgreSQL database's audit tables (or `audit:` in --config).
+    #[arg(long)]
+    pub audit: Option<String>,
 }
 
 const ROUTES: &[Route] = &[
@@ -87,6 +90,8 @@ struct Slot {
     starting: bool,
     stopping: bool,
     summary: Option<Summary>,
+    /// The audit trail, if configured: a run's end is recorded where it is joined.
+    auditor: Option<spate_engine::audit::Auditor>,
 }
 
 impl Slot {
@@ -95,7 +100,12 @@ impl Slot {
     fn reap(&mut self) {
         if self.run.as_ref().is_some_and(|r| r.is_finished()) {
             let run = self.run.take().expect("checked above");
-            self.summary = Some(run.join());
+            let summary = run.join();
+            if let Some(au) = &self.auditor {
+                let code = crate::exit::exit_code(&summary);
+                au.run_ended(&summary.run_id, serde_json::to_value(&summary).unwrap_or(Value::Null), code);
+            }
+            self.summary = Some(summary);
             self.stopping = false;
         }
     }
@@ -116,6 +126,8 @@ impl Slot {
 }
 
 struct Control {
+    /// Whether requests need a token (recorded as the origin of API runs).
+    token: bool,
     base: RawConfig,
     /// Canonical `--data-dir`.
     data_dir: Option<PathBuf>,
@@ -197,6 +209,13 @@ impl Control {
             Ok(r) => r,
             Err(reply) => return reply,
         };
+        if body.audit.is_some() {
+            return Reply::error(
+                403,
+                "`audit` is the server's setting (spate serve --audit, or its --config); a run cannot change where it is audited",
+                json!({"key": "audit"}),
+            );
+        }
         if let Err(e) = confine::confine(&mut body, &self.base, self.data_dir.as_deref()) {
             return config_reply(403, &e, &Secrets::of(&body));
         }
@@ -227,6 +246,10 @@ impl Control {
         s.starting = false;
         match res {
             Ok(run) => {
+                if let Some(au) = &s.auditor {
+                    let origin = crate::audit::api_origin(rq.remote, self.token);
+                    au.run_started(&run.shared.run_id.to_string(), origin, run.config.events.seed, secrets.config(&raw));
+                }
                 let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
                 let mut doc = status::document(&view);
                 doc.insert("state".into(), json!("running"));
@@ -255,6 +278,13 @@ impl Control {
                     };
                 }
                 Some(run) => {
+                    if let Some(au) = &s.auditor {
+                        au.change(
+                            &run.shared.run_id.to_string(),
+                            "stop",
+                            json!({"by": "api", "remote": rq.remote.map(|r| r.to_string()), "abort": abort}),
+                        );
+                    }
                     if abort {
                         run.abort();
                     } else {
@@ -325,6 +355,13 @@ impl Control {
             );
         }
         let previous = run.shared.current_rate();
+        if let Some(au) = &s.auditor {
+            au.change(
+                &run.shared.run_id.to_string(),
+                "rate",
+                json!({"from": previous.to_string(), "to": rate.to_string(), "remote": rq.remote.map(|r| r.to_string())}),
+            );
+        }
         // The workers pick it up at their next batch, switching to or from `max` as needed;
         // status and metrics read it back from the run's shared state.
         run.set_rate(rate);
@@ -450,8 +487,18 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         }
         None => RawConfig::default(),
     };
+    let audit = match (&a.audit, &base.audit) {
+        (Some(url), _) => spate_engine::audit::RawAudit { url: Some(url.clone()), ..base.audit.clone().unwrap_or_default() }.validate()?,
+        (None, Some(raw)) => raw.validate()?,
+        (None, None) => None,
+    };
+    let auditor = match &audit {
+        Some(ac) => Some(crate::audit::start(ac, &crate::redact::Secrets::of(&base))?),
+        None => None,
+    };
+    let slot = Slot { auditor: auditor.clone(), ..Slot::default() };
     let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control { base, data_dir, slot: Mutex::new(Slot::default()), api: api.clone() });
+    let control = Arc::new(Control { token: token.is_some(), base, data_dir, slot: Mutex::new(slot), api: api.clone() });
     let handler = {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as Handler
@@ -482,6 +529,10 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
             std::thread::sleep(Duration::from_millis(50));
         }
         let s = run.join();
+        if let Some(au) = &auditor {
+            au.change(&s.run_id, "stop", json!({"by": "signal"}));
+            au.run_ended(&s.run_id, serde_json::to_value(&s).unwrap_or(Value::Null), crate::exit::exit_code(&s));
+        }
         say!(
             "spate: run {} stopped: generated {}, delivered {}, failed {}",
             s.run_id,
@@ -493,5 +544,9 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     drop(server);
     stop.store(true, Ordering::Relaxed);
     let _ = ticker.join();
+    if let Some(au) = &auditor {
+        let r = au.finish();
+        say!("spate: audit: {} rows written, {} dropped, {} not written", r.written, r.dropped, r.pending);
+    }
     Ok(0)
 }

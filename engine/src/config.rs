@@ -121,6 +121,8 @@ pub struct RawConfig {
     /// (hints in each Avro type's `arg.properties`, as kafka-connect-datagen reads them)
     /// instead of `sources`. The format is then `avro` (default for Avro) or `json`.
     pub schema: Option<std::path::PathBuf>,
+    /// The audit trail in PostgreSQL (`audit.rs`): a row per run and its changes.
+    pub audit: Option<crate::audit::RawAudit>,
 }
 
 /// What to do when a ring (or the in-flight byte budget) is full.
@@ -188,11 +190,15 @@ pub struct RunConfig {
     pub tracing: Option<TracingConfig>,
     /// Avro framing, codec and registry (defaults unless the format is Avro).
     pub avro: crate::avro::config::AvroConfig,
+    /// The audit trail, if configured.
+    pub audit: Option<crate::audit::AuditConfig>,
     /// The raw form it was built from, echoed by status.
     pub raw: RawConfig,
 }
 
+pub mod duration;
 mod nesting;
+pub use duration::{parse_duration, parse_duration_or_zero};
 pub use nesting::{check_nesting, MAX_NESTING};
 
 impl RawConfig {
@@ -266,6 +272,10 @@ impl RawConfig {
                 (a, b) => b.or(a),
             },
             schema: top.schema.or(self.schema),
+            audit: match (self.audit, top.audit) {
+                (Some(a), Some(b)) => Some(a.overlay(b)),
+                (a, b) => b.or(a),
+            },
             avro: match (self.avro, top.avro) {
                 (Some(a), Some(b)) => Some(a.overlay(b)),
                 (a, b) => b.or(a),
@@ -474,6 +484,7 @@ impl RawConfig {
             redis,
             tracing,
             avro,
+            audit: self.audit.as_ref().map(crate::audit::RawAudit::validate).transpose()?.flatten(),
             raw: self.clone(),
         })
     }
@@ -528,33 +539,6 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
         }
         n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap())),
     }
-}
-
-/// `250ms`, `30s`, `5m`, `2h`, or plain seconds.
-/// A duration that may be zero (`0s`): for allowances such as `catch_up` and `drain_timeout`.
-pub fn parse_duration_or_zero(s: &str, key: &str) -> Result<Duration, ConfigError> {
-    match s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() {
-        Ok(0.0) => Ok(Duration::ZERO),
-        _ => parse_duration(s, key),
-    }
-}
-
-pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
-    let fix = "write a duration like 500ms, 30s, 5m or 1h";
-    let t = s.trim();
-    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| t.split_at(i)).unwrap_or((t, "s"));
-    let v: f64 = num.parse().map_err(|_| ConfigError::new(key, format!("`{s}` is not a duration"), fix))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(ConfigError::new(key, format!("unknown unit `{unit}` in `{s}`"), fix)),
-    };
-    if secs.is_nan() || secs <= 0.0 || secs > 365.0 * 86400.0 {
-        return Err(ConfigError::new(key, format!("`{s}` is out of range"), "use a duration above 0 and below a year"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 pub fn parse_sink(s: &str) -> Result<SinkTarget, ConfigError> {

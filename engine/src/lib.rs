@@ -36,6 +36,7 @@
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
+pub mod audit;
 pub mod avro;
 pub mod batch;
 pub mod batcher;

@@ -288,6 +288,9 @@ fn pong(port: u16) -> bool {
     c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
 }
 
+mod postgres;
+pub use postgres::Postgres;
+
 #[cfg(test)]
 mod tests {
     use super::*;

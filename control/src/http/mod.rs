@@ -20,6 +20,8 @@ pub use server::{ApiStats, HttpOptions, HttpServer};
 
 /// A request as handlers see it: the body is already read (and capped).
 pub struct Request {
+    /// The client's address.
+    pub remote: Option<std::net::IpAddr>,
     pub path: String,
     pub query: String,
     pub content_type: String,

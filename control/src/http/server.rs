@@ -252,7 +252,7 @@ impl Gate {
                 Err(ReadError::Closed) => return Reply::error(400, "the connection closed while the body was read", json!({})),
             };
         }
-        let req = Request { path: path.to_string(), query: query.to_string(), content_type, body };
+        let req = Request { remote: peer, path: path.to_string(), query: query.to_string(), content_type, body };
         (self.handler)(&req)
     }
 

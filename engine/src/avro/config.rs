@@ -263,7 +263,7 @@ impl RawRegistry {
         }
         let timeout = match self.timeout.as_deref() {
             None => Duration::from_secs(10),
-            Some(t) => crate::config::parse_duration(t, "avro.schema_registry.timeout")?,
+            Some(t) => crate::config::duration::parse_duration(t, "avro.schema_registry.timeout")?,
         };
         Ok(RegistryConfig {
             url: u.trim_end_matches('/').to_string(),

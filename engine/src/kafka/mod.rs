@@ -337,6 +337,7 @@ impl KafkaSink {
                 State::HalfOpen => "kafka_breaker_half_open",
             };
             crate::rate_log::warn(site, &format!("kafka: circuit breaker {} -> {}: {}", t.from.as_str(), t.to.as_str(), t.why));
+            crate::audit::note("breaker", serde_json::json!({"from": t.from.as_str(), "to": t.to.as_str(), "why": t.why}));
         }
     }
 

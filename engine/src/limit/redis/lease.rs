@@ -337,12 +337,14 @@ impl LeaseThread {
                 "redis_fallback",
                 &format!("redis limiter: no lease from {} ({why}); this instance falls back to {rate}/s (redis.fallback_rate)", self.url),
             );
+            crate::audit::note("limiter", serde_json::json!({"mode": "fallback", "rate": rate, "why": why}));
         } else {
             let secs = now.saturating_sub(self.fallback_since) as f64 / 1e9;
             crate::rate_log::warn(
                 "redis_recovered",
                 &format!("redis limiter: leases from {} again after {secs:.1} s at the fallback rate; back on the global rate", self.url),
             );
+            crate::audit::note("limiter", serde_json::json!({"mode": "redis", "after_fallback_s": secs}));
         }
         self.in_gap = false;
         // Release: a worker that sees the new mode also sees the emptied pool.
