@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops what scripts/stack-up.sh started (by the pids it recorded), newest first: Prometheus,
-# spate serve (drains its run), the broker, Redis.
+# spate serve (drains its run), the broker, PostgreSQL, Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${SPATE_STACK_DIR:-$(pwd)/target/stack}
@@ -25,7 +25,7 @@ stop() {
   rm -f "$pidfile"
 }
 
-for name in prometheus spate broker redis; do
+for name in prometheus spate broker postgres redis; do
   stop "$name"
 done
 echo "== down (logs kept in $state)"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Starts the local spate stack without Docker, on loopback only:
-#   redis-server, `spate broker` (the embedded Kafka-compatible mock cluster), `spate serve`
-#   (control plane + /metrics) and Prometheus (Debian's package) with deploy/prometheus.yml and
-#   deploy/alerts.yml. Grafana and Zipkin need docker-compose.yml.
+#   redis-server, PostgreSQL (a cluster of its own in the state dir, for the audit trail),
+#   `spate broker` (the embedded Kafka-compatible mock cluster), `spate serve` (control plane +
+#   /metrics, every run audited in PostgreSQL) and Prometheus (Debian's package) with
+#   deploy/prometheus.yml and deploy/alerts.yml. Grafana and Zipkin need docker-compose.yml.
 # Pids and logs go to the state dir; scripts/stack-down.sh stops everything it started.
 #
 # Env: SPATE_STACK_DIR (default target/stack), SPATE_PORT (8080), PROM_PORT (9090),
-#      REDIS_PORT (6379), SPATE_BIN (default target/release/spate or $CARGO_TARGET_DIR/release/spate, built if missing).
+#      REDIS_PORT (6379), PG_PORT (5432), SPATE_BIN (default target/release/spate or $CARGO_TARGET_DIR/release/spate, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -14,13 +15,14 @@ state=${SPATE_STACK_DIR:-$root/target/stack}
 spate_port=${SPATE_PORT:-8080}
 prom_port=${PROM_PORT:-9090}
 redis_port=${REDIS_PORT:-6379}
+pg_port=${PG_PORT:-5432}
 bin=${SPATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/spate}
 
 die() { echo "stack-up: $*" >&2; exit 1; }
 
 alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
 
-for name in redis broker spate prometheus; do
+for name in redis postgres broker spate prometheus; do
   if alive "$name"; then
     die "$name is already running (pid $(cat "$state/$name.pid")); run scripts/stack-down.sh first"
   fi
@@ -58,6 +60,25 @@ else
   echo "== redis-server not installed: skipped (apt-get install redis-server)"
 fi
 
+# PostgreSQL for the audit trail: Debian's binaries are off PATH, in /usr/lib/postgresql/N/bin.
+# As root the server runs as the postgres user (PostgreSQL refuses root).
+pgbin=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1 || true)")
+audit=""
+if [ -x "$pgbin/initdb" ]; then
+  echo "== postgres on 127.0.0.1:$pg_port (audit trail: spate_runs, spate_run_changes)"
+  as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  mkdir -p "$state/pg"; [ "$(id -u)" = 0 ] && chown postgres: "$state/pg"
+  if [ ! -s "$state/pg/data/PG_VERSION" ]; then
+    "${as[@]}" "$pgbin/initdb" -D "$state/pg/data" -U spate --auth=trust >"$state/postgres-init.log" 2>&1 || die "initdb failed; see $state/postgres-init.log"
+  fi
+  "${as[@]}" "$pgbin/pg_ctl" -D "$state/pg/data" -l "$state/pg/postgres.log" -w -t 30 \
+    -o "-p $pg_port -k $state/pg -c listen_addresses=127.0.0.1" start >/dev/null || die "postgres did not start; see $state/pg/postgres.log"
+  head -1 "$state/pg/data/postmaster.pid" >"$state/postgres.pid"
+  audit="postgres://spate@127.0.0.1:$pg_port/postgres"
+else
+  echo "== postgres not installed: skipped, runs are not audited (apt-get install postgresql)"
+fi
+
 echo "== spate broker (embedded Kafka-compatible mock cluster)"
 rm -f "$state/bootstrap"
 start broker "$bin" broker --topic logs.web,logs.app,logs.payment --bootstrap-file "$state/bootstrap"
@@ -82,7 +103,7 @@ kafka:
 YAML
 
 echo "== spate serve on 127.0.0.1:$spate_port (Kafka at $bootstrap)"
-start spate "$bin" serve --listen "127.0.0.1:$spate_port" --config "$state/spate.yaml"
+start spate "$bin" serve --listen "127.0.0.1:$spate_port" --config "$state/spate.yaml" ${audit:+--audit "$audit"}
 wait_port "$spate_port" 20 spate
 
 if command -v prometheus >/dev/null 2>&1; then
@@ -104,5 +125,7 @@ cat <<MSG
   status:       curl 127.0.0.1:$spate_port/v1/status
   stop:         curl -XPOST 127.0.0.1:$spate_port/v1/stop -H 'Content-Type: application/json'
   prometheus:   http://127.0.0.1:$prom_port/alerts
+  audit:        psql -h 127.0.0.1 -p $pg_port -U spate postgres -c 'SELECT run_id, origin, started_at, exit_status FROM spate_runs'
+
   tear down:    scripts/stack-down.sh
 MSG
