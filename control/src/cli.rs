@@ -138,8 +138,15 @@ pub struct VerifyArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub security: KafkaSecurityArgs,
+    /// The topic to audit (Kafka).
+    #[arg(long, required_unless_present = "postgres")]
+    pub topic: Option<String>,
+    /// Audit a PostgreSQL sink's table instead: postgres://USER@HOST:PORT/DB (with --table).
     #[arg(long)]
-    pub topic: String,
+    pub postgres: Option<String>,
+    /// The table of --postgres (default spate_events).
+    #[arg(long, requires = "postgres")]
+    pub table: Option<String>,
     /// Events expected in total (missing ones are counted).
     #[arg(long)]
     pub expect: Option<u64>,

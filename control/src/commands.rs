@@ -317,17 +317,27 @@ fn broker(a: BrokerArgs) -> Result<i32> {
 
 fn verify(a: VerifyArgs) -> Result<i32> {
     let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
-    let (brokers, security) = kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
-    let opts = spate_engine::verify::VerifyOptions {
-        brokers,
-        security,
-        topic: a.topic,
-        expect: a.expect,
-        idle_timeout: timeout,
-        run_id: a.run_id,
-        json: a.json,
+    let r = match (&a.postgres, a.topic) {
+        (Some(url), _) => {
+            let target =
+                format!("{url}{}table={}", if url.contains('?') { '&' } else { '?' }, a.table.as_deref().unwrap_or("spate_events"));
+            let t = spate_engine::pg::PgTarget::parse(&target)?;
+            spate_engine::verify::verify_postgres(&t, a.expect, a.run_id.as_deref())?
+        }
+        (None, topic) => {
+            let (brokers, security) = kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
+            let opts = spate_engine::verify::VerifyOptions {
+                brokers,
+                security,
+                topic: topic.unwrap_or_default(),
+                expect: a.expect,
+                idle_timeout: timeout,
+                run_id: a.run_id,
+                json: a.json,
+            };
+            spate_engine::verify::verify(&opts)?
+        }
     };
-    let r = spate_engine::verify::verify(&opts)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;

@@ -146,6 +146,8 @@ pub enum SinkTarget {
     Kafka,
     /// `tcp://HOST:PORT[?framing=octet]`
     Tcp(String, crate::tcp::Framing),
+    /// `postgres://USER@HOST:PORT/DB?table=T`
+    Postgres(crate::pg::PgTarget),
 }
 
 impl std::fmt::Display for SinkTarget {
@@ -157,6 +159,7 @@ impl std::fmt::Display for SinkTarget {
             SinkTarget::Kafka => f.write_str("kafka"),
             SinkTarget::Tcp(a, crate::tcp::Framing::Newline) => write!(f, "tcp://{a}"),
             SinkTarget::Tcp(a, crate::tcp::Framing::Octet) => write!(f, "tcp://{a}?framing=octet"),
+            SinkTarget::Postgres(t) => f.write_str(&t.display()),
         }
     }
 }
@@ -454,6 +457,13 @@ impl RawConfig {
         if format == Format::Avro {
             check_avro_sink(&sink, &avro)?;
         }
+        if matches!(sink, SinkTarget::Postgres(_)) && format != Format::Json {
+            return Err(ConfigError::new(
+                "format",
+                format!("the postgres sink stores each event as JSONB: {format} is not JSON"),
+                "use format: json with a postgres sink",
+            ));
+        }
         let redis = self.redis.as_ref().map(RawRedis::validate).transpose()?;
         let tracing = match &self.tracing {
             Some(t) => t.validate()?,
@@ -548,7 +558,12 @@ pub fn parse_sink(s: &str) -> Result<SinkTarget, ConfigError> {
         "kafka" => Ok(SinkTarget::Kafka),
         s if s.starts_with("file:") && s.len() > 5 => Ok(SinkTarget::File(PathBuf::from(&s[5..]))),
         s if s.starts_with("tcp://") => crate::tcp::parse_target(s).map(|(a, f)| SinkTarget::Tcp(a, f)),
-        _ => Err(ConfigError::new("sink", format!("unknown sink `{s}`"), "use stdout, null, file:PATH, tcp://HOST:PORT or kafka")),
+        s if s.starts_with("postgres://") || s.starts_with("postgresql://") => crate::pg::PgTarget::parse(s).map(SinkTarget::Postgres),
+        _ => Err(ConfigError::new(
+            "sink",
+            format!("unknown sink `{s}`"),
+            "use stdout, null, file:PATH, tcp://HOST:PORT, kafka or postgres://USER@HOST:PORT/DB?table=T",
+        )),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             None => Box::new(WriterSink::file(p)?),
         },
         SinkTarget::Tcp(addr, framing) => Box::new(crate::tcp::TcpSink::open(addr, *framing)?),
+        SinkTarget::Postgres(t) => Box::new(crate::pg::PgSink::open(t, spec.source_names(), &run_id.to_string())?),
         SinkTarget::Kafka => {
             let embedded = match (&config.kafka.brokers, opts.embedded.clone()) {
                 (Some(_), _) => None,

@@ -52,6 +52,7 @@ pub mod hex;
 pub mod kafka;
 pub mod latency;
 pub mod limit;
+pub mod pg;
 pub mod rate_log;
 pub mod ring;
 pub mod rng;
