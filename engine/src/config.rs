@@ -106,7 +106,7 @@ pub struct RawConfig {
     pub backpressure: Option<String>,
     /// Batches each worker ring holds. Default 16.
     pub ring_capacity: Option<usize>,
-    /// Most events per batch. Default 1024.
+    /// Most events per batch. Default 1024 (8192 with the postgres sink: a batch is a transaction).
     pub batch_size: Option<usize>,
     /// Kafka sink settings.
     pub kafka: Option<RawKafka>,
@@ -448,7 +448,10 @@ impl RawConfig {
             n @ 2..=65_536 => NonZeroUsize::new(n).unwrap(),
             n => return Err(ConfigError::new("ring_capacity", format!("{n} batches is out of range"), "use 2 to 65536 (default 16)")),
         };
-        let batch_size = match self.batch_size.unwrap_or(1024) {
+        // A PostgreSQL batch is a transaction, and each commit waits for the WAL flush: larger
+        // batches by default (tuning.md: 1,024 gave 76k rows/s, 8,192 gave 107k, 32,768 139k).
+        let default_batch = if matches!(sink, SinkTarget::Postgres(_)) { 8192 } else { 1024 };
+        let batch_size = match self.batch_size.unwrap_or(default_batch) {
             n @ 1..=65_536 => NonZeroUsize::new(n).unwrap(),
             n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
         };
