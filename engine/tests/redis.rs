@@ -24,7 +24,15 @@ fn start(url: &str, global: u64, key: &str, extra: &str) -> Run {
 /// Starts `n` engines on one key, samples the sum of their generated counts about every second
 /// for `secs` seconds, stops them and returns each window's count and measured length (s).
 fn windows(url: &str, global: u64, key: &str, n: usize, secs: usize) -> (Vec<(u64, f64)>, Vec<Run>) {
-    let runs: Vec<Run> = (0..n).map(|_| start(url, global, key, "")).collect();
+    windows_after(url, global, key, n, secs, Duration::ZERO)
+}
+
+/// As `windows`, with the first engine running alone for `alone` before the others start (so
+/// its leases are sized for one instance, then for `n`).
+fn windows_after(url: &str, global: u64, key: &str, n: usize, secs: usize, alone: Duration) -> (Vec<(u64, f64)>, Vec<Run>) {
+    let mut runs = vec![start(url, global, key, "")];
+    std::thread::sleep(alone);
+    runs.extend((1..n).map(|_| start(url, global, key, "")));
     let total = |runs: &[Run]| runs.iter().map(|r| r.totals().generated).sum::<u64>();
     let t0 = Instant::now();
     let mut last = (t0, total(&runs));
@@ -120,6 +128,25 @@ fn low_global_rates_never_exceed_the_limit() {
     // And it does send (nearly) the limit: Redis re-grants a slot as soon as it leaves the window.
     assert!(a.iter().map(|x| x.0).sum::<u64>() >= 5, "1/s: {:?}", counts(&a));
     assert!(b.iter().map(|x| x.0).sum::<u64>() >= 60, "10/s: {:?}", counts(&b));
+}
+
+/// Instances joining change every instance's lease size (a lease is sized for the instance's
+/// share): leases granted before the change are still being paced out when the re-grants of
+/// the slots they held arrive, and no window may hold more than the limit for that.
+#[test]
+fn instances_joining_do_not_push_a_low_rate_over_the_limit() {
+    let redis = RedisServer::start();
+    let (w, runs) = windows_after(&redis.url(), 10, "join10", 3, 5, Duration::from_millis(1500));
+    let transitions: Vec<u64> = runs.iter().map(|r| r.shared.limiter.transitions.load(Ordering::Relaxed)).collect();
+    eprintln!("10/s, 1 instance then 3, per window: {w:?}; mode transitions {transitions:?}");
+    assert_eq!(transitions, [0, 0, 0], "no fallback expected against a healthy Redis");
+    let c = redis_config(10);
+    let window = c.window.as_secs_f64();
+    let guard = c.window_with_guard_us() as f64 / 1e6 - window;
+    for (i, &(n, len)) in w.iter().enumerate() {
+        let max = 10 * ((len / (window + guard / 2.0)).floor() as u64 + 1);
+        assert!(n <= max, "window {i} of {len:.3} s has {n} events, above {max}; {w:?}");
+    }
 }
 
 #[test]

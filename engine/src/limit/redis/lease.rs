@@ -45,8 +45,12 @@
 //! whatever is released; when the pool is empty they wait until the next release tick. (Chosen
 //! over a per-worker bucket because one schedule per instance is exact however many workers
 //! share it, and a token never sits in the pool waiting for some worker's bucket.) Small leases
-//! (below 8 tokens, i.e. low rates) are not prefetched: they are asked for when due and released
-//! as soon as they arrive, so a token is spent within about a millisecond of its grant.
+//! (below 8 tokens, i.e. low rates) are not prefetched: they are asked for when due (a lease
+//! period after the previous one) and released whole as soon as they arrive, so a token is spent
+//! within about a millisecond of its grant. Paced out instead, the last tokens of a lease would
+//! be spent up to a quarter window after Redis counted them, and when lease sizes change
+//! (instances joining) the re-grant of their slots could land less than a window after they were
+//! spent: at 10/s, 11 events in a second.
 //!
 //! ## Failure handling (Doorman-style "safe" mode)
 //!
@@ -386,7 +390,17 @@ impl LeaseThread {
                     let start = self.paced_until.max(now);
                     let lease = Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 };
                     self.paced_until = lease.end_ns();
-                    self.leases.push_back(lease);
+                    if g.granted < PREFETCH_MIN_TOKENS {
+                        // A small lease is released whole, now: Redis counts its tokens at the
+                        // grant, so paced out over its period (up to a quarter window) its last
+                        // tokens would be spent that much later, and a re-grant of their slots
+                        // a window after the grant (as a smaller lease once more instances
+                        // share the rate) would put more than the limit in one window.
+                        pool.put(g.granted);
+                        self.released.push_back((now, g.granted));
+                    } else {
+                        self.leases.push_back(lease);
+                    }
                     self.retry_at = 0;
                 } else {
                     self.retry_at = now + g.retry_after_us.max(1) * 1000;
