@@ -209,22 +209,30 @@ fn run(a: RunArgs) -> Result<i32> {
     drop(metrics);
     let mut summary = run.join();
     summary.error = summary.error.map(|e| secrets.text(&e));
-    // The summary file first: it must not depend on stderr being writable.
+    let code = exit_code(&summary);
+    // The audit's last row (this summary) is written before the summary file, so that the
+    // file can say what the audit wrote and dropped (bounded by `audit.flush_timeout`).
+    let mut file = serde_json::to_value(&summary)?;
+    let audit = auditor.as_ref().map(|au| {
+        au.run_ended(&summary.run_id, file.clone(), code);
+        let r = au.finish();
+        let error = au.last_error().map(|e| secrets.text(&e));
+        file["audit"] = serde_json::json!({"written": r.written, "dropped": r.dropped, "not_written": r.pending, "last_error": error});
+        (r, error)
+    });
+    // The summary file before stderr: it must not depend on stderr being writable.
     if let Some(p) = &a.summary_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&file)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     print_summary(&summary);
-    let code = exit_code(&summary);
-    if let Some(au) = &auditor {
-        au.run_ended(&summary.run_id, serde_json::to_value(&summary).unwrap_or(Value::Null), code);
-        let r = au.finish();
+    if let Some((r, error)) = audit {
         if r.dropped + r.pending > 0 {
             say!(
                 "spate: audit: {} rows written, {} dropped, {} not written{}",
                 r.written,
                 r.dropped,
                 r.pending,
-                au.last_error().map(|e| format!(" ({})", secrets.text(&e))).unwrap_or_default()
+                error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
         } else {
             say!("spate: audit: {} rows written", r.written);

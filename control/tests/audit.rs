@@ -46,9 +46,14 @@ fn cli_runs_are_audited_with_origin_summary_and_no_secret() {
     assert_eq!(pg.psql("SELECT config->>'sink' FROM spate_runs"), "null");
     assert_no_secret(&pg, Postgres::PASSWORD);
     // A second run, and a schema already in place: one more row, the version table untouched.
-    let o = Command::new(BIN).args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let summary = dir.join("summary.json");
+    let o =
+        Command::new(BIN).args(["run", "--config", cfg.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(count(&pg, "SELECT count(*) FROM spate_runs"), 2);
+    // The summary file says what the audit wrote and dropped.
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["audit"], serde_json::json!({"written": 2, "dropped": 0, "not_written": 0, "last_error": null}), "{s}");
     assert_eq!(pg.psql("SELECT string_agg(version::text, ',') FROM spate_schema_version"), "1");
     let _ = std::fs::remove_dir_all(dir);
 }
