@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PostgreSQL load speed on one server, side by side:
 #   spate --sink postgres://... (generating the events too, binary COPY, one transaction and one
-#   spate_batches row per batch)  vs  psql's \copy loading the very same rows (exported from
+#   spate_batches row per commit_rows events, 32,768 by default)  vs  psql's \copy loading the very same rows (exported from
 #   spate's table as a binary COPY file) into an identical table, in one COPY.
 # ROUNDS rounds, interleaved; medians and spreads of rows/s and MB/s (MB of the binary COPY
 # stream, measured by exporting it), each tool's wall time from the start of its process.
@@ -9,6 +9,8 @@
 # for DOWN seconds and restarted; every generated event must be in the table exactly once or
 # in the DLQ file (spate verify --postgres).
 # Usage: scripts/compare-postgres.sh [COUNT]   ROUNDS=3 RATE=50000 DURATION=30s STOP_AT=8 DOWN=10
+#   SPATE_ARGS="--threads 1" (more flags for spate's load runs), SINK_PARAMS="&commit_rows=8192"
+#   OUTAGE=0 (skip the outage check)
 # Needs Debian's postgresql package (initdb, pg_ctl) and psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +43,7 @@ for r in $(seq "$ROUNDS"); do
   q "DROP TABLE IF EXISTS ev_spate, ev_psql; TRUNCATE TABLE IF EXISTS spate_batches" >/dev/null 2>&1 || true
   q "DROP TABLE IF EXISTS ev_spate, ev_psql" >/dev/null
   t0=$(date +%s.%N)
-  "$SPATE" run --sink "$URL?table=ev_spate" --source web --rate max --count "$COUNT" --quiet --summary-json "$TMP/s.json" 2>"$TMP/s.log" \
+  "$SPATE" run --sink "$URL?table=ev_spate${SINK_PARAMS:-}" --source web --rate max --count "$COUNT" ${SPATE_ARGS:-} --quiet --summary-json "$TMP/s.json" 2>"$TMP/s.log" \
     || { cat "$TMP/s.log"; exit 1; }
   t1=$(date +%s.%N)
   [ "$(json "$TMP/s.json" "d['delivered']")" = "$COUNT" ] || { echo "spate delivered $(json "$TMP/s.json" "d['delivered']") of $COUNT"; exit 1; }
@@ -68,6 +70,7 @@ for tool in ("spate", "psql"):
 print(f"spate / psql \\copy: {med['spate'] / med['psql'] * 100:.0f} %")
 PY
 
+[ "${OUTAGE:-1}" = 0 ] && exit 0
 echo "== outage: $RATE events/s for $DURATION; the server stopped at ${STOP_AT}s for ${DOWN}s"
 q "DROP TABLE IF EXISTS ev_out" >/dev/null
 rm -f "$TMP/dlq.jsonl"

@@ -241,7 +241,7 @@ pub struct RunArgs {
     /// Default: random, printed in the summary.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// block (default: wait, lose nothing), shed (drop and count) or, with Kafka, spill (while the
+    /// block (default: wait, lose nothing), shed (drop and count) or, with Kafka or PostgreSQL, spill (while the
     /// circuit breaker is open, events go to the DLQ file instead of waiting).
     #[arg(long)]
     pub backpressure: Option<String>,

@@ -131,8 +131,9 @@ pub struct RawConfig {
 pub enum Backpressure {
     Block,
     Shed,
-    /// Kafka only: while the circuit breaker is OPEN, events keep being generated and go to the
-    /// DLQ file (counted dead-lettered) instead of the broker; a full ring blocks as `block`.
+    /// Kafka and PostgreSQL: while the sink's circuit breaker is OPEN, events keep being
+    /// generated and go to the DLQ file (counted dead-lettered) instead of the sink; a full ring
+    /// blocks as `block`.
     Spill,
 }
 
@@ -310,6 +311,9 @@ impl RawConfig {
             // One worker per core, except that the Kafka sink keeps a core for the flush thread
             // and librdkafka's broker threads (see tuning.md).
             None if sink == SinkTarget::Kafka => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
+            // One worker generates millions of events/s, many times what a PostgreSQL backend
+            // loads; more would only take CPU from a server on the same machine.
+            None if matches!(sink, SinkTarget::Postgres(_)) => NonZeroUsize::MIN,
             None => NonZeroUsize::new(cores).unwrap(),
             Some(0) => {
                 return Err(ConfigError::new(
@@ -428,19 +432,19 @@ impl RawConfig {
         let backpressure = match self.backpressure.as_deref() {
             None | Some("block") => Backpressure::Block,
             Some("shed") => Backpressure::Shed,
-            Some("spill") if sink == SinkTarget::Kafka => Backpressure::Spill,
+            Some("spill") if sink == SinkTarget::Kafka || matches!(sink, SinkTarget::Postgres(_)) => Backpressure::Spill,
             Some("spill") => {
                 return Err(ConfigError::new(
                     "backpressure",
-                    format!("`spill` writes to the Kafka DLQ file while the circuit breaker is open; the `{sink}` sink has neither"),
-                    "use `spill` with `sink: kafka`, or `block` / `shed`",
+                    format!("`spill` writes to the DLQ file while the sink's circuit breaker is open; the `{sink}` sink has neither"),
+                    "use `spill` with the kafka or postgres sink, or `block` / `shed`",
                 ))
             }
             Some(o) => {
                 return Err(ConfigError::new(
                     "backpressure",
                     format!("unknown policy `{o}`"),
-                    "use `block` (wait, lose nothing), `shed` (drop and count) or, with Kafka, `spill` (to the DLQ file while the breaker is open)",
+                    "use `block` (wait, lose nothing), `shed` (drop and count) or, with Kafka or PostgreSQL, `spill` (to the DLQ file while the breaker is open)",
                 ))
             }
         };

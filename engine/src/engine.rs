@@ -36,7 +36,9 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let workers = config.threads.get();
     let run_id = opts.run_id.unwrap_or_else(RunId::random);
     let is_kafka = config.sink == SinkTarget::Kafka;
-    let breaker = is_kafka.then(|| Arc::new(Breaker::new()));
+    // The sink's circuit breaker: Kafka's produce calls, PostgreSQL's transactions.
+    let breaker = (is_kafka || matches!(config.sink, SinkTarget::Postgres(_))).then(|| Arc::new(Breaker::new()));
+    let spill = config.backpressure == crate::config::Backpressure::Spill;
     let budget = if is_kafka { config.kafka.max_inflight_bytes } else { 0 };
     let shared = RunShared::new(run_id, workers, config.rate, budget, breaker.clone(), opts.clock.clone());
     let tracer = match &config.tracing {
@@ -64,7 +66,14 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             None => Box::new(WriterSink::file(p)?),
         },
         SinkTarget::Tcp(addr, framing) => Box::new(crate::tcp::TcpSink::open(addr, *framing)?),
-        SinkTarget::Postgres(t) => Box::new(crate::pg::PgSink::open(t, spec.source_names(), &run_id.to_string())?),
+        SinkTarget::Postgres(t) => {
+            Box::new(crate::pg::PgSink::open(t, spec.source_names(), &run_id.to_string(), typed_columns(t, &wire.events)?)?.with_breaker(
+                breaker.clone().expect("postgres has a breaker"),
+                config.kafka.breaker,
+                shared.clock.clone(),
+                spill,
+            ))
+        }
         SinkTarget::Kafka => {
             let embedded = match (&config.kafka.brokers, opts.embedded.clone()) {
                 (Some(_), _) => None,
@@ -79,7 +88,7 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
                 embedded,
                 config.batch_size.get(),
             )?;
-            sink.spill_when_open = config.backpressure == crate::config::Backpressure::Spill;
+            sink.spill_when_open = spill;
             sink.set_key_header(wire.key_header);
             Box::new(sink)
         }
@@ -160,4 +169,21 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         }
     }
     Ok(Run { shared, config, workers: handles, flush: Some(flush) })
+}
+
+/// The typed layout's columns for `events` (from their Avro record schemas), None for the
+/// JSONB layout.
+fn typed_columns(
+    t: &crate::pg::PgTarget,
+    events: &crate::event::EventConfig,
+) -> Result<Option<Vec<crate::pg::typed::Column>>, EngineError> {
+    if !t.typed {
+        return Ok(None);
+    }
+    let mut avro = events.clone();
+    avro.format = crate::event::Format::Avro;
+    let spec = EventSpec::build(&avro)?;
+    let records: Vec<(&str, &str)> =
+        spec.source_names().iter().enumerate().filter_map(|(i, n)| Some((n.as_str(), spec.avro_record(i)?))).collect();
+    Ok(Some(crate::pg::typed::columns(&records)?))
 }

@@ -163,7 +163,7 @@ impl Auditor {
 }
 
 /// Audits the rows of a PostgreSQL sink's table like [`verify`] audits a topic: every row's
-/// `id` column parsed (and equal to its body's `id`), gaps, duplicates and malformed rows
+/// `id` column parsed (and equal to its body's `id`, in the JSONB layout), gaps, duplicates and malformed rows
 /// counted. The rows are streamed with `COPY ... TO STDOUT`.
 pub fn verify_postgres(target: &crate::pg::PgTarget, expect: Option<u64>, run_id: Option<&str>) -> Result<VerifyReport, EngineError> {
     use std::io::BufRead;
@@ -173,7 +173,18 @@ pub fn verify_postgres(target: &crate::pg::PgTarget, expect: Option<u64>, run_id
     let mut pc: postgres::Config = target.url.parse().map_err(|e| fail(format!("{e}")))?;
     pc.connect_timeout(std::time::Duration::from_secs(10));
     let mut c = pc.connect(postgres::NoTls).map_err(|e| fail(format!("cannot connect to {}: {e}", target.display())))?;
-    let sql = format!("COPY (SELECT id, (body->>'id') IS NOT DISTINCT FROM id FROM {}) TO STDOUT", target.table);
+    // The JSONB layout's body must agree with the id column; the typed layout has only the id.
+    let (schema, name) = target.table.split_once('.').map_or((None, target.table.as_str()), |(s, n)| (Some(s), n));
+    let has_body = c
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND table_schema = coalesce($2, current_schema()) \
+             AND column_name = 'body'",
+            &[&name, &schema],
+        )
+        .map_err(|e| fail(format!("cannot read the columns of {}: {e}", target.table)))?
+        .is_some();
+    let agrees = if has_body { "(body->>'id') IS NOT DISTINCT FROM id" } else { "true" };
+    let sql = format!("COPY (SELECT id, {agrees} FROM {}) TO STDOUT", target.table);
     let reader = c.copy_out(sql.as_str()).map_err(|e| fail(format!("cannot read {}: {e}", target.table)))?;
     let mut audit = Auditor::new(false, run_id);
     for line in std::io::BufReader::new(reader).split(b'\n') {

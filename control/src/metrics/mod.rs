@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use spate_engine::breaker::Breaker;
+use spate_engine::config::SinkTarget;
 use spate_engine::run::RunShared;
 use spate_engine::RunConfig;
 
@@ -52,7 +53,8 @@ impl RunView {
             .enumerate()
             .filter_map(|(i, ((b, name), wait))| {
                 b.map(|breaker| BreakerView {
-                    name,
+                    // The sink's breaker is named after the sink.
+                    name: if i == 0 && matches!(self.config.sink, SinkTarget::Postgres(_)) { "postgres" } else { name },
                     breaker,
                     open_seconds: self.observer.breaker_open_seconds(i),
                     open_wait_seconds: wait.as_secs_f64(),
@@ -62,8 +64,9 @@ impl RunView {
     }
 }
 
-/// The breakers a run may have: Kafka's (the sink's produce calls) and Redis's (the global
-/// limiter's lease calls). Their names are the `breaker` label of the metrics.
+/// The breakers a run may have: the sink's (Kafka's produce calls, or PostgreSQL's
+/// transactions: then named `postgres`) and Redis's (the global limiter's lease calls). Their
+/// names are the `breaker` label of the metrics.
 pub const BREAKERS: [&str; 2] = ["kafka", "redis"];
 
 /// The run's breakers in `BREAKERS` order, None where the run has no such breaker.

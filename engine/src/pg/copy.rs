@@ -1,7 +1,9 @@
 //! Binary COPY rows (PostgreSQL's `COPY ... (FORMAT binary)`): a header, per row a field count
 //! and each field as a 4-byte length (−1 for NULL) and its binary form, then a trailer. The
 //! columns: `ts timestamptz` (microseconds since 2000-01-01), `source text`, `id text`,
-//! `traceparent text`, `body jsonb` (version byte 1, then the JSON text).
+//! `traceparent text`, then `body jsonb` (version byte 1, then the JSON text) or the typed
+//! layout's columns (`bigint` and `double precision` as 8 big-endian bytes, `boolean` as one,
+//! `text` as its UTF-8 bytes).
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -9,27 +11,39 @@ const PG_EPOCH_US: i64 = 946_684_800_000_000;
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 pub const TRAILER: &[u8] = &[0xff, 0xff];
 
-/// Appends one row.
+/// Appends one row of the JSONB layout.
 #[inline]
 pub fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>, json: &[u8]) {
-    out.extend_from_slice(&5i16.to_be_bytes());
-    out.extend_from_slice(&8i32.to_be_bytes());
-    out.extend_from_slice(&(ts_unix_us - PG_EPOCH_US).to_be_bytes());
-    field(out, source);
-    field(out, id);
-    match traceparent {
-        Some(t) => field(out, t),
-        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-    }
+    envelope(out, 5, ts_unix_us, source, id, traceparent);
     out.extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
     out.push(1);
     out.extend_from_slice(json);
 }
 
+/// Starts a row of `fields` fields with the envelope's four.
 #[inline]
-fn field(out: &mut Vec<u8>, b: &[u8]) {
+pub fn envelope(out: &mut Vec<u8>, fields: i16, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>) {
+    out.extend_from_slice(&fields.to_be_bytes());
+    field(out, &(ts_unix_us - PG_EPOCH_US).to_be_bytes());
+    field(out, source);
+    field(out, id);
+    match traceparent {
+        Some(t) => field(out, t),
+        None => null(out),
+    }
+}
+
+/// One field's binary form.
+#[inline]
+pub fn field(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as i32).to_be_bytes());
     out.extend_from_slice(b);
+}
+
+/// A NULL field.
+#[inline]
+pub fn null(out: &mut Vec<u8>) {
+    out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
 /// Microseconds since the Unix epoch of `2026-11-25T12:59:00.123456Z` (the timestamp every json
