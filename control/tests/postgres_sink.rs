@@ -2,6 +2,8 @@
 //! by `spate verify --postgres`), through a server restart mid-run; bad targets refused at
 //! start with one message and exit code 2.
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -282,6 +284,30 @@ fn a_commit_in_doubt_is_looked_up_not_resent() {
     let r = verify(&pg, "doubt", Some(50_000));
     assert_eq!((r["unique"].as_u64(), r["missing"].as_u64(), r["duplicated"].as_u64()), (Some(50_000), Some(0), Some(0)), "{r}");
     assert_eq!(pg.psql("SELECT sum(rows) FROM spate_batches"), "50000");
+}
+
+/// The sink's breaker in status and metrics, named `postgres` (promtool checks the exposition),
+/// open while the server is down and closed again after it is back.
+#[test]
+fn the_breaker_shows_in_status_and_metrics() {
+    let pg = Postgres::start();
+    let sink = format!("{}?table=mx&dlq_file={}", pg.url(), tmp("mx.jsonl").display());
+    let r = common::Proc::spawn(
+        &["run", "--sink", &sink, "--rate", "5000", "--duration", "60s", "--quiet", "--metrics-listen", "127.0.0.1:0"],
+        "metrics on",
+    );
+    let state = |want: &str| {
+        let m = common::get(&r.addr, "/metrics").body;
+        m.contains(&format!("spate_breaker_state{{breaker=\"postgres\",state=\"{want}\"}} 1")).then_some(m)
+    };
+    let m = spate_test_support::eventually(Duration::from_secs(20), "a closed postgres breaker in /metrics", || state("closed"));
+    common::promtool_check_metrics(&m);
+    let st = common::get(&r.addr, "/v1/status").json();
+    assert_eq!(st["breakers"][0]["name"], "postgres", "{st}");
+    pg.stop();
+    spate_test_support::eventually(Duration::from_secs(20), "the breaker to open", || state("open"));
+    pg.resume();
+    spate_test_support::eventually(Duration::from_secs(30), "the breaker to close again", || state("closed"));
 }
 
 #[test]
