@@ -267,6 +267,18 @@ impl BreakerWindow {
     }
 }
 
+/// Says a change of a sink's breaker (`sink`: `kafka`, `postgres`): on stderr, once per state
+/// entered (rate-limited; a run has one sink breaker), and in the run's audit trail.
+pub fn report(sink: &str, t: &Transition) {
+    let site = match t.to {
+        State::Closed => "sink_breaker_closed",
+        State::Open => "sink_breaker_open",
+        State::HalfOpen => "sink_breaker_half_open",
+    };
+    crate::rate_log::warn(site, &format!("{sink}: circuit breaker {} -> {}: {}", t.from.as_str(), t.to.as_str(), t.why));
+    crate::audit::note("breaker", serde_json::json!({"sink": sink, "from": t.from.as_str(), "to": t.to.as_str(), "why": t.why}));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -331,13 +331,7 @@ impl KafkaSink {
     /// Logs a change of the breaker's state, once per change (rate-limited per state entered).
     fn log_breaker(&mut self) {
         if let Some(t) = self.window.take_transition(&self.breaker) {
-            let site = match t.to {
-                State::Closed => "kafka_breaker_closed",
-                State::Open => "kafka_breaker_open",
-                State::HalfOpen => "kafka_breaker_half_open",
-            };
-            crate::rate_log::warn(site, &format!("kafka: circuit breaker {} -> {}: {}", t.from.as_str(), t.to.as_str(), t.why));
-            crate::audit::note("breaker", serde_json::json!({"from": t.from.as_str(), "to": t.to.as_str(), "why": t.why}));
+            crate::breaker::report("kafka", &t);
         }
     }
 

@@ -119,16 +119,7 @@ impl SinkBreaker {
 
     fn log(&mut self) {
         if let Some(t) = self.window.take_transition(&self.shared) {
-            let site = match t.to {
-                State::Closed => "pg_breaker_closed",
-                State::Open => "pg_breaker_open",
-                State::HalfOpen => "pg_breaker_half_open",
-            };
-            crate::rate_log::warn(site, &format!("postgres: circuit breaker {} -> {}: {}", t.from.as_str(), t.to.as_str(), t.why));
-            crate::audit::note(
-                "breaker",
-                serde_json::json!({"sink": "postgres", "from": t.from.as_str(), "to": t.to.as_str(), "why": t.why}),
-            );
+            crate::breaker::report("postgres", &t);
         }
     }
 }
