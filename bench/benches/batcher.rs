@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spate_engine::batch::Batch;
-use spate_engine::batcher::Aimd;
-use spate_engine::event::{EventConfig, EventMeta, EventSpec, Format, Generator, RunId};
+use spate_engine::sink::kafka::batcher::Aimd;
+use spate_gen::{EventConfig, EventMeta, EventSpec, Format, Generator, RunId};
 
 fn batcher(c: &mut Criterion) {
     let mut g = c.benchmark_group("batcher");
@@ -34,7 +34,7 @@ fn batcher(c: &mut Criterion) {
         templates: Default::default(),
         size: None,
         seed: 1,
-        trace: spate_engine::event::TraceContext::Traceparent,
+        trace: spate_gen::TraceContext::Traceparent,
         fields: None,
         wire_prefix: Vec::new(),
         avro_records_apart: false,

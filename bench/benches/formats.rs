@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spate_engine::event::{EventConfig, EventMeta, EventSpec, Format, Generator, RunId};
+use spate_gen::{EventConfig, EventMeta, EventSpec, Format, Generator, RunId};
 
 const BATCH: u64 = 1024;
 

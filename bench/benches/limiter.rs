@@ -20,10 +20,10 @@ use std::num::NonZeroU64;
 use std::sync::atomic::AtomicU64;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spate_engine::limit::local::TokenBucket;
-use spate_engine::limit::redis::grant::{call_grant, GRANT_SCRIPT};
-use spate_engine::limit::redis::pool::{LeasePool, LeasedLimiter};
-use spate_engine::limit::RateLimiter;
+use spate_limit::local::TokenBucket;
+use spate_limit::redis::grant::{call_grant, GRANT_SCRIPT};
+use spate_limit::redis::pool::{LeasePool, LeasedLimiter};
+use spate_limit::RateLimiter;
 use spate_test_support::RedisServer;
 
 fn local(c: &mut Criterion) {

@@ -5,15 +5,20 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use spate_engine::config::RawRate;
-use spate_engine::kafka::RawKafka;
-use spate_engine::{ConfigError, RawConfig};
+use spate_engine::config::{Flags, Target};
+use spate_engine::ConfigError;
 
 #[derive(Debug, Parser)]
 #[command(name = "spate", version, about = "Thread-per-core event generator and Kafka load driver")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
+    /// Log level: error, warn, info (default), debug or trace (or the SPATE_LOG variable).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log lines as text (`spate: warning: ...`, default) or JSON objects.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: crate::logs::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +29,11 @@ pub enum Cmd {
     /// Print the Avro schema of the events a run would make (flags and --config as for
     /// `run`; the format is Avro whatever they say).
     Schema(Box<RunArgs>),
+    /// The configuration's key reference and JSON Schema.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Validate a config file without running anything.
     CheckConfig {
         /// The YAML config file.
@@ -40,6 +50,14 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: DlqCmd,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print every key of the config (Markdown: the committed docs/config.md).
+    Reference,
+    /// Print the config's JSON Schema (for editors and validators).
+    JsonSchema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,26 +107,19 @@ pub struct KafkaSecurityArgs {
 }
 
 impl KafkaSecurityArgs {
-    /// Sets the flags given into `k`'s `tls` / `sasl` sections.
-    pub fn apply(&self, k: &mut RawKafka) {
+    /// Adds the flags given to `f`, as settings of the Kafka sink.
+    pub fn add_to(&self, f: &mut Flags) {
+        use serde_yaml_ng::Value;
+        let p = |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
+        let at = |path: &'static [&'static str]| Target::Sink { kinds: KAFKA, path };
         let tls = self.kafka_tls || self.kafka_ca.is_some() || self.kafka_cert.is_some() || self.kafka_key.is_some();
-        if tls {
-            k.tls = Some(spate_engine::kafka::security::RawTls {
-                enabled: Some(true),
-                ca_file: self.kafka_ca.clone(),
-                cert_file: self.kafka_cert.clone(),
-                key_file: self.kafka_key.clone(),
-                ..Default::default()
-            });
-        }
-        if self.kafka_sasl_mechanism.is_some() || self.kafka_sasl_username.is_some() || self.kafka_sasl_password_file.is_some() {
-            k.sasl = Some(spate_engine::kafka::security::RawSasl {
-                mechanism: self.kafka_sasl_mechanism.clone(),
-                username: self.kafka_sasl_username.clone(),
-                password_file: self.kafka_sasl_password_file.clone(),
-                ..Default::default()
-            });
-        }
+        f.set("--kafka-tls", at(&["tls", "enabled"]), tls.then_some(Value::from(true)));
+        f.set("--kafka-ca", at(&["tls", "ca_file"]), p(&self.kafka_ca));
+        f.set("--kafka-cert", at(&["tls", "cert_file"]), p(&self.kafka_cert));
+        f.set("--kafka-key", at(&["tls", "key_file"]), p(&self.kafka_key));
+        f.set("--kafka-sasl-mechanism", at(&["sasl", "mechanism"]), self.kafka_sasl_mechanism.clone().map(Value::from));
+        f.set("--kafka-sasl-username", at(&["sasl", "username"]), self.kafka_sasl_username.clone().map(Value::from));
+        f.set("--kafka-sasl-password-file", at(&["sasl", "password_file"]), p(&self.kafka_sasl_password_file));
     }
 }
 
@@ -352,24 +363,66 @@ pub struct RunArgs {
     pub trace_sample: Option<f64>,
 }
 
+/// The sink kinds a flag of the Kafka sink applies to.
+const KAFKA: &[&str] = &["kafka"];
+/// Sinks with a dead-letter file.
+const DLQ: &[&str] = &["kafka", "postgres"];
+
 impl RunArgs {
-    /// The flags as a config layer.
-    pub fn to_raw(&self) -> Result<RawConfig, ConfigError> {
-        let mut kafka = RawKafka {
-            brokers: self.brokers.clone(),
-            topic: self.topic.clone(),
-            key: self.key.clone(),
-            acks: self.acks.clone(),
-            compression: self.compression.clone(),
-            idempotence: self.no_idempotence.then_some(false),
-            headers: self.no_headers.then_some(false),
-            max_inflight_bytes: self.max_inflight_bytes,
-            dlq_file: self.dlq_file.clone(),
-            message_timeout_ms: self.message_timeout_ms,
-            ..Default::default()
-        };
+    /// The flags as one layer of the config (see `spate_engine::config::Flags`): each flag sets
+    /// the key it names, laid over `--config` by the one merge.
+    pub fn flags(&self) -> Result<Flags, ConfigError> {
+        use serde_yaml_ng::Value;
+        let s = |v: &Option<String>| v.clone().map(Value::from);
+        let n = |v: Option<u64>| v.map(Value::from);
+        let b = |v: bool, when: bool| v.then_some(Value::from(when));
+        let p = |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
+        let mut f = Flags::default();
+        f.set("--rate", Target::Path(&["rate"]), s(&self.rate));
+        f.set("--burst", Target::Path(&["burst"]), n(self.burst));
+        f.set("--duration", Target::Path(&["duration"]), s(&self.duration));
+        f.set("--count", Target::Path(&["count"]), n(self.count));
+        f.set("--drain-timeout", Target::Path(&["drain_timeout"]), s(&self.drain_timeout));
+        f.set("--catch-up", Target::Path(&["catch_up"]), s(&self.catch_up));
+        f.set("--warmup", Target::Path(&["warmup"]), s(&self.warmup));
+        f.set("--threads", Target::Path(&["threads"]), self.threads.map(|t| Value::from(t as u64)));
+        f.set("--no-pin", Target::Path(&["pin"]), b(self.no_pin, false));
+        f.set("--sink", Target::Path(&["sink"]), s(&self.sink));
+        f.set("--format", Target::Path(&["format"]), s(&self.format));
+        f.set("--audit", Target::Path(&["audit", "url"]), s(&self.audit));
+        f.set("--schema", Target::Path(&["schema"]), p(&self.schema));
+        f.set("--schema-registry", Target::Path(&["avro", "schema_registry", "url"]), s(&self.schema_registry));
+        f.set("--schema-id", Target::Path(&["avro", "schema_id"]), self.schema_id.map(|i| Value::from(u64::from(i))));
+        f.set("--avro-framing", Target::Path(&["avro", "framing"]), s(&self.avro_framing));
+        f.set("--avro-codec", Target::Path(&["avro", "codec"]), s(&self.avro_codec));
+        if let Some(src) = &self.source {
+            let m = parse_sources(src)?;
+            f.set("--source", Target::Path(&["sources"]), Some(serde_yaml_ng::to_value(m).unwrap_or(Value::Null)));
+        }
+        f.set("--size", Target::Path(&["size"]), self.size.map(|v| Value::from(v as u64)));
+        f.set("--trace-context", Target::Path(&["trace_context"]), s(&self.trace_context));
+        f.set(
+            "--fields",
+            Target::Path(&["fields"]),
+            self.fields.as_ref().map(|v| Value::Sequence(v.iter().map(|x| Value::from(x.as_str())).collect())),
+        );
+        f.set("--seed", Target::Path(&["seed"]), n(self.seed));
+        f.set("--backpressure", Target::Path(&["backpressure"]), s(&self.backpressure));
+        f.set("--ring-capacity", Target::Path(&["ring_capacity"]), self.ring_capacity.map(|v| Value::from(v as u64)));
+        f.set("--batch-size", Target::Path(&["batch_size"]), self.batch_size.map(|v| Value::from(v as u64)));
+        let kafka = |path| Target::Sink { kinds: KAFKA, path };
+        f.set("--brokers", kafka(&["brokers"]), s(&self.brokers));
+        f.set("--topic", kafka(&["topic"]), s(&self.topic));
+        f.set("--key", kafka(&["key"]), s(&self.key));
+        f.set("--acks", kafka(&["acks"]), s(&self.acks));
+        f.set("--compression", kafka(&["compression"]), s(&self.compression));
+        f.set("--no-idempotence", kafka(&["idempotence"]), b(self.no_idempotence, false));
+        f.set("--no-headers", kafka(&["headers"]), b(self.no_headers, false));
+        f.set("--max-inflight-bytes", kafka(&["max_inflight_bytes"]), n(self.max_inflight_bytes));
+        f.set("--message-timeout-ms", kafka(&["message_timeout_ms"]), n(self.message_timeout_ms));
+        f.set("--dlq-file", Target::Sink { kinds: DLQ, path: &["dlq_file"] }, p(&self.dlq_file));
         if !self.kafka_opt.is_empty() {
-            let mut m = BTreeMap::new();
+            let mut m = serde_yaml_ng::Mapping::new();
             for kv in &self.kafka_opt {
                 let (k, v) = kv.split_once('=').ok_or_else(|| {
                     ConfigError::new(
@@ -378,73 +431,24 @@ impl RunArgs {
                         "write --kafka-opt key=value, e.g. --kafka-opt batch.size=1000000",
                     )
                 })?;
-                m.insert(k.trim().to_string(), v.trim().to_string());
+                m.insert(Value::from(k.trim()), Value::from(v.trim()));
             }
-            kafka.options = Some(m);
+            f.set("--kafka-opt", kafka(&["options"]), Some(Value::Mapping(m)));
         }
-        self.kafka_security.apply(&mut kafka);
-        let redis = spate_engine::limit::redis::config::RawRedis {
-            url: self.redis.clone(),
-            global_rate: self.global_rate,
-            limit_key: self.limit_key.clone(),
-            expected_instances: self.expected_instances,
-            fallback_rate: self.fallback_rate,
-            username: self.redis_user.clone(),
-            password_file: self.redis_password_file.clone(),
-            tls: (self.redis_ca.is_some() || self.redis_cert.is_some() || self.redis_key.is_some()).then(|| {
-                spate_engine::limit::redis::config::RawRedisTls {
-                    ca_file: self.redis_ca.clone(),
-                    cert_file: self.redis_cert.clone(),
-                    key_file: self.redis_key.clone(),
-                    verify_hostname: None,
-                }
-            }),
-            ..Default::default()
-        };
-        let any_redis = redis != spate_engine::limit::redis::config::RawRedis::default();
-        let any_kafka =
-            serde_json::to_value(&kafka).map(|v| v.as_object().is_some_and(|o| o.values().any(|v| !v.is_null()))).unwrap_or(false);
-        Ok(RawConfig {
-            rate: self.rate.clone().map(RawRate::Text),
-            burst: self.burst,
-            duration: self.duration.clone(),
-            count: self.count,
-            drain_timeout: self.drain_timeout.clone(),
-            catch_up: self.catch_up.clone(),
-            warmup: self.warmup.clone(),
-            threads: self.threads,
-            pin: self.no_pin.then_some(false),
-            sink: self.sink.clone(),
-            format: self.format.clone(),
-            sources: self.source.as_deref().map(parse_sources).transpose()?,
-            templates: None,
-            size: self.size,
-            trace_context: self.trace_context.clone(),
-            fields: self.fields.clone(),
-            seed: self.seed,
-            backpressure: self.backpressure.clone(),
-            ring_capacity: self.ring_capacity,
-            batch_size: self.batch_size,
-            kafka: any_kafka.then_some(kafka),
-            redis: any_redis.then_some(redis),
-            tracing: (self.trace_endpoint.is_some() || self.trace_sample.is_some())
-                .then(|| spate_engine::spans::RawTracing { endpoint: self.trace_endpoint.clone(), sample: self.trace_sample }),
-            schema: self.schema.clone(),
-            audit: self.audit.clone().map(|url| spate_engine::audit::RawAudit { url: Some(url), ..Default::default() }),
-            avro: {
-                let a = spate_engine::avro::config::RawAvro {
-                    codec: self.avro_codec.clone(),
-                    framing: self.avro_framing.clone(),
-                    schema_id: self.schema_id,
-                    schema_registry: self
-                        .schema_registry
-                        .clone()
-                        .map(|url| spate_engine::avro::config::RawRegistry { url, ..Default::default() }),
-                    key_format: None,
-                };
-                (a != Default::default()).then_some(a)
-            },
-        })
+        self.kafka_security.add_to(&mut f);
+        f.set("--redis", Target::Path(&["redis", "url"]), s(&self.redis));
+        f.set("--redis-user", Target::Path(&["redis", "username"]), s(&self.redis_user));
+        f.set("--redis-password-file", Target::Path(&["redis", "password_file"]), p(&self.redis_password_file));
+        f.set("--redis-ca", Target::Path(&["redis", "tls", "ca_file"]), p(&self.redis_ca));
+        f.set("--redis-cert", Target::Path(&["redis", "tls", "cert_file"]), p(&self.redis_cert));
+        f.set("--redis-key", Target::Path(&["redis", "tls", "key_file"]), p(&self.redis_key));
+        f.set("--global-rate", Target::Path(&["redis", "global_rate"]), n(self.global_rate));
+        f.set("--limit-key", Target::Path(&["redis", "limit_key"]), s(&self.limit_key));
+        f.set("--expected-instances", Target::Path(&["redis", "expected_instances"]), n(self.expected_instances));
+        f.set("--fallback-rate", Target::Path(&["redis", "fallback_rate"]), n(self.fallback_rate));
+        f.set("--trace-endpoint", Target::Path(&["tracing", "endpoint"]), s(&self.trace_endpoint));
+        f.set("--trace-sample", Target::Path(&["tracing", "sample"]), self.trace_sample.map(Value::from));
+        Ok(f)
     }
 }
 

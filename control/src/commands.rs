@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use spate_engine::kafka::security::Security;
-use spate_engine::kafka::{EmbeddedBroker, RawKafka};
+use spate_engine::sink::kafka::security::Security;
+use spate_engine::config::{Flags, Target};
+use spate_engine::sink::config::RawSink;
+use spate_engine::sink::kafka::EmbeddedBroker;
 use spate_engine::{ConfigError, EngineError, RawConfig, StartOptions, Summary};
 
-use crate::cli::{BrokerArgs, Cli, Cmd, DlqCmd, KafkaSecurityArgs, RunArgs, VerifyArgs};
+use crate::cli::{BrokerArgs, Cli, Cmd, ConfigCmd, DlqCmd, KafkaSecurityArgs, RunArgs, VerifyArgs};
 use crate::exit::exit_code;
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
@@ -25,50 +27,62 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => run(*a),
         Cmd::Schema(a) => schema(*a),
         Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Config { cmd: ConfigCmd::Reference } => {
+            print!("{}", spate_engine::config::reference::markdown());
+            Ok(0)
+        }
+        Cmd::Config { cmd: ConfigCmd::JsonSchema } => {
+            println!("{}", serde_json::to_string_pretty(spate_engine::config::walk::schema())?);
+            Ok(0)
+        }
         Cmd::Broker(a) => broker(a),
         Cmd::Verify(a) => verify(a),
         Cmd::Serve(a) => crate::serve::serve(a, signals()?),
         Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic, config, security } } => {
             let (brokers, security) = kafka_connection(config.as_deref(), brokers, &security)?;
-            let r = spate_engine::dlq::replay(&file, &brokers, topic.as_deref(), &security)?;
+            let r = crate::dlq_replay::replay(&file, &brokers, topic.as_deref(), &security)?;
             say!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
             Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
         }
     }
 }
 
-/// The Kafka connection of `--config` (brokers, tls, sasl) with the flags laid over it, for the
-/// short-lived clients: verify and dlq replay.
+/// The Kafka connection of `--config` (brokers, tls, sasl: its Kafka sink's settings, or the
+/// older top-level `kafka:` section) with the flags laid over it, for the short-lived clients:
+/// verify and dlq replay.
 fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &KafkaSecurityArgs) -> Result<(String, Security)> {
+    use serde_yaml_ng::Value;
     let below = match config {
-        Some(p) => RawConfig::from_file(p)?.kafka.unwrap_or_default(),
-        None => RawKafka::default(),
+        Some(p) => spate_engine::config::parse(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        None => Value::Null,
     };
-    let mut top = RawKafka { brokers, ..Default::default() };
-    flags.apply(&mut top);
-    let k = below.overlay(top);
+    let kafka = below.get("sink").and_then(|s| s.get("kafka")).or_else(|| below.get("kafka")).cloned();
+    let mut tree = Value::Null;
+    spate_engine::config::set_path(&mut tree, &["sink", "kafka"], kafka.unwrap_or(Value::Mapping(Default::default())));
+    let mut f = Flags::default();
+    f.set("--brokers", Target::Sink { kinds: &["kafka"], path: &["brokers"] }, brokers.map(Value::from));
+    flags.add_to(&mut f);
+    let raw = RawConfig::from_tree(f.apply(tree)?)?;
+    let RawSink::Kafka(k) = &raw.sink else { unreachable!("the tree names the kafka sink") };
     let security = Security::from_raw(k.tls.as_ref(), k.sasl.as_ref())?;
     for w in security.warnings() {
         say!("spate: warning: {w}");
     }
-    let brokers = k.brokers.as_deref().map(|b| spate_engine::secret::expand(b, "kafka.brokers")).transpose()?.filter(|b| !b.is_empty());
-    let brokers = brokers
-        .ok_or_else(|| ConfigError::new("--brokers", "no brokers given", "pass --brokers HOST:PORT, or --config with kafka.brokers"))?;
+    let brokers = k.brokers.as_deref().map(|b| spate_core::secret::expand(b, "sink.kafka.brokers")).transpose()?.filter(|b| !b.is_empty());
+    let brokers = brokers.ok_or_else(|| {
+        ConfigError::new("--brokers", "no brokers given", "pass --brokers HOST:PORT, or --config with sink.kafka.brokers")
+    })?;
     Ok((brokers, security))
 }
 
 /// Prints the Avro schema (the source's record, or the union of several sources' records).
 fn schema(a: RunArgs) -> Result<i32> {
-    let file = match &a.config {
-        Some(p) => RawConfig::from_file(p)?,
-        None => RawConfig::default(),
-    };
-    let mut raw = file.overlay(a.to_raw()?);
+    let mut raw = RawConfig::load(a.config.as_deref(), &a.flags()?)?;
     raw.format = Some("avro".into());
     // The schema does not depend on where events go; check no sink's rules.
-    raw.sink = Some("null".into());
+    raw.sink = RawSink::Null(Default::default());
     let cfg = raw.validate()?;
-    let spec = spate_engine::event::EventSpec::build(&cfg.events)?;
+    let spec = spate_gen::EventSpec::build(&cfg.events)?;
     let text = spec.avro_schema().expect("the avro format has a schema");
     let v: Value = serde_json::from_str(text)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -78,7 +92,10 @@ fn schema(a: RunArgs) -> Result<i32> {
 fn check_config(file: &Path) -> Result<i32> {
     let raw = RawConfig::from_file(file)?;
     let cfg = raw.validate()?;
-    spate_engine::event::EventSpec::build(&cfg.events)?;
+    spate_gen::EventSpec::build(&cfg.events)?;
+    for d in &cfg.deprecated {
+        say!("spate: warning: {d}");
+    }
     say!(
         "spate: {} is valid (sink {}, format {}, rate {}, {} threads)",
         file.display(),
@@ -107,14 +124,13 @@ fn signals() -> Result<Arc<AtomicUsize>> {
 }
 
 fn run(a: RunArgs) -> Result<i32> {
-    let file = match &a.config {
-        Some(p) => RawConfig::from_file(p)?,
-        None => RawConfig::default(),
-    };
-    let raw = file.overlay(a.to_raw()?);
+    let raw = RawConfig::load(a.config.as_deref(), &a.flags()?)?;
     // Messages below may quote a secret value of the config; they may end up in any log.
     let secrets = Secrets::of(&raw);
     let cfg = raw.validate().map_err(|e| secrets.error(e))?;
+    for d in &cfg.deprecated {
+        say!("spate: warning: {d}");
+    }
     let metrics_token = crate::http::load_token("metrics-token", a.metrics_token.as_deref(), a.metrics_token_file.as_deref())?;
     if let Some(addr) = &a.metrics_listen {
         crate::http::require_token_off_loopback(addr, "--metrics-listen", metrics_token.is_some(), "--metrics-token")?;
@@ -124,7 +140,7 @@ fn run(a: RunArgs) -> Result<i32> {
         Some(ac) => Some(crate::audit::start(ac, &secrets)?),
         None => None,
     };
-    let embedded_note = cfg.sink == spate_engine::config::SinkTarget::Kafka && cfg.kafka.brokers.is_none();
+    let embedded_note = cfg.sink.kafka().is_some_and(|k| k.brokers.is_none());
     let run = spate_engine::start(cfg.clone(), StartOptions::default()).map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
         e => anyhow::anyhow!(secrets.text(&e.to_string())),
@@ -327,14 +343,12 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
     let r = match (&a.postgres, a.topic) {
         (Some(url), _) => {
-            let target =
-                format!("{url}{}table={}", if url.contains('?') { '&' } else { '?' }, a.table.as_deref().unwrap_or("spate_events"));
-            let t = spate_engine::pg::PgTarget::parse(&target)?;
-            spate_engine::verify::verify_postgres(&t, a.expect, a.run_id.as_deref())?
+            let t = spate_engine::sink::postgres::PgConfig::for_table(url, a.table.as_deref().unwrap_or("spate_events"))?;
+            crate::verify::verify_postgres(&t, a.expect, a.run_id.as_deref())?
         }
         (None, topic) => {
             let (brokers, security) = kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
-            let opts = spate_engine::verify::VerifyOptions {
+            let opts = crate::verify::VerifyOptions {
                 brokers,
                 security,
                 topic: topic.unwrap_or_default(),
@@ -343,7 +357,7 @@ fn verify(a: VerifyArgs) -> Result<i32> {
                 run_id: a.run_id,
                 json: a.json,
             };
-            spate_engine::verify::verify(&opts)?
+            crate::verify::verify(&opts)?
         }
     };
     println!("{}", serde_json::to_string_pretty(&r)?);
@@ -396,7 +410,7 @@ fn metrics_server(listen: &str, opts: HttpOptions, run: &spate_engine::Run) -> R
     let api = Arc::new(ApiStats::default());
     let api2 = api.clone();
     let handler: Handler = Arc::new(move |rq: &Request| match rq.path.as_str() {
-        "/metrics" => Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(Some(&view), &api2)),
+        "/metrics" => Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(Some(view.clone()), api2.clone())),
         "/healthz" => Reply::json(200, &json!({"status": "ok"})),
         _ => {
             let mut m = status::document(&view);

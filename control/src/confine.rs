@@ -1,92 +1,105 @@
 //! What a run config sent over HTTP may touch on this host. The API caller is not the operator:
-//! a file sink or a dead-letter file it names is created or truncated with spate's rights, so
-//! such paths must lie under `spate serve --data-dir` (relative ones are taken from it), and
-//! librdkafka options that name files, libraries or commands are refused. The base config
-//! (`--config`) is the operator's and is not checked.
+//! a file it names is created or truncated with spate's rights, a file of secrets or a
+//! `${NAME}` reference would send the server's secrets wherever the request points. The config's
+//! types mark every such value (`spate_engine::config::walk`), so this walks the request body by
+//! them, never by key names:
+//! - a data path (a file sink, any sink's DLQ file, a schema) must lie under `spate serve
+//!   --data-dir` (relative ones are taken from it), without `..` and not through a symbolic
+//!   link; it is rewritten to the resolved absolute path;
+//! - a secret file (CA, certificate, key, password and token files) is refused;
+//! - `${NAME}` anywhere is refused;
+//! - librdkafka options that name files, libraries or commands are refused.
+//!
+//! The base config (`--config`) is the operator's and is not checked.
 
 use std::path::{Component, Path, PathBuf};
 
-use spate_engine::kafka::RawKafka;
-use spate_engine::{ConfigError, RawConfig};
+use serde_yaml_ng::Value;
+use spate_engine::config::walk::{self, Kind};
+use spate_engine::ConfigError;
 
 /// Name of the default dead-letter file, kept under the data dir for runs started over HTTP.
 const DEFAULT_DLQ: &str = "spate-dlq.jsonl";
 
-/// Resolves the file paths of `body` under `data_dir` (rewriting them to the resolved absolute
-/// path), or says which key names a path it may not use.
-pub fn confine(body: &mut RawConfig, base: &RawConfig, data_dir: Option<&Path>) -> Result<(), ConfigError> {
-    refuse_server_secrets(body)?;
-    if let Some(path) = body.sink.as_deref().and_then(|s| s.strip_prefix("file:")).filter(|p| !p.is_empty()) {
-        let path = resolve("sink", Path::new(path), data_dir)?;
-        body.sink = Some(format!("file:{}", path.display()));
-    }
-    if let Some(k) = body.kafka.as_mut() {
-        if let Some(p) = &k.dlq_file {
-            k.dlq_file = Some(resolve("kafka.dlq_file", p, data_dir)?);
+const FIX: &str = "set it in the base config file (spate serve --config FILE) instead of the request";
+
+/// Checks the request `body` (a parsed tree) and resolves its data paths under `data_dir`, or
+/// says which key it may not use.
+pub fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), ConfigError> {
+    refuse_env(body, &mut String::new())?;
+    walk::visit(body, &mut |key, kind, v| match kind {
+        Kind::DataPath => {
+            let p = v.as_str().unwrap_or_default().to_string();
+            let resolved = resolve(key, Path::new(&p), data_dir)?;
+            *v = Value::from(resolved.to_string_lossy().into_owned());
+            Ok(())
         }
-        for key in k.options.iter().flat_map(|o| o.keys()) {
+        Kind::SecretFile => Err(ConfigError::new(
+            key,
+            format!("`{key}` names a file on the server, which a run started over HTTP may not choose"),
+            FIX,
+        )),
+        Kind::Secret | Kind::SecretUrl => Ok(()),
+    })?;
+    // Under the Kafka sink, or in the deprecated top-level `kafka:` section.
+    let sections = [("sink.kafka", body.get("sink").and_then(|s| s.get("kafka"))), ("kafka", body.get("kafka"))];
+    for (at, opts) in sections.iter().filter_map(|(at, k)| Some((at, k.and_then(|k| k.get("options"))?.as_mapping()?))) {
+        for key in opts.keys().filter_map(Value::as_str) {
             if names_local_resource(key) {
                 return Err(ConfigError::new(
-                    format!("kafka.options.{key}"),
+                    format!("{at}.options.{key}"),
                     format!("`{key}` names a file, library or command on the server, which a run started over HTTP may not choose"),
-                    "set it in the base config file (spate serve --config FILE) instead of the request",
+                    FIX,
                 ));
             }
         }
     }
-    // Without this a Kafka run would dead-letter into the server's working directory.
-    let kafka_sink = body.sink.as_deref().or(base.sink.as_deref()) == Some("kafka");
-    let dlq_set = [&body.kafka, &base.kafka].iter().any(|k| k.as_ref().is_some_and(|k| k.dlq_file.is_some()));
-    if let (Some(dir), true, false) = (data_dir, kafka_sink, dlq_set) {
-        body.kafka.get_or_insert_with(RawKafka::default).dlq_file = Some(dir.join(DEFAULT_DLQ));
-    }
     Ok(())
 }
 
-/// Certificates, keys and secret files are files of the server, and `${NAME}` reads its
-/// environment: a request naming either could send the server's secrets to a broker of its
-/// choosing. They belong in the base config (`spate serve --config FILE`), which the request's
-/// connection settings then leave alone.
-fn refuse_server_secrets(body: &RawConfig) -> Result<(), ConfigError> {
-    let fix = "set it in the base config file (spate serve --config FILE) instead of the request";
-    let mut files: Vec<(&str, bool)> = Vec::new();
-    if let Some(k) = &body.kafka {
-        if let Some(t) = &k.tls {
-            files.push(("kafka.tls.ca_file", t.ca_file.is_some()));
-            files.push(("kafka.tls.cert_file", t.cert_file.is_some()));
-            files.push(("kafka.tls.key_file", t.key_file.is_some()));
-            files.push(("kafka.tls.key_password_file", t.key_password_file.is_some()));
-        }
-        if let Some(sasl) = &k.sasl {
-            files.push(("kafka.sasl.password_file", sasl.password_file.is_some()));
-            files.push(("kafka.sasl.oauth.client_secret_file", sasl.oauth.as_ref().is_some_and(|o| o.client_secret_file.is_some())));
+/// For a run started over HTTP whose sink has a dead-letter file and none is set: the default
+/// one under `data_dir`, not in the server's working directory. `merged` is the whole config.
+pub fn default_dlq(merged: &mut Value, data_dir: Option<&Path>) {
+    let Some(dir) = data_dir else { return };
+    let Some(Value::Mapping(sink)) = merged.get_mut("sink") else { return };
+    for kind in ["kafka", "postgres"] {
+        if let Some(Value::Mapping(s)) = sink.get_mut(kind) {
+            s.entry("dlq_file".into()).or_insert_with(|| Value::from(dir.join(DEFAULT_DLQ).to_string_lossy().into_owned()));
         }
     }
-    if let Some(r) = &body.redis {
-        files.push(("redis.password_file", r.password_file.is_some()));
-        if let Some(t) = &r.tls {
-            files.push(("redis.tls.ca_file", t.ca_file.is_some()));
-            files.push(("redis.tls.cert_file", t.cert_file.is_some()));
-            files.push(("redis.tls.key_file", t.key_file.is_some()));
+}
+
+/// `${NAME}` reads the server's environment: never from a request.
+fn refuse_env(v: &Value, path: &mut String) -> Result<(), ConfigError> {
+    match v {
+        Value::String(s) if s.contains("${") => Err(ConfigError::new(
+            path.clone(),
+            "a `${NAME}` reference to the server's environment, which a run started over HTTP may not read",
+            FIX,
+        )),
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k.as_str().unwrap_or("?"));
+                refuse_env(child, path)?;
+                path.truncate(len);
+            }
+            Ok(())
         }
-    }
-    if let Some((key, _)) = files.into_iter().find(|(_, set)| *set) {
-        return Err(ConfigError::new(
-            key,
-            format!("`{key}` names a file on the server, which a run started over HTTP may not choose"),
-            fix,
-        ));
-    }
-    for (section, v) in [("kafka", serde_json::to_string(&body.kafka)), ("redis", serde_json::to_string(&body.redis))] {
-        if v.is_ok_and(|t| t.contains("${")) {
-            return Err(ConfigError::new(
-                section,
-                "a `${NAME}` reference to the server's environment, which a run started over HTTP may not read",
-                fix,
-            ));
+        Value::Sequence(items) => {
+            for (i, child) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                refuse_env(child, path)?;
+                path.truncate(len);
+            }
+            Ok(())
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// librdkafka properties that load code, run commands or read files of the server.
@@ -103,7 +116,7 @@ fn resolve(key: &str, path: &Path, data_dir: Option<&Path>) -> Result<PathBuf, C
         return Err(ConfigError::new(
             key,
             format!("`{}` is a file on the server, and spate serve was started without --data-dir", path.display()),
-            "start spate serve with --data-dir DIR to let runs started over HTTP write files under DIR",
+            "start spate serve with --data-dir DIR to let runs started over HTTP use files under DIR",
         ));
     };
     let fix = || format!("give a path under {} (a relative path is taken from there), without `..` or symbolic links", dir.display());
@@ -142,18 +155,36 @@ mod tests {
 
     #[test]
     fn local_resources() {
-        for k in [
-            "plugin.library.paths",
-            "ssl.key.location",
-            "ssl_engine_location",
-            "sasl.kerberos.kinit.cmd",
-            "sasl.kerberos.keytab",
-            "ssl.providers",
-        ] {
+        for k in ["plugin.library.paths", "ssl.key.location", "ssl_engine_location", "sasl.kerberos.kinit.cmd", "sasl.kerberos.keytab", "ssl.providers"] {
             assert!(names_local_resource(k), "{k}");
         }
         for k in ["batch.size", "sasl.password", "client.id", "linger.ms"] {
             assert!(!names_local_resource(k), "{k}");
         }
+    }
+
+    /// Every data path the schema knows is confined, and every secret file refused, by type:
+    /// the list comes from the schema, so a new key cannot be forgotten here.
+    #[test]
+    fn every_marked_key_is_confined() {
+        let dir = std::env::temp_dir().join(format!("spate-confine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        for (key, kind) in walk::marked_keys() {
+            if key.contains('*') || key.contains("[]") || matches!(kind, Kind::Secret | Kind::SecretUrl) {
+                continue;
+            }
+            let mut body = Value::Null;
+            let path: Vec<&str> = key.split('.').collect();
+            spate_engine::config::set_path(&mut body, &path, Value::from("/etc/outside.txt"));
+            let e = confine(&mut body, Some(&dir)).expect_err(&key);
+            assert_eq!(e.key, key, "{e}");
+            if kind == Kind::DataPath {
+                let mut body = Value::Null;
+                spate_engine::config::set_path(&mut body, &path, Value::from("inside.txt"));
+                confine(&mut body, Some(&dir)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

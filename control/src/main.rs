@@ -5,27 +5,8 @@ use spate_engine::alloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// Like `eprintln!`, but a closed or full stderr is ignored instead of panicking: the run's
-/// outcome (and `--summary-json`) must not depend on whether anyone reads its messages.
-macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
-
-mod audit;
-mod cli;
-mod commands;
-mod confine;
-mod exit;
-mod http;
-mod metrics;
-mod redact;
-mod serve;
-mod status;
-
 use clap::Parser;
+use spate::{cli, commands, say};
 
 /// Exit codes (README "Exit codes"): 0 everything delivered (or shed as asked, or the reader of
 /// stdout went away); 1 an internal error, or verification found problems; 2 bad input;
@@ -33,6 +14,10 @@ use clap::Parser;
 fn main() {
     spate_engine::alloc::keep_freed_pages();
     let cli = cli::Cli::parse();
+    if let Err(e) = spate::logs::init(cli.log_level.as_deref(), cli.log_format) {
+        say!("spate: {e}");
+        std::process::exit(2);
+    }
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -52,5 +37,6 @@ fn main() {
             }
         }
     };
+    spate::logs::flush(std::time::Duration::from_millis(500));
     std::process::exit(code);
 }

@@ -1,23 +1,23 @@
 //! Keeping a config's secrets out of everything control shows: status documents, start and stop
-//! answers, error messages, the run summary. Credentials ride in librdkafka options (SASL
-//! passwords, the client secret inside `sasl.oauthbearer.config`) and in URLs (Redis, the
-//! tracing collector). Values of keys that look secret are masked where the config is echoed;
-//! then every such value, and every URL password, is masked wherever else it appears in the same
-//! answer: in a librdkafka error quoting an option, in a topic name, in another URL.
+//! answers, error messages, the run summary.
+//!
+//! The config's types say which values are secret (`SecretText`, the password of a `SecretUrl`;
+//! `spate_engine::config::walk`), and those print masked already. What the types cannot know:
+//! librdkafka passthrough options (`sink.kafka.options`) whose names say they hold a secret
+//! (`sasl.oauthbearer.config`), and a password in any other URL (a tracing collector's). Every
+//! such value is then masked wherever else it appears: in a librdkafka error quoting an option, in
+//! a topic name, in another URL. One mask everywhere: `<redacted>`.
 
 use serde_json::{Map, Value};
-use spate_engine::limit::redis::redact::redact as redact_url;
+use spate_core::secret::REDACTED;
 use spate_engine::{ConfigError, RawConfig};
 
-pub const MASK: &str = "<redacted>";
 /// Shortest value masked wherever it appears: a shorter one would garble unrelated text (and
 /// is no secret). It is still masked under its own key.
 const MIN_SCRUB: usize = 4;
-/// Config keys of spate's own whose names contain `key` but hold no secret.
-const PLAIN_KEYS: [&str; 2] = ["kafka.key", "redis.limit_key"];
 
-/// Whether a config key (the last part of its path) names a secret.
-pub fn secret_key(key: &str) -> bool {
+/// Whether a librdkafka property name names a secret.
+pub fn secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["password", "passwd", "secret", "token", "credential", "jaas", "private"].iter().any(|w| k.contains(w))
         || (k.starts_with("sasl.") && k.ends_with("config"))
@@ -34,23 +34,30 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn of(raw: &RawConfig) -> Secrets {
-        let mut values = Vec::new();
-        let mut v = serde_json::to_value(raw).unwrap_or(Value::Null);
-        collect(&mut v, "", &mut values);
-        // The engine serializes the Redis URL already masked, so its password is taken here.
-        if let Some(url) = raw.redis.as_ref().and_then(|r| r.url.as_deref()) {
-            url_secrets(url, &mut values);
-        }
-        values.retain(|s| s.len() >= MIN_SCRUB);
+        Self::of_tree(&raw.tree())
+    }
+
+    /// The secrets of a config tree (a request body before it is read, or a merged config).
+    pub fn of_tree(tree: &serde_yaml_ng::Value) -> Secrets {
+        let mut values = spate_engine::config::walk::secrets_in(tree);
+        let json = serde_json::to_value(tree).unwrap_or(Value::Null);
+        options(&json, &mut |v| values.push(v.to_string()));
+        strings(&json, &mut |s| {
+            if s.contains("://") {
+                s.split(' ').for_each(|w| url_password(w, &mut values));
+            }
+        });
+        values.retain(|s| s.len() >= MIN_SCRUB && s != REDACTED);
         values.sort_by_key(|s| std::cmp::Reverse(s.len()));
         values.dedup();
         Secrets { values }
     }
 
-    /// The config as it may be shown: secret keys masked, then every known secret.
+    /// The config as it may be shown: typed secrets print masked; secret librdkafka options and
+    /// every known secret elsewhere are masked too.
     pub fn config(&self, raw: &RawConfig) -> Value {
         let mut v = serde_json::to_value(raw).unwrap_or(Value::Null);
-        collect(&mut v, "", &mut Vec::new());
+        mask_options(&mut v);
         self.scrub(&mut v);
         v
     }
@@ -80,64 +87,52 @@ impl Secrets {
 
     /// `s` with URL passwords and known secrets masked.
     pub fn text(&self, s: &str) -> String {
-        let mut out = if s.contains("://") { s.split(' ').map(redact_url).collect::<Vec<_>>().join(" ") } else { s.to_string() };
+        let mut out =
+            if s.contains("://") { s.split(' ').map(spate_core::conf::mask_url_password).collect::<Vec<_>>().join(" ") } else { s.to_string() };
         for secret in &self.values {
             if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
+                out = out.replace(secret.as_str(), REDACTED);
             }
         }
         out
     }
 }
 
-/// Masks the values of secret keys in place, gathering them (and URL passwords) into `found`.
-fn collect(v: &mut Value, path: &str, found: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                if secret_key(k) && !PLAIN_KEYS.contains(&p.as_str()) && !val.is_null() {
-                    leaves(val, found);
-                    *val = Value::String(MASK.into());
-                } else {
-                    collect(val, &p, found);
-                }
+/// The values of secret-named librdkafka options (`sink.kafka.options`).
+fn options(v: &Value, found: &mut dyn FnMut(&str)) {
+    let opts = v.pointer("/sink/kafka/options").and_then(Value::as_object);
+    for (k, val) in opts.into_iter().flatten() {
+        if secret_option(k) {
+            if let Some(s) = val.as_str() {
+                found(s);
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| collect(x, path, found)),
-        Value::String(s) if s.contains("://") => s.split(' ').for_each(|w| url_secrets(w, found)),
+    }
+}
+
+fn mask_options(v: &mut Value) {
+    if let Some(opts) = v.pointer_mut("/sink/kafka/options").and_then(Value::as_object_mut) {
+        for (k, val) in opts.iter_mut() {
+            if secret_option(k) {
+                *val = Value::String(REDACTED.into());
+            }
+        }
+    }
+}
+
+fn strings(v: &Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, f)),
+        Value::Object(m) => m.values().for_each(|x| strings(x, f)),
         _ => {}
     }
 }
 
-/// Every scalar under `v`, as text.
-fn leaves(v: &Value, found: &mut Vec<String>) {
-    match v {
-        Value::String(s) => found.push(s.clone()),
-        Value::Number(n) => found.push(n.to_string()),
-        Value::Array(a) => a.iter().for_each(|x| leaves(x, found)),
-        Value::Object(m) => m.values().for_each(|x| leaves(x, found)),
-        _ => {}
-    }
-}
-
-/// The password of a URL's user info (or the lone user part, which Redis takes as one), and
-/// `password=` query values.
-fn url_secrets(url: &str, found: &mut Vec<String>) {
-    let Some(i) = url.find("://") else { return };
-    let rest = &url[i + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    if let Some((info, _)) = authority.rsplit_once('@') {
-        found.push(info.split_once(':').map(|(_, pw)| pw).unwrap_or(info).to_string());
-    }
-    if let Some((_, query)) = rest.split_once('?') {
-        for kv in query.split(['&', '#']) {
-            if let Some((k, v)) = kv.split_once('=') {
-                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") {
-                    found.push(v.to_string());
-                }
-            }
-        }
+/// The password of a URL's user info (`user:password@`), never a user name alone.
+fn url_password(url: &str, found: &mut Vec<String>) {
+    if let Some(p) = spate_core::conf::SecretUrl(url.to_string()).password() {
+        found.push(p.to_string());
     }
 }
 
@@ -146,28 +141,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_keys() {
-        for k in [
-            "sasl.password",
-            "sasl.oauthbearer.config",
-            "sasl.jaas.config",
-            "ssl.key.pem",
-            "ssl.keystore.password",
-            "api_key",
-            "client.secret",
-            "token",
-        ] {
-            assert!(secret_key(k), "{k}");
+    fn secret_options() {
+        for k in ["sasl.password", "sasl.oauthbearer.config", "sasl.jaas.config", "ssl.key.pem", "ssl.keystore.password", "api_key", "client.secret", "token"] {
+            assert!(secret_option(k), "{k}");
         }
         for k in ["topic", "batch.size", "compression", "sasl.mechanism", "brokers"] {
-            assert!(!secret_key(k), "{k}");
+            assert!(!secret_option(k), "{k}");
         }
     }
 
     #[test]
-    fn masks_by_key_and_by_value() {
+    fn masks_by_type_and_by_value() {
         let raw = RawConfig::from_yaml(
-            "sink: kafka\nkafka:\n  topic: t-hunter22\n  key: source\n  options:\n    sasl.oauthbearer.config: \"clientSecret=hunter22 scope=x\"\n    sasl.password: hunter22\n    batch.size: \"1000\"\nredis:\n  url: redis://u:redispw9@h:6379\n  limit_key: k\ntracing:\n  endpoint: http://u:zipkinpw@127.0.0.1:9411/api/v2/spans\n",
+            "sink:\n  kafka:\n    topic: t-hunter22\n    key: source\n    options:\n      sasl.oauthbearer.config: \"clientSecret=hunter22 scope=x\"\n      batch.size: \"1000\"\n    sasl: {mechanism: PLAIN, username: u, password: hunter22}\nformat: avro\navro: {key_format: avro, schema_id: 1}\nredis:\n  url: redis://u:redispw9@h:6379\n  limit_key: k\ntracing:\n  endpoint: http://u:zipkinpw@127.0.0.1:9411/api/v2/spans\n",
         )
         .unwrap();
         let s = Secrets::of(&raw);
@@ -176,13 +162,22 @@ mod tests {
         for planted in ["hunter22", "redispw9", "zipkinpw"] {
             assert!(!text.contains(planted), "{planted} in {text}");
         }
-        assert_eq!(c["kafka"]["options"]["sasl.oauthbearer.config"], MASK);
-        assert_eq!(c["kafka"]["options"]["batch.size"], "1000");
-        assert_eq!(c["kafka"]["topic"], "t-<redacted>");
-        assert_eq!(c["kafka"]["key"], "source", "spate's own `key` settings are shown");
+        assert_eq!(c["sink"]["kafka"]["options"]["sasl.oauthbearer.config"], REDACTED);
+        assert_eq!(c["sink"]["kafka"]["options"]["batch.size"], "1000");
+        assert_eq!(c["sink"]["kafka"]["topic"], "t-<redacted>");
+        assert_eq!(c["sink"]["kafka"]["key"], "source", "spate's own `key` settings are shown");
+        assert_eq!(c["avro"]["key_format"], "avro", "a word that is no secret stays");
         assert_eq!(c["redis"]["limit_key"], "k");
-        assert_eq!(c["tracing"]["endpoint"], "http://u:***@127.0.0.1:9411/api/v2/spans");
+        assert_eq!(c["tracing"]["endpoint"], "http://u:<redacted>@127.0.0.1:9411/api/v2/spans");
         assert_eq!(s.text("librdkafka: bad value clientSecret=hunter22 scope=x"), "librdkafka: bad value <redacted>");
-        assert_eq!(s.text("cannot reach redis://u:redispw9@h:6379: refused"), "cannot reach redis://u:***@h:6379: refused");
+        assert_eq!(s.text("cannot reach redis://u:redispw9@h:6379: refused"), "cannot reach redis://u:<redacted>@h:6379: refused");
+        assert_eq!(s.text("the avro section applies to format: avro only"), "the avro section applies to format: avro only");
+    }
+
+    #[test]
+    fn user_names_are_not_secrets() {
+        let raw = RawConfig::from_yaml("sink: 'postgres://spateuser@127.0.0.1:5432/db?table=t'").unwrap();
+        let s = Secrets::of(&raw);
+        assert_eq!(s.text("cannot reach postgres://spateuser@127.0.0.1:5432/db"), "cannot reach postgres://spateuser@127.0.0.1:5432/db");
     }
 }

@@ -20,8 +20,8 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spate_engine::config::RawRate;
-use spate_engine::limit::stats::MODES;
-use spate_engine::limit::Rate;
+use spate_limit::stats::MODES;
+use spate_limit::Rate;
 use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
@@ -157,7 +157,7 @@ impl Control {
             }
             "/metrics" => {
                 let view = self.view();
-                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view.as_deref(), &self.api))
+                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view, self.api.clone()))
             }
             "/v1/status" => self.status(),
             "/v1/start" => self.start(rq),
@@ -209,19 +209,24 @@ impl Control {
             Ok(r) => r,
             Err(reply) => return reply,
         };
-        if body.audit.is_some() {
+        if body.get("audit").is_some() {
             return Reply::error(
                 403,
                 "`audit` is the server's setting (spate serve --audit, or its --config); a run cannot change where it is audited",
                 json!({"key": "audit"}),
             );
         }
-        if let Err(e) = confine::confine(&mut body, &self.base, self.data_dir.as_deref()) {
-            return config_reply(403, &e, &Secrets::of(&body));
+        if let Err(e) = confine::confine(&mut body, self.data_dir.as_deref()) {
+            return config_reply(403, &e, &Secrets::of_tree(&body));
         }
-        let raw = self.base.clone().overlay(body);
+        let mut merged = spate_engine::config::merge(self.base.tree(), body);
+        confine::default_dlq(&mut merged, self.data_dir.as_deref());
         // Errors below may quote a value of the config (librdkafka quotes a refused option).
-        let secrets = Secrets::of(&raw);
+        let secrets = Secrets::of_tree(&merged);
+        let raw = match RawConfig::from_tree(merged) {
+            Ok(r) => r,
+            Err(e) => return config_reply(400, &e, &secrets),
+        };
         let cfg = match raw.validate() {
             Ok(c) => c,
             Err(e) => return config_reply(400, &e, &secrets),
@@ -378,36 +383,32 @@ impl Control {
     }
 }
 
-/// Parses a start body: empty means "the base config as is"; JSON or YAML otherwise.
-fn parse_config(rq: &Request) -> Result<RawConfig, Reply> {
+/// Parses a start body into a tree: empty means "the base config as is"; JSON or YAML otherwise.
+fn parse_config(rq: &Request) -> Result<serde_yaml_ng::Value, Reply> {
     let text = std::str::from_utf8(&rq.body)
         .map_err(|_| Reply::error(400, "the request body is not UTF-8; send the run config as JSON or YAML", json!({})))?;
     if text.trim().is_empty() {
-        return Ok(RawConfig::default());
+        return Ok(serde_yaml_ng::Value::Mapping(Default::default()));
     }
     // Before either parser: the YAML scanner's time grows with the square of the nesting.
     spate_engine::config::check_nesting(text).map_err(|e| config_reply(400, &e, &Secrets::default()))?;
     let looks_json = rq.content_type.contains("json") || text.trim_start().starts_with('{');
     if looks_json {
         // serde_json reports JSON syntax errors with exact positions; YAML's parser would
-        // describe them in YAML terms.
-        if let Err(e) = serde_json::from_str::<Value>(text) {
-            return Err(Reply::error(
+        // describe them in YAML terms. Valid JSON is read through serde_json (YAML rejects
+        // tabs used as indentation).
+        return match serde_json::from_str::<Value>(text) {
+            Ok(v) => serde_yaml_ng::to_value(v)
+                .map_err(|e| Reply::error(400, format!("cannot read the body: {e}"), json!({})))
+                .and_then(|v| spate_engine::config::normalize(v).map_err(|e| config_reply(400, &e, &Secrets::default()))),
+            Err(e) => Err(Reply::error(
                 400,
                 format!("malformed JSON at line {} column {}: {e}; fix the request body", e.line(), e.column()),
                 json!({"key": "(document)", "line": e.line(), "column": e.column()}),
-            ));
-        }
+            )),
+        };
     }
-    match RawConfig::from_yaml(text) {
-        Ok(r) => Ok(r),
-        // Valid JSON that YAML rejects (tabs used as indentation): retry in canonical form.
-        Err(e) if looks_json && e.key == "(document)" && !e.message.contains("unknown field") => {
-            let canon = serde_json::from_str::<Value>(text).map(|v| v.to_string()).unwrap_or_default();
-            RawConfig::from_yaml(&canon).map_err(|e| config_reply(400, &e, &Secrets::default()))
-        }
-        Err(e) => Err(config_reply(400, &e, &Secrets::default())),
-    }
+    spate_engine::config::parse(text).map_err(|e| config_reply(400, &e, &Secrets::default()))
 }
 
 /// A config error as `status`, with `secrets` masked in its text.
@@ -488,7 +489,9 @@ pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     let audit = match (&a.audit, &base.audit) {
-        (Some(url), _) => spate_engine::audit::RawAudit { url: Some(url.clone()), ..base.audit.clone().unwrap_or_default() }.validate()?,
+        (Some(url), _) => {
+            spate_engine::audit::RawAudit { url: Some(url.as_str().into()), ..base.audit.clone().unwrap_or_default() }.validate()?
+        }
         (None, Some(raw)) => raw.validate()?,
         (None, None) => None,
     };

@@ -40,7 +40,7 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
     let r = post_json(&p.addr, "/v1/start", &serde_json::json!({"sink": format!("file:{}", target.display()), "count": 10}));
     eprintln!("no --data-dir: {} {}", r.status, r.body.trim());
     assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.json()["key"], "sink", "{}", r.body);
+    assert_eq!(r.json()["key"], "sink.file.path", "{}", r.body);
     assert!(r.error().contains("--data-dir"), "{}", r.body);
     assert!(!target.exists(), "the refused sink created {}", target.display());
     drop(p);
@@ -52,12 +52,14 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
     let a = p.addr.as_str();
     let escape = format!("../{}/passwd2", outside.file_name().unwrap().to_str().unwrap());
     let refused = [
-        (serde_json::json!({"sink": format!("file:{}", target.display())}), "sink"),
-        (serde_json::json!({"sink": format!("file:{escape}")}), "sink"),
-        (serde_json::json!({"sink": format!("file:{}/sub/../{escape}", data.display())}), "sink"),
-        (serde_json::json!({"sink": "file:out-dir/passwd2"}), "sink"),
-        (serde_json::json!({"sink": "file:victim-link"}), "sink"),
+        (serde_json::json!({"sink": format!("file:{}", target.display())}), "sink.file.path"),
+        (serde_json::json!({"sink": format!("file:{escape}")}), "sink.file.path"),
+        (serde_json::json!({"sink": format!("file:{}/sub/../{escape}", data.display())}), "sink.file.path"),
+        (serde_json::json!({"sink": "file:out-dir/passwd2"}), "sink.file.path"),
+        (serde_json::json!({"sink": "file:victim-link"}), "sink.file.path"),
         (serde_json::json!({"sink": "kafka", "kafka": {"dlq_file": outside.join("dlq.jsonl")}}), "kafka.dlq_file"),
+        (serde_json::json!({"sink": {"kafka": {"dlq_file": outside.join("dlq.jsonl")}}}), "sink.kafka.dlq_file"),
+        (serde_json::json!({"sink": format!("postgres://u@127.0.0.1:1/db?table=t&dlq_file={}", outside.join("pg.jsonl").display())}), "sink.postgres.dlq_file"),
         (
             serde_json::json!({"sink": "kafka", "kafka": {"options": {"plugin.library.paths": "/tmp/x.so"}}}),
             "kafka.options.plugin.library.paths",
@@ -92,6 +94,54 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
         assert_eq!(s["sink"], format!("file:{}", canon.display()), "{s}");
         assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 100);
     }
+}
+
+/// Every path-valued setting the config types know, set in a `POST /v1/start` body to a file
+/// outside `--data-dir`, is refused with 403 naming its key, and every secret file refused from a
+/// request altogether. The list is the config schema's (`walk::marked_keys`): a key added to the
+/// config later is in it with no change here. Also through the deprecated `kafka:` section and
+/// the `postgres://` shorthand's `dlq_file` parameter.
+#[test]
+fn every_path_setting_is_confined_through_the_api() {
+    use spate_engine::config::walk::{marked_keys, Kind};
+    let outside = tmpdir("outside-all");
+    let data = tmpdir("data-all");
+    let p = Proc::serve(&["--data-dir", data.to_str().unwrap()]);
+    let a = p.addr.as_str();
+    let target = outside.join("x");
+    let mut bodies: Vec<(Value, String)> = Vec::new();
+    for (key, kind) in marked_keys() {
+        if key.contains('*') || key.contains("[]") || !matches!(kind, Kind::DataPath | Kind::SecretFile) {
+            continue;
+        }
+        let mut body = serde_yaml_ng::Value::Null;
+        let path: Vec<&str> = key.split('.').collect();
+        spate_engine::config::set_path(&mut body, &path, target.to_string_lossy().as_ref().into());
+        bodies.push((serde_json::to_value(&body).unwrap(), key.clone()));
+        if let Some(rest) = key.strip_prefix("sink.kafka.") {
+            let legacy = serde_json::json!({"sink": "kafka", "kafka": {}});
+            let mut legacy: serde_yaml_ng::Value = serde_json::from_value(legacy).unwrap();
+            let path: Vec<&str> = std::iter::once("kafka").chain(rest.split('.')).collect();
+            spate_engine::config::set_path(&mut legacy, &path, target.to_string_lossy().as_ref().into());
+            bodies.push((serde_json::to_value(&legacy).unwrap(), format!("kafka.{rest}")));
+        }
+    }
+    bodies.push((
+        serde_json::json!({"sink": format!("postgres://u@127.0.0.1:1/db?table=t&dlq_file={}", target.display())}),
+        "sink.postgres.dlq_file".into(),
+    ));
+    assert!(bodies.len() >= 20, "the schema marks fewer keys than expected: {bodies:?}");
+    for (body, key) in &bodies {
+        let r = post_json(a, "/v1/start", body);
+        eprintln!("{key}: {} {}", r.status, r.error());
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+        // The audit section is the server's as a whole.
+        let named = if key.starts_with("audit.") { "audit" } else { key.as_str() };
+        assert_eq!(r.json()["key"], named, "{body}: {}", r.body);
+    }
+    assert_eq!(get(a, "/v1/status").json()["state"], "idle");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "a file was created outside the data dir");
+    eprintln!("{} bodies refused", bodies.len());
 }
 
 #[test]
@@ -391,17 +441,17 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
         }
     }
     let s = status.json();
-    assert_eq!(s["config"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{s}");
-    assert_eq!(s["config"]["kafka"]["options"]["client.id"], "spate", "{s}");
-    assert_eq!(s["config"]["kafka"]["topic"], "t-<redacted>", "{s}");
-    assert!(s["tracing"]["endpoint"].as_str().unwrap().contains("user:***@"), "{s}");
+    assert_eq!(s["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{s}");
+    assert_eq!(s["config"]["sink"]["kafka"]["options"]["client.id"], "spate", "{s}");
+    assert_eq!(s["config"]["sink"]["kafka"]["topic"], "t-<redacted>", "{s}");
+    assert!(s["tracing"]["endpoint"].as_str().unwrap().contains("user:<redacted>@"), "{s}");
 
     // `spate run --metrics-listen` shows the same document, and prints no secret either.
     let r = Proc::spawn(
         &[
             "run",
             "--sink",
-            "null",
+            "kafka",
             "--rate",
             "100",
             "--threads",
@@ -422,7 +472,7 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
     let s = get(&r.addr, "/v1/status");
     assert_eq!(s.status, 200);
     assert!(!s.body.contains(SECRET), "run status shows the secret:\n{}", s.body);
-    assert_eq!(s.json()["config"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{}", s.body);
+    assert_eq!(s.json()["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{}", s.body);
     let o = run_bounded(
         &["run", "--sink", "kafka", "--count", "1", "--kafka-opt", &format!("sasl.password={SECRET}")],
         Duration::from_secs(30),

@@ -90,15 +90,15 @@ fn refused_connections_name_the_setting_within_seconds() {
         (
             "wrong CA",
             vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-ca".into(), rogue.display().to_string()],
-            "`kafka.tls.ca_file`",
+            "`sink.kafka.tls.ca_file`",
         ),
-        ("no CA (system store)", vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-tls".into()], "`kafka.tls.ca_file`"),
+        ("no CA (system store)", vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-tls".into()], "`sink.kafka.tls.ca_file`"),
         (
             "wrong host name",
             vec!["--brokers".into(), format!("localhost:{other}"), "--kafka-ca".into(), ca.display().to_string()],
-            "`kafka.tls.verify_hostname`",
+            "`sink.kafka.tls.verify_hostname`",
         ),
-        ("plaintext at a TLS port", vec!["--brokers".into(), format!("localhost:{good}")], "`kafka.tls`"),
+        ("plaintext at a TLS port", vec!["--brokers".into(), format!("localhost:{good}")], "`sink.kafka.tls`"),
         (
             "SASL at a broker without it",
             vec![
@@ -111,7 +111,7 @@ fn refused_connections_name_the_setting_within_seconds() {
                 "--kafka-sasl-password-file".into(),
                 pw.display().to_string(),
             ],
-            "`kafka.sasl`",
+            "`sink.kafka.sasl`",
         ),
     ];
     for (what, args, key) in cases {
@@ -131,5 +131,5 @@ fn refused_connections_name_the_setting_within_seconds() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("config error at `kafka.tls.verify_hostname`"), "{err}");
+    assert!(err.contains("config error at `sink.kafka.tls.verify_hostname`"), "{err}");
 }

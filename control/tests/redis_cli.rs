@@ -290,7 +290,7 @@ fn redis_outage_mid_run_is_logged_once_each_way() {
     eprintln!("{} ms after the restart: {up}", restarted.elapsed().as_millis());
     let status = child.wait().unwrap();
     lines.extend(rx.try_iter());
-    let masked = format!("redis://:***@127.0.0.1:{}", redis.port());
+    let masked = format!("redis://:<redacted>@127.0.0.1:{}", redis.port());
     assert!(down.contains(&masked) && down.contains("falls back to 500/s"), "{down}");
     // The reason stands in parentheses after the URL.
     let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map(|(r, _)| r).unwrap_or("");

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use crate::event::EventMeta;
+use spate_gen::EventMeta;
 use crate::spans::{BatchTrace, SpanRecord};
 
 #[derive(Debug)]

@@ -2,25 +2,7 @@
 
 use thiserror::Error;
 
-/// A configuration problem: which key, what is wrong, and how to fix it.
-///
-/// Rendered as one line: `config error at `key`: message (fix: ...)`.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("config error at `{key}`: {message} (fix: {fix})")]
-pub struct ConfigError {
-    /// Dotted path of the offending key, e.g. `templates.checkout.fields[2].gen`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-    /// What the user should do.
-    pub fix: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into(), fix: fix.into() }
-    }
-}
+pub use spate_core::ConfigError;
 
 /// Errors raised while starting or running the engine.
 #[derive(Debug, Error)]
@@ -56,4 +38,13 @@ pub enum EngineError {
     ReaderGone,
     #[error("a run is already in progress")]
     AlreadyRunning,
+}
+
+impl From<spate_limit::LimitError> for EngineError {
+    fn from(e: spate_limit::LimitError) -> Self {
+        match e {
+            spate_limit::LimitError::Config(c) => EngineError::Config(c),
+            spate_limit::LimitError::Spawn { name, source } => EngineError::Spawn { name, source },
+        }
+    }
 }

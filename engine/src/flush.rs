@@ -227,8 +227,8 @@ impl Flush<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventMeta, RunId};
-    use crate::limit::Rate;
+    use spate_gen::{EventMeta, RunId};
+    use spate_limit::Rate;
     use crate::ring::ring;
 
     /// A sink that takes at most `room` events, then is full until its next `poll` (like

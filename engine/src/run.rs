@@ -8,13 +8,13 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::breaker::Breaker;
-use crate::clock::{Clock, MonotonicClock, WallAnchor};
+use spate_core::breaker::Breaker;
+use spate_core::clock::{Clock, MonotonicClock, WallAnchor};
 use crate::config::RunConfig;
 use crate::error::EngineError;
-use crate::event::RunId;
+use spate_gen::RunId;
 use crate::latency::LatencyStats;
-use crate::limit::Rate;
+use spate_limit::Rate;
 use crate::stats::{Counters, Totals};
 
 /// Everything the workers, the flush thread and the control plane share. Written rarely
@@ -55,7 +55,7 @@ pub struct RunShared {
     /// First fatal error, if any (shown in status and the summary).
     pub error: Mutex<Option<String>>,
     /// Limiter mode, lease size and Redis call counts (see `limit::stats::LimiterStats`).
-    pub limiter: Arc<crate::limit::stats::LimiterStats>,
+    pub limiter: Arc<spate_limit::stats::LimiterStats>,
     pub started: Instant,
     pub start_ns: u64,
     /// The span exporter when tracing is on (`spans.rs`).
@@ -107,7 +107,7 @@ impl RunShared {
             sink_ready_ns: AtomicU64::new(0),
             first_ack_ns: AtomicU64::new(0),
             error: Mutex::new(None),
-            limiter: Arc::new(crate::limit::stats::LimiterStats::default()),
+            limiter: Arc::new(spate_limit::stats::LimiterStats::default()),
             started: Instant::now(),
             start_ns,
             tracer: None,

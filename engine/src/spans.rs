@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::WallAnchor;
+use spate_core::clock::WallAnchor;
 use crate::error::{ConfigError, EngineError};
 
 /// The `tracing:` section of a config file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTracing {
     /// Zipkin v2 collector, e.g. `http://127.0.0.1:9411/api/v2/spans`.
@@ -39,10 +39,6 @@ pub struct RawTracing {
 }
 
 impl RawTracing {
-    pub fn overlay(self, top: RawTracing) -> RawTracing {
-        RawTracing { endpoint: top.endpoint.or(self.endpoint), sample: top.sample.or(self.sample) }
-    }
-
     /// `None` when no endpoint is set (tracing off).
     pub fn validate(&self) -> Result<Option<TracingConfig>, ConfigError> {
         let sample = self.sample.unwrap_or(0.01);
@@ -308,7 +304,7 @@ fn spans_of(r: &SpanRecord) -> u64 {
 /// Span ids derived from the trace id through splitmix64, distinct per stage and never zero.
 fn span_id(trace_id: u128, stage: u64) -> u64 {
     let x = (trace_id as u64) ^ ((trace_id >> 64) as u64).rotate_left(17) ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    crate::rng::splitmix64(x).max(1)
+    spate_core::rng::splitmix64(x).max(1)
 }
 
 /// The spans of one traced batch: the root `batch` and a child per stage.
@@ -416,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_kafka_batch_gives_a_root_and_four_stages() {
-        let wall = WallAnchor::new(&crate::clock::FakeClock::new());
+        let wall = WallAnchor::new(&spate_core::clock::FakeClock::new());
         let r = SpanRecord {
             trace_id: 0xabc,
             worker: 1,

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch::Batch;
-use crate::breaker::State as BreakerState;
+use spate_core::breaker::State as BreakerState;
 use crate::config::Backpressure;
-use crate::event::{EventMeta, EventSpec, Generator};
-use crate::limit::{Acquire, Rate, RateLimiter};
+use spate_gen::{EventMeta, EventSpec, Generator};
+use spate_limit::{Acquire, Rate, RateLimiter};
 use crate::ring::{Consumer, Producer};
 use crate::run::RunShared;
 use crate::stats::LocalWorker;
@@ -47,7 +47,7 @@ pub fn run(setup: WorkerSetup) {
         if !core_affinity::set_for_current(core) {
             // Not fatal (the run goes on unpinned), but reported in the summary and status.
             setup.shared.pin_failures.fetch_add(1, Relaxed);
-            crate::rate_log::warn("pin", &format!("cannot pin worker {} to core {}: running unpinned", setup.index, core.id));
+            spate_core::rate_log::warn("pin", &format!("cannot pin worker {} to core {}: running unpinned", setup.index, core.id));
         }
     }
     let WorkerSetup {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use spate_engine::clock::Clock;
+use spate_core::clock::Clock;
 use spate_engine::config::RawRate;
 use spate_engine::{RawConfig, StartOptions};
 
@@ -102,7 +102,7 @@ fn rand_suffix() -> u64 {
 /// so a minute at 1,000/s passes at once and the count is the schedule's, exactly.
 #[test]
 fn a_fake_clock_drives_a_whole_run() {
-    let clock = spate_engine::clock::FakeClock::new();
+    let clock = spate_core::clock::FakeClock::new();
     let c = cfg("sink: null\nrate: 1000\nduration: 60s\nthreads: 1\n");
     let opts = StartOptions { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
     let s = spate_engine::start(c, opts).unwrap().join();
@@ -119,7 +119,7 @@ fn a_fake_clock_drives_a_whole_run() {
 fn the_summary_reports_the_rate_in_force() {
     let run =
         spate_engine::start(cfg("sink: null\nrate: 1000\ncount: 3000\nthreads: 1\nduration: 30s\n"), StartOptions::default()).unwrap();
-    run.set_rate(spate_engine::limit::Rate::PerSec(std::num::NonZeroU64::new(5000).unwrap()));
+    run.set_rate(spate_limit::Rate::PerSec(std::num::NonZeroU64::new(5000).unwrap()));
     let s = run.join();
     assert_eq!(s.rate, "5000/s");
     assert_eq!(s.totals.generated, 3000);

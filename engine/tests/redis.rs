@@ -7,9 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spate_engine::limit::redis::config::RawRedis;
-use spate_engine::limit::redis::grant::{call_grant, GRANT_SCRIPT};
-use spate_engine::limit::stats::LimiterStats;
+use spate_limit::redis::config::RawRedis;
+use spate_limit::redis::grant::{call_grant, GRANT_SCRIPT};
+use spate_limit::stats::LimiterStats;
 use spate_engine::{RawConfig, Run, StartOptions};
 use spate_test_support::{wait_for, RedisServer};
 
@@ -53,7 +53,7 @@ fn windows_after(url: &str, global: u64, key: &str, n: usize, secs: usize, alone
 }
 
 /// The limiter's settings for `global` with the default window (1 s) and lease (50 ms).
-fn redis_config(global: u64) -> spate_engine::limit::redis::config::RedisConfig {
+fn redis_config(global: u64) -> spate_limit::redis::config::RedisConfig {
     RawRedis { url: Some("redis://127.0.0.1:1".into()), global_rate: Some(global), limit_key: Some("k".into()), ..Default::default() }
         .validate()
         .unwrap()
@@ -437,11 +437,11 @@ fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
 
 #[test]
 fn redis_section_parses_and_flags_override() {
-    let file =
-        RawConfig::from_yaml("sink: null\nredis:\n  url: redis://:pw@127.0.0.1:1\n  global_rate: 500\n  limit_key: a\n  lease_ms: 20\n")
-            .unwrap();
-    let flags = RawConfig { redis: Some(RawRedis { global_rate: Some(900), ..Default::default() }), ..Default::default() };
-    let c = file.overlay(flags).validate().unwrap();
+    let file = spate_engine::config::parse("sink: null\nredis:\n  url: redis://:pw@127.0.0.1:1\n  global_rate: 500\n  limit_key: a\n  lease_ms: 20\n")
+        .unwrap();
+    let mut flags = spate_engine::config::Flags::default();
+    flags.set("--global-rate", spate_engine::config::Target::Path(&["redis", "global_rate"]), Some(900u64.into()));
+    let c = RawConfig::from_tree(flags.apply(file).unwrap()).unwrap().validate().unwrap();
     let r = c.redis.as_ref().unwrap();
     assert_eq!(r.global_rate.get(), 900);
     assert_eq!(r.lease, Duration::from_millis(20));

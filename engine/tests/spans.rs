@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use spate_engine::kafka::EmbeddedBroker;
+use spate_engine::sink::kafka::EmbeddedBroker;
 use spate_engine::spans::ZipkinSpan;
 use spate_engine::{RawConfig, StartOptions};
 

@@ -59,9 +59,9 @@ fn rate(args: &[String]) -> Result<()> {
     for r in rates {
         let raw = RawConfig {
             rate: Some(RawRate::Num(r)),
-            sink: Some("null".into()),
+            sink: spate_engine::sink::config::RawSink::Null(Default::default()),
             threads: Some(threads),
-            duration: Some(format!("{}ms", duration.as_millis())),
+            duration: Some(duration.into()),
             ..Default::default()
         };
         let cfg = raw.validate()?;
@@ -100,7 +100,8 @@ struct Scenario {
     /// `run.redis`, its own Redis connection and leases). Default 1; `--instances N` overrides.
     #[serde(default)]
     instances: Option<usize>,
-    run: RawConfig,
+    /// The run's config, as a config file writes it.
+    run: serde_yaml_ng::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,7 +130,7 @@ struct Report {
     latency_ms: Option<spate_engine::latency::Percentiles>,
     summary: spate_engine::Summary,
     series: Vec<Point>,
-    verify: Option<spate_engine::verify::VerifyReport>,
+    verify: Option<spate::verify::VerifyReport>,
     instances: usize,
     /// Totals per instance (the figures above are their sum).
     instance_totals: Vec<spate_engine::stats::Totals>,
@@ -142,34 +143,36 @@ fn soak(args: &[String]) -> Result<()> {
         .with_context(|| format!("bad scenario {path}"))?;
     let warmup = sc.warmup.as_deref().map(|w| parse_duration(w, "warmup")).transpose()?.unwrap_or_default();
     let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
-    let cfg = sc.run.validate()?;
+    let cfg = RawConfig::from_tree(sc.run.clone())?.validate()?;
     let target = cfg.rate.per_sec();
     let run_for = cfg.duration;
     let mut opts = StartOptions::default();
     let mut verifier = None;
     // Kept until the verifier is done: the run alone would drop the embedded cluster at its end.
     let mut keep_broker = None;
-    let is_kafka = cfg.sink == spate_engine::config::SinkTarget::Kafka;
-    let mut brokers = cfg.kafka.brokers.clone().unwrap_or_default();
-    if is_kafka && cfg.kafka.brokers.is_none() {
+    let kafka = cfg.sink.kafka().cloned();
+    let is_kafka = kafka.is_some();
+    let mut brokers = kafka.as_ref().and_then(|k| k.brokers.clone()).unwrap_or_default();
+    let topic = kafka.as_ref().map(|k| k.topic.clone()).unwrap_or_default();
+    if let Some(k) = kafka.as_ref().filter(|k| k.brokers.is_none()) {
         // One embedded cluster for every instance of the scenario (and for the verifier).
-        let broker = std::sync::Arc::new(spate_engine::kafka::EmbeddedBroker::start(1)?);
-        if !cfg.kafka.topic.contains('{') {
-            broker.create_topic(&cfg.kafka.topic, cfg.kafka.partitions)?;
+        let broker = std::sync::Arc::new(spate_engine::sink::kafka::EmbeddedBroker::start(1)?);
+        if !k.topic.contains('{') {
+            broker.create_topic(&k.topic, k.partitions)?;
         }
         brokers = broker.bootstrap().to_string();
         opts.embedded = Some(broker.clone());
         keep_broker = Some(broker);
     }
     if sc.verify {
-        use spate_engine::verify::{verify, VerifyOptions};
+        use spate::verify::{verify, VerifyOptions};
         anyhow::ensure!(is_kafka, "verify: true needs the kafka sink");
-        anyhow::ensure!(!cfg.kafka.topic.contains('{'), "verify: true needs one topic, not a template");
-        let run_id = spate_engine::event::RunId::random();
+        anyhow::ensure!(!topic.contains('{'), "verify: true needs one topic, not a template");
+        let run_id = spate_gen::RunId::random();
         opts.run_id = Some(run_id);
         let vo = VerifyOptions {
             brokers,
-            topic: cfg.kafka.topic.clone(),
+            topic: topic.clone(),
             expect: None,
             idle_timeout: Duration::from_secs(15),
             run_id: Some(run_id.to_string()),
@@ -328,8 +331,8 @@ fn bare_producer(args: &[String]) -> Result<()> {
     let topic = flag(args, "--topic").context("--topic is required")?;
     let count: u64 = flag(args, "--count").unwrap_or("2000000").parse()?;
     let size: usize = flag(args, "--size").unwrap_or("200").parse()?;
-    let raw = spate_engine::kafka::RawKafka { brokers: Some(brokers.into()), topic: Some(topic.into()), ..Default::default() };
-    let kcfg = spate_engine::kafka::KafkaConfig::from_raw(Some(&raw), true)?;
+    let raw = spate_engine::sink::kafka::RawKafka { brokers: Some(brokers.into()), topic: Some(topic.into()), ..Default::default() };
+    let kcfg = spate_engine::sink::kafka::KafkaConfig::from_raw(&raw)?;
     let producer: BaseProducer = kcfg.client_config(brokers).create()?;
     // Pre-built payloads, cycled: the lines of `--payloads FILE` (the very events spate sends,
     // so compression sees the same bytes), else 1024 synthetic JSON-ish payloads of `size` bytes.
@@ -394,7 +397,7 @@ fn bare_producer(args: &[String]) -> Result<()> {
 }
 
 fn outage(args: &[String]) -> Result<()> {
-    use spate_engine::kafka::EmbeddedBroker;
+    use spate_engine::sink::kafka::EmbeddedBroker;
     let down = parse_duration(flag(args, "--down").unwrap_or("60s"), "--down")?;
     let rate: u64 = flag(args, "--rate").unwrap_or("50000").parse()?;
     let budget: u64 = flag(args, "--budget-mib").unwrap_or("64").parse()?;

@@ -29,7 +29,7 @@ const CODES: [u16; 17] = [200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 414,
 const CONFIG_TYPES: [&str; 4] = ["application/json", "application/yaml", "application/x-yaml", "text/yaml"];
 
 /// Counters of the HTTP server itself.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct ApiStats {
     by_code: [AtomicU64; CODES.len() + 1],
 }

@@ -9,16 +9,6 @@ pub enum Kind {
     Histogram,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
-
 /// One metric family: its name, type and help text.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricDef {

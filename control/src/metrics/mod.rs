@@ -13,8 +13,8 @@ mod prometheus;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use spate_engine::breaker::Breaker;
-use spate_engine::config::SinkTarget;
+use spate_core::breaker::Breaker;
+use spate_engine::sink::config::SinkConfig;
 use spate_engine::run::RunShared;
 use spate_engine::RunConfig;
 
@@ -45,7 +45,12 @@ impl RunView {
 
     /// The run's circuit breakers, in `BREAKERS` order, each with its recovery window.
     pub fn breakers(&self) -> Vec<BreakerView<'_>> {
-        let waits = [self.config.kafka.breaker.open_wait, self.config.redis.as_ref().map(|r| r.breaker.open_wait).unwrap_or_default()];
+        let sink_wait = match &self.config.sink {
+            SinkConfig::Kafka(k) => k.breaker.open_wait,
+            SinkConfig::Postgres(p) => p.breaker.open_wait,
+            _ => Default::default(),
+        };
+        let waits = [sink_wait, self.config.redis.as_ref().map(|r| r.breaker.open_wait).unwrap_or_default()];
         breakers_of(&self.shared)
             .into_iter()
             .zip(BREAKERS)
@@ -54,7 +59,7 @@ impl RunView {
             .filter_map(|(i, ((b, name), wait))| {
                 b.map(|breaker| BreakerView {
                     // The sink's breaker is named after the sink.
-                    name: if i == 0 && matches!(self.config.sink, SinkTarget::Postgres(_)) { "postgres" } else { name },
+                    name: if i == 0 && self.config.sink.is_postgres() { "postgres" } else { name },
                     breaker,
                     open_seconds: self.observer.breaker_open_seconds(i),
                     open_wait_seconds: wait.as_secs_f64(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use parking_lot::Mutex;
-use spate_engine::breaker::State as BreakerState;
+use spate_core::breaker::State as BreakerState;
 use spate_engine::run::RunShared;
 
 use super::{breakers_of, BREAKERS};

@@ -1,122 +1,146 @@
-//! Prometheus text exposition (format 0.0.4) of the process and of the current or last run.
-//! Every number is read at scrape time from the counters the engine already publishes once per
-//! batch, or from the observer; a scrape costs the workers nothing.
+//! The Prometheus exposition of the process and of the current or last run, encoded by
+//! `prometheus-client` (the Prometheus project's crate) in the text format 0.0.4, which
+//! `promtool check metrics` accepts and Prometheus scrapes (its OpenMetrics output fails
+//! promtool 2.42's lint on counter names: ADR 017).
+//!
+//! The numbers stay where the engine publishes them once per batch (its atomics, the observer);
+//! a [`Collector`] reads them at scrape time, so a scrape costs the workers nothing and the
+//! crate only encodes.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
-use spate_engine::breaker::State as BreakerState;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use spate_core::breaker::State as BreakerState;
 
 use super::catalogue::*;
 use super::observer::BATCH_BOUNDS;
 use super::{BreakerView, RunView};
 use crate::http::ApiStats;
 
-/// Content type of the Prometheus text format.
-pub const PROM_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the Prometheus text format 0.0.4.
+pub const PROM_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// Upper bounds (seconds) of the ack-latency histogram: 0.5 ms to 30 s.
 const LATENCY_BOUNDS_S: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Prometheus text writer: one HELP/TYPE header per family, then its samples.
-struct Prom<'a> {
-    out: &'a mut String,
-}
-
-impl Prom<'_> {
-    fn head(&mut self, m: &MetricDef) {
-        let _ = writeln!(self.out, "# HELP {} {}", m.name, m.help);
-        let _ = writeln!(self.out, "# TYPE {} {}", m.name, m.kind.as_str());
-    }
-
-    fn sample(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)], v: f64) {
-        self.out.push_str(name);
-        self.out.push_str(suffix);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                for c in val.chars() {
-                    match c {
-                        '\\' => self.out.push_str("\\\\"),
-                        '"' => self.out.push_str("\\\""),
-                        '\n' => self.out.push_str("\\n"),
-                        c => self.out.push(c),
-                    }
-                }
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        if v.is_nan() {
-            self.out.push_str("NaN");
-        } else if v.is_infinite() {
-            self.out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-        } else {
-            let _ = write!(self.out, "{v}");
-        }
-        self.out.push('\n');
-    }
-
-    fn one(&mut self, m: &MetricDef, v: f64) {
-        self.head(m);
-        self.sample(m.name, "", &[], v);
-    }
-
-    /// A histogram from cumulative counts at `bounds` (already cumulative), a sum and a count.
-    fn histogram(&mut self, m: &MetricDef, bounds: &[String], cumulative: &[u64], sum: f64, count: u64) {
-        self.head(m);
-        for (b, c) in bounds.iter().zip(cumulative) {
-            self.sample(m.name, "_bucket", &[("le", b)], *c as f64);
-        }
-        self.sample(m.name, "_bucket", &[("le", "+Inf")], count as f64);
-        self.sample(m.name, "_sum", &[], sum);
-        self.sample(m.name, "_count", &[], count as f64);
-    }
-}
+type Result = std::result::Result<(), std::fmt::Error>;
 
 /// Renders the whole exposition: process metrics, then the run's if there is one.
-pub fn render(run: Option<&RunView>, api: &ApiStats) -> String {
+pub fn render(run: Option<Arc<RunView>>, api: Arc<ApiStats>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition { run, api }));
     let mut out = String::with_capacity(8 * 1024);
-    let mut p = Prom { out: &mut out };
-    p.head(&BUILD_INFO);
-    p.sample(BUILD_INFO.name, "", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    p.one(&RUN_ACTIVE, run.is_some_and(|r| r.active()) as u8 as f64);
-    if let Some(r) = run {
-        render_run(&mut p, r);
-    }
-    p.head(&API_REQUESTS);
-    for (code, n) in api.by_code() {
-        p.sample(API_REQUESTS.name, "", &[("code", &code)], n as f64);
-    }
-    if let Some(rss) = resident_bytes() {
-        p.one(&RSS, rss as f64);
-    }
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
     out
+}
+
+#[derive(Debug)]
+struct Exposition {
+    run: Option<Arc<RunView>>,
+    api: Arc<ApiStats>,
+}
+
+impl std::fmt::Debug for RunView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunView").field("run_id", &self.shared.run_id.to_string()).finish_non_exhaustive()
+    }
+}
+
+/// The family's name as the crate takes it: counters without `_total` (it appends it).
+fn family(m: &MetricDef) -> &'static str {
+    match m.kind {
+        Kind::Counter => m.name.strip_suffix("_total").unwrap_or(m.name),
+        _ => m.name,
+    }
+}
+
+fn kind(m: &MetricDef) -> MetricType {
+    match m.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
+    }
+}
+
+/// One family of samples, each with its labels.
+fn samples(enc: &mut DescriptorEncoder, m: &MetricDef, rows: &[(&[(&str, &str)], f64)]) -> Result {
+    let mut e = enc.encode_descriptor(family(m), m.help, None, kind(m))?;
+    for (labels, v) in rows {
+        value(e.encode_family(labels)?, m.kind, *v)?;
+    }
+    Ok(())
+}
+
+/// A sample's value: whole numbers as integers (`1`, not `1.0`), others as floats.
+fn value(at: prometheus_client::encoding::MetricEncoder<'_>, k: Kind, v: f64) -> Result {
+    let whole = v.fract() == 0.0 && v.abs() < 9.0e15;
+    match (k, whole) {
+        (Kind::Counter, true) if v >= 0.0 => ConstCounter::new(v as u64).encode(at),
+        (Kind::Counter, _) => ConstCounter::new(v).encode(at),
+        (_, true) => ConstGauge::new(v as i64).encode(at),
+        (_, false) => ConstGauge::new(v).encode(at),
+    }
+}
+
+/// A family of one sample without labels.
+fn one(enc: &mut DescriptorEncoder, m: &MetricDef, v: f64) -> Result {
+    value(enc.encode_descriptor(family(m), m.help, None, kind(m))?, m.kind, v)
+}
+
+/// A histogram from cumulative counts at `bounds`, a sum and a count.
+fn histogram(enc: &mut DescriptorEncoder, m: &MetricDef, bounds: &[f64], cumulative: &[u64], sum: f64, count: u64) -> Result {
+    // The encoder takes each bucket's own count and accumulates them itself.
+    let mut buckets = Vec::with_capacity(bounds.len() + 1);
+    let mut below = 0;
+    for (b, c) in bounds.iter().zip(cumulative) {
+        buckets.push((*b, c.saturating_sub(below)));
+        below = (*c).max(below);
+    }
+    buckets.push((f64::INFINITY, count.saturating_sub(below)));
+    let mut e = enc.encode_descriptor(family(m), m.help, None, MetricType::Histogram)?;
+    e.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result {
+        samples(&mut enc, &BUILD_INFO, &[(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)])?;
+        one(&mut enc, &RUN_ACTIVE, self.run.as_ref().is_some_and(|r| r.active()) as u8 as f64)?;
+        if let Some(r) = &self.run {
+            run(&mut enc, r)?;
+        }
+        let codes: Vec<(String, u64)> = self.api.by_code().collect();
+        let rows: Vec<([(&str, &str); 1], f64)> = codes.iter().map(|(c, n)| ([("code", c.as_str())], *n as f64)).collect();
+        let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+        samples(&mut enc, &API_REQUESTS, &rows)?;
+        if let Some(rss) = resident_bytes() {
+            one(&mut enc, &RSS, rss as f64)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads one breaker metric off a breaker.
 type BreakerValue = fn(&BreakerView<'_>) -> f64;
 
-fn render_run(p: &mut Prom<'_>, r: &RunView) {
+fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     let s = &r.shared;
     let c = &r.config;
     let t = s.counters.totals();
     let run_id = s.run_id.to_string();
-    let sink = c.sink.to_string();
     // Only the sink kind: a file path would be unbounded cardinality.
-    let sink_kind = sink.split(':').next().unwrap_or("file");
+    let sink_kind = c.sink.kind();
     let format = c.events.format.to_string();
-    p.head(&RUN_INFO);
-    p.sample(RUN_INFO.name, "", &[("run_id", &run_id), ("sink", sink_kind), ("format", &format)], 1.0);
-    p.one(&RUN_ELAPSED, s.started.elapsed().as_secs_f64());
-    p.one(&THREADS, c.threads.get() as f64);
-    p.one(&TARGET_RATE, s.current_rate().per_sec().unwrap_or(0) as f64);
-    p.one(&CURRENT_RATE, if r.active() { r.observer.current_rate() } else { 0.0 });
+    samples(enc, &RUN_INFO, &[(&[("run_id", &run_id), ("sink", sink_kind), ("format", &format)], 1.0)])?;
+    one(enc, &RUN_ELAPSED, s.started.elapsed().as_secs_f64())?;
+    one(enc, &THREADS, c.threads.get() as f64)?;
+    one(enc, &TARGET_RATE, s.current_rate().per_sec().unwrap_or(0) as f64)?;
+    one(enc, &CURRENT_RATE, if r.active() { r.observer.current_rate() } else { 0.0 })?;
     for (m, v) in [
         (&GENERATED, t.generated),
         (&DELIVERED, t.delivered),
@@ -129,49 +153,52 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
         (&GENERATED_BYTES, t.bytes),
         (&DELIVERED_BYTES, t.delivered_bytes),
     ] {
-        p.head(m);
-        p.sample(m.name, "", &[("sink", sink_kind)], v as f64);
+        samples(enc, m, &[(&[("sink", sink_kind)], v as f64)])?;
     }
     let (mut blocked_ns, mut batches) = (0u64, 0u64);
     for w in s.counters.workers.iter() {
         blocked_ns += w.blocked_ns.load(Relaxed);
         batches += w.batches_pushed.load(Relaxed);
     }
-    p.one(&BLOCKED, blocked_ns as f64 / 1e9);
-    p.one(&BATCHES, batches as f64);
-    p.one(&BATCH_TARGET, r.batch_target() as f64);
+    one(enc, &BLOCKED, blocked_ns as f64 / 1e9)?;
+    one(enc, &BATCHES, batches as f64)?;
+    one(enc, &BATCH_TARGET, r.batch_target() as f64)?;
     {
-        let bounds: Vec<String> = BATCH_BOUNDS.iter().map(|b| b.to_string()).collect();
+        let bounds: Vec<f64> = BATCH_BOUNDS.iter().map(|b| *b as f64).collect();
         let (cumulative, sum, count) = r.observer.batch_histogram();
-        p.histogram(&BATCH_SIZE, &bounds, &cumulative, sum as f64, count);
+        histogram(enc, &BATCH_SIZE, &bounds, &cumulative, sum as f64, count)?;
     }
-    p.head(&RING_DEPTH);
-    for (i, d) in s.counters.ring_depths().iter().enumerate() {
-        p.sample(RING_DEPTH.name, "", &[("worker", &i.to_string())], *d as f64);
+    {
+        let depths = s.counters.ring_depths();
+        let workers: Vec<String> = (0..depths.len()).map(|i| i.to_string()).collect();
+        let labels: Vec<[(&str, &str); 1]> = workers.iter().map(|w| [("worker", w.as_str())]).collect();
+        let rows: Vec<(&[(&str, &str)], f64)> = labels.iter().zip(&depths).map(|(l, d)| (&l[..], *d as f64)).collect();
+        samples(enc, &RING_DEPTH, &rows)?;
     }
-    p.one(&PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64);
-    p.one(&INFLIGHT_LIMIT, s.counters.flush.inflight_limit.load(Relaxed) as f64);
-    p.one(&PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64);
-    p.one(&INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64);
-    p.one(&INFLIGHT_BUDGET, s.max_inflight_bytes as f64);
+    one(enc, &PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64)?;
+    one(enc, &INFLIGHT_LIMIT, s.counters.flush.inflight_limit.load(Relaxed) as f64)?;
+    one(enc, &PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64)?;
+    one(enc, &INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64)?;
+    one(enc, &INFLIGHT_BUDGET, s.max_inflight_bytes as f64)?;
     {
         // Hold the lock only to copy the numbers out: the flush thread merges into it.
         let lat = s.latency.lock();
         let cumulative = lat.cumulative(&LATENCY_BOUNDS_S);
         let (sum, count) = (lat.sum_s(), lat.len());
         drop(lat);
-        let bounds: Vec<String> = LATENCY_BOUNDS_S.iter().map(|b| b.to_string()).collect();
-        p.histogram(&ACK_LATENCY, &bounds, &cumulative, sum, count);
+        histogram(enc, &ACK_LATENCY, &LATENCY_BOUNDS_S, &cumulative, sum, count)?;
     }
     let breakers = r.breakers();
     if !breakers.is_empty() {
-        p.head(&BREAKER_STATE);
+        let mut rows: Vec<([(&str, &str); 2], f64)> = Vec::new();
         for b in &breakers {
             let cur = b.breaker.state();
             for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                p.sample(BREAKER_STATE.name, "", &[("breaker", b.name), ("state", st.as_str())], (st == cur) as u8 as f64);
+                rows.push(([("breaker", b.name), ("state", st.as_str())], (st == cur) as u8 as f64));
             }
         }
+        let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
+        samples(enc, &BREAKER_STATE, &rows)?;
         // Same `breaker` label on all of them, so rules can compare them one to one.
         let values: [(&MetricDef, BreakerValue); 4] = [
             (&BREAKER_OPEN_SECONDS, |b| b.open_seconds),
@@ -180,26 +207,30 @@ fn render_run(p: &mut Prom<'_>, r: &RunView) {
             (&BREAKER_OPENED, |b| b.breaker.opened() as f64),
         ];
         for (m, v) in values {
-            p.head(m);
-            for b in &breakers {
-                p.sample(m.name, "", &[("breaker", b.name)], v(b));
-            }
+            let labels: Vec<[(&str, &str); 1]> = breakers.iter().map(|b| [("breaker", b.name)]).collect();
+            let rows: Vec<(&[(&str, &str)], f64)> = labels.iter().zip(&breakers).map(|(l, b)| (&l[..], v(b))).collect();
+            samples(enc, m, &rows)?;
         }
     }
     let mode = s.limiter.mode_name();
-    p.head(&LIMITER_MODE);
-    for m in spate_engine::limit::stats::MODES {
-        p.sample(LIMITER_MODE.name, "", &[("mode", m)], (m == mode) as u8 as f64);
-    }
-    p.one(&LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64);
-    p.one(&LIMITER_REDIS_CALLS, s.limiter.redis_calls.load(Relaxed) as f64);
-    p.one(&LIMITER_LEASE_WAITS, s.limiter.lease_waits.load(Relaxed) as f64);
-    p.one(&LIMITER_TRANSITIONS, s.limiter.transitions.load(Relaxed) as f64);
+    let modes: Vec<([(&str, &str); 1], f64)> = spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], (*m == mode) as u8 as f64)).collect();
+    let rows: Vec<(&[(&str, &str)], f64)> = modes.iter().map(|(l, v)| (&l[..], *v)).collect();
+    samples(enc, &LIMITER_MODE, &rows)?;
+    one(enc, &LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64)?;
+    one(enc, &LIMITER_REDIS_CALLS, s.limiter.redis_calls.load(Relaxed) as f64)?;
+    one(enc, &LIMITER_LEASE_WAITS, s.limiter.lease_waits.load(Relaxed) as f64)?;
+    one(enc, &LIMITER_TRANSITIONS, s.limiter.transitions.load(Relaxed) as f64)?;
     if let Some(t) = &s.tracer {
-        p.head(&SPANS);
-        p.sample(SPANS.name, "", &[("result", "exported")], t.stats.exported.load(Relaxed) as f64);
-        p.sample(SPANS.name, "", &[("result", "dropped")], t.stats.dropped.load(Relaxed) as f64);
+        samples(
+            enc,
+            &SPANS,
+            &[
+                (&[("result", "exported")], t.stats.exported.load(Relaxed) as f64),
+                (&[("result", "dropped")], t.stats.dropped.load(Relaxed) as f64),
+            ],
+        )?;
     }
+    Ok(())
 }
 
 /// Resident set size from /proc (Linux); None elsewhere.
@@ -217,8 +248,9 @@ mod tests {
 
     #[test]
     fn idle_render_has_headers() {
-        let s = render(None, &ApiStats::default());
+        let s = render(None, Arc::new(ApiStats::default()));
         assert!(s.contains("# TYPE spate_run_active gauge\nspate_run_active 0\n"), "{s}");
         assert!(s.contains("spate_api_requests_total{code=\"200\"} 0"), "{s}");
+        assert!(s.contains("# TYPE spate_api_requests_total counter"), "{s}");
     }
 }

@@ -22,23 +22,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use crate::secret::Secret;
+use spate_core::conf::{HumanDuration, SecretFile, SecretUrl};
+use spate_core::secret::Secret;
 
 pub use migrate::SCHEMA_VERSION;
 pub use writer::ConnectError;
 
 /// `audit:` as written.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     /// `postgres://user@host:port/db` (the password inline, `${ENV}` expanded, or in
     /// `password_file`).
-    pub url: Option<String>,
-    pub password_file: Option<std::path::PathBuf>,
-    /// Records kept while PostgreSQL is unreachable. Default 10000.
+    pub url: Option<SecretUrl>,
+    /// A file holding the password.
+    pub password_file: Option<SecretFile>,
+    /// Records kept while PostgreSQL is unreachable, 1 to 10000000 (default 10000).
     pub queue: Option<usize>,
-    /// How long a finishing `spate run` waits for the audit rows to be written. Default `5s`.
-    pub flush_timeout: Option<String>,
+    /// How long a finishing `spate run` waits for the audit rows to be written (default `5s`).
+    pub flush_timeout: Option<HumanDuration>,
 }
 
 /// A checked `audit:` section.
@@ -54,15 +56,6 @@ pub struct AuditConfig {
 }
 
 impl RawAudit {
-    pub fn overlay(self, top: RawAudit) -> RawAudit {
-        RawAudit {
-            url: top.url.or(self.url),
-            password_file: top.password_file.or(self.password_file),
-            queue: top.queue.or(self.queue),
-            flush_timeout: top.flush_timeout.or(self.flush_timeout),
-        }
-    }
-
     /// None when no URL is set (the audit is off).
     pub fn validate(&self) -> Result<Option<AuditConfig>, ConfigError> {
         let Some(url) = &self.url else {
@@ -71,7 +64,7 @@ impl RawAudit {
             }
             return Ok(None);
         };
-        let url = crate::secret::expand(url, "audit.url")?;
+        let url = spate_core::secret::expand(url.as_str(), "audit.url")?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::new(
                 "audit.url",
@@ -85,28 +78,17 @@ impl RawAudit {
         if parsed.get_user().is_none() {
             return Err(ConfigError::new("audit.url", "no user in the URL", "write postgres://USER@HOST:PORT/DATABASE"));
         }
-        let password = crate::secret::resolve(None, self.password_file.as_deref(), "audit.password", "audit.password_file")?;
+        let password = spate_core::secret::resolve(None, self.password_file.as_ref().map(SecretFile::path), "audit.password", "audit.password_file")?;
         let queue = self.queue.unwrap_or(10_000);
         if !(1..=10_000_000).contains(&queue) {
             return Err(ConfigError::new("audit.queue", format!("{queue} records is out of range"), "use 1 to 10000000 (default 10000)"));
         }
-        let flush_timeout = match self.flush_timeout.as_deref() {
-            None => Duration::from_secs(5),
-            Some(d) => crate::config::duration::parse_duration_or_zero(d, "audit.flush_timeout")?,
-        };
-        let display = mask_password(&url);
-        Ok(Some(AuditConfig { url, display, password, queue, flush_timeout }))
-    }
-}
-
-/// `scheme://user:***@rest` for `scheme://user:password@rest`.
-fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            format!("{scheme}://{}:{}@{host}", userinfo.split(':').next().unwrap_or(""), crate::secret::REDACTED)
+        let flush_timeout = self.flush_timeout.map_or(Duration::from_secs(5), HumanDuration::get);
+        if flush_timeout > Duration::from_secs(600) {
+            return Err(ConfigError::new("audit.flush_timeout", format!("{flush_timeout:?} is longer than 10 minutes"), "use 0s to 10m (default 5s)"));
         }
-        _ => url.to_string(),
+        let display = spate_core::conf::mask_url_password(&url);
+        Ok(Some(AuditConfig { url, display, password, queue, flush_timeout }))
     }
 }
 

@@ -151,7 +151,7 @@ impl Writer {
     }
 
     fn fail(&self, msg: String) {
-        crate::rate_log::warn("audit", &msg);
+        spate_core::rate_log::warn("audit", &msg);
         *self.shared.last_error.lock() = Some(msg);
     }
 }

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
-use crate::secret::{self, Secret};
+use schemars::JsonSchema;
+use spate_core::conf::{HumanDuration, SecretFile, SecretText};
+use spate_core::ConfigError;
+use spate_core::secret::{self, Secret};
 
-use super::Codec;
+use spate_gen::avro::Codec;
 
 /// `avro:` as written.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAvro {
     /// Codec of container-file blocks (file and stdout sinks): `null` (default), `deflate`,
@@ -33,7 +35,7 @@ pub struct RawAvro {
 }
 
 /// `avro.schema_registry:` as written.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegistry {
     /// `http://host:port` or `https://…` (base path allowed).
@@ -46,15 +48,18 @@ pub struct RawRegistry {
     pub auto_register: Option<bool>,
     /// Basic auth user; the password inline (`${ENV}` allowed) or in `password_file`.
     pub username: Option<String>,
-    pub password: Option<String>,
-    pub password_file: Option<PathBuf>,
+    /// The basic auth password (`${ENV}` allowed).
+    pub password: Option<SecretText>,
+    /// A file holding the password.
+    pub password_file: Option<SecretFile>,
     /// Bearer token, inline (`${ENV}` allowed) or in `token_file`.
-    pub token: Option<String>,
-    pub token_file: Option<PathBuf>,
+    pub token: Option<SecretText>,
+    /// A file holding the token.
+    pub token_file: Option<SecretFile>,
     /// CA certificate (PEM) for an `https` registry; default: the system's roots.
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<SecretFile>,
     /// Per-request timeout. Default `10s`.
-    pub timeout: Option<String>,
+    pub timeout: Option<HumanDuration>,
 }
 
 /// How each Kafka record value or TCP frame holds a datum.
@@ -112,31 +117,6 @@ impl Default for AvroConfig {
 }
 
 impl RawAvro {
-    /// Lays `top` over `self`: every field `top` sets wins.
-    pub fn overlay(self, top: RawAvro) -> RawAvro {
-        RawAvro {
-            codec: top.codec.or(self.codec),
-            framing: top.framing.or(self.framing),
-            schema_id: top.schema_id.or(self.schema_id),
-            schema_registry: match (self.schema_registry, top.schema_registry) {
-                (Some(a), Some(b)) => Some(RawRegistry {
-                    url: b.url,
-                    subject_strategy: b.subject_strategy.or(a.subject_strategy),
-                    auto_register: b.auto_register.or(a.auto_register),
-                    username: b.username.or(a.username),
-                    password: b.password.or(a.password),
-                    password_file: b.password_file.or(a.password_file),
-                    token: b.token.or(a.token),
-                    token_file: b.token_file.or(a.token_file),
-                    ca_file: b.ca_file.or(a.ca_file),
-                    timeout: b.timeout.or(a.timeout),
-                }),
-                (a, b) => b.or(a),
-            },
-            key_format: top.key_format.or(self.key_format),
-        }
-    }
-
     /// Checks the section; `is_avro`: the run's format is Avro (otherwise the section is an
     /// error: it would silently do nothing).
     pub fn validate(&self, is_avro: bool) -> Result<AvroConfig, ConfigError> {
@@ -225,14 +205,14 @@ impl RawRegistry {
             }
         };
         let password = secret::resolve(
-            self.password.as_deref(),
-            self.password_file.as_deref(),
+            self.password.as_ref().map(SecretText::as_str),
+            self.password_file.as_ref().map(SecretFile::path),
             "avro.schema_registry.password",
             "avro.schema_registry.password_file",
         )?;
         let token = secret::resolve(
-            self.token.as_deref(),
-            self.token_file.as_deref(),
+            self.token.as_ref().map(SecretText::as_str),
+            self.token_file.as_ref().map(SecretFile::path),
             "avro.schema_registry.token",
             "avro.schema_registry.token_file",
         )?;
@@ -259,18 +239,22 @@ impl RawRegistry {
             (None, None, None) => RegistryAuth::None,
         };
         if let Some(p) = &self.ca_file {
-            secret::check_file(p, "avro.schema_registry.ca_file", "CA certificate")?;
+            secret::check_file(p.path(), "avro.schema_registry.ca_file", "CA certificate")?;
         }
-        let timeout = match self.timeout.as_deref() {
-            None => Duration::from_secs(10),
-            Some(t) => crate::config::duration::parse_duration(t, "avro.schema_registry.timeout")?,
-        };
+        let timeout = self.timeout.map_or(Duration::from_secs(10), HumanDuration::get);
+        if timeout.is_zero() || timeout > Duration::from_secs(300) {
+            return Err(ConfigError::new(
+                "avro.schema_registry.timeout",
+                format!("{timeout:?} is out of range"),
+                "use a duration above 0 and at most 5m (default 10s)",
+            ));
+        }
         Ok(RegistryConfig {
             url: u.trim_end_matches('/').to_string(),
             strategy,
             auto_register: self.auto_register.unwrap_or(true),
             auth,
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.as_ref().map(|p| p.0.clone()),
             timeout,
         })
     }

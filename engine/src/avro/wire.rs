@@ -2,12 +2,13 @@
 //! begins with (nothing, the Confluent header with the registry's schema id, or a container
 //! header) and whether several sources share a union schema.
 
-use crate::config::{RunConfig, SinkTarget};
+use crate::config::RunConfig;
 use crate::error::EngineError;
-use crate::event::{EventConfig, EventSpec, Format};
+use spate_gen::{EventConfig, EventSpec, Format};
 
 use super::config::Framing;
-use super::{confluent_header, push_long, registry, Codec};
+use super::registry;
+use spate_gen::avro::{confluent_header, push_long, Codec};
 
 /// The events to generate, with their Avro framing settled.
 pub struct Wire {
@@ -27,8 +28,10 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
         return none(events);
     }
     let avro = &config.avro;
-    let kafka = config.sink == SinkTarget::Kafka;
-    let topics: Vec<String> = events.sources.iter().map(|(s, _)| config.kafka.topic.replace("{source}", s)).collect();
+    let kafka = config.sink.is_kafka();
+    // Subjects are named after the topic (the Kafka sink's, `spate` for the others).
+    let template = config.sink.kafka().map_or("spate", |k| k.topic.as_str());
+    let topics: Vec<String> = events.sources.iter().map(|(s, _)| template.replace("{source}", s)).collect();
     // Sources with topics of their own get a record schema each; a shared topic gets the union.
     events.avro_records_apart = kafka && topics.len() > 1 && topics.iter().skip(1).all(|t| *t != topics[0]);
     let apart = events.avro_records_apart;
@@ -40,7 +43,7 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
             let sync = random_sync();
             for i in 0..schemas_needed {
                 let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }.expect("avro has schemas");
-                let (_, mut header) = super::ocf::OcfWriter::new(schema, Codec::Null, sync)
+                let (_, mut header) = spate_gen::avro::ocf::OcfWriter::new(schema, Codec::Null, sync)
                     .map_err(|e| EngineError::Kafka(format!("container framing: {e}")))?;
                 push_long(&mut header, 1);
                 events.wire_prefix.push(header);
@@ -82,8 +85,8 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
 /// A container sync marker: random per run, so it cannot be guessed into the data.
 fn random_sync() -> [u8; 16] {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let a = crate::rng::splitmix64(now ^ u64::from(std::process::id()));
-    let b = crate::rng::splitmix64(a ^ 0x5bd1_e995);
+    let a = spate_core::rng::splitmix64(now ^ u64::from(std::process::id()));
+    let b = spate_core::rng::splitmix64(a ^ 0x5bd1_e995);
     let mut s = [0u8; 16];
     s[..8].copy_from_slice(&a.to_le_bytes());
     s[8..].copy_from_slice(&b.to_le_bytes());
