@@ -54,7 +54,9 @@ pub fn require_token_off_loopback(listen: &str, flag: &str, has_token: bool, tok
 
 /// Checks the `Authorization` header value against the token; the error is the 401 to send.
 pub(super) fn check_bearer(token: &str, authorization: Option<&str>) -> Result<(), Reply> {
-    let ok = authorization.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|g| ct_eq(g.trim().as_bytes(), token.as_bytes()));
+    // The scheme is case-insensitive (RFC 9110, 11.1): `bearer` is `Bearer`.
+    let given = authorization.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t);
+    let ok = given.is_some_and(|g| ct_eq(g.trim().as_bytes(), token.as_bytes()));
     if ok {
         return Ok(());
     }

@@ -1,15 +1,12 @@
 //! A small general HTTP server for the control plane and the metrics endpoint: fixed routes,
 //! a bearer token, `Host` and `Origin` checks, a per-client rate limit and capped requests in
-//! front of one handler.
+//! front of one handler. HTTP itself is hyper's (`server.rs`, ADR 017).
 //!
-//! Request handling runs on its own threads (one per connection, a bounded number), so it
-//! keeps answering while the workers run flat out. It knows nothing of runs or metrics:
-//! callers give it routes and a handler.
+//! It knows nothing of runs or metrics: callers give it routes and a handler.
 
 mod auth;
 mod origin;
 mod server;
-mod wire;
 
 use std::sync::Arc;
 

@@ -1,27 +1,61 @@
-//! The server proper: listening, a thread per connection (at most `MAX_CONNECTIONS`), and the
-//! gate every request passes before its handler (per-client rate limit, the `Host` check, the
-//! bearer token, routing and methods, content type and `Origin` for state changes, the body
-//! cap), plus its own reply counters.
+//! The server proper, on hyper 1.x (ADR 017): listening, the connection limits, and the gate
+//! every request passes before its handler (per-client rate limit, the `Host` check, the bearer
+//! token, routing and methods, content type and `Origin` for state changes, the body cap), plus
+//! its own reply counters.
+//!
+//! Limits, each enforced where the bytes are read:
+//! - the head (request line and headers) at most 16 KiB (hyper answers 431 and closes), the
+//!   request target at most 4 KiB (414), within 5 s of the connection being accepted (hyper
+//!   closes a stalled head); the body at most 1 MiB (413), within the same 5 s (408);
+//! - one request per connection; at most 64 connections, 8 per client address; 4 more slots
+//!   serve only `/healthz` and `/readyz`, so probes are answered while slow clients hold every
+//!   other slot; beyond that, 503 at once.
+//!
+//! The handlers are the callers' plain functions: each runs on a blocking thread of the
+//! server's own small tokio runtime, which lives on one thread of its own, so the control plane
+//! answers while the workers run flat out and never shares a thread with them.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use serde_json::json;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::origin::Names;
-use super::wire::{self, Conn, Head, ReadError};
 use super::{auth, Handler, Reply, Request, Route};
 
-/// Connections served at once. Each holds a thread for at most the request deadline (5 s) plus
-/// its handler (`POST /v1/stop` waits for a drain); more are answered 503 at once, so a crowd
-/// of slow clients costs threads and memory within a fixed bound.
+/// Largest request head (request line and headers).
+pub const HEAD_LIMIT: usize = 16 << 10;
+/// Longest request target (path and query).
+pub const URL_LIMIT: usize = 4 << 10;
+/// Largest request body.
+pub const BODY_LIMIT: usize = 1 << 20;
+/// How much of a body too large is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 4 << 20;
+/// Time from accepting a connection to having read the whole request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once, and per client address.
 const MAX_CONNECTIONS: usize = 64;
+const MAX_PER_CLIENT: usize = 8;
+/// Slots that only the probes (`open` routes) may use.
+const PROBE_SLOTS: usize = 4;
+/// Longest life of one connection, whatever its handler does (`POST /v1/stop` waits 1 s).
+const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
+/// How long in-flight requests may finish when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Status codes counted apart in `spate_api_requests_total` (others count as "other").
 const CODES: [u16; 17] = [200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 421, 429, 431, 500, 503];
 /// Content types a state change may carry: a run config or rate as JSON or YAML. Browsers send
@@ -61,42 +95,41 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
 }
 
-/// The HTTP server; stops accepting (and joins its acceptor) when dropped. Requests already
-/// accepted finish on their own threads.
+/// The HTTP server; stops (in-flight requests get up to 2 s) and joins its thread when dropped.
 pub struct HttpServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HttpServer {
     pub fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
         let addr = resolve(listen)?;
-        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
+        // Bound here, so a taken port is the caller's error, not the server thread's.
+        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
+        listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr().unwrap_or(addr);
-        let stop = Arc::new(AtomicBool::new(false));
         let names = Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins);
         let gate = Arc::new(Gate { opts, names, limiter: Mutex::new(HashMap::new()), api, handler });
-        let active = Arc::new(AtomicUsize::new(0));
-        let stop2 = stop.clone();
-        let acceptor = std::thread::Builder::new()
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            // A blocking thread for every request that can be in a handler: a probe never queues
+            // behind slow handlers.
+            .max_blocking_threads(MAX_CONNECTIONS + PROBE_SLOTS + 1)
+            .thread_name("spate-http-handler")
+            .build()
+            .context("cannot start the HTTP runtime")?;
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
             .name("spate-http".into())
             .spawn(move || {
-                // Blocks in accept: an idle server costs no CPU. `Drop` wakes it with a
-                // connection of its own.
-                for conn in listener.incoming() {
-                    if stop2.load(Relaxed) {
-                        break;
-                    }
-                    match conn {
-                        Ok(s) => gate.clone().dispatch(s, &active),
-                        // Out of descriptors and the like: let them free up instead of spinning.
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
+                rt.block_on(serve(listener, gate, stopped));
+                // A handler still running (a drain) is not waited for past this.
+                rt.shutdown_timeout(Duration::from_millis(100));
             })
             .context("cannot spawn the http thread")?;
-        Ok(HttpServer { addr, stop, acceptor: Some(acceptor) })
+        Ok(HttpServer { addr, stop, thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -106,18 +139,11 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        let wake = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, self.addr.port())),
-            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, self.addr.port())),
-            _ => self.addr,
-        };
-        if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
-            if let Some(t) = self.acceptor.take() {
-                let _ = t.join();
-            }
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            // Bounded: the accept loop stops at once, in-flight requests get SHUTDOWN_GRACE.
+            let _ = t.join();
         }
-        // Otherwise the acceptor stays blocked until the process exits; it holds nothing else.
     }
 }
 
@@ -128,6 +154,106 @@ pub fn resolve(listen: &str) -> Result<SocketAddr> {
         .with_context(|| format!("cannot resolve listen address `{listen}`; write host:port, e.g. 127.0.0.1:8080"))?
         .next()
         .with_context(|| format!("listen address `{listen}` resolves to nothing; write host:port, e.g. 127.0.0.1:8080"))
+}
+
+/// Connections per client address; a guard gives one back when dropped.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+struct ClientGuard(Arc<PerClient>, IpAddr);
+
+impl PerClient {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientGuard> {
+        let mut m = self.0.lock();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientGuard(self.clone(), ip))
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let mut m = (self.0).0.lock();
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// The slot a connection holds for its life: a full one, or a probe-only one.
+enum Slot {
+    Full(#[allow(dead_code)] OwnedSemaphorePermit, #[allow(dead_code)] ClientGuard),
+    ProbesOnly(#[allow(dead_code)] OwnedSemaphorePermit),
+}
+
+async fn serve(listener: std::net::TcpListener, gate: Arc<Gate>, mut stopped: watch::Receiver<bool>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    let full = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let probes = Arc::new(Semaphore::new(PROBE_SLOTS));
+    let clients = Arc::new(PerClient::default());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        // The read buffer and the head: beyond them hyper answers 431 and closes.
+        .max_buf_size(HEAD_LIMIT)
+        .max_headers(100)
+        .keep_alive(false);
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors and the like: let them free up instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        // A client at its own cap is refused; the probe slots are for when every full slot is
+        // held, so that one client cannot take them too.
+        let slot = match full.clone().try_acquire_owned() {
+            Ok(p) => clients.take(peer.ip()).map(|g| Slot::Full(p, g)),
+            Err(_) => probes.clone().try_acquire_owned().ok().map(Slot::ProbesOnly),
+        };
+        let Some(slot) = slot else {
+            // Every slot is held: say so at once, without reading the request.
+            let busy = format!("{MAX_CONNECTIONS} connections are served already; retry in a moment");
+            gate.api.count(503);
+            let body = Reply::error(503, busy, json!({})).body;
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            // An empty socket buffer takes this small write whole.
+            let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+            continue;
+        };
+        let probes_only = matches!(slot, Slot::ProbesOnly(_));
+        let accepted = Instant::now();
+        let g = gate.clone();
+        let svc = service_fn(move |req| {
+            let g = g.clone();
+            async move { Ok::<_, Infallible>(g.answer(req, peer.ip(), probes_only, accepted).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
 struct Bucket {
@@ -144,56 +270,44 @@ struct Gate {
     handler: Handler,
 }
 
-/// Gives a connection slot back when its thread ends, however it ends.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+fn response(reply: Reply) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            h.insert(k, v);
+        }
     }
+    r
 }
 
 impl Gate {
-    /// Serves `stream` on a thread of its own, or answers 503 at once when too many are open.
-    fn dispatch(self: Arc<Self>, stream: TcpStream, active: &Arc<AtomicUsize>) {
-        if active.fetch_add(1, Relaxed) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Relaxed);
-            let busy =
-                Reply::error(503, format!("the server is serving {MAX_CONNECTIONS} connections already; retry in a moment"), json!({}))
-                    .with_header("Retry-After", "1");
-            self.api.count(busy.status);
-            let _ = stream.set_nonblocking(true);
-            Conn::new(stream).respond(&busy);
-            return;
-        }
-        let slot = Slot(active.clone());
-        let spawned = std::thread::Builder::new().name("spate-http-conn".into()).spawn(move || {
-            let _slot = slot;
-            self.serve(stream);
-        });
-        // A failed spawn drops the closure, and with it the slot and the connection.
-        drop(spawned);
-    }
-
-    fn serve(&self, stream: TcpStream) {
-        let peer = stream.peer_addr().ok().map(|a| a.ip());
-        let mut conn = Conn::new(stream);
-        let reply = match conn.read_head() {
-            Ok(head) => self.decide(&mut conn, &head, peer),
-            Err(ReadError::Refused(r)) => r,
-            Err(ReadError::Closed) => return,
-        };
+    async fn answer(self: Arc<Self>, req: hyper::Request<Incoming>, peer: IpAddr, probes_only: bool, accepted: Instant) -> hyper::Response<Full<Bytes>> {
+        let reply = self.clone().decide(req, peer, probes_only, accepted).await;
         self.api.count(reply.status);
-        conn.respond(&reply);
+        response(reply)
     }
 
-    fn decide(&self, conn: &mut Conn, head: &Head, peer: Option<IpAddr>) -> Reply {
-        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-        let method = head.method.as_str();
+    async fn decide(self: Arc<Self>, req: hyper::Request<Incoming>, peer: IpAddr, probes_only: bool, accepted: Instant) -> Reply {
+        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if target_len > URL_LIMIT {
+            return Reply::error(414, format!("the request target is {target_len} bytes; at most {URL_LIMIT} are accepted"), json!({}));
+        }
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().as_str().to_string();
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let route = self.opts.routes.iter().find(|r| r.path == path);
         let open = route.is_some_and(|r| r.open);
+        if probes_only && !open {
+            return Reply::error(503, format!("{MAX_CONNECTIONS} connections are served already; retry in a moment"), json!({}))
+                .with_header("Retry-After", "1");
+        }
         if !open {
-            if let (Some(rate), Some(peer)) = (self.opts.api_rate, peer) {
+            if let Some(rate) = self.opts.api_rate {
                 if let Err(wait) = self.take_token(peer, rate) {
                     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                     return Reply::error(
@@ -206,13 +320,15 @@ impl Gate {
             }
         }
         // Before the token: a page on another site, reaching this server through a name it
-        // controls (DNS rebinding), is refused whatever it sends.
-        if let Err(denied) = self.names.check_host(head.header("Host")) {
+        // controls (DNS rebinding), is refused whatever it sends. An absolute-form target
+        // names the host itself.
+        let host = header("Host").or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+        if let Err(denied) = self.names.check_host(host.as_deref()) {
             return denied;
         }
         if !open {
             if let Some(token) = &self.opts.token {
-                if let Err(denied) = auth::check_bearer(token, head.header("Authorization")) {
+                if let Err(denied) = auth::check_bearer(token, header("Authorization").as_deref()) {
                     return denied;
                 }
             }
@@ -221,12 +337,12 @@ impl Gate {
             let known: Vec<&str> = self.opts.routes.iter().map(|r| r.path).collect();
             return Reply::error(404, format!("no such path `{path}`; the paths are {}", known.join(", ")), json!({"paths": known}));
         };
-        if !route.methods.contains(&method) {
+        if !route.methods.contains(&method.as_str()) {
             let allow = route.methods.join(", ");
             return Reply::error(405, format!("method {method} is not allowed on {path}; use {allow}"), json!({"allow": route.methods}))
                 .with_header("Allow", allow);
         }
-        let content_type = head.header("Content-Type").unwrap_or("").to_ascii_lowercase();
+        let content_type = header("Content-Type").unwrap_or_default().to_ascii_lowercase();
         let mut body = Vec::new();
         if method == "POST" || method == "PUT" {
             let media = content_type.split(';').next().unwrap_or("").trim();
@@ -238,22 +354,23 @@ impl Gate {
                     json!({"accepted": CONFIG_TYPES}),
                 );
             }
-            if let Err(denied) = self.names.check_origin(head.header("Origin"), head.header("Host")) {
+            if let Err(denied) = self.names.check_origin(header("Origin").as_deref(), host.as_deref()) {
                 return denied;
             }
-            match head.header("Expect") {
-                None => {}
-                Some(e) if e.eq_ignore_ascii_case("100-continue") => conn.send_continue(),
-                Some(e) => return Reply::error(417, format!("`Expect: {e}` is not supported; send the request without it"), json!({})),
+            if let Some(e) = header("Expect").filter(|e| !e.eq_ignore_ascii_case("100-continue")) {
+                return Reply::error(417, format!("`Expect: {e}` is not supported; send the request without it"), json!({}));
             }
-            body = match conn.read_body(head, wire::BODY_LIMIT) {
+            body = match read_body(req.into_body(), accepted).await {
                 Ok(b) => b,
-                Err(ReadError::Refused(r)) => return r,
-                Err(ReadError::Closed) => return Reply::error(400, "the connection closed while the body was read", json!({})),
+                Err(r) => return r,
             };
         }
-        let req = Request { remote: peer, path: path.to_string(), query: query.to_string(), content_type, body };
-        (self.handler)(&req)
+        let rq = Request { remote: Some(peer), path, query, content_type, body };
+        let handler = self.handler.clone();
+        match tokio::task::spawn_blocking(move || handler(&rq)).await {
+            Ok(r) => r,
+            Err(_) => Reply::error(500, "the handler failed", json!({})),
+        }
     }
 
     /// Token bucket per client IP: `rate` per second, burst of `rate` (at least 1).
@@ -275,4 +392,47 @@ impl Gate {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
         }
     }
+}
+
+/// The body, at most [`BODY_LIMIT`] bytes (hyper bounds chunked framing and extensions itself),
+/// read by [`REQUEST_TIMEOUT`] after the connection was accepted. Frames are copied into one
+/// buffer as they come: memory stays at the body's size whatever the framing. A body too large
+/// is read on and dropped, up to [`DRAIN_LIMIT`], before the 413 is sent: closing a socket with
+/// unread data resets the connection, which can destroy the answer in flight.
+async fn read_body(mut body: Incoming, accepted: Instant) -> Result<Vec<u8>, Reply> {
+    let declared = hyper::body::Body::size_hint(&body).exact();
+    let left = REQUEST_TIMEOUT.saturating_sub(accepted.elapsed());
+    let read = async {
+        let mut out = Vec::new();
+        let mut seen = 0u64;
+        let keep = declared.is_none_or(|n| n <= BODY_LIMIT as u64);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Reply::error(400, format!("the request body could not be read: {e}"), json!({})))?;
+            if let Some(d) = frame.data_ref() {
+                seen += d.len() as u64;
+                if keep && seen <= BODY_LIMIT as u64 {
+                    out.extend_from_slice(d);
+                } else if seen > DRAIN_LIMIT as u64 {
+                    break;
+                }
+            }
+        }
+        Ok((out, seen))
+    };
+    match tokio::time::timeout(left, read).await {
+        Ok(Ok((_, seen))) if seen > BODY_LIMIT as u64 => Err(too_large()),
+        Ok(Ok(_)) if declared.is_some_and(|n| n > BODY_LIMIT as u64) => Err(too_large()),
+        Ok(r) => r.map(|(out, _)| out),
+        // Too large and too slow: the size is what the client can fix.
+        Err(_) if declared.is_some_and(|n| n > BODY_LIMIT as u64) => Err(too_large()),
+        Err(_) => Err(Reply::error(
+            408,
+            format!("the request did not arrive within {} s of connecting; send it whole, promptly", REQUEST_TIMEOUT.as_secs()),
+            json!({}),
+        )),
+    }
+}
+
+fn too_large() -> Reply {
+    Reply::error(413, format!("the body is larger than 1 MiB ({BODY_LIMIT} bytes); send a smaller config"), json!({"limit": BODY_LIMIT}))
 }
