@@ -43,7 +43,9 @@ def resolve(segs):
 
 
 def strip(src):
-    src = re.split(r'#\[cfg\(test\)\]\s*(?:pub\s+)?mod tests\s*\{', src)[0]
+    # Inline test modules (`#[cfg(test)] mod tests {`, `#[cfg(all(test, feature = "loom"))] mod
+    # loom_tests {`) sit at the end of a file: their `super::` is the file's module itself.
+    src = re.split(r'#\[cfg\([^\]]*\btest\b[^\]]*\)\]\s*(?:pub\s+)?mod \w+\s*\{', src)[0]
     src = re.sub(r'//[^\n]*', '', src)  # comments (doc links are not imports)
     src = re.sub(r'"(?:\\.|[^"\\])*"', '""', src)  # string literals
     return src

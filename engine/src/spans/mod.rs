@@ -1,4 +1,6 @@
-//! Sampled batch spans, exported to a Zipkin v2 collector (`POST /api/v2/spans`, JSON).
+//! Sampled batch spans, exported through the OpenTelemetry SDK: OTLP over HTTP (protobuf, the
+//! convention of today's collectors: `http://HOST:4318/v1/traces`) or, for a URL ending in
+//! `/api/v2/spans`, to a Zipkin v2 collector (`export.rs`).
 //!
 //! One batch in every `1/sample` is traced; a traced batch yields a root span `batch` (from the
 //! time its first event was scheduled to its end) with children for each stage it crossed:
@@ -10,17 +12,17 @@
 //! Cost: when tracing is off nothing is started and a worker pays one integer compare per batch
 //! (`Sampler::hit` with `every == 0`). When on, a sampled batch costs three clock reads and one
 //! `try_send` on a bounded channel; spans that do not fit are dropped and counted, never waited
-//! for. The exporter thread batches spans and posts them about once a second with a plain
-//! HTTP/1.1 client (connect, write and read time-outs of 2 s), so a slow or dead collector
-//! costs spans, not events.
+//! for. The exporter thread turns records into SDK spans; the SDK's batch processor posts them
+//! about twice a second, each request bounded by 2 s, so a slow or dead collector costs spans,
+//! not events.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+mod export;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -28,11 +30,13 @@ use serde::{Deserialize, Serialize};
 use spate_core::clock::WallAnchor;
 use crate::error::{ConfigError, EngineError};
 
-/// The `tracing:` section of a config file.
+/// The `tracing:` section of a config file: where spans go.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTracing {
-    /// Zipkin v2 collector, e.g. `http://127.0.0.1:9411/api/v2/spans`.
+    /// The collector: OTLP/HTTP, e.g. `http://127.0.0.1:4318/v1/traces` (a URL without a path
+    /// gets `/v1/traces`), or Zipkin v2 for a URL ending in `/api/v2/spans` (or on port 9411
+    /// without a path).
     pub endpoint: Option<String>,
     /// Fraction of batches traced, from 0.000001 to 1. Default 0.01.
     pub sample: Option<f64>,
@@ -55,31 +59,45 @@ impl RawTracing {
     }
 }
 
+/// The protocol spans are exported with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP over HTTP, protobuf (`/v1/traces`).
+    Otlp,
+    /// Zipkin v2 JSON (`/api/v2/spans`).
+    Zipkin,
+}
+
 /// Where spans go, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The full URL posted to.
     pub url: String,
-    /// `host:port` for connecting and for the `Host` header.
-    pub authority: String,
-    pub path: String,
+    pub protocol: Protocol,
 }
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let fix = "give an http:// URL of a Zipkin v2 collector, e.g. http://127.0.0.1:9411/api/v2/spans";
+        let fix = "give an http:// URL of an OTLP collector (http://127.0.0.1:4318/v1/traces) or a Zipkin one (.../api/v2/spans)";
         let Some(rest) = url.strip_prefix("http://") else {
             let why = if url.starts_with("https://") { "https is not supported" } else { "the URL must start with http://" };
             return Err(ConfigError::new("tracing.endpoint", format!("`{url}`: {why}"), fix));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/api/v2/spans"),
+            None => (rest, ""),
         };
-        let port_ok = authority.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !port_ok {
+        let port = authority.rsplit_once(':').filter(|(h, _)| !h.is_empty()).and_then(|(_, p)| p.parse::<u16>().ok()).filter(|p| *p > 0);
+        let Some(port) = port else {
             return Err(ConfigError::new("tracing.endpoint", format!("`{url}` has no host:port"), fix));
-        }
-        Ok(Self { url: url.to_string(), authority: authority.to_string(), path: path.to_string() })
+        };
+        let (path, protocol) = match path {
+            "" | "/" if port == 9411 => ("/api/v2/spans", Protocol::Zipkin),
+            "" | "/" => ("/v1/traces", Protocol::Otlp),
+            p if p.trim_end_matches('/').ends_with("/api/v2/spans") => (p, Protocol::Zipkin),
+            p => (p, Protocol::Otlp),
+        };
+        Ok(Self { url: format!("http://{authority}{path}"), protocol })
     }
 }
 
@@ -148,12 +166,12 @@ pub struct SpanRecord {
     pub error: Option<String>,
 }
 
-/// Spans queued for export before new ones are dropped.
+/// Batches queued for export (and spans in the SDK's queue) before new ones are dropped.
 const QUEUE: usize = 4096;
-/// Most spans in one POST.
+/// Records turned into spans per wake-up of the exporter thread.
 const POST_MAX: usize = 1000;
-const POST_EVERY: Duration = Duration::from_secs(1);
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the last spans may take to be posted at the end of a run.
+const SHUTDOWN: Duration = Duration::from_secs(3);
 
 /// The run's span exporter. Its counters are shown by status and metrics.
 pub struct Tracer {
@@ -168,7 +186,7 @@ pub struct Tracer {
 pub struct SpanStats {
     /// Spans (not batches) accepted by the collector.
     pub exported: AtomicU64,
-    /// Spans dropped: the queue was full or the POST failed.
+    /// Spans dropped: a queue was full or the POST failed.
     pub dropped: AtomicU64,
     pub posts_failed: AtomicU64,
     pub last_error: Mutex<Option<String>>,
@@ -221,75 +239,47 @@ struct Exporter {
 
 impl Exporter {
     fn run(self, rx: Receiver<SpanRecord>) {
-        let mut pending: Vec<SpanRecord> = Vec::new();
-        let mut last_post = Instant::now();
+        let sdk = export::Sdk::new(&self.endpoint, QUEUE, self.stats.clone());
         loop {
             let stopping = self.stop.load(Relaxed);
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(r) => {
-                    pending.push(r);
-                    pending.extend(rx.try_iter().take(POST_MAX));
+                    self.emit(&sdk, &r);
+                    for r in rx.try_iter().take(POST_MAX) {
+                        self.emit(&sdk, &r);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if stopping {
-                pending.extend(rx.try_iter());
-            }
-            if !pending.is_empty() && (pending.len() >= POST_MAX || last_post.elapsed() >= POST_EVERY || stopping) {
-                for chunk in pending.chunks(POST_MAX) {
-                    self.post(chunk);
+                for r in rx.try_iter() {
+                    self.emit(&sdk, &r);
                 }
-                pending.clear();
-                last_post = Instant::now();
-            }
-            if stopping {
                 break;
             }
         }
+        // Posts what is left, within the export time-out.
+        sdk.shutdown(SHUTDOWN);
     }
 
-    fn post(&self, batches: &[SpanRecord]) {
-        let mut spans = Vec::with_capacity(batches.len() * 5);
-        for b in batches {
-            zipkin_spans(b, &self.wall, &self.sink, &self.run_id, &mut spans);
-        }
-        let body = serde_json::to_vec(&spans).expect("spans serialize");
-        match http_post(&self.endpoint, &body) {
-            Ok(()) => {
-                self.stats.exported.fetch_add(spans.len() as u64, Relaxed);
-            }
-            Err(e) => {
-                self.stats.posts_failed.fetch_add(1, Relaxed);
-                self.stats.dropped.fetch_add(spans.len() as u64, Relaxed);
-                *self.stats.last_error.lock() = Some(format!("{}: {e}", self.endpoint.url));
-            }
-        }
+    fn emit(&self, sdk: &export::Sdk, r: &SpanRecord) {
+        sdk.emit(&stages(r, &self.wall, &self.sink, &self.run_id), r.error.as_deref());
     }
 }
 
-/// One Zipkin v2 span (the fields spate fills).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ZipkinSpan {
-    pub trace_id: String,
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub parent_id: Option<String>,
-    pub name: String,
-    pub kind: String,
-    /// Epoch microseconds.
-    pub timestamp: u64,
-    /// Microseconds, at least 1.
-    pub duration: u64,
-    pub local_endpoint: LocalEndpoint,
-    pub tags: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct LocalEndpoint {
-    pub service_name: String,
+/// One span of a traced batch, ready for any protocol: ids, name, wall-clock times (Unix ns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// None for the root.
+    pub parent: Option<u64>,
+    pub name: &'static str,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    /// (key, value) attributes: the root carries the batch's.
+    pub attributes: Vec<(&'static str, String)>,
 }
 
 /// Spans a traced batch yields: the root and one per stage.
@@ -307,76 +297,40 @@ fn span_id(trace_id: u128, stage: u64) -> u64 {
     spate_core::rng::splitmix64(x).max(1)
 }
 
-/// The spans of one traced batch: the root `batch` and a child per stage.
-pub fn zipkin_spans(b: &SpanRecord, wall: &WallAnchor, sink: &str, run_id: &str, out: &mut Vec<ZipkinSpan>) {
-    let trace_id = format!("{:032x}", b.trace_id);
+/// The spans of one traced batch: the root `batch` and a child per stage it crossed.
+pub fn stages(b: &SpanRecord, wall: &WallAnchor, sink: &str, run_id: &str) -> Vec<Stage> {
     let root = span_id(b.trace_id, 0);
     let end = b.acked_ns.unwrap_or(b.written_ns);
-    let us = |ns: u64| wall.unix_ns(ns) / 1000;
-    let mut tags = std::collections::BTreeMap::new();
-    tags.insert("events".to_string(), b.events.to_string());
-    tags.insert("worker".to_string(), b.worker.to_string());
-    tags.insert("sink".to_string(), sink.to_string());
-    tags.insert("run_id".to_string(), run_id.to_string());
+    let mut attributes = vec![("events", b.events.to_string()), ("worker", b.worker.to_string()), ("sink", sink.to_string()), ("run_id", run_id.to_string())];
     if let Some(e) = &b.error {
-        tags.insert("error".to_string(), e.clone());
+        attributes.push(("error", e.clone()));
     }
-    let span = |id: u64, parent: Option<u64>, name: &str, from: u64, to: u64, tags| ZipkinSpan {
-        trace_id: trace_id.clone(),
-        id: format!("{id:016x}"),
-        parent_id: parent.map(|p| format!("{p:016x}")),
-        name: name.to_string(),
-        kind: if name == "produce" || name == "ack" { "PRODUCER" } else { "CLIENT" }.to_string(),
-        timestamp: us(from),
-        duration: (to.saturating_sub(from) / 1000).max(1),
-        local_endpoint: LocalEndpoint { service_name: "spate".to_string() },
-        tags,
-    };
-    out.push(span(root, None, "batch", b.sched_ns, end, tags));
-    let mut stages =
-        vec![("generate", b.sched_ns, b.pushed_ns), ("ring", b.pushed_ns, b.popped_ns), ("produce", b.popped_ns, b.written_ns)];
+    let at = |ns: u64| wall.unix_ns(ns);
+    let mut out = vec![Stage {
+        trace_id: b.trace_id,
+        span_id: root,
+        parent: None,
+        name: "batch",
+        start_unix_ns: at(b.sched_ns),
+        end_unix_ns: at(end.max(b.sched_ns)),
+        attributes,
+    }];
+    let mut steps = vec![("generate", b.sched_ns, b.pushed_ns), ("ring", b.pushed_ns, b.popped_ns), ("produce", b.popped_ns, b.written_ns)];
     if let Some(a) = b.acked_ns {
-        stages.push(("ack", b.written_ns, a));
+        steps.push(("ack", b.written_ns, a));
     }
-    for (k, (name, from, to)) in stages.into_iter().enumerate() {
-        out.push(span(span_id(b.trace_id, k as u64 + 1), Some(root), name, from, to.max(from), Default::default()));
+    for (k, (name, from, to)) in steps.into_iter().enumerate() {
+        out.push(Stage {
+            trace_id: b.trace_id,
+            span_id: span_id(b.trace_id, k as u64 + 1),
+            parent: Some(root),
+            name,
+            start_unix_ns: at(from),
+            end_unix_ns: at(to.max(from)),
+            attributes: Vec::new(),
+        });
     }
-}
-
-/// A minimal HTTP/1.1 POST: one connection per post, `Connection: close`, 2xx is success.
-fn http_post(ep: &Endpoint, body: &[u8]) -> Result<(), String> {
-    let addr = ep
-        .authority
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", ep.authority))?
-        .next()
-        .ok_or_else(|| format!("{} resolves to nothing", ep.authority))?;
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        ep.path,
-        ep.authority,
-        body.len()
-    );
-    s.write_all(head.as_bytes()).and_then(|()| s.write_all(body)).map_err(|e| format!("write: {e}"))?;
-    let mut buf = [0u8; 256];
-    let mut got = 0;
-    while got < 12 {
-        match s.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-    }
-    let line = String::from_utf8_lossy(&buf[..got]);
-    let code = line.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
-    match code {
-        Some(c) if (200..300).contains(&c) => Ok(()),
-        Some(c) => Err(format!("collector answered {c}")),
-        None => Err("no HTTP status line in the answer".into()),
-    }
+    out
 }
 
 #[cfg(test)]
@@ -407,7 +361,10 @@ mod tests {
         assert!(off.is_none());
         let on = RawTracing { endpoint: Some("http://127.0.0.1:9411".into()), sample: Some(0.25) }.validate().unwrap().unwrap();
         assert_eq!(on.sample_every, 4);
-        assert_eq!(on.endpoint.path, "/api/v2/spans");
+        assert_eq!((on.endpoint.url.as_str(), on.endpoint.protocol), ("http://127.0.0.1:9411/api/v2/spans", Protocol::Zipkin));
+        let otlp = Endpoint::parse("http://127.0.0.1:4318").unwrap();
+        assert_eq!((otlp.url.as_str(), otlp.protocol), ("http://127.0.0.1:4318/v1/traces", Protocol::Otlp));
+        assert_eq!(Endpoint::parse("http://c:80/otlp/v1/traces").unwrap().protocol, Protocol::Otlp);
     }
 
     #[test]
@@ -424,16 +381,15 @@ mod tests {
             acked_ns: Some(9_000_000),
             error: None,
         };
-        let mut out = Vec::new();
-        zipkin_spans(&r, &wall, "kafka", "run", &mut out);
-        let names: Vec<&str> = out.iter().map(|s| s.name.as_str()).collect();
+        let out = stages(&r, &wall, "kafka", "run");
+        let names: Vec<&str> = out.iter().map(|s| s.name).collect();
         assert_eq!(names, ["batch", "generate", "ring", "produce", "ack"]);
-        assert_eq!(out[0].duration, 8000);
-        assert_eq!(out[0].trace_id, format!("{:032x}", 0xabc));
-        let root = out[0].id.clone();
-        assert!(out[1..].iter().all(|s| s.parent_id.as_deref() == Some(root.as_str())));
-        let ids: std::collections::BTreeSet<_> = out.iter().map(|s| s.id.clone()).collect();
+        assert_eq!(out[0].end_unix_ns - out[0].start_unix_ns, 8_000_000);
+        assert!(out.iter().all(|s| s.trace_id == 0xabc));
+        let root = out[0].span_id;
+        assert!(out[1..].iter().all(|s| s.parent == Some(root)));
+        let ids: std::collections::BTreeSet<_> = out.iter().map(|s| s.span_id).collect();
         assert_eq!(ids.len(), 5, "span ids are distinct");
-        assert_eq!(out[4].duration, 7400);
+        assert_eq!(out[4].end_unix_ns - out[4].start_unix_ns, 7_400_000);
     }
 }
