@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use spate_engine::sink::kafka::security::Security;
 use spate_engine::config::{Flags, Target};
 use spate_engine::sink::config::RawSink;
+use spate_engine::sink::kafka::security::Security;
 use spate_engine::sink::kafka::EmbeddedBroker;
 use spate_engine::{ConfigError, EngineError, RawConfig, StartOptions, Summary};
 
@@ -141,7 +141,12 @@ fn run(a: RunArgs) -> Result<i32> {
         None => None,
     };
     let embedded_note = cfg.sink.kafka().is_some_and(|k| k.brokers.is_none());
-    let run = spate_engine::start(cfg.clone(), StartOptions::default()).map_err(|e| match e {
+    // The run's id is chosen here, so the audit trail can listen to the run's changes from its
+    // first moment.
+    let run_id = spate_gen::RunId::random();
+    let opts =
+        StartOptions { run_id: Some(run_id), notes: auditor.as_ref().map(|a| a.notes_for(&run_id.to_string())), ..StartOptions::default() };
+    let run = spate_engine::start(cfg.clone(), opts).map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
         e => anyhow::anyhow!(secrets.text(&e.to_string())),
     })?;

@@ -34,11 +34,9 @@ pub fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), ConfigEr
             *v = Value::from(resolved.to_string_lossy().into_owned());
             Ok(())
         }
-        Kind::SecretFile => Err(ConfigError::new(
-            key,
-            format!("`{key}` names a file on the server, which a run started over HTTP may not choose"),
-            FIX,
-        )),
+        Kind::SecretFile => {
+            Err(ConfigError::new(key, format!("`{key}` names a file on the server, which a run started over HTTP may not choose"), FIX))
+        }
         Kind::Secret | Kind::SecretUrl => Ok(()),
     })?;
     // Under the Kafka sink, or in the deprecated top-level `kafka:` section.
@@ -155,7 +153,14 @@ mod tests {
 
     #[test]
     fn local_resources() {
-        for k in ["plugin.library.paths", "ssl.key.location", "ssl_engine_location", "sasl.kerberos.kinit.cmd", "sasl.kerberos.keytab", "ssl.providers"] {
+        for k in [
+            "plugin.library.paths",
+            "ssl.key.location",
+            "ssl_engine_location",
+            "sasl.kerberos.kinit.cmd",
+            "sasl.kerberos.keytab",
+            "ssl.providers",
+        ] {
             assert!(names_local_resource(k), "{k}");
         }
         for k in ["batch.size", "sasl.password", "client.id", "linger.ms"] {

@@ -13,8 +13,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use spate_engine::sink::dlq::DlqLine;
-use spate_engine::EngineError;
 use spate_engine::sink::kafka::security::{self, ErrorTrap, Security};
+use spate_engine::EngineError;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {

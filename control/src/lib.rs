@@ -26,4 +26,3 @@ mod redact;
 mod serve;
 mod status;
 pub mod verify;
-

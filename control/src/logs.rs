@@ -124,9 +124,8 @@ where
 /// unset, `SPATE_LOG` may say it. A bad level is refused (exit 2 by the caller).
 pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), spate_engine::ConfigError> {
     let parse = |l: &str, key: &str| {
-        l.parse::<LevelFilter>().map_err(|_| {
-            spate_engine::ConfigError::new(key, format!("`{l}` is not a log level"), "use error, warn, info, debug or trace")
-        })
+        l.parse::<LevelFilter>()
+            .map_err(|_| spate_engine::ConfigError::new(key, format!("`{l}` is not a log level"), "use error, warn, info, debug or trace"))
     };
     let filter = match (level, std::env::var("SPATE_LOG").ok()) {
         (Some(l), _) => parse(l, "--log-level")?,

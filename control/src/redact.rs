@@ -87,8 +87,11 @@ impl Secrets {
 
     /// `s` with URL passwords and known secrets masked.
     pub fn text(&self, s: &str) -> String {
-        let mut out =
-            if s.contains("://") { s.split(' ').map(spate_core::conf::mask_url_password).collect::<Vec<_>>().join(" ") } else { s.to_string() };
+        let mut out = if s.contains("://") {
+            s.split(' ').map(spate_core::conf::mask_url_password).collect::<Vec<_>>().join(" ")
+        } else {
+            s.to_string()
+        };
         for secret in &self.values {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), REDACTED);
@@ -142,7 +145,16 @@ mod tests {
 
     #[test]
     fn secret_options() {
-        for k in ["sasl.password", "sasl.oauthbearer.config", "sasl.jaas.config", "ssl.key.pem", "ssl.keystore.password", "api_key", "client.secret", "token"] {
+        for k in [
+            "sasl.password",
+            "sasl.oauthbearer.config",
+            "sasl.jaas.config",
+            "ssl.key.pem",
+            "ssl.keystore.password",
+            "api_key",
+            "client.secret",
+            "token",
+        ] {
             assert!(secret_option(k), "{k}");
         }
         for k in ["topic", "batch.size", "compression", "sasl.mechanism", "brokers"] {

@@ -20,9 +20,9 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spate_engine::config::RawRate;
+use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 use spate_limit::stats::MODES;
 use spate_limit::Rate;
-use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
 use crate::metrics::{self, RunView};
@@ -246,7 +246,9 @@ impl Control {
             // status must keep answering meanwhile.
             s.starting = true;
         }
-        let res = spate_engine::start(cfg, StartOptions::default());
+        let run_id = spate_gen::RunId::random();
+        let notes = self.slot.lock().auditor.as_ref().map(|a| a.notes_for(&run_id.to_string()));
+        let res = spate_engine::start(cfg, StartOptions { run_id: Some(run_id), notes, ..StartOptions::default() });
         let mut s = self.slot.lock();
         s.starting = false;
         match res {

@@ -13,8 +13,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use spate_engine::EngineError;
 use spate_engine::sink::kafka::security::{self, ErrorTrap};
+use spate_engine::EngineError;
 
 pub struct VerifyOptions {
     pub brokers: String,
@@ -165,11 +165,16 @@ impl Auditor {
 /// Audits the rows of a PostgreSQL sink's table like [`verify`] audits a topic: every row's
 /// `id` column parsed (and equal to its body's `id`, in the JSONB layout), gaps, duplicates and malformed rows
 /// counted. The rows are streamed with `COPY ... TO STDOUT`.
-pub fn verify_postgres(target: &spate_engine::sink::postgres::PgConfig, expect: Option<u64>, run_id: Option<&str>) -> Result<VerifyReport, EngineError> {
+pub fn verify_postgres(
+    target: &spate_engine::sink::postgres::PgConfig,
+    expect: Option<u64>,
+    run_id: Option<&str>,
+) -> Result<VerifyReport, EngineError> {
     use std::io::BufRead;
     let started = std::time::Instant::now();
-    let fail =
-        |what: String| EngineError::Config(spate_engine::ConfigError::new("--postgres", what, "check the URL, the table and the permissions"));
+    let fail = |what: String| {
+        EngineError::Config(spate_engine::ConfigError::new("--postgres", what, "check the URL, the table and the permissions"))
+    };
     let mut pc: postgres::Config = target.url.parse().map_err(|e| fail(format!("{e}")))?;
     pc.connect_timeout(std::time::Duration::from_secs(10));
     let mut c = pc.connect(postgres::NoTls).map_err(|e| fail(format!("cannot connect to {}: {e}", target.display())))?;

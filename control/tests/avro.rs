@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use serde_json::Value;
-use spate_engine::sink::kafka::EmbeddedBroker;
 use spate::verify::{verify, VerifyOptions};
+use spate_engine::sink::kafka::EmbeddedBroker;
 use spate_engine::{EngineError, RawConfig, StartOptions};
 
 fn root() -> PathBuf {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use spate::verify::{verify, VerifyOptions};
 use spate_core::breaker::State;
 use spate_engine::sink::kafka::EmbeddedBroker;
-use spate::verify::{verify, VerifyOptions};
 use spate_engine::{RawConfig, StartOptions};
 use spate_test_support::eventually;
 

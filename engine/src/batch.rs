@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 
-use spate_gen::EventMeta;
 use crate::spans::{BatchTrace, SpanRecord};
+use spate_gen::EventMeta;
 
 #[derive(Debug)]
 pub struct Batch {

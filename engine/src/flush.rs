@@ -227,9 +227,9 @@ impl Flush<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::ring;
     use spate_gen::{EventMeta, RunId};
     use spate_limit::Rate;
-    use crate::ring::ring;
 
     /// A sink that takes at most `room` events, then is full until its next `poll` (like
     /// Kafka's `QueueFull`), and counts what it took as delivered.

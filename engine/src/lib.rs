@@ -53,6 +53,6 @@ pub(crate) mod sync;
 pub mod worker;
 
 pub use config::{RawConfig, RunConfig};
-pub use start::{start, StartOptions};
 pub use error::{ConfigError, EngineError};
 pub use run::{Outcome, Run, Summary};
+pub use start::{start, StartOptions};

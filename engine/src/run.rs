@@ -8,14 +8,14 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use spate_core::breaker::Breaker;
-use spate_core::clock::{Clock, MonotonicClock, WallAnchor};
 use crate::config::RunConfig;
 use crate::error::EngineError;
-use spate_gen::RunId;
 use crate::latency::LatencyStats;
-use spate_limit::Rate;
 use crate::stats::{Counters, Totals};
+use spate_core::breaker::Breaker;
+use spate_core::clock::{Clock, MonotonicClock, WallAnchor};
+use spate_gen::RunId;
+use spate_limit::Rate;
 
 /// Everything the workers, the flush thread and the control plane share. Written rarely
 /// (flags, per-batch counter stores), read by status and metrics.

@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use crate::batch::Batch;
-use spate_core::breaker::Breaker;
 use crate::config::RunConfig;
-use crate::sink::config::SinkConfig;
 use crate::error::EngineError;
-use spate_gen::{EventSpec, RunId};
 use crate::flush::{self, FlushSetup};
-use crate::sink::kafka::{EmbeddedBroker, KafkaSink};
-use spate_limit::{self, LimiterFactory};
 use crate::ring::ring;
 use crate::run::{Run, RunShared};
+use crate::sink::config::SinkConfig;
+use crate::sink::kafka::{EmbeddedBroker, KafkaSink};
 use crate::sink::{NullSink, Sink, WriterSink};
 use crate::worker::{self, WorkerSetup};
+use spate_core::breaker::Breaker;
+use spate_gen::{EventSpec, RunId};
+use spate_limit::{self, LimiterFactory};
 
 /// Options that are not part of the config file.
 #[derive(Default, Clone)]
@@ -55,7 +55,9 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
     // sets the limiter mode to "redis" and stops by itself when the workers' limiters drop.
     let redis_factory = match (&opts.limiter, &config.redis) {
-        (None, Some(r)) => Some(spate_limit::redis::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone(), notes.clone())?.factory()),
+        (None, Some(r)) => {
+            Some(spate_limit::redis::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone(), notes.clone())?.factory())
+        }
         _ => None,
     };
 
@@ -70,15 +72,16 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             None => Box::new(WriterSink::file(p.path())?),
         },
         SinkConfig::Tcp(t) => Box::new(crate::sink::tcp::TcpSink::open(&t.address, t.framing)?),
-        SinkConfig::Postgres(t) => {
-            Box::new(crate::sink::postgres::PgSink::open(t, spec.source_names(), &run_id.to_string(), typed_columns(t, &wire.events)?)?.with_breaker(
-                breaker.clone().expect("postgres has a breaker"),
-                t.breaker,
-                spate_core::breaker::BreakerReporter::new("postgres", notes.clone()),
-                shared.clock.clone(),
-                spill,
-            ))
-        }
+        SinkConfig::Postgres(t) => Box::new(
+            crate::sink::postgres::PgSink::open(t, spec.source_names(), &run_id.to_string(), typed_columns(t, &wire.events)?)?
+                .with_breaker(
+                    breaker.clone().expect("postgres has a breaker"),
+                    t.breaker,
+                    spate_core::breaker::BreakerReporter::new("postgres", notes.clone()),
+                    shared.clock.clone(),
+                    spill,
+                ),
+        ),
         SinkConfig::Kafka(k) => {
             let embedded = match (&k.brokers, opts.embedded.clone()) {
                 (Some(_), _) => None,

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch::Batch;
-use spate_core::breaker::State as BreakerState;
 use crate::config::Backpressure;
-use spate_gen::{EventMeta, EventSpec, Generator};
-use spate_limit::{Acquire, Rate, RateLimiter};
 use crate::ring::{Consumer, Producer};
 use crate::run::RunShared;
 use crate::stats::LocalWorker;
+use spate_core::breaker::State as BreakerState;
+use spate_gen::{EventMeta, EventSpec, Generator};
+use spate_limit::{Acquire, Rate, RateLimiter};
 
 /// Everything a worker thread is started with.
 pub struct WorkerSetup {

@@ -7,10 +7,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use spate_engine::{RawConfig, Run, StartOptions};
 use spate_limit::redis::config::RawRedis;
 use spate_limit::redis::grant::{call_grant, GRANT_SCRIPT};
 use spate_limit::stats::LimiterStats;
-use spate_engine::{RawConfig, Run, StartOptions};
 use spate_test_support::{wait_for, RedisServer};
 
 fn start(url: &str, global: u64, key: &str, extra: &str) -> Run {
@@ -437,8 +437,10 @@ fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
 
 #[test]
 fn redis_section_parses_and_flags_override() {
-    let file = spate_engine::config::parse("sink: null\nredis:\n  url: redis://:pw@127.0.0.1:1\n  global_rate: 500\n  limit_key: a\n  lease_ms: 20\n")
-        .unwrap();
+    let file = spate_engine::config::parse(
+        "sink: null\nredis:\n  url: redis://:pw@127.0.0.1:1\n  global_rate: 500\n  limit_key: a\n  lease_ms: 20\n",
+    )
+    .unwrap();
     let mut flags = spate_engine::config::Flags::default();
     flags.set("--global-rate", spate_engine::config::Target::Path(&["redis", "global_rate"]), Some(900u64.into()));
     let c = RawConfig::from_tree(flags.apply(file).unwrap()).unwrap().validate().unwrap();

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::json;
 use spate_engine::ConfigError;
 
-use super::Reply;
+use super::exchange::Reply;
 
 /// The token given as `--{flag} T` or in the file `--{flag}-file PATH` (its contents, trimmed).
 /// A missing, unreadable or empty file is an error; the token itself is never quoted.

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::json;
 
-use super::Reply;
+use super::exchange::Reply;
 
 pub struct Names {
     bound: SocketAddr,

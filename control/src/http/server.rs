@@ -34,8 +34,9 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+use super::auth;
+use super::exchange::{Handler, Reply, Request, Route};
 use super::origin::Names;
-use super::{auth, Handler, Reply, Request, Route};
 
 /// Largest request head (request line and headers).
 pub const HEAD_LIMIT: usize = 16 << 10;
@@ -106,7 +107,8 @@ impl HttpServer {
     pub fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
         let addr = resolve(listen)?;
         // Bound here, so a taken port is the caller's error, not the server thread's.
-        let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
         listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr().unwrap_or(addr);
         let names = Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins);
@@ -285,7 +287,13 @@ fn response(reply: Reply) -> hyper::Response<Full<Bytes>> {
 }
 
 impl Gate {
-    async fn answer(self: Arc<Self>, req: hyper::Request<Incoming>, peer: IpAddr, probes_only: bool, accepted: Instant) -> hyper::Response<Full<Bytes>> {
+    async fn answer(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+        peer: IpAddr,
+        probes_only: bool,
+        accepted: Instant,
+    ) -> hyper::Response<Full<Bytes>> {
         let reply = self.clone().decide(req, peer, probes_only, accepted).await;
         self.api.count(reply.status);
         response(reply)

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use parking_lot::Mutex;
-use spate_core::breaker::State as BreakerState;
+use spate_core::breaker::{Breaker, State as BreakerState};
 use spate_engine::run::RunShared;
-
-use super::{breakers_of, BREAKERS};
 
 /// How often the observer samples the counters (rates, batch-size histogram, breaker timer).
 const TICK: Duration = Duration::from_millis(250);
@@ -124,4 +122,14 @@ pub fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Res
             }
         })
         .context("cannot spawn the observer thread")
+}
+
+/// The breakers a run may have: the sink's (Kafka's produce calls, or PostgreSQL's
+/// transactions: then named `postgres`) and Redis's (the global limiter's lease calls). Their
+/// names are the `breaker` label of the metrics.
+pub const BREAKERS: [&str; 2] = ["kafka", "redis"];
+
+/// The run's breakers in `BREAKERS` order, None where the run has no such breaker.
+pub(super) fn breakers_of(shared: &RunShared) -> [Option<&Breaker>; 2] {
+    [shared.breaker.as_deref(), shared.limiter.redis_breaker.get().map(|b| &**b)]
 }

@@ -20,7 +20,7 @@ use spate_core::breaker::State as BreakerState;
 
 use super::catalogue::*;
 use super::observer::BATCH_BOUNDS;
-use super::{BreakerView, RunView};
+use super::view::{BreakerView, RunView};
 use crate::http::ApiStats;
 
 /// Content type of the Prometheus text format 0.0.4.
@@ -213,7 +213,8 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         }
     }
     let mode = s.limiter.mode_name();
-    let modes: Vec<([(&str, &str); 1], f64)> = spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], (*m == mode) as u8 as f64)).collect();
+    let modes: Vec<([(&str, &str); 1], f64)> =
+        spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], (*m == mode) as u8 as f64)).collect();
     let rows: Vec<(&[(&str, &str)], f64)> = modes.iter().map(|(l, v)| (&l[..], *v)).collect();
     samples(enc, &LIMITER_MODE, &rows)?;
     one(enc, &LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64)?;

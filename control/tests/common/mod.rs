@@ -213,3 +213,48 @@ pub fn parse_response(raw: &[u8]) -> Option<Resp> {
     let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     Some(Resp { status, headers, body: body.to_string() })
 }
+
+pub fn post_json(addr: &str, path: &str, body: &Value) -> Resp {
+    post(addr, path, &body.to_string())
+}
+
+pub fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
+}
+
+/// A memory figure of a process in kB (`VmRSS`, `VmHWM`), from /proc.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = s.lines().find(|l| l.split(':').next() == Some(field)).unwrap_or_else(|| panic!("no {field} line"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Connects from `from` (a loopback address of this host) to 127.0.0.1:`port`.
+pub fn socket2_connect(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket/bind/connect calls on a descriptor this function owns until it is
+    // handed to `TcpStream` (which then closes it); the addresses are valid sockaddr_in values.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let addr = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let local = addr(from, 0);
+        if libc::bind(fd, (&raw const local).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = addr([127, 0, 0, 1], port);
+        if libc::connect(fd, (&raw const remote).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}

@@ -137,7 +137,11 @@ impl RawBreaker {
         let time = |v: Option<crate::conf::HumanDuration>, ms: Option<u64>, dflt: Duration, k: &str, deprecated: &mut Vec<String>| {
             let t = match (v, ms) {
                 (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(key(&format!("{k}_ms")), format!("both {k} and {k}_ms are set"), format!("keep {k} (a duration, e.g. 5s)")))
+                    return Err(ConfigError::new(
+                        key(&format!("{k}_ms")),
+                        format!("both {k} and {k}_ms are set"),
+                        format!("keep {k} (a duration, e.g. 5s)"),
+                    ))
                 }
                 (Some(v), None) => v.get(),
                 (None, Some(ms)) => {

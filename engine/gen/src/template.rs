@@ -45,8 +45,8 @@
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use spate_core::ConfigError;
 use spate_core::rng::Rng;
+use spate_core::ConfigError;
 
 use crate::dist::{zipf_cdf, Dist, NumGen, ZIPF_MAX_N};
 use crate::program::{Builder, Dyn, Kind, Record, SessionDef, Val, TABLE};
@@ -229,9 +229,6 @@ pub(crate) fn compile(name: &str, raw: &RawTemplate, b: &mut Builder, rng: &mut 
             format!("template name `{name}` is not 1 to 32 letters, digits, `_` or `-`"),
             "rename the template (it is also the source name, the syslog app name and msgid)",
         ));
-    }
-    if super::BUILTIN.contains(&name) {
-        return Err(ConfigError::new(&tkey, format!("`{name}` is a built-in source"), "give the template another name"));
     }
     if raw.fields.is_empty() {
         return Err(ConfigError::new(

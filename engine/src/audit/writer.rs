@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 
-use super::{AuditConfig, Record, Shared};
+use super::config::AuditConfig;
+use super::record::{Record, Shared};
 
 pub(super) struct Writer {
     cfg: AuditConfig,

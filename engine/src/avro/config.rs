@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use schemars::JsonSchema;
 use spate_core::conf::{HumanDuration, SecretFile, SecretText};
-use spate_core::ConfigError;
 use spate_core::secret::{self, Secret};
+use spate_core::ConfigError;
 
 use spate_gen::avro::Codec;
 

@@ -17,7 +17,7 @@ use serde_yaml_ng::{Mapping, Value};
 use spate_core::ConfigError;
 
 use super::nesting::check_nesting;
-use super::RawConfig;
+use super::raw::RawConfig;
 use crate::sink::config::{expand_shorthand, kind_of};
 
 /// Parses one layer's text (YAML or JSON) into a tree, refusing deep nesting first, with its
@@ -120,7 +120,11 @@ pub fn finish(v: Value) -> Result<RawConfig, ConfigError> {
     // Read through JSON's data model: YAML's own reads an enum only from a `!tag`, where a config
     // writes the kind as a key (`sink: {kafka: ...}`).
     let json = serde_json::to_value(&v).map_err(|e| {
-        ConfigError::new("(document)", format!("the document cannot be read as a config: {e}"), "write plain keys and values (no YAML tags)")
+        ConfigError::new(
+            "(document)",
+            format!("the document cannot be read as a config: {e}"),
+            "write plain keys and values (no YAML tags)",
+        )
     })?;
     let source = v;
     let mut raw: RawConfig = serde_path_to_error::deserialize(json).map_err(|e| {
@@ -139,7 +143,7 @@ pub fn finish(v: Value) -> Result<RawConfig, ConfigError> {
         ConfigError::new(if path == "." { "(document)".into() } else { path }, msg, fix)
     })?;
     raw.deprecated = deprecated;
-    raw.source = Some(super::SourceTree(source));
+    raw.source = Some(super::raw::SourceTree(source));
     Ok(raw)
 }
 
@@ -172,7 +176,10 @@ fn move_legacy_kafka(v: &mut Value, deprecated: &mut Vec<String>) -> Result<(), 
             let Value::Mapping(s) = sink else { return Ok(()) };
             if let (Some(b), Some(Value::Mapping(pg))) = (breaker, s.get_mut("postgres")) {
                 if !pg.contains_key("breaker") {
-                    deprecated.push("`kafka.breaker` configuring the postgres sink's breaker is deprecated: write `sink: {postgres: {breaker: ...}}`".into());
+                    deprecated.push(
+                        "`kafka.breaker` configuring the postgres sink's breaker is deprecated: write `sink: {postgres: {breaker: ...}}`"
+                            .into(),
+                    );
                     pg.insert("breaker".into(), b);
                 }
             }
@@ -289,7 +296,10 @@ mod tests {
 
     #[test]
     fn tables_merge_values_replace() {
-        let m = merge(yaml("rate: 10\nsources: {web: 1, app: 2}\nredis: {url: 'redis://a', global_rate: 5}"), yaml("sources: {app: 9}\nredis: {global_rate: 7}"));
+        let m = merge(
+            yaml("rate: 10\nsources: {web: 1, app: 2}\nredis: {url: 'redis://a', global_rate: 5}"),
+            yaml("sources: {app: 9}\nredis: {global_rate: 7}"),
+        );
         assert_eq!(m, yaml("rate: 10\nsources: {app: 9}\nredis: {url: 'redis://a', global_rate: 7}"));
     }
 

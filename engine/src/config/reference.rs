@@ -166,7 +166,8 @@ mod tests {
         let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md")).unwrap_or_default();
         let now = super::markdown();
         if committed != now {
-            let first = committed.lines().zip(now.lines()).position(|(a, b)| a != b).unwrap_or(committed.lines().count().min(now.lines().count()));
+            let first =
+                committed.lines().zip(now.lines()).position(|(a, b)| a != b).unwrap_or(committed.lines().count().min(now.lines().count()));
             panic!(
                 "docs/config.md differs from the config types at line {} (run `spate config reference > docs/config.md`):\n  committed: {:?}\n  types:     {:?}",
                 first + 1,
@@ -179,7 +180,18 @@ mod tests {
     #[test]
     fn every_section_is_in_the_reference() {
         let page = super::markdown();
-        for key in ["`rate`", "`sink.kafka.brokers`", "`sink.kafka.breaker.open_wait`", "`sink.postgres.commit_rows`", "`sink.tcp.framing`", "`sink.file.path`", "`redis.global_rate`", "`audit.url`", "`avro.schema_registry.url`", "`templates.NAME.fields[].name`"] {
+        for key in [
+            "`rate`",
+            "`sink.kafka.brokers`",
+            "`sink.kafka.breaker.open_wait`",
+            "`sink.postgres.commit_rows`",
+            "`sink.tcp.framing`",
+            "`sink.file.path`",
+            "`redis.global_rate`",
+            "`audit.url`",
+            "`avro.schema_registry.url`",
+            "`templates.NAME.fields[].name`",
+        ] {
             assert!(page.contains(key), "{key} missing from:\n{page}");
         }
     }

@@ -5,6 +5,7 @@ use serde_yaml_ng::Value;
 
 use super::*;
 use crate::sink::config::{RawSink, SinkConfig};
+use spate_limit::Rate;
 
 fn valid(yaml: &str) -> RunConfig {
     RawConfig::from_yaml(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}")).validate().unwrap_or_else(|e| panic!("{yaml}: {e}"))

@@ -10,7 +10,8 @@ use spate_gen::{EventConfig, Format, TraceContext};
 use spate_limit::redis::config::RawRedis;
 use spate_limit::Rate;
 
-use super::{Backpressure, RawConfig, RawRate, RunConfig};
+use super::raw::{RawConfig, RawRate};
+use super::run_config::{Backpressure, RunConfig};
 use crate::sink::config::{RawSink, SinkConfig};
 use crate::sink::kafka::config::KafkaConfig;
 
@@ -81,7 +82,11 @@ impl RawConfig {
                     ));
                 }
                 let text = std::fs::read_to_string(p.path()).map_err(|e| {
-                    ConfigError::new("schema", format!("cannot read `{}`: {e}", p.path().display()), "give the path of a readable .avsc file")
+                    ConfigError::new(
+                        "schema",
+                        format!("cannot read `{}`: {e}", p.path().display()),
+                        "give the path of a readable .avsc file",
+                    )
                 })?;
                 Some(spate_gen::strip_comments(&text))
             }
@@ -286,4 +291,3 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
         n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap())),
     }
 }
-

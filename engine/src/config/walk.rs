@@ -12,7 +12,7 @@ use serde_yaml_ng::Value;
 
 use spate_core::conf::KIND;
 
-use super::RawConfig;
+use super::raw::RawConfig;
 
 /// What a marked value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +229,8 @@ mod tests {
 
     #[test]
     fn visits_marked_values_with_their_path() {
-        let mut t = super::super::parse("sink: 'postgres://u:pw@h/db?dlq_file=/x/d.jsonl'\nredis: {password: s3, tls: {ca_file: /ca.pem}}").unwrap();
+        let mut t = super::super::parse("sink: 'postgres://u:pw@h/db?dlq_file=/x/d.jsonl'\nredis: {password: s3, tls: {ca_file: /ca.pem}}")
+            .unwrap();
         let mut seen = Vec::new();
         visit::<()>(&mut t, &mut |p, k, _| {
             seen.push((p.to_string(), k));

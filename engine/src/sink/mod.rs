@@ -10,11 +10,11 @@ pub mod tcp;
 use std::fs::File;
 use std::io::Write;
 
-use spate_gen::avro::ocf::OcfWriter;
-use spate_gen::avro::Codec;
 use crate::batch::Batch;
 use crate::error::EngineError;
 use crate::stats::LocalFlush;
+use spate_gen::avro::ocf::OcfWriter;
+use spate_gen::avro::Codec;
 
 /// A destination for batches, owned and driven by the flush thread only.
 pub trait Sink: Send {

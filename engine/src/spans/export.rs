@@ -17,7 +17,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, IdGenerator, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
-use super::{Endpoint, Protocol, SpanStats, Stage};
+use super::config::{Endpoint, Protocol};
+use super::record::{SpanStats, Stage};
 
 /// Each POST, connect to answer.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -110,8 +111,12 @@ impl Sdk {
         for s in &stages[1..] {
             NEXT.with(|n| n.set(Some((trace, SpanId::from(s.span_id)))));
             let kind = if matches!(s.name, "produce" | "ack") { SpanKind::Producer } else { SpanKind::Internal };
-            let mut child =
-                self.tracer.span_builder(s.name).with_kind(kind).with_start_time(time(s.start_unix_ns)).start_with_context(&self.tracer, &cx);
+            let mut child = self
+                .tracer
+                .span_builder(s.name)
+                .with_kind(kind)
+                .with_start_time(time(s.start_unix_ns))
+                .start_with_context(&self.tracer, &cx);
             child.end_with_timestamp(time(s.end_unix_ns));
         }
         NEXT.with(|n| n.set(None));

@@ -16,155 +16,23 @@
 //! about twice a second, each request bounded by 2 s, so a slow or dead collector costs spans,
 //! not events.
 
+mod config;
 mod export;
+mod record;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
-
 use spate_core::clock::WallAnchor;
-use crate::error::{ConfigError, EngineError};
 
-/// The `tracing:` section of a config file: where spans go.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawTracing {
-    /// The collector: OTLP/HTTP, e.g. `http://127.0.0.1:4318/v1/traces` (a URL without a path
-    /// gets `/v1/traces`), or Zipkin v2 for a URL ending in `/api/v2/spans` (or on port 9411
-    /// without a path).
-    pub endpoint: Option<String>,
-    /// Fraction of batches traced, from 0.000001 to 1. Default 0.01.
-    pub sample: Option<f64>,
-}
+use crate::error::EngineError;
 
-impl RawTracing {
-    /// `None` when no endpoint is set (tracing off).
-    pub fn validate(&self) -> Result<Option<TracingConfig>, ConfigError> {
-        let sample = self.sample.unwrap_or(0.01);
-        if !(sample > 0.0 && sample <= 1.0) || sample < 1e-6 {
-            return Err(ConfigError::new(
-                "tracing.sample",
-                format!("{sample} is not a sampling ratio"),
-                "give the fraction of batches to trace, from 0.000001 to 1 (default 0.01)",
-            ));
-        }
-        let Some(url) = &self.endpoint else { return Ok(None) };
-        let endpoint = Endpoint::parse(url)?;
-        Ok(Some(TracingConfig { endpoint, sample, sample_every: (1.0 / sample).round().max(1.0) as u64 }))
-    }
-}
-
-/// The protocol spans are exported with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// OTLP over HTTP, protobuf (`/v1/traces`).
-    Otlp,
-    /// Zipkin v2 JSON (`/api/v2/spans`).
-    Zipkin,
-}
-
-/// Where spans go, parsed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The full URL posted to.
-    pub url: String,
-    pub protocol: Protocol,
-}
-
-impl Endpoint {
-    pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let fix = "give an http:// URL of an OTLP collector (http://127.0.0.1:4318/v1/traces) or a Zipkin one (.../api/v2/spans)";
-        let Some(rest) = url.strip_prefix("http://") else {
-            let why = if url.starts_with("https://") { "https is not supported" } else { "the URL must start with http://" };
-            return Err(ConfigError::new("tracing.endpoint", format!("`{url}`: {why}"), fix));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let port = authority.rsplit_once(':').filter(|(h, _)| !h.is_empty()).and_then(|(_, p)| p.parse::<u16>().ok()).filter(|p| *p > 0);
-        let Some(port) = port else {
-            return Err(ConfigError::new("tracing.endpoint", format!("`{url}` has no host:port"), fix));
-        };
-        let (path, protocol) = match path {
-            "" | "/" if port == 9411 => ("/api/v2/spans", Protocol::Zipkin),
-            "" | "/" => ("/v1/traces", Protocol::Otlp),
-            p if p.trim_end_matches('/').ends_with("/api/v2/spans") => (p, Protocol::Zipkin),
-            p => (p, Protocol::Otlp),
-        };
-        Ok(Self { url: format!("http://{authority}{path}"), protocol })
-    }
-}
-
-/// Validated tracing settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TracingConfig {
-    pub endpoint: Endpoint,
-    pub sample: f64,
-    /// Trace one batch in this many.
-    pub sample_every: u64,
-}
-
-/// Per-batch stage times of a sampled batch (monotonic ns); all zero when not sampled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchTrace {
-    pub sampled: bool,
-    /// The worker pushed it into its ring.
-    pub pushed_ns: u64,
-    /// The flush thread took it out.
-    pub popped_ns: u64,
-}
-
-/// A worker's sampling decision: every `every`-th batch (0 = tracing off). Deterministic on
-/// purpose: no random draw on the hot path, and the spacing is even.
-#[derive(Debug, Clone, Copy)]
-pub struct Sampler {
-    every: u64,
-    n: u64,
-}
-
-impl Sampler {
-    /// `phase` spreads workers so they do not all sample the same batch number.
-    pub fn new(every: u64, phase: u64) -> Self {
-        Self { every, n: if every == 0 { 0 } else { phase % every } }
-    }
-
-    #[inline]
-    pub fn hit(&mut self) -> bool {
-        if self.every == 0 {
-            return false;
-        }
-        self.n += 1;
-        if self.n >= self.every {
-            self.n = 0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// A finished batch's timeline, sent to the exporter.
-#[derive(Debug, Clone)]
-pub struct SpanRecord {
-    pub trace_id: u128,
-    pub worker: u16,
-    pub events: u32,
-    pub sched_ns: u64,
-    pub pushed_ns: u64,
-    pub popped_ns: u64,
-    /// The sink took the batch's last event.
-    pub written_ns: u64,
-    /// The last event's acknowledgement (Kafka); `None` for sinks without acks.
-    pub acked_ns: Option<u64>,
-    /// `None` when delivered; the error otherwise.
-    pub error: Option<String>,
-}
+pub use config::{Endpoint, Protocol, RawTracing, TracingConfig};
+pub use record::{stages, BatchTrace, Sampler, SpanRecord, SpanStats, Stage};
 
 /// Batches queued for export (and spans in the SDK's queue) before new ones are dropped.
 const QUEUE: usize = 4096;
@@ -180,16 +48,6 @@ pub struct Tracer {
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pub stats: Arc<SpanStats>,
-}
-
-#[derive(Debug, Default)]
-pub struct SpanStats {
-    /// Spans (not batches) accepted by the collector.
-    pub exported: AtomicU64,
-    /// Spans dropped: a queue was full or the POST failed.
-    pub dropped: AtomicU64,
-    pub posts_failed: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
 }
 
 impl Tracer {
@@ -214,7 +72,7 @@ impl Tracer {
         match self.tx.try_send(rec) {
             Ok(()) => {}
             Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
-                self.stats.dropped.fetch_add(spans_of(&r), Relaxed);
+                self.stats.dropped.fetch_add(record::spans_of(&r), Relaxed);
             }
         }
     }
@@ -266,71 +124,6 @@ impl Exporter {
     fn emit(&self, sdk: &export::Sdk, r: &SpanRecord) {
         sdk.emit(&stages(r, &self.wall, &self.sink, &self.run_id), r.error.as_deref());
     }
-}
-
-/// One span of a traced batch, ready for any protocol: ids, name, wall-clock times (Unix ns).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stage {
-    pub trace_id: u128,
-    pub span_id: u64,
-    /// None for the root.
-    pub parent: Option<u64>,
-    pub name: &'static str,
-    pub start_unix_ns: u64,
-    pub end_unix_ns: u64,
-    /// (key, value) attributes: the root carries the batch's.
-    pub attributes: Vec<(&'static str, String)>,
-}
-
-/// Spans a traced batch yields: the root and one per stage.
-fn spans_of(r: &SpanRecord) -> u64 {
-    if r.acked_ns.is_some() {
-        5
-    } else {
-        4
-    }
-}
-
-/// Span ids derived from the trace id through splitmix64, distinct per stage and never zero.
-fn span_id(trace_id: u128, stage: u64) -> u64 {
-    let x = (trace_id as u64) ^ ((trace_id >> 64) as u64).rotate_left(17) ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    spate_core::rng::splitmix64(x).max(1)
-}
-
-/// The spans of one traced batch: the root `batch` and a child per stage it crossed.
-pub fn stages(b: &SpanRecord, wall: &WallAnchor, sink: &str, run_id: &str) -> Vec<Stage> {
-    let root = span_id(b.trace_id, 0);
-    let end = b.acked_ns.unwrap_or(b.written_ns);
-    let mut attributes = vec![("events", b.events.to_string()), ("worker", b.worker.to_string()), ("sink", sink.to_string()), ("run_id", run_id.to_string())];
-    if let Some(e) = &b.error {
-        attributes.push(("error", e.clone()));
-    }
-    let at = |ns: u64| wall.unix_ns(ns);
-    let mut out = vec![Stage {
-        trace_id: b.trace_id,
-        span_id: root,
-        parent: None,
-        name: "batch",
-        start_unix_ns: at(b.sched_ns),
-        end_unix_ns: at(end.max(b.sched_ns)),
-        attributes,
-    }];
-    let mut steps = vec![("generate", b.sched_ns, b.pushed_ns), ("ring", b.pushed_ns, b.popped_ns), ("produce", b.popped_ns, b.written_ns)];
-    if let Some(a) = b.acked_ns {
-        steps.push(("ack", b.written_ns, a));
-    }
-    for (k, (name, from, to)) in steps.into_iter().enumerate() {
-        out.push(Stage {
-            trace_id: b.trace_id,
-            span_id: span_id(b.trace_id, k as u64 + 1),
-            parent: Some(root),
-            name,
-            start_unix_ns: at(from),
-            end_unix_ns: at(to.max(from)),
-            attributes: Vec::new(),
-        });
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::*;
+use crate::generator::{put_scaled, put_u64};
+use spate_core::ConfigError;
 
 mod avro;
 mod grammars;

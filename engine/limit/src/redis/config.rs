@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use spate_core::conf::{SecretFile, SecretText, SecretUrl};
 
-use spate_core::breaker::BreakerConfig;
-use spate_core::ConfigError;
 use crate::redis::redact::{redact, scrub};
 use crate::Rate;
+use spate_core::breaker::BreakerConfig;
 use spate_core::secret::{self, Secret};
+use spate_core::ConfigError;
 
 /// Default smallest lease in events (see `RawRedis::lease_min_events`).
 pub const DEFAULT_LEASE_MIN_EVENTS: u64 = 2000;

@@ -16,11 +16,11 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spate_core::ConfigError;
 use crate::redis::config::RedisConfig;
 use crate::redis::grant::{call_grant, Grant, GRANT_SCRIPT};
 use crate::redis::redact::{redact, scrub};
 use crate::stats::LimiterStats;
+use spate_core::ConfigError;
 
 /// The shortest read timeout set for the rest of a call (a zero timeout means none).
 const MIN_LEFT: Duration = Duration::from_millis(1);

@@ -78,14 +78,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Weak};
 
-use spate_core::breaker::{BreakerWindow, State};
-use spate_core::clock::Clock;
-use spate_core::notes::SharedNotes;
 use crate::redis::config::RedisConfig;
 use crate::redis::io::{self, Answer};
 use crate::redis::pool::LeasePool;
 use crate::redis::redact::redact;
 use crate::stats::{LimiterStats, MODE_FALLBACK, MODE_REDIS};
+use spate_core::breaker::{BreakerWindow, State};
+use spate_core::clock::Clock;
+use spate_core::notes::SharedNotes;
 
 /// Headroom over the instance's share of the global rate (see the module doc).
 const HEADROOM: f64 = 1.05;

@@ -17,10 +17,10 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use spate_core::breaker::Breaker;
 use crate::local::TokenBucket;
 use crate::stats::{MODE_FALLBACK, MODE_REDIS};
 use crate::{Acquire, Rate, RateLimiter};
+use spate_core::breaker::Breaker;
 
 /// State shared by the lease thread and the workers' limiters.
 #[derive(Debug)]

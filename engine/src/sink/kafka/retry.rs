@@ -12,11 +12,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::delivery::{classify, ErrorClass, Held, Opaque};
 use super::ffi::TopicHandles;
-use super::{make_producer, record_ids, KafkaSink, KeyStrategy, H_SPATE_ID, H_TRACEPARENT};
+use super::producer::{handle_names, make_producer};
+use super::{record_ids, KafkaSink, KeyStrategy, H_SPATE_ID, H_TRACEPARENT};
 use crate::batch::Batch;
-use spate_core::breaker::State;
 use crate::sink::dlq::DlqLineRef;
 use crate::stats::LocalFlush;
+use spate_core::breaker::State;
 
 impl KafkaSink {
     /// Queues records the delivery callback marked for another attempt.
@@ -160,7 +161,7 @@ impl KafkaSink {
     /// would be refused. The refused records wait in the retry queue (they were not written)
     /// and go out through the new producer, which gets a new id; nothing is duplicated.
     pub(super) fn rebuild(&mut self) {
-        let names = super::handle_names(&self.topics, &self.cfg);
+        let names = handle_names(&self.topics, &self.cfg);
         let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| {
             let rkts = TopicHandles::new(&p, &names)?;
             let wake = super::ffi::QueueWake::new(&p)

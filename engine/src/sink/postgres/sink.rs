@@ -29,17 +29,17 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 
 use crate::batch::Batch;
-use spate_core::breaker::{Breaker, BreakerConfig, BreakerReporter, BreakerWindow, State};
-use spate_core::clock::Clock;
-use crate::sink::dlq::{DlqFile, DlqLineRef};
 use crate::error::{ConfigError, EngineError};
-use spate_gen::EventMeta;
+use crate::sink::dlq::{DlqFile, DlqLineRef};
 use crate::sink::Sink;
 use crate::stats::LocalFlush;
+use spate_core::breaker::{Breaker, BreakerConfig, BreakerReporter, BreakerWindow, State};
+use spate_core::clock::Clock;
+use spate_gen::EventMeta;
 
+use super::config::PgConfig;
 use super::copy;
 use super::typed::{self, ColType, Column, Raw};
-use super::PgConfig;
 
 /// How long an open transaction waits for more batches before it is committed.
 const LINGER: Duration = Duration::from_millis(100);

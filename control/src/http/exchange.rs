@@ -1,0 +1,66 @@
+//! What a handler sees and returns: a [`Request`] (its body read and capped), a [`Reply`]; the
+//! [`Route`]s a server answers and the [`Handler`] behind them.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// A request as handlers see it: the body is already read (and capped).
+pub struct Request {
+    /// The client's address.
+    pub remote: Option<std::net::IpAddr>,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Value of `name` in the query string (no percent-decoding: values here are plain words).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &Value) -> Reply {
+        let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
+        body.push(b'\n');
+        Reply { status, content_type: "application/json", body, headers: Vec::new() }
+    }
+
+    /// `{"error": message, ...extra}`.
+    pub fn error(status: u16, message: impl Into<String>, extra: Value) -> Reply {
+        let mut m = Map::new();
+        m.insert("error".into(), Value::String(message.into()));
+        if let Value::Object(o) = extra {
+            m.extend(o);
+        }
+        Reply::json(status, &Value::Object(m))
+    }
+
+    pub fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply { status, content_type, body: body.into(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A path and the methods it answers. `open` paths need no token (liveness probes).
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    pub open: bool,
+}
+
+pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;

@@ -1,0 +1,397 @@
+//! Compiling an Avro schema or a JSON Schema into [`Node`]s: types, named types, hints, each
+//! problem an error naming its path in the schema.
+
+use std::collections::HashMap;
+
+use serde_json::Value as Json;
+
+use spate_core::ConfigError;
+
+use super::node::{err, length, num, Node, NumHint, StrHint, DOUBLE_DECIMALS};
+use crate::program::{Builder, TABLE};
+
+pub(super) struct Compiler<'a> {
+    pub(super) b: &'a mut Builder,
+    /// Named types by full and short name.
+    pub(super) names: HashMap<String, Json>,
+    /// Named types being compiled (recursion guard).
+    pub(super) open: Vec<String>,
+}
+
+impl Compiler<'_> {
+    pub(super) fn node(&mut self, t: &Json, path: &str, ns: Option<&str>) -> Result<Node, ConfigError> {
+        match t {
+            Json::String(s) => self.named_or_primitive(s, path, ns, None),
+            Json::Array(branches) => {
+                let mut v = Vec::with_capacity(branches.len());
+                for (i, b) in branches.iter().enumerate() {
+                    v.push(self.node(b, &format!("{path}[{i}]"), ns)?);
+                }
+                Ok(Node::Union(v))
+            }
+            Json::Object(o) => {
+                let hints = o.get("arg.properties").and_then(Json::as_object);
+                let ty = o.get("type").ok_or_else(|| err(path, "a type object without `type`", "add \"type\""))?;
+                let node = match ty {
+                    Json::String(s) => self.typed(s, o, path, ns, hints)?,
+                    other => self.node(other, &format!("{path}.type"), ns)?,
+                };
+                match hints.and_then(|h| h.get("options")) {
+                    Some(Json::Array(opts)) if !opts.is_empty() => Ok(Node::Options(Box::new(node), opts.clone())),
+                    Some(_) => Err(err(path, "`options` is not a non-empty list", "list the values: \"options\": [..]")),
+                    None => Ok(node),
+                }
+            }
+            _ => Err(err(path, "not a type", "write a type name, a type object or a union list")),
+        }
+    }
+
+    fn named_or_primitive(
+        &mut self,
+        s: &str,
+        path: &str,
+        ns: Option<&str>,
+        hints: Option<&serde_json::Map<String, Json>>,
+    ) -> Result<Node, ConfigError> {
+        let e = serde_json::Map::new();
+        let h = hints.unwrap_or(&e);
+        Ok(match s {
+            "null" => Node::Null,
+            "boolean" => Node::Bool,
+            "int" | "long" => Node::Int(self.num_hint(h, path, s)?),
+            "float" => Node::Float(self.num_hint(h, path, s)?),
+            "double" => Node::Double(self.num_hint(h, path, s)?),
+            "string" => Node::Str(self.str_hint(h, path)?),
+            "bytes" => {
+                let (a, b) = length(h.get("length"), path, (1, 16))?;
+                Node::Bytes(a, b)
+            }
+            name => {
+                let full = if name.contains('.') { name.to_string() } else { ns.map_or(name.to_string(), |n| format!("{n}.{name}")) };
+                let def = self.names.get(&full).or_else(|| self.names.get(name)).cloned();
+                let Some(def) = def else {
+                    return Err(err(path, format!("unknown type `{name}`"), "define the named type before using it"));
+                };
+                if self.open.iter().any(|o| *o == full || o.rsplit('.').next() == Some(name)) {
+                    return Err(err(
+                        path,
+                        format!("type `{name}` contains itself"),
+                        "recursive types have no bounded random value: remove the recursion",
+                    ));
+                }
+                self.node(&def, path, ns)?
+            }
+        })
+    }
+
+    fn typed(
+        &mut self,
+        s: &str,
+        o: &serde_json::Map<String, Json>,
+        path: &str,
+        ns: Option<&str>,
+        hints: Option<&serde_json::Map<String, Json>>,
+    ) -> Result<Node, ConfigError> {
+        let e = serde_json::Map::new();
+        let h = hints.unwrap_or(&e);
+        let logical = o.get("logicalType").and_then(Json::as_str);
+        let hinted = h.contains_key("range") || h.contains_key("iteration") || h.contains_key("options");
+        match (s, logical) {
+            ("long", Some("timestamp-millis" | "local-timestamp-millis")) if !hinted => return Ok(Node::Time { millis: true }),
+            ("long", Some("timestamp-micros" | "local-timestamp-micros")) if !hinted => return Ok(Node::Time { millis: false }),
+            ("int", Some("date")) if !hinted => return Ok(Node::Date),
+            ("string", Some("uuid")) if !hinted => return Ok(Node::Uuid),
+            ("bytes" | "fixed", Some("decimal")) => {
+                let precision = o.get("precision").and_then(Json::as_u64).unwrap_or(10).clamp(1, 38) as u32;
+                let scale = o.get("scale").and_then(Json::as_u64).unwrap_or(0) as u32;
+                let fixed = if s == "fixed" { o.get("size").and_then(Json::as_u64).map(|n| n as usize) } else { None };
+                if fixed == Some(0) {
+                    return Err(err(path, "a decimal in a fixed of size 0", "give the fixed a size"));
+                }
+                self.define(o, ns)?;
+                return Ok(Node::Decimal { precision, scale, fixed });
+            }
+            _ => {}
+        }
+        let own_ns = o.get("namespace").and_then(Json::as_str).or(ns);
+        match s {
+            "record" | "error" => {
+                let full = self.define(o, ns)?;
+                self.open.push(full);
+                let ns2 = o.get("name").and_then(Json::as_str).and_then(|n| n.rsplit_once('.').map(|x| x.0)).or(own_ns).map(str::to_string);
+                let mut fields = Vec::new();
+                for (i, f) in o.get("fields").and_then(Json::as_array).into_iter().flatten().enumerate() {
+                    let fname = f.get("name").and_then(Json::as_str).unwrap_or("?");
+                    let fpath = if path.is_empty() { format!("fields.{fname}") } else { format!("{path}.fields.{fname}") };
+                    let ft = f.get("type").ok_or_else(|| err(&fpath, format!("field {i} has no type"), "give the field a type"))?;
+                    fields.push((fname.to_string(), self.node(ft, &fpath, ns2.as_deref())?));
+                }
+                self.open.pop();
+                Ok(Node::Record(fields))
+            }
+            "enum" => {
+                self.define(o, ns)?;
+                let symbols: Vec<String> = o
+                    .get("symbols")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect();
+                Ok(Node::Enum(symbols))
+            }
+            "fixed" => {
+                self.define(o, ns)?;
+                Ok(Node::Fixed(o.get("size").and_then(Json::as_u64).unwrap_or(0) as usize))
+            }
+            "array" => {
+                let items = o.get("items").ok_or_else(|| err(path, "an array without `items`", "add \"items\""))?;
+                let (a, b) = length(h.get("length"), path, (0, 4))?;
+                Ok(Node::Array(Box::new(self.node(items, &format!("{path}.items"), own_ns)?), a, b))
+            }
+            "map" => {
+                let values = o.get("values").ok_or_else(|| err(path, "a map without `values`", "add \"values\""))?;
+                let (a, b) = length(h.get("length"), path, (0, 4))?;
+                let keys = match h.get("keys").and_then(Json::as_object) {
+                    Some(k) => self.str_hint(k, &format!("{path}.keys"))?,
+                    None => StrHint::Length(4, 8),
+                };
+                Ok(Node::Map(Box::new(self.node(values, &format!("{path}.values"), own_ns)?), keys, a, b))
+            }
+            prim => self.named_or_primitive(prim, path, ns, Some(h)),
+        }
+    }
+
+    /// Compiles a JSON Schema node (`root` resolves `$ref`s).
+    pub(super) fn json_schema(&mut self, n: &Json, path: &str, root: &Json) -> Result<Node, ConfigError> {
+        let Json::Object(o) = n else {
+            return match n {
+                Json::Bool(true) => Ok(Node::Str(StrHint::None)),
+                _ => Err(err(path, "not a schema object", "write a JSON Schema object")),
+            };
+        };
+        for k in ["allOf", "not", "if", "patternProperties", "dependentSchemas", "dependencies"] {
+            if o.contains_key(k) {
+                return Err(err(
+                    path,
+                    format!("`{k}` is not supported for generation"),
+                    "rewrite the schema without it (properties, items, enum, oneOf/anyOf, $ref work)",
+                ));
+            }
+        }
+        if let Some(r) = o.get("$ref").and_then(Json::as_str) {
+            let target = r.strip_prefix("#/").map(|p| p.split('/').try_fold(root, |v, k| v.get(k)));
+            let Some(Some(t)) = target else {
+                return Err(err(path, format!("`$ref` {r} does not resolve in this file"), "refer to #/definitions/NAME or #/$defs/NAME"));
+            };
+            if self.open.iter().any(|o| o == r) {
+                return Err(err(
+                    path,
+                    format!("`$ref` {r} contains itself"),
+                    "recursive types have no bounded random value: remove the recursion",
+                ));
+            }
+            self.open.push(r.to_string());
+            let node = self.json_schema(t, path, root);
+            self.open.pop();
+            return node;
+        }
+        if let Some(c) = o.get("const") {
+            return Ok(Node::JsonValues(vec![c.clone()]));
+        }
+        if let Some(Json::Array(vs)) = o.get("enum") {
+            if vs.is_empty() {
+                return Err(err(path, "an empty `enum`", "list at least one value"));
+            }
+            return Ok(Node::JsonValues(vs.clone()));
+        }
+        for k in ["oneOf", "anyOf"] {
+            if let Some(Json::Array(bs)) = o.get(k) {
+                let mut v = Vec::with_capacity(bs.len());
+                for (i, b) in bs.iter().enumerate() {
+                    v.push(self.json_schema(b, &format!("{path}.{k}[{i}]"), root)?);
+                }
+                return Ok(Node::Union(v));
+            }
+        }
+        let ty = match o.get("type") {
+            Some(Json::String(t)) => t.as_str(),
+            Some(Json::Array(ts)) => {
+                let mut v = Vec::with_capacity(ts.len());
+                for t in ts {
+                    let mut one = o.clone();
+                    one.insert("type".into(), t.clone());
+                    v.push(self.json_schema(&Json::Object(one), path, root)?);
+                }
+                return Ok(Node::Union(v));
+            }
+            None if o.contains_key("properties") => "object",
+            None if o.contains_key("items") => "array",
+            None => "string",
+            Some(_) => return Err(err(path, "`type` is not a name or a list", "write \"type\": \"string\" (or a list of types)")),
+        };
+        let f = |k: &str| o.get(k).and_then(Json::as_f64);
+        let u = |k: &str| o.get(k).and_then(Json::as_u64).map(|n| n as usize);
+        Ok(match ty {
+            "null" => Node::Null,
+            "boolean" => Node::Bool,
+            "integer" | "number" => {
+                let int = ty == "integer";
+                let nudge = if int { 1.0 } else { 1e-6 };
+                let min = f("minimum").or(f("exclusiveMinimum").map(|m| m + nudge)).unwrap_or(0.0);
+                let max = f("maximum").or(f("exclusiveMaximum").map(|m| m - nudge)).unwrap_or(min.max(0.0) + 1_000_000.0);
+                // `maximum` is inclusive; a range hint's max is not.
+                let max = if int { max + 1.0 } else { max };
+                let mut h = serde_json::Map::new();
+                h.insert("range".into(), serde_json::json!({"min": min, "max": max}));
+                let hint = self.num_hint(&h, path, if int { "long" } else { "double" })?;
+                if int {
+                    Node::Int(hint)
+                } else {
+                    Node::Double(hint)
+                }
+            }
+            "string" => {
+                let fmt = o.get("format").and_then(Json::as_str);
+                let regex = |c: &mut Self, p: &str| {
+                    let mut h = serde_json::Map::new();
+                    h.insert("regex".into(), Json::String(p.into()));
+                    c.str_hint(&h, path).map(Node::Str)
+                };
+                match (fmt, o.get("pattern").and_then(Json::as_str)) {
+                    (_, Some(p)) => regex(self, p)?,
+                    (Some("date-time"), _) => Node::TimeText,
+                    (Some("uuid"), _) => Node::Uuid,
+                    (Some("date"), _) => regex(self, "2026-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])")?,
+                    (Some("email"), _) => regex(self, "[a-z]{3,10}@[a-z]{3,8}\\.(com|net|org)")?,
+                    (Some("ipv4"), _) => regex(self, "(1[0-9]{2}|[1-9][0-9]?)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[1-9][0-9]?")?,
+                    (Some("hostname"), _) => regex(self, "[a-z]{3,10}\\.example\\.(com|net|org)")?,
+                    _ => match (u("minLength"), u("maxLength")) {
+                        (None, None) => Node::Str(StrHint::None),
+                        (a, b) => {
+                            let a = a.unwrap_or(0);
+                            Node::Str(StrHint::Length(a, b.unwrap_or(a.max(8) + 8).max(a)))
+                        }
+                    },
+                }
+            }
+            "array" => {
+                let items = match o.get("items") {
+                    Some(i) => self.json_schema(i, &format!("{path}.items"), root)?,
+                    None => Node::Str(StrHint::None),
+                };
+                let a = u("minItems").unwrap_or(0);
+                Node::Array(Box::new(items), a, u("maxItems").unwrap_or(a.max(4)).max(a))
+            }
+            "object" => {
+                let mut fields = Vec::new();
+                for (k, v) in o.get("properties").and_then(Json::as_object).into_iter().flatten() {
+                    let p = if path.is_empty() { format!("properties.{k}") } else { format!("{path}.properties.{k}") };
+                    fields.push((k.clone(), self.json_schema(v, &p, root)?));
+                }
+                Node::Record(fields)
+            }
+            o => return Err(err(path, format!("unknown type `{o}`"), "use null, boolean, integer, number, string, array or object")),
+        })
+    }
+
+    /// Registers a named type (record, enum, fixed); returns its full name.
+    fn define(&mut self, o: &serde_json::Map<String, Json>, ns: Option<&str>) -> Result<String, ConfigError> {
+        let name = o.get("name").and_then(Json::as_str).unwrap_or("");
+        let full = match (name.contains('.'), o.get("namespace").and_then(Json::as_str).or(ns)) {
+            (true, _) | (false, None) => name.to_string(),
+            (false, Some(n)) => format!("{n}.{name}"),
+        };
+        let def = Json::Object(o.clone());
+        self.names.insert(full.clone(), def.clone());
+        self.names.entry(name.rsplit('.').next().unwrap_or(name).to_string()).or_insert(def);
+        Ok(full)
+    }
+
+    fn num_hint(&mut self, h: &serde_json::Map<String, Json>, path: &str, ty: &str) -> Result<NumHint, ConfigError> {
+        let decimals = match ty {
+            "int" | "long" => 0,
+            _ => DOUBLE_DECIMALS,
+        };
+        if let Some(r) = h.get("range") {
+            let min = r.get("min").map(|v| num(v, path, "range.min")).transpose()?.unwrap_or(0.0);
+            let max = r.get("max").map(|v| num(v, path, "range.max")).transpose()?.unwrap_or(min + 1000.0);
+            if max < min || !min.is_finite() || !max.is_finite() {
+                return Err(err(path, format!("range [{min}, {max}] is empty"), "give min <= max"));
+            }
+            if ty == "int" && (min < i32::MIN as f64 || max > i32::MAX as f64) {
+                return Err(err(path, "range goes beyond an int", "keep it within -2147483648..2147483647, or use long"));
+            }
+            // Uniform in [min, max), as datagen draws (integers: min to max - 1). Cell i of the
+            // table holds the values whose offset is i/TABLE of the way: for narrow integer
+            // ranges each value owns an equal share of the cells.
+            let table = (ty != "float").then(|| {
+                let scale = 10f64.powi(decimals as i32);
+                let (lo, hi) = ((min * scale).round() as i64, (max * scale).round() as i64);
+                let top = (hi - 1).max(lo);
+                let pts: Vec<i64> = (0..=TABLE).map(|i| (lo + ((hi - lo) as i128 * i as i128 / TABLE as i128) as i64).min(top)).collect();
+                self.b.add_table(&pts)
+            });
+            return Ok(NumHint::Range(min, max, table));
+        }
+        if let Some(it) = h.get("iteration") {
+            if ty == "float" {
+                return Err(err(path, "iteration over a float", "use a double or a long"));
+            }
+            let start = it.get("start").map(|v| num(v, path, "iteration.start")).transpose()?.unwrap_or(0.0);
+            let step = it.get("step").map(|v| num(v, path, "iteration.step")).transpose()?.unwrap_or(1.0);
+            let scale = 10f64.powi(decimals as i32);
+            let mut pts = vec![0i64; TABLE + 1];
+            pts[0] = (start * scale).round() as i64;
+            pts[1] = (step * scale).round() as i64;
+            return Ok(NumHint::Iter(self.b.add_table(&pts)));
+        }
+        Ok(NumHint::None)
+    }
+
+    fn str_hint(&mut self, h: &serde_json::Map<String, Json>, path: &str) -> Result<StrHint, ConfigError> {
+        if let Some(r) = h.get("regex") {
+            let raw = r.as_str().ok_or_else(|| err(path, "`regex` is not a string", "write the pattern as a string"))?;
+            let pat = &java_escapes(raw);
+            let hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(pat)
+                .map_err(|e| e.to_string())
+                // Unicode classes (`\p{L}`) need the Unicode-aware parser.
+                .or_else(|_| regex_syntax::Parser::new().parse(pat).map_err(|e| e.to_string()))
+                .map_err(|e| err(path, format!("regex `{pat}` does not parse: {e}"), "fix the pattern"))?;
+            return Ok(StrHint::Regex(Box::new(hir)));
+        }
+        if h.contains_key("length") {
+            let (a, b) = length(h.get("length"), path, (8, 16))?;
+            return Ok(StrHint::Length(a, b));
+        }
+        Ok(StrHint::None)
+    }
+}
+
+/// A Java pattern (datagen's) as regex-syntax reads it: Java's `\<` and `\>` are the literal
+/// characters, regex-syntax's are word boundaries.
+fn java_escapes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n @ ('<' | '>')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---- drawing a variant ----
