@@ -40,6 +40,13 @@ done
 echo "== tests"
 cargo test --release --workspace --locked -- --test-threads=2
 
+if [ "$(id -u)" = 0 ]; then
+  echo "== tests that need root (a 4 MiB tmpfs for the disk-full fault)"
+  cargo test --release -p spate --test faults --locked -- --ignored disk_full
+else
+  echo "== tests that need root: skipped (not root): disk_full_for_the_file_sink"
+fi
+
 echo "== loom model check of the SPSC ring"
 cargo test --release -p spate-engine --features loom --lib --locked ring
 

@@ -19,7 +19,7 @@ fn batcher(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            a.observe((i % 97) as u128 * 1_000_000 * 100, 100);
+            a.observe(u128::from(i % 97) * 1_000_000 * 100, 100);
             std::hint::black_box(a.decide(i % 7))
         });
     });

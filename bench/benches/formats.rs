@@ -47,7 +47,7 @@ fn bench(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallT
                 black_box((&buf, &meta));
             }
             spent
-        })
+        });
     });
 }
 

@@ -43,7 +43,7 @@ fn local(c: &mut Criterion) {
         b.iter(|| {
             now += 10_000;
             black_box(bucket.acquire(black_box(64), now))
-        })
+        });
     });
     g.finish();
 }
@@ -68,7 +68,7 @@ fn lua(c: &mut Criterion) {
             let grant = call_grant(&mut con, &script, "spate:limit:{bench}", 500, 1, 1_000_000_000, 1_000, "bench", seq, &calls)
                 .expect("grant call");
             black_box(grant)
-        })
+        });
     });
     g.finish();
 }

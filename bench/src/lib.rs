@@ -14,7 +14,7 @@ pub fn rss_bytes() -> u64 {
 pub fn cpu_seconds() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat; here indexes 11 and 12 after ')'.

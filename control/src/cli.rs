@@ -209,7 +209,8 @@ pub struct RunArgs {
     /// Do not pin workers to cores.
     #[arg(long)]
     pub no_pin: bool,
-    /// stdout, null, file:PATH, tcp://HOST:PORT[?framing=octet] or kafka.
+    /// stdout, null, file:PATH, tcp://HOST:PORT[?framing=octet], kafka, or
+    /// postgres://USER@HOST:PORT/DB?table=T (a config file's `sink:` has every setting of each).
     #[arg(long)]
     pub sink: Option<String>,
     /// json, logfmt, apache_common, apache_combined, rfc5424, rfc3164 or avro.

@@ -28,11 +28,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Schema(a) => schema(*a),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Config { cmd: ConfigCmd::Reference } => {
-            print!("{}", spate_engine::config::reference::markdown());
+            out(&spate_engine::config::reference::markdown())?;
             Ok(0)
         }
         Cmd::Config { cmd: ConfigCmd::JsonSchema } => {
-            println!("{}", serde_json::to_string_pretty(spate_engine::config::walk::schema())?);
+            out_line(&serde_json::to_string_pretty(spate_engine::config::walk::schema())?)?;
             Ok(0)
         }
         Cmd::Broker(a) => broker(a),
@@ -56,9 +56,17 @@ fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &Kafk
         Some(p) => spate_engine::config::parse(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?,
         None => Value::Null,
     };
-    let kafka = below.get("sink").and_then(|s| s.get("kafka")).or_else(|| below.get("kafka")).cloned();
+    // The older top-level section below, the sink's own settings over it (`sink: kafka` with a
+    // `kafka:` section reads as both).
+    let legacy = below.get("kafka").cloned().unwrap_or(Value::Null);
+    let own = below.get("sink").and_then(|s| s.get("kafka")).cloned().unwrap_or(Value::Null);
+    let kafka = match (legacy, own) {
+        (Value::Null, Value::Null) => Value::Mapping(Default::default()),
+        (legacy, Value::Null) => legacy,
+        (legacy, own) => spate_engine::config::merge(legacy, own),
+    };
     let mut tree = Value::Null;
-    spate_engine::config::set_path(&mut tree, &["sink", "kafka"], kafka.unwrap_or(Value::Mapping(Default::default())));
+    spate_engine::config::set_path(&mut tree, &["sink", "kafka"], kafka);
     let mut f = Flags::default();
     f.set("--brokers", Target::Sink { kinds: &["kafka"], path: &["brokers"] }, brokers.map(Value::from));
     flags.add_to(&mut f);
@@ -85,7 +93,7 @@ fn schema(a: RunArgs) -> Result<i32> {
     let spec = spate_gen::EventSpec::build(&cfg.events)?;
     let text = spec.avro_schema().expect("the avro format has a schema");
     let v: Value = serde_json::from_str(text)?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    out_line(&serde_json::to_string_pretty(&v)?)?;
     Ok(0)
 }
 
@@ -105,6 +113,22 @@ fn check_config(file: &Path) -> Result<i32> {
         cfg.threads
     );
     Ok(0)
+}
+
+/// Writes a command's output to stdout. A reader that went away (`| head`) ends the output
+/// quietly, as in other command-line tools; any other failure (a full disk) is an error, so the
+/// exit code says the output is incomplete. `print!` would panic in both cases.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::from(e).context("cannot write to stdout")),
+        _ => Ok(()),
+    }
+}
+
+fn out_line(text: &str) -> Result<()> {
+    out(&format!("{text}\n"))
 }
 
 /// Counts SIGINT/SIGTERM: the first asks for a graceful stop, the second for a hard one.
@@ -203,7 +227,7 @@ fn run(a: RunArgs) -> Result<i32> {
         if every.is_some_and(|e| last.0.elapsed() >= e) {
             let t = run.totals();
             let rate = (t.generated - last.1) as f64 / last.0.elapsed().as_secs_f64();
-            let breaker = run.shared.breaker.as_ref().map(|b| b.state().as_str()).unwrap_or("-");
+            let breaker = run.shared.breaker.as_ref().map_or("-", |b| b.state().as_str());
             let line = format!(
                 "{:>6.1}s  {:>10.0} ev/s  generated {}  delivered {}  in flight {}  dead-lettered {}  shed {}  failed {}  breaker {}  limiter {}",
                 started.elapsed().as_secs_f64(),
@@ -329,7 +353,7 @@ fn broker(a: BrokerArgs) -> Result<i32> {
     for t in &a.topic {
         b.create_topic(t, a.partitions)?;
     }
-    println!("{}", b.bootstrap());
+    out_line(b.bootstrap())?;
     if let Some(p) = &a.bootstrap_file {
         std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
     }
@@ -365,7 +389,7 @@ fn verify(a: VerifyArgs) -> Result<i32> {
             crate::verify::verify(&opts)?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&r)?);
+    out_line(&serde_json::to_string_pretty(&r)?)?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;
     }

@@ -25,7 +25,7 @@ const FIX: &str = "set it in the base config file (spate serve --config FILE) in
 
 /// Checks the request `body` (a parsed tree) and resolves its data paths under `data_dir`, or
 /// says which key it may not use.
-pub fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), ConfigError> {
+pub(crate) fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), ConfigError> {
     refuse_env(body, &mut String::new())?;
     walk::visit(body, &mut |key, kind, v| match kind {
         Kind::DataPath => {
@@ -57,7 +57,7 @@ pub fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), ConfigEr
 
 /// For a run started over HTTP whose sink has a dead-letter file and none is set: the default
 /// one under `data_dir`, not in the server's working directory. `merged` is the whole config.
-pub fn default_dlq(merged: &mut Value, data_dir: Option<&Path>) {
+pub(crate) fn default_dlq(merged: &mut Value, data_dir: Option<&Path>) {
     let Some(dir) = data_dir else { return };
     let Some(Value::Mapping(sink)) = merged.get_mut("sink") else { return };
     for kind in ["kafka", "postgres"] {

@@ -39,7 +39,7 @@ impl ClientContext for Count {
 }
 impl ProducerContext for Count {
     type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, r: &DeliveryResult<'_>, (): ()) {
         if r.is_ok() { &self.ok } else { &self.err }.fetch_add(1, Relaxed);
     }
 }

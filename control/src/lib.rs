@@ -2,6 +2,7 @@
 //!
 //! The command line, the HTTP control plane and the tools around a run (`spate verify`, `spate
 //! dlq replay`); the engine crates do the work. `anyhow` lives here, at the edge.
+#![warn(clippy::unwrap_used)]
 
 /// Like `eprintln!`, but a closed or full stderr is ignored instead of panicking: the run's
 /// outcome (and `--summary-json`) must not depend on whether anyone reads its messages.

@@ -1,4 +1,5 @@
 //! The `spate` binary: CLI front end of the engine. `anyhow` lives here, at the edge.
+#![warn(clippy::unwrap_used)]
 
 use spate_engine::alloc::MiMalloc;
 

@@ -17,7 +17,7 @@ use spate_engine::{ConfigError, RawConfig};
 const MIN_SCRUB: usize = 4;
 
 /// Whether a librdkafka property name names a secret.
-pub fn secret_option(key: &str) -> bool {
+pub(crate) fn secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["password", "passwd", "secret", "token", "credential", "jaas", "private"].iter().any(|w| k.contains(w))
         || (k.starts_with("sasl.") && k.ends_with("config"))

@@ -11,7 +11,7 @@ use crate::metrics::RunView;
 use crate::redact::Secrets;
 
 /// The status document of one run (without the control-plane state, which the caller adds).
-pub fn document(run: &RunView) -> Map<String, Value> {
+pub(crate) fn document(run: &RunView) -> Map<String, Value> {
     let s = &run.shared;
     let t = s.counters.totals();
     let elapsed = s.started.elapsed().as_secs_f64().max(1e-9);
@@ -44,7 +44,7 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     m.insert(
         "rate".into(),
         json!({
-            "target": target.per_sec().map(Value::from).unwrap_or_else(|| json!("max")),
+            "target": target.per_sec().map_or_else(|| json!("max"), Value::from),
             "current": if run.active() { run.observer.current_rate() } else { 0.0 },
             "average": t.generated as f64 / elapsed,
         }),
@@ -65,8 +65,8 @@ pub fn document(run: &RunView) -> Map<String, Value> {
     m.insert("producer_queue".into(), json!(f.producer_queue.load(Relaxed)));
     m.insert("inflight_limit".into(), json!(f.inflight_limit.load(Relaxed)));
     m.insert("producer_restarts".into(), json!(f.producer_restarts.load(Relaxed)));
-    m.insert("inflight_bytes".into(), json!(s.inflight_bytes.load(Relaxed)));
-    m.insert("inflight_bytes_budget".into(), json!(s.max_inflight_bytes));
+    m.insert("inflight_bytes".into(), json!(s.budget.used()));
+    m.insert("inflight_bytes_budget".into(), json!(s.budget.max()));
     m.insert("breakers".into(), Value::Array(breakers));
     if let Some(t) = &s.tracer {
         m.insert(

@@ -127,7 +127,7 @@ impl Auditor {
                 }
             }
         }
-        let id = header_id.map(|h| h.to_vec()).or(json_id.map(String::into_bytes));
+        let id = header_id.map(<[u8]>::to_vec).or(json_id.map(String::into_bytes));
         let Some((run, worker, seq)) = id.as_deref().and_then(parse_id) else {
             self.records += 1;
             self.malformed += 1;
@@ -148,7 +148,7 @@ impl Auditor {
 
     pub fn report(&self, expect: Option<u64>) -> VerifyReport {
         let unique = self.unique();
-        let gaps: u64 = self.streams.values().map(|s| s.gaps()).sum();
+        let gaps: u64 = self.streams.values().map(SeqSet::gaps).sum();
         VerifyReport {
             records: self.records,
             unique,
@@ -226,7 +226,8 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
     let md =
         security::await_metadata(consumer.client(), &cc, Some(&o.topic), Duration::from_secs(10), &o.security, &o.brokers, &serve, &last)?
             .ok_or_else(|| EngineError::Kafka(format!("no metadata for topic `{}` from {} within 10 s", o.topic, o.brokers)))?;
-    let parts: Vec<i32> = md.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+    let parts: Vec<i32> =
+        md.topics().first().map(|t| t.partitions().iter().map(rdkafka::metadata::MetadataPartition::id).collect()).unwrap_or_default();
     if parts.is_empty() {
         return Err(EngineError::Kafka(format!("topic `{}` has no partitions (does it exist?)", o.topic)));
     }

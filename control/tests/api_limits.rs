@@ -67,7 +67,7 @@ fn a_huge_header_is_cut_off_without_growing_memory() {
     let r = parse_response(&buf);
     eprintln!(
         "64 MiB header: the server took {:.1} MiB before closing; answer {:?}; serve RSS before {before} kB, peak {peak} kB",
-        sent as f64 / (1 << 20) as f64,
+        sent as f64 / f64::from(1 << 20),
         r.as_ref().map(|r| r.status),
     );
     assert!(sent < TOTAL / 2, "the server read {sent} bytes of one header before refusing it");
@@ -96,6 +96,9 @@ fn stalled_clients_time_out_and_do_not_starve_the_server() {
     let mut head = TcpStream::connect(a).unwrap();
     head.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\n").as_bytes()).unwrap();
     stalled.push(head);
+    // Not an ordering the assertions rely on (the stalled connections exist either way): a
+    // pause so that the server has read the stalled heads before the probes arrive, as it would
+    // have in production.
     std::thread::sleep(Duration::from_millis(300));
     for path in ["/healthz", "/v1/status", "/readyz"] {
         let t = Instant::now();

@@ -223,11 +223,36 @@ fn kafka_to_spate_broker_then_verify_via_cli() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let short: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(short["missing"], 10, "{short}");
+
+    // The brokers from a run's config file, in each form it may be written: the tagged sink,
+    // `sink: kafka` with the older `kafka:` section, and that section alone.
+    for (name, yaml) in [
+        ("tagged", format!("sink:\n  kafka: {{brokers: '{b}', topic: cli-verify}}\n")),
+        ("shorthand", format!("sink: kafka\nkafka: {{brokers: '{b}', topic: cli-verify}}\n")),
+        ("legacy", format!("kafka: {{brokers: '{b}', topic: cli-verify}}\n")),
+    ] {
+        let cfg = tmp(&format!("verify-{name}.yaml"));
+        std::fs::write(&cfg, yaml).unwrap();
+        let o = spate(&[
+            "verify",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--topic",
+            "cli-verify",
+            "--run-id",
+            run_id,
+            "--expect",
+            "20000",
+            "--timeout",
+            "10s",
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+    }
 }
 
 /// Lines in the file, 0 while it does not exist yet.
 fn lines_in(p: &Path) -> u64 {
-    std::fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64).unwrap_or(0)
+    std::fs::read(p).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64)
 }
 
 #[test]

@@ -5,136 +5,16 @@
 //! dead-lettered. Each prints a `FAULT |` line with what it saw (`-- --nocapture`), the
 //! figures of the README's table. Loopback only; every run is bounded in time.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::faults::*;
 use serde_json::Value;
 use spate_test_support::eventually;
-
-/// A scratch directory per test, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("spate-fault-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn spate(args: &[&str], summary: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spate"));
-    c.args(args).arg("--summary-json").arg(summary).arg("--no-pin").stdout(Stdio::null()).stderr(Stdio::piped());
-    c
-}
-
-/// Waits for `child` at most `limit` (then kills it and fails): (exit code, elapsed, stderr).
-fn finish(mut child: Child, started: Instant, limit: Duration) -> (i32, Duration, String) {
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("spate did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    (status.code().unwrap_or(-1), elapsed, reader.join().unwrap())
-}
-
-struct Outcome {
-    code: i32,
-    elapsed: Duration,
-    s: Value,
-    stderr: String,
-}
-
-impl Outcome {
-    fn n(&self, k: &str) -> u64 {
-        self.s[k].as_u64().unwrap_or_else(|| panic!("summary has no {k}: {}", self.s))
-    }
-
-    /// The identity, with nothing left in flight.
-    fn balanced(&self) {
-        let (g, d, l, s, f, i) =
-            (self.n("generated"), self.n("delivered"), self.n("dead_lettered"), self.n("shed"), self.n("failed"), self.n("in_flight"));
-        assert_eq!(g, d + l + s + f + i, "identity: {}\n{}", self.s, self.stderr);
-        assert_eq!(i, 0, "in flight at exit: {}\n{}", self.s, self.stderr);
-        assert!(g > 0, "nothing generated: {}", self.s);
-    }
-
-    fn report(&self, row: &str) {
-        eprintln!(
-            "FAULT | {row} | {:.1} s | exit {} | generated {} = delivered {} + dead-lettered {} + shed {} + failed {} + in flight {}",
-            self.elapsed.as_secs_f64(),
-            self.code,
-            self.n("generated"),
-            self.n("delivered"),
-            self.n("dead_lettered"),
-            self.n("shed"),
-            self.n("failed"),
-            self.n("in_flight")
-        );
-    }
-}
-
-fn outcome(child: Child, started: Instant, limit: Duration, summary: &Path) -> Outcome {
-    let (code, elapsed, stderr) = finish(child, started, limit);
-    let text = std::fs::read_to_string(summary).unwrap_or_else(|e| panic!("no summary ({e}); exit {code}; stderr:\n{stderr}"));
-    Outcome { code, elapsed, s: serde_json::from_str(&text).unwrap(), stderr }
-}
-
-fn dlq_lines(p: &Path) -> u64 {
-    std::fs::read_to_string(p).map(|t| t.lines().count() as u64).unwrap_or(0)
-}
-
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on a child we spawned and have not reaped.
-    let r = unsafe { libc::kill(child.id() as i32, sig) };
-    assert_eq!(r, 0, "kill failed");
-}
-
-/// `spate broker` on loopback: (child, bootstrap address).
-fn broker(dir: &Dir) -> (Child, String) {
-    let file = dir.join("bootstrap");
-    let child = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["broker", "--topic", "t", "--partitions", "4", "--bootstrap-file"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let b = eventually(Duration::from_secs(20), "spate broker's bootstrap file", || {
-        std::fs::read_to_string(&file).ok().filter(|s| !s.trim().is_empty())
-    });
-    (child, b.trim().to_string())
-}
 
 #[test]
 fn tcp_sink_unreachable_from_the_start() {
@@ -160,6 +40,7 @@ fn tcp_listener_that_never_reads() {
     // Accepts and holds the connection without reading a byte.
     let holder = std::thread::spawn(move || {
         let (conn, _) = l.accept().unwrap();
+        // The peer's behaviour under test (holding the connection, not synchronisation).
         std::thread::sleep(Duration::from_secs(8));
         drop(conn);
     });
@@ -245,7 +126,7 @@ fn broker_fault(name: &str, sig: i32, extra: &[&str]) -> Outcome {
     let (sum, dlq) = (dir.join("s.json"), dir.join("dlq.jsonl"));
     let (mut b, brokers) = broker(&dir);
     let t = Instant::now();
-    let c = spate(
+    let mut c = spate(
         &[
             "run",
             "--sink",
@@ -264,13 +145,13 @@ fn broker_fault(name: &str, sig: i32, extra: &[&str]) -> Outcome {
             dlq.to_str().unwrap(),
         ],
         &sum,
-    )
-    .args(extra)
-    .spawn()
-    .unwrap();
-    std::thread::sleep(Duration::from_secs(2)); // fault injection at a chosen point of the run
+    );
+    c.args(extra);
+    let c = Watched::start(c);
+    // The fault comes mid-run: once the broker has acknowledged a good share of the events.
+    c.totals_until("1,000 events delivered", Duration::from_secs(20), |t| t["delivered"].as_u64() >= Some(1000));
     signal(&b, sig);
-    let o = outcome(c, t, Duration::from_secs(40), &sum);
+    let o = c.outcome(t, Duration::from_secs(40), &sum);
     if sig == libc::SIGSTOP {
         signal(&b, libc::SIGCONT);
     }
@@ -328,17 +209,17 @@ fn stdout_closed_early() {
     assert!(!o.stderr.to_lowercase().contains("broken pipe"), "{}", o.stderr);
 }
 
+/// Needs root (it mounts a 4 MiB tmpfs): `sudo -E cargo test --release -p spate --test faults
+/// disk_full -- --ignored`. scripts/test.sh runs it when it runs as root.
 #[test]
+#[ignore = "mounts a tmpfs: needs root; scripts/test.sh runs it as root"]
 fn disk_full_for_the_file_sink() {
     let dir = Dir::new("disk-full");
     let sum = dir.join("s.json");
     let mnt = dir.join("small");
     std::fs::create_dir_all(&mnt).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&mnt).status().is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED disk_full_for_the_file_sink: cannot mount a 4 MiB tmpfs here (needs root)");
-        return;
-    }
+    assert!(mounted, "cannot mount a 4 MiB tmpfs at {} (needs root)", mnt.display());
     let out = mnt.join("events.jsonl");
     let sink = format!("file:{}", out.display());
     let t = Instant::now();
@@ -360,10 +241,10 @@ fn sigint_once_drains_and_succeeds() {
     let dir = Dir::new("sigint");
     let sum = dir.join("s.json");
     let t = Instant::now();
-    let c = spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "60s"], &sum).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    signal(&c, libc::SIGINT);
-    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    let c = Watched::start(spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "60s"], &sum));
+    c.totals_until("events delivered", Duration::from_secs(20), |t| t["delivered"].as_u64() > Some(0));
+    signal(&c.child, libc::SIGINT);
+    let o = c.outcome(t, Duration::from_secs(20), &sum);
     o.report("SIGINT once (null sink)");
     o.balanced();
     assert!(o.elapsed < Duration::from_secs(5), "{:?}", o.elapsed);
@@ -376,34 +257,17 @@ fn sigterm_twice_aborts_a_stuck_run() {
     let sum = dir.join("s.json");
     let sink = format!("tcp://127.0.0.1:{}", closed_port());
     let t = Instant::now();
-    let c = spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "60s", "--drain-timeout", "60s"], &sum).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    signal(&c, libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(500));
+    let c = Watched::start(spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "60s", "--drain-timeout", "60s"], &sum));
+    c.totals_until("events held for the unreachable sink", Duration::from_secs(20), |t| t["generated"].as_u64() > Some(0));
+    signal(&c.child, libc::SIGTERM);
+    c.line_with("spate: stopping: draining", Duration::from_secs(10));
     let second = Instant::now();
-    signal(&c, libc::SIGTERM);
-    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    signal(&c.child, libc::SIGTERM);
+    let o = c.outcome(t, Duration::from_secs(20), &sum);
     o.report("SIGTERM twice, sink unreachable, 60 s drain");
     o.balanced();
     assert!(second.elapsed() < Duration::from_secs(3), "the second signal did not end the run at once: {:?}", second.elapsed());
     assert_eq!(o.code, 4, "{}", o.stderr);
-}
-
-/// One HTTP/1.1 request on its own connection: (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
 }
 
 /// Under `spate serve`, a run whose sink is unreachable stops when told (`/v1/stop`, then
@@ -427,7 +291,11 @@ fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
     let (code, body) =
         http(&addr, "POST", "/v1/start", &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#));
     assert!((200..300).contains(&code), "start: {code} {body}");
-    std::thread::sleep(Duration::from_millis(500)); // let it generate into the stuck sink
+    eventually(Duration::from_secs(20), "events held for the stuck sink", || {
+        let (_, b) = http(&addr, "GET", "/v1/status", "");
+        let v: Value = serde_json::from_str(&b).ok()?;
+        (v["totals"]["generated"].as_u64() > Some(0)).then_some(())
+    });
     let t = Instant::now();
     let (code, body) = http(&addr, "POST", "/v1/stop", "");
     assert!((200..300).contains(&code), "stop: {code} {body}");

@@ -167,6 +167,7 @@ fn broker_outage_mid_run_loses_nothing() {
     let up_at = Instant::now();
     while !run.is_finished() && up_at.elapsed() < Duration::from_secs(60) {
         closed_again |= saw_open && breaker.state() == State::Closed;
+        // Sampling the breaker's state while the run goes on: no event is awaited here.
         std::thread::sleep(Duration::from_millis(10));
     }
     let s = run.join();
@@ -210,6 +211,8 @@ fn the_mock_cluster_appends_idempotent_resends_again() {
     delivered_at_least(&run, 1000);
     // Requests appended, responses pending: then the connection goes.
     broker.cluster().broker_round_trip_time(1, Duration::from_millis(500)).unwrap();
+    // The fault's timing is what is tested (requests sent into a 500 ms round trip, the
+    // connection cut while their responses are pending, 1 s down), not synchronisation.
     std::thread::sleep(Duration::from_millis(300));
     broker.cluster().broker_down(1).unwrap();
     std::thread::sleep(Duration::from_millis(1000));
@@ -279,6 +282,7 @@ fn outage(broker: &EmbeddedBroker, breaker: &spate_core::breaker::Breaker, down:
     let mut saw_open = false;
     while down_at.elapsed() < down {
         saw_open |= breaker.state() == State::Open;
+        // Sampling during the outage, whose length is the fault.
         std::thread::sleep(Duration::from_millis(20));
     }
     broker.cluster().broker_up(1).unwrap();

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use spate_test_support::Postgres;
+use spate_test_support::{eventually, Postgres};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spate");
 
@@ -47,8 +47,14 @@ fn through_an_outage(pg: &Postgres, sink: &str, summary: &std::path::Path, extra
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // The outage comes mid-run: once rows are committed.
+    let table = sink.split("table=").nth(1).and_then(|t| t.split('&').next()).expect("the sink names its table");
+    eventually(Duration::from_secs(20), "rows committed before the outage", || {
+        let n: u64 = pg.try_psql(&format!("SELECT count(*) FROM {table}")).ok()?.parse().ok()?;
+        (n >= 1000).then_some(())
+    });
     pg.stop();
+    // The outage's length is the fault under test, not synchronisation.
     std::thread::sleep(Duration::from_secs(3));
     let resumed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     pg.resume();
@@ -116,7 +122,7 @@ fn a_restart_of_the_server_loses_and_duplicates_nothing() {
     assert_ne!(after, "0", "no batch committed after the restart");
     let r = verify(&pg, "ev", None);
     assert_eq!((r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()), (Some(d), Some(0), Some(0)), "{r}");
-    let dlq_lines = std::fs::read_to_string(tmp("dlq.jsonl")).map(|t| t.lines().count() as u64).unwrap_or(0);
+    let dlq_lines = std::fs::read_to_string(tmp("dlq.jsonl")).map_or(0, |t| t.lines().count() as u64);
     assert_eq!(dlq_lines, l, "dead-lettered events are lines of the DLQ file");
 }
 
@@ -185,7 +191,7 @@ fn an_outage_opens_the_breaker_and_spill_sends_batches_to_the_dlq() {
     let after = pg.psql(&format!("SELECT count(*) FROM spate_batches WHERE at > to_timestamp({resumed})"));
     assert_ne!(after, "0", "nothing committed after the restart: {s}");
     assert!(n("breaker_transitions") >= 3, "{s}");
-    let dlq_lines = std::fs::read_to_string(&dlq).map(|t| t.lines().count() as u64).unwrap_or(0);
+    let dlq_lines = std::fs::read_to_string(&dlq).map_or(0, |t| t.lines().count() as u64);
     assert_eq!(dlq_lines, l, "dead-lettered events are lines of the DLQ file");
     let r = verify(&pg, "sp", None);
     assert_eq!((r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()), (Some(d), Some(0), Some(0)), "{r}");
@@ -236,6 +242,8 @@ fn commit_breaking_relay(server_port: u16, break_at: usize) -> u16 {
                         break;
                     }
                     if breaks {
+                        // The relay's fault: the COMMIT's answer never comes while the client
+                        // waits; this holds the connection open for that wait, then cuts it.
                         std::thread::sleep(Duration::from_millis(500));
                         break;
                     }

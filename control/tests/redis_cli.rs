@@ -293,7 +293,7 @@ fn redis_outage_mid_run_is_logged_once_each_way() {
     let masked = format!("redis://:<redacted>@127.0.0.1:{}", redis.port());
     assert!(down.contains(&masked) && down.contains("falls back to 500/s"), "{down}");
     // The reason stands in parentheses after the URL.
-    let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map(|(r, _)| r).unwrap_or("");
+    let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map_or("", |(r, _)| r);
     assert!(!reason.is_empty(), "no reason in {down}");
     assert!(up.contains(&masked), "{up}");
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();

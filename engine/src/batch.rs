@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use crate::spans::{BatchTrace, SpanRecord};
 use spate_gen::EventMeta;
 
+/// A batch of formatted events with their per-event identity, filled by one worker.
 #[derive(Debug)]
 pub struct Batch {
     /// Formatted events back to back, each ending in `\n`.
@@ -20,11 +21,12 @@ pub struct Batch {
     /// Monotonic ns at which the first event was scheduled by the limiter: ack latency is
     /// measured from here, so a slow sink cannot hide its delay (no coordinated omission).
     pub sched_ns: u64,
-    /// Stage times when this batch is traced (`spans.rs`).
+    /// Stage times when this batch is traced (`spans/`).
     pub trace: BatchTrace,
 }
 
 impl Batch {
+    /// An empty batch of `worker`, with room for `events` events and `bytes` bytes.
     pub fn with_capacity(worker: u16, events: usize, bytes: usize) -> Self {
         Self {
             buf: BytesMut::with_capacity(bytes),
@@ -36,11 +38,13 @@ impl Batch {
         }
     }
 
+    /// Number of events in the batch.
     #[inline]
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether the batch holds no event.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -73,7 +77,7 @@ impl Batch {
     /// The span of this traced batch, whose last event the sink took at `written_ns`.
     pub fn span_record(&self, written_ns: u64, acked_ns: Option<u64>, error: Option<String>) -> SpanRecord {
         SpanRecord {
-            trace_id: self.metas.first().map(|m| m.trace_id).unwrap_or(0),
+            trace_id: self.metas.first().map_or(0, |m| m.trace_id),
             worker: self.worker,
             events: self.len() as u32,
             sched_ns: self.sched_ns,

@@ -6,7 +6,7 @@
 //! and nothing more is drained until the sink takes it; the rings then fill and the workers
 //! block or shed by policy. Nothing is dropped silently.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,27 +14,32 @@ use crate::batch::Batch;
 use crate::error::EngineError;
 use crate::ring::{Consumer, Producer};
 use crate::run::RunShared;
-use crate::sink::Sink;
-use crate::stats::LocalFlush;
+use crate::sink::{Outcomes, Sink};
 
 /// Batches taken from one ring before moving to the next (fairness between workers).
 const PER_RING: usize = 4;
 
+/// What the flush thread is started with.
 pub struct FlushSetup {
+    /// The run's shared state: counters, lifecycle, clock.
     pub shared: Arc<RunShared>,
+    /// The consumer end of each worker's ring, filled batches in.
     pub rings: Vec<Consumer<Batch>>,
+    /// The producer end of each worker's return ring, emptied batches back.
     pub returns: Vec<Producer<Batch>>,
+    /// The sink batches are handed to.
     pub sink: Box<dyn Sink>,
 }
 
+/// The flush thread's body: drains the rings into the sink until every worker is done (or the
+/// drain timeout or a hard stop), then finishes the sink; returns the sink's error, if any.
 pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
     let FlushSetup { shared, rings, returns, mut sink } = setup;
     let mut f = Flush {
         shared: &shared,
         returns,
-        local: LocalFlush::default(),
+        local: Outcomes::new(shared.budget.clone(), shared.tracer.clone(), shared.clock.clone(), shared.lifecycle.clone()),
         dead: None,
-        budgeted: shared.max_inflight_bytes > 0,
         reader_gone: false,
     };
     let mut pending: Option<(Batch, usize)> = None;
@@ -46,18 +51,18 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
     loop {
         let now = shared.clock.now_ns();
         // Acquire pairs with each worker's Release increment: their final pushes are visible.
-        let all_done = shared.workers_done.load(Acquire) == n;
-        let generated_all = shared.generation_done.load(Relaxed) == n;
+        let all_done = shared.lifecycle.all_workers_done();
+        let generated_all = shared.lifecycle.all_generated();
         let deadline_ns = shared.deadline_ns.load(Relaxed);
-        if drain_deadline.is_none() && (shared.stop.load(Relaxed) || now >= deadline_ns || generated_all) {
+        if drain_deadline.is_none() && (shared.lifecycle.is_stopping() || now >= deadline_ns || generated_all) {
             let ended = now.min(deadline_ns);
             drain_deadline = Some(ended.saturating_add(shared.drain_timeout_ns));
         }
-        if !giving_up && (shared.abort.load(Relaxed) || drain_deadline.is_some_and(|d| now >= d)) {
+        if !giving_up && (shared.lifecycle.is_aborting() || drain_deadline.is_some_and(|d| now >= d)) {
             // Hard stop, or the drain timeout passed: workers stop waiting to push, and what
             // they had not handed over, the sink settles now (`Sink::abandon`).
             giving_up = true;
-            shared.abort.store(true, Relaxed);
+            shared.lifecycle.abort();
         }
         if giving_up {
             if let Some((b, from)) = pending.take() {
@@ -71,7 +76,7 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
             }
             f.local.sink_in_flight = sink.in_flight();
             f.local.publish(&shared.counters.flush);
-            if shared.workers_done.load(Acquire) == n && rings.iter().all(|r| r.is_empty()) {
+            if shared.lifecycle.all_workers_done() && rings.iter().all(super::ring::Consumer::is_empty) {
                 break;
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -106,7 +111,7 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         f.local.sink_in_flight = sink.in_flight();
         f.local.publish(&shared.counters.flush);
         if !progressed {
-            if all_done && pending.is_none() && rings.iter().all(|r| r.is_empty()) {
+            if all_done && pending.is_none() && rings.iter().all(super::ring::Consumer::is_empty) {
                 break;
             }
             if pending.is_some() {
@@ -123,25 +128,25 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
             // What is left of the drain time (none after a hard stop: settle at once).
             let now = shared.clock.now_ns();
             let left_ns =
-                if shared.abort.load(Relaxed) { 0 } else { drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now)) };
+                if shared.lifecycle.is_aborting() { 0 } else { drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now)) };
             sink.finish(&mut f.local, left_ns / 1_000_000)
         }
     };
     f.local.sink_in_flight = sink.in_flight();
     f.local.publish(&shared.counters.flush);
     drop(sink);
-    shared.flush_done.store(true, std::sync::atomic::Ordering::Release);
+    shared.lifecycle.flush_ended();
     res
 }
 
 struct Flush<'a> {
     shared: &'a RunShared,
     returns: Vec<Producer<Batch>>,
-    local: LocalFlush,
+    /// Every outcome, the sink's and this thread's own, is reported here.
+    local: Outcomes,
     /// Set when the sink failed for good: the rest of the run is counted as failed.
     dead: Option<EngineError>,
-    budgeted: bool,
-    /// The reader of stdout went away: the rest of the run is shed, quietly.
+    /// Whether the run was ended because the reader of stdout went away (once).
     reader_gone: bool,
 }
 
@@ -149,43 +154,30 @@ impl Flush<'_> {
     /// Hands `batch[from..]` to the sink. Returns the batch back if the sink took only part.
     fn hand(&mut self, sink: &mut dyn Sink, batch: Batch, from: usize) -> Option<(Batch, usize)> {
         let len = batch.len();
-        let took = if self.dead.is_some() {
-            self.local.failed += (len - from) as u64;
+        let took = if let Some(e) = &self.dead {
+            self.local.failed_from(&batch, from, Some(e.to_string()));
             len - from
         } else {
             match sink.write(&batch, from, &mut self.local) {
                 Ok(t) => t,
-                Err(EngineError::ReaderGone) => {
-                    // Not a failure: whoever read stdout has what it wanted (`spate | head`).
-                    self.reader_gone = true;
-                    self.shared.reader_gone.store(true, Relaxed);
-                    self.shared.stop.store(true, Relaxed);
-                    self.shared.abort.store(true, Relaxed);
-                    self.local.shed += (len - from) as u64;
-                    len - from
-                }
                 Err(e) => {
-                    // The sink counted this batch as failed; stop the run, fail the rest.
+                    // The sink reported this batch failed; stop the run, fail the rest.
                     self.shared.set_error(e.to_string());
-                    self.shared.stop.store(true, Relaxed);
-                    self.shared.abort.store(true, Relaxed);
+                    self.shared.lifecycle.abort();
                     self.dead = Some(e);
                     len - from
                 }
             }
         };
+        if self.local.is_reader_gone() && !self.reader_gone {
+            // Not a failure: whoever read stdout has what it wanted (`spate | head`). The
+            // sink sheds the rest; the run ends now.
+            self.reader_gone = true;
+            self.shared.lifecycle.reader_gone();
+        }
         self.local.events_handed += took as u64;
         if from + took < len {
             return Some((batch, from + took));
-        }
-        if self.budgeted && !sink.releases_budget_on_ack() {
-            self.shared.inflight_bytes.fetch_sub(batch.buf.len() as u64, Relaxed);
-        }
-        if batch.trace.sampled && !sink.traces_acks() {
-            // No acknowledgements to wait for: the batch's span ends as the sink takes it.
-            if let Some(t) = &self.shared.tracer {
-                t.submit(batch.span_record(self.shared.clock.now_ns(), None, self.dead.as_ref().map(|e| e.to_string())));
-            }
         }
         self.give_back(batch);
         None
@@ -197,22 +189,17 @@ impl Flush<'_> {
         popped.store(popped.load(Relaxed) + 1, Relaxed);
     }
 
-    /// Settles `batch[from..]` without delivering it: shed when the reader went away, failed
-    /// when the sink is dead, otherwise whatever the sink does with what it cannot deliver in
-    /// time (Kafka: the DLQ file).
+    /// Settles `batch[from..]` without delivering it: failed when the sink is dead, otherwise
+    /// whatever the sink does with what it cannot deliver in time (the DLQ file of Kafka and
+    /// PostgreSQL; stdout sheds it once its reader went away).
     fn abandon(&mut self, sink: &mut dyn Sink, batch: Batch, from: usize) {
         let n = (batch.len() - from) as u64;
-        if self.reader_gone {
-            self.local.shed += n;
-        } else if self.dead.is_some() {
-            self.local.failed += n;
+        if let Some(e) = &self.dead {
+            self.local.failed_from(&batch, from, Some(e.to_string()));
         } else {
             sink.abandon(&batch, from, &mut self.local, "not handed to the sink before the drain timeout or a hard stop");
         }
         self.local.events_handed += n;
-        if self.budgeted {
-            self.shared.inflight_bytes.fetch_sub(batch.bytes_from(from).len() as u64, Relaxed);
-        }
         self.give_back(batch);
     }
 
@@ -240,17 +227,17 @@ mod tests {
     }
 
     impl Sink for Choking {
-        fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+        fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
             let n = (batch.len() - from).min(self.left);
             self.left -= n;
-            acct.delivered += n as u64;
+            acct.delivered_from(batch, from, n);
             Ok(n)
         }
-        fn poll(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) {
+        fn poll(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) {
             self.polls += 1;
             self.left = self.room;
         }
-        fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+        fn finish(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) -> Result<(), EngineError> {
             Ok(())
         }
     }
@@ -270,7 +257,9 @@ mod tests {
     /// once both workers are done and the rings are empty.
     #[test]
     fn partial_writes_are_resumed_and_batches_return_home() {
-        let shared = Arc::new(RunShared::new(RunId(1), 2, Rate::Max, 0, None, None));
+        // A byte budget: each batch's bytes are reserved as a worker does, and must all be
+        // released through the sink's outcomes, part by part.
+        let shared = Arc::new(RunShared::new(RunId(1), 2, Rate::Max, 1 << 20, None, None));
         let (mut rings, mut returns, mut tx, mut back) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..2 {
             let (p, c) = ring::<Batch>(64);
@@ -284,11 +273,13 @@ mod tests {
         for i in 0..40 {
             let w = i % 2;
             let n = 1 + (i * 7) % 50;
-            assert!(tx[w].push(batch(w as u16, n)).is_ok());
+            let b = batch(w as u16, n);
+            assert!(shared.budget.reserve(b.buf.len() as u64));
+            assert!(tx[w].push(b).is_ok());
             pushed += n as u64;
         }
         shared.counters.workers[0].events_pushed.store(pushed, Relaxed); // in-flight view only
-        shared.workers_done.store(2, std::sync::atomic::Ordering::Release);
+        shared.lifecycle.workers_ended(2);
         let sink = Box::new(Choking { room: 13, left: 13, polls: 0 });
         let s = shared.clone();
         let h = std::thread::spawn(move || run(FlushSetup { shared: s, rings, returns, sink }));
@@ -297,7 +288,8 @@ mod tests {
         assert_eq!(f.delivered.load(Relaxed), pushed);
         assert_eq!(f.events_handed.load(Relaxed), pushed);
         assert_eq!(f.batches_popped.load(Relaxed), 40);
-        assert!(shared.flush_done.load(Relaxed));
+        assert_eq!(shared.budget.used(), 0, "every byte reserved was released once");
+        assert!(shared.lifecycle.is_finished());
         for (w, r) in back.iter().enumerate() {
             let mut n = 0;
             while let Some(b) = r.pop() {
@@ -313,11 +305,11 @@ mod tests {
     fn a_dead_sink_fails_the_rest_and_stops_the_run() {
         struct Dead;
         impl Sink for Dead {
-            fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
-                acct.failed += (batch.len() - from) as u64;
-                Err(EngineError::Kafka("gone".into()))
+            fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+                acct.failed_from(batch, from, None);
+                Err(EngineError::SinkWrite { target: "dead".into(), source: std::io::ErrorKind::BrokenPipe.into() })
             }
-            fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+            fn finish(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) -> Result<(), EngineError> {
                 Ok(())
             }
         }
@@ -327,12 +319,12 @@ mod tests {
         for _ in 0..3 {
             assert!(p.push(batch(0, 10)).is_ok());
         }
-        shared.workers_done.store(1, std::sync::atomic::Ordering::Release);
+        shared.lifecycle.workers_ended(1);
         let res = run(FlushSetup { shared: shared.clone(), rings: vec![c], returns: vec![rp], sink: Box::new(Dead) });
         assert!(res.is_err());
         assert_eq!(shared.counters.flush.failed.load(Relaxed), 30);
-        assert!(shared.stop.load(Relaxed) && shared.abort.load(Relaxed));
+        assert!(shared.lifecycle.is_stopping() && shared.lifecycle.is_aborting());
         let err = shared.error.lock().clone().unwrap_or_default();
-        assert!(err.contains("gone"), "{err}");
+        assert!(err.contains("`dead`"), "{err}");
     }
 }

@@ -8,10 +8,15 @@ use serde::Serialize;
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Percentiles {
+    /// Latencies recorded.
     pub count: u64,
+    /// Median, in ms.
     pub p50: f64,
+    /// 99th percentile, in ms.
     pub p99: f64,
+    /// 99.9th percentile, in ms.
     pub p999: f64,
+    /// Largest latency recorded, in ms.
     pub max: f64,
 }
 
@@ -27,29 +32,35 @@ impl Default for LatencyStats {
 }
 
 impl LatencyStats {
+    /// An empty histogram.
     pub fn new() -> Self {
         Self { hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid") }
     }
 
+    /// Records one latency of `ns` nanoseconds (at least 1 µs).
     #[inline]
     pub fn record_ns(&mut self, ns: u64) {
         self.hist.saturating_record((ns / 1000).max(1));
     }
 
+    /// Adds `other`'s latencies to these and empties `other`.
     pub fn merge_from(&mut self, other: &mut LatencyStats) {
         // Same bounds on both sides, so `add` cannot fail.
         let _ = self.hist.add(&other.hist);
         other.hist.reset();
     }
 
+    /// Latencies recorded.
     pub fn len(&self) -> u64 {
         self.hist.len()
     }
 
+    /// Whether no latency has been recorded.
     pub fn is_empty(&self) -> bool {
         self.hist.is_empty()
     }
 
+    /// The percentiles in ms, or `None` before any latency is recorded.
     pub fn percentiles(&self) -> Option<Percentiles> {
         if self.hist.is_empty() {
             return None;

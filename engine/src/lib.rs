@@ -5,18 +5,18 @@
 //! ## What flows where
 //!
 //! ```text
-//!  worker 0 (pinned) ─┐ batches            ┌─> sink: stdout | null | file | Kafka (rdkafka)
+//!  worker 0 (pinned) ─┐ batches            ┌─> sink/: kafka | postgres | tcp | file | stdout | null
 //!  worker 1 (pinned) ─┼─ SPSC rings ─> flush thread ─┤
-//!  worker N (pinned) ─┘ <─ return rings ─┘           └─ delivery reports, breaker, DLQ
+//!  worker N (pinned) ─┘ <─ return rings ─┘           └─ acks, breaker, DLQ files
 //! ```
 //!
 //! - A **worker** (`worker.rs`) is an OS thread pinned to a core before it allocates anything.
-//!   It owns a PRNG and compiled sources (`event/`), a pool of batches (the arena, `batch.rs`)
+//!   It owns a PRNG and compiled sources (a `spate_gen::Generator`), a pool of batches (the arena, `batch.rs`)
 //!   and the producer end of its ring (`ring.rs`). Per batch it asks its limiter
-//!   (`limit/`: a local token bucket, or the Redis leased limiter) how many events are due, formats them into the
+//!   (spate-limit: a local token bucket, or the Redis leased limiter) how many events are due, formats them into the
 //!   batch, and pushes the whole batch.
 //! - The **flush thread** (`flush.rs`) drains the rings round-robin, hands batches to the sink
-//!   (`sink.rs`, `kafka.rs`), polls the Kafka producer (delivery reports arrive on this thread)
+//!   (`sink/`), polls it (Kafka's delivery reports, PostgreSQL's commits arrive on this thread)
 //!   and sends emptied batches back to their worker through a return ring.
 //!
 //! ## What is shared, and what never is
@@ -33,16 +33,20 @@
 //! - Under backpressure policy `block` nothing is dropped: a full ring (or the in-flight byte
 //!   budget, or an open breaker) makes workers wait.
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
 pub mod audit;
 pub mod avro;
 pub mod batch;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod flush;
 pub mod latency;
+pub mod lifecycle;
 pub mod ring;
 pub mod run;
 pub mod sink;

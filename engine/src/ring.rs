@@ -114,10 +114,12 @@ impl<T> Producer<T> {
         self.tail.get().wrapping_sub(self.shared.head.load(Ordering::Acquire))
     }
 
+    /// Whether no value is queued (a snapshot).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Slots in the ring (a power of two).
     pub fn capacity(&self) -> usize {
         self.shared.mask + 1
     }
@@ -157,10 +159,12 @@ impl<T> Consumer<T> {
         self.shared.tail.load(Ordering::Acquire).wrapping_sub(self.head.get())
     }
 
+    /// Whether no value is queued (a snapshot).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Slots in the ring (a power of two).
     pub fn capacity(&self) -> usize {
         self.shared.mask + 1
     }

@@ -1,6 +1,6 @@
 //! State shared by all threads of one run, and the handle the caller holds.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -8,9 +8,11 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::budget::ByteBudget;
 use crate::config::RunConfig;
 use crate::error::EngineError;
 use crate::latency::LatencyStats;
+use crate::lifecycle::Lifecycle;
 use crate::stats::{Counters, Totals};
 use spate_core::breaker::Breaker;
 use spate_core::clock::{Clock, MonotonicClock, WallAnchor};
@@ -20,59 +22,62 @@ use spate_limit::Rate;
 /// Everything the workers, the flush thread and the control plane share. Written rarely
 /// (flags, per-batch counter stores), read by status and metrics.
 pub struct RunShared {
+    /// The run's id.
     pub run_id: RunId,
+    /// The clock every thread of the run reads.
     pub clock: Arc<dyn Clock>,
+    /// Maps clock ns to Unix time for event timestamps.
     pub wall: WallAnchor,
-    /// Graceful stop: workers finish their batch and exit, the flush thread drains everything.
-    pub stop: AtomicBool,
-    /// Hard stop: a worker blocked on backpressure gives up (its events count as failed).
-    pub abort: AtomicBool,
+    /// Stop and abort requests, workers and the flush thread ending (`lifecycle.rs`).
+    pub lifecycle: Arc<Lifecycle>,
+    /// Every thread's counters.
     pub counters: Counters,
     /// Current instance rate in events/s (0 = max) and a change counter workers compare.
     pub rate: AtomicU64,
+    /// Bumped on each rate change; workers compare it to see one.
     pub rate_epoch: AtomicU64,
-    pub workers_done: AtomicUsize,
-    /// Workers that have stopped generating (they may still be handing over their last batch).
-    pub generation_done: AtomicUsize,
+    /// Number of worker threads.
     pub workers: usize,
-    pub flush_done: AtomicBool,
-    /// Bytes in rings and in the sink's queue; capped by `max_inflight_bytes` (0 = no cap).
-    pub inflight_bytes: AtomicU64,
-    pub max_inflight_bytes: u64,
+    /// Bytes in rings and in the sink's queue, against the sink's cap (`budget.rs`).
+    pub budget: Arc<ByteBudget>,
     /// Events per batch the workers aim for (the adaptive batcher moves it).
     pub batch_target: AtomicU64,
-    /// Kafka circuit breaker (None for other sinks).
+    /// The sink's circuit breaker (Kafka, PostgreSQL); None for sinks without one.
     pub breaker: Option<Arc<Breaker>>,
     /// Produce-to-ack latency (HDR) after the warm-up, merged by the flush thread off the hot
     /// path.
     pub latency: Mutex<LatencyStats>,
     /// The same for events scheduled during the warm-up (`RunConfig::warmup`).
     pub warmup_latency: Mutex<LatencyStats>,
+    /// How long after the sink is ready acks count as warm-up, in ns.
     pub warmup_ns: u64,
     /// When the sink was ready (clock ns; 0 until then) and when its first ack came (0: none).
     pub sink_ready_ns: AtomicU64,
+    /// When the first ack came (clock ns; 0: none yet).
     pub first_ack_ns: AtomicU64,
     /// First fatal error, if any (shown in status and the summary).
     pub error: Mutex<Option<String>>,
     /// Limiter mode, lease size and Redis call counts (see `limit::stats::LimiterStats`).
     pub limiter: Arc<spate_limit::stats::LimiterStats>,
+    /// When the run started, for the summary's elapsed time.
     pub started: Instant,
+    /// When the run started, in clock ns.
     pub start_ns: u64,
-    /// The span exporter when tracing is on (`spans.rs`).
+    /// The span exporter when tracing is on (`spans/`).
     pub tracer: Option<Arc<crate::spans::Tracer>>,
     /// When generation ends by itself (`duration`), in clock ns; `u64::MAX` for none.
     pub deadline_ns: AtomicU64,
     /// Once generation has ended, how long the sink may settle what is in flight.
     pub drain_timeout_ns: u64,
-    /// Set when the reader of stdout went away: the run ended early, on purpose.
-    pub reader_gone: AtomicBool,
     /// Workers whose core pin failed (reported, not fatal).
     pub pin_failures: AtomicUsize,
 }
 
 impl RunShared {
-    /// `clock` drives the whole run (workers, limiters, the flush thread and the sink's
-    /// timers); `None` is the real monotonic clock, a `FakeClock` makes a run's time exact.
+    /// `clock` drives the whole run (workers, limiters, the flush thread, the sinks' retries,
+    /// reconnects, commit lingers and drain deadlines); `None` is the real monotonic clock, a
+    /// `FakeClock` makes the run's time exact. (Socket and channel waits stay real: they are
+    /// bounded by the time the clock gives them.)
     pub fn new(
         run_id: RunId,
         workers: usize,
@@ -88,17 +93,12 @@ impl RunShared {
             run_id,
             clock,
             wall,
-            stop: AtomicBool::new(false),
-            abort: AtomicBool::new(false),
+            lifecycle: Arc::new(Lifecycle::new(workers)),
             counters: Counters::new(workers),
             rate: AtomicU64::new(rate.per_sec().unwrap_or(0)),
             rate_epoch: AtomicU64::new(0),
-            workers_done: AtomicUsize::new(0),
-            generation_done: AtomicUsize::new(0),
             workers,
-            flush_done: AtomicBool::new(false),
-            inflight_bytes: AtomicU64::new(0),
-            max_inflight_bytes,
+            budget: Arc::new(ByteBudget::new(max_inflight_bytes)),
             batch_target: AtomicU64::new(u64::MAX),
             breaker,
             latency: Mutex::new(LatencyStats::new()),
@@ -113,7 +113,6 @@ impl RunShared {
             tracer: None,
             deadline_ns: AtomicU64::new(u64::MAX),
             drain_timeout_ns: 10_000_000_000,
-            reader_gone: AtomicBool::new(false),
             pin_failures: AtomicUsize::new(0),
         }
     }
@@ -137,6 +136,7 @@ impl RunShared {
         self
     }
 
+    /// Records `e` as the run's error, unless one is already recorded.
     pub fn set_error(&self, e: String) {
         let mut g = self.error.lock();
         if g.is_none() {
@@ -144,6 +144,7 @@ impl RunShared {
         }
     }
 
+    /// The instance rate in force now.
     pub fn current_rate(&self) -> Rate {
         match std::num::NonZeroU64::new(self.rate.load(Relaxed)) {
             None => Rate::Max,
@@ -155,36 +156,52 @@ impl RunShared {
 /// Final report of a run (also written by `--summary-json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The run's id.
     pub run_id: String,
+    /// The sink: its kind and where (passwords masked).
     pub sink: String,
+    /// The event format.
     pub format: String,
+    /// Worker threads.
     pub threads: usize,
+    /// The rate in force at the end (a run's rate can change while it runs).
     pub rate: String,
+    /// Event counts at the end.
     #[serde(flatten)]
     pub totals: Totals,
+    /// Seconds from the start of the run to the summary.
     pub elapsed_s: f64,
+    /// Events generated per second of `elapsed_s`.
     pub events_per_sec: f64,
+    /// Megabytes (10^6 bytes) generated per second of `elapsed_s`.
     pub mb_per_sec: f64,
+    /// Worker time per generated event, in ns (elapsed time times threads, over events).
     pub ns_per_event_per_thread: f64,
     /// Ack latency of events scheduled after the warm-up.
     pub latency_ms: Option<crate::latency::Percentiles>,
     /// Ack latency of events scheduled during the warm-up (`warmup_s` after the sink was
     /// ready), kept apart.
     pub warmup_latency_ms: Option<crate::latency::Percentiles>,
+    /// The warm-up, in seconds.
     pub warmup_s: f64,
     /// From the start of the run to the sink being ready (connected, metadata known), and to
     /// the first ack; None when the sink has no acks.
     pub sink_ready_ms: Option<f64>,
+    /// From the start of the run to the first ack, in ms; None when there was none.
     pub first_ack_ms: Option<f64>,
+    /// State changes of the sink's circuit breaker (0 without one).
     pub breaker_transitions: u64,
     /// The seed the events came from; `seed_given` false when it was drawn at random.
     pub seed: u64,
+    /// False when the seed was drawn at random.
     pub seed_given: bool,
     /// Workers that could not be pinned to their core.
     pub pin_failures: usize,
     /// The reader of stdout went away and the run ended early, as asked.
     pub reader_gone: bool,
+    /// How the run ended.
     pub outcome: Outcome,
+    /// The first fatal error, if any.
     pub error: Option<String>,
 }
 
@@ -201,6 +218,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome the totals `t` show.
     pub fn of(t: &Totals) -> Outcome {
         let lost = t.dead_lettered + t.failed + t.in_flight;
         if lost == 0 {
@@ -215,7 +233,9 @@ impl Outcome {
 
 /// The handle of a running engine.
 pub struct Run {
+    /// State shared with the run's threads.
     pub shared: Arc<RunShared>,
+    /// The configuration the run was started with.
     pub config: RunConfig,
     pub(crate) workers: Vec<JoinHandle<()>>,
     pub(crate) flush: Option<JoinHandle<Result<(), EngineError>>>,
@@ -224,17 +244,17 @@ pub struct Run {
 impl Run {
     /// Asks for a graceful stop: stop generating, deliver what is queued.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Relaxed);
+        self.shared.lifecycle.stop();
     }
 
     /// Asks for a hard stop: also give up on events blocked by backpressure (counted failed).
     pub fn abort(&self) {
-        self.shared.stop.store(true, Relaxed);
-        self.shared.abort.store(true, Relaxed);
+        self.shared.lifecycle.abort();
     }
 
+    /// Whether the run is over: its counters are final.
     pub fn is_finished(&self) -> bool {
-        self.shared.flush_done.load(Relaxed)
+        self.shared.lifecycle.is_finished()
     }
 
     /// Changes the instance rate while running.
@@ -245,6 +265,7 @@ impl Run {
         self.shared.rate_epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
+    /// The counts so far (a snapshot).
     pub fn totals(&self) -> Totals {
         self.shared.counters.totals()
     }
@@ -275,6 +296,7 @@ fn since_start(shared: &RunShared, ns: u64) -> Option<f64> {
     (ns != 0).then(|| ns.saturating_sub(shared.start_ns) as f64 / 1e6)
 }
 
+/// Builds the summary of a run from its shared state and configuration.
 pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
     let totals = shared.counters.totals();
     let elapsed = shared.started.elapsed().as_secs_f64().max(1e-9);
@@ -300,11 +322,11 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
         warmup_s: shared.warmup_ns as f64 / 1e9,
         sink_ready_ms: since_start(shared, shared.sink_ready_ns.load(Relaxed)),
         first_ack_ms: since_start(shared, shared.first_ack_ns.load(Relaxed)),
-        breaker_transitions: shared.breaker.as_ref().map(|b| b.transitions()).unwrap_or(0),
+        breaker_transitions: shared.breaker.as_ref().map_or(0, |b| b.transitions()),
         seed: config.events.seed,
         seed_given: config.seed_given,
         pin_failures: shared.pin_failures.load(Relaxed),
-        reader_gone: shared.reader_gone.load(Relaxed),
+        reader_gone: shared.lifecycle.is_reader_gone(),
         outcome: Outcome::of(&totals),
         error: shared.error.lock().clone(),
     }

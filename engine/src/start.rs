@@ -23,7 +23,10 @@ pub struct StartOptions {
     /// An embedded broker shared with the caller (e.g. `spate broker`, tests); otherwise one is
     /// started when the Kafka sink has no brokers.
     pub embedded: Option<Arc<EmbeddedBroker>>,
+    /// Builds each worker's limiter; default: the Redis global limiter if configured, else a local
+    /// one.
     pub limiter: Option<LimiterFactory>,
+    /// The run's id; default: a random one.
     pub run_id: Option<RunId>,
     /// The clock of the run (tests drive a whole run with a `FakeClock`); default: monotonic.
     pub clock: Option<Arc<dyn spate_core::clock::Clock>>,
@@ -71,16 +74,22 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             Some(schema) => Box::new(WriterSink::file(p.path())?.avro_container(schema, config.avro.codec)?),
             None => Box::new(WriterSink::file(p.path())?),
         },
-        SinkConfig::Tcp(t) => Box::new(crate::sink::tcp::TcpSink::open(&t.address, t.framing)?),
+        SinkConfig::Tcp(t) => Box::new(crate::sink::tcp::TcpSink::open(&t.address, t.framing, shared.clock.clone())?),
         SinkConfig::Postgres(t) => Box::new(
-            crate::sink::postgres::PgSink::open(t, spec.source_names(), &run_id.to_string(), typed_columns(t, &wire.events)?)?
-                .with_breaker(
-                    breaker.clone().expect("postgres has a breaker"),
-                    t.breaker,
-                    spate_core::breaker::BreakerReporter::new("postgres", notes.clone()),
-                    shared.clock.clone(),
-                    spill,
-                ),
+            crate::sink::postgres::PgSink::open(
+                t,
+                spec.source_names(),
+                &run_id.to_string(),
+                typed_columns(t, &wire.events)?,
+                shared.clock.clone(),
+            )?
+            .with_breaker(
+                breaker.clone().expect("postgres has a breaker"),
+                t.breaker,
+                spate_core::breaker::BreakerReporter::new("postgres", notes.clone()),
+                shared.clock.clone(),
+                spill,
+            ),
         ),
         SinkConfig::Kafka(k) => {
             let embedded = match (&k.brokers, opts.embedded.clone()) {
@@ -166,9 +175,9 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             Ok(h) => handles.push(h),
             Err(source) => {
                 // Unwind: stop what started, then report.
-                shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                shared.generation_done.fetch_add(workers - i, std::sync::atomic::Ordering::Relaxed);
-                shared.workers_done.fetch_add(workers - i, std::sync::atomic::Ordering::Release);
+                shared.lifecycle.stop();
+                shared.lifecycle.generation_ended(workers - i);
+                shared.lifecycle.workers_ended(workers - i);
                 for h in handles {
                     let _ = h.join();
                 }

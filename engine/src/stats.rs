@@ -15,13 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Published by one worker.
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
+    /// Events the limiter granted this worker (`rejected` included).
     pub generated: AtomicU64,
+    /// Events dropped because the ring (or the byte budget) was full under `shed`.
     pub shed: AtomicU64,
     /// Events rejected because the circuit breaker was open (a kind of shed, counted apart).
     pub rejected: AtomicU64,
     /// Events that could not be handed on at a hard stop.
     pub failed: AtomicU64,
+    /// Bytes of formatted events (shed ones included).
     pub bytes: AtomicU64,
+    /// Batches pushed into the ring.
     pub batches_pushed: AtomicU64,
     /// Events pushed into the ring (generated minus shed, rejected and failed-at-stop).
     pub events_pushed: AtomicU64,
@@ -32,38 +36,56 @@ pub struct WorkerCounters {
 /// Published by the flush thread.
 #[derive(Debug, Default)]
 pub struct FlushCounters {
+    /// Events the sink delivered (acknowledged, committed or written).
     pub delivered: AtomicU64,
+    /// Bytes of the delivered events.
     pub delivered_bytes: AtomicU64,
+    /// Events the sink failed for good.
     pub failed: AtomicU64,
+    /// Events written to the DLQ file instead of the sink.
     pub dead_lettered: AtomicU64,
+    /// Send attempts retried after a retriable error.
     pub retried: AtomicU64,
     /// Events dropped on the flush side on purpose (the reader of stdout went away).
     pub shed: AtomicU64,
     /// Handed to the sink, outcome not yet known (Kafka: awaiting a delivery report).
     pub sink_in_flight: AtomicU64,
+    /// Batches taken out of rings.
     pub batches_popped: AtomicU64,
     /// Events taken out of rings and handed to the sink.
     pub events_handed: AtomicU64,
+    /// Events per batch the Kafka sink's adaptive batcher aims for now.
     pub batch_size: AtomicU64,
+    /// Messages in the Kafka producer's queue awaiting delivery.
     pub producer_queue: AtomicU64,
     /// Records the Kafka sink lets wait for acks now (`kafka/inflight.rs`).
     pub inflight_limit: AtomicU64,
-    /// Kafka producers replaced because the broker forgot the producer id (`kafka.rs`).
+    /// Kafka producers replaced because the broker forgot the producer id (`sink/kafka/`).
     pub producer_restarts: AtomicU64,
 }
 
 /// A plain-number view of all counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
+    /// Events generated.
     pub generated: u64,
+    /// Events the sink delivered (acknowledged, committed or written).
     pub delivered: u64,
+    /// Events written to the DLQ file instead of the sink.
     pub dead_lettered: u64,
+    /// Events dropped on purpose, by policy (`rejected` included).
     pub shed: u64,
+    /// Events that failed for good, in the sink or at a hard stop.
     pub failed: u64,
+    /// Events generated without an outcome yet: in rings or held by the sink.
     pub in_flight: u64,
+    /// Bytes of formatted events.
     pub bytes: u64,
+    /// Bytes of the delivered events.
     pub delivered_bytes: u64,
+    /// Send attempts retried after a retriable error.
     pub retried: u64,
+    /// Events rejected because the circuit breaker was open (a part of `shed`).
     pub rejected: u64,
 }
 
@@ -97,17 +119,26 @@ impl std::ops::Add for Totals {
 /// Running totals a thread keeps in plain integers and publishes per batch.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalWorker {
+    /// Events the limiter granted this worker.
     pub generated: u64,
+    /// Events dropped because the ring was full under `shed`.
     pub shed: u64,
+    /// Events rejected because the circuit breaker was open.
     pub rejected: u64,
+    /// Events that could not be handed on at a hard stop.
     pub failed: u64,
+    /// Bytes of formatted events.
     pub bytes: u64,
+    /// Batches pushed into the ring.
     pub batches: u64,
+    /// Events pushed into the ring.
     pub events_pushed: u64,
+    /// Nanoseconds spent waiting on a full ring.
     pub blocked_ns: u64,
 }
 
 impl LocalWorker {
+    /// Stores the running totals into the worker's shared counters.
     #[inline]
     pub fn publish(&self, to: &WorkerCounters) {
         to.generated.store(self.generated, Relaxed);
@@ -121,20 +152,31 @@ impl LocalWorker {
     }
 }
 
+/// Running totals the flush thread keeps in plain integers and publishes per pass.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalFlush {
+    /// Events the sink delivered (acknowledged, committed or written).
     pub delivered: u64,
+    /// Bytes of the delivered events.
     pub delivered_bytes: u64,
+    /// Events the sink failed for good.
     pub failed: u64,
+    /// Events written to the DLQ file instead of the sink.
     pub dead_lettered: u64,
+    /// Send attempts retried after a retriable error.
     pub retried: u64,
+    /// Events dropped on purpose (the reader of stdout went away).
     pub shed: u64,
+    /// Events the sink holds without an outcome yet.
     pub sink_in_flight: u64,
+    /// Batches taken out of rings.
     pub batches: u64,
+    /// Events taken out of rings and handed to the sink.
     pub events_handed: u64,
 }
 
 impl LocalFlush {
+    /// Stores the running totals into the flush thread's shared counters.
     #[inline]
     pub fn publish(&self, to: &FlushCounters) {
         to.delivered.store(self.delivered, Relaxed);
@@ -152,13 +194,16 @@ impl LocalFlush {
 /// All counters of a run.
 #[derive(Debug)]
 pub struct Counters {
+    /// One block per worker, by worker index.
     pub workers: Box<[CachePadded<WorkerCounters>]>,
+    /// The flush thread's block.
     pub flush: CachePadded<FlushCounters>,
     /// Batches popped per worker ring, for ring depth (pushed - popped).
     pub popped_per_ring: Box<[CachePadded<AtomicU64>]>,
 }
 
 impl Counters {
+    /// Zeroed counters for `workers` workers.
     pub fn new(workers: usize) -> Self {
         Self {
             workers: (0..workers).map(|_| CachePadded::new(WorkerCounters::default())).collect(),
@@ -167,11 +212,12 @@ impl Counters {
         }
     }
 
+    /// Sums the blocks into one snapshot (exact once the threads are joined).
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         let mut worker_failed = 0;
         let mut pushed = 0;
-        for w in self.workers.iter() {
+        for w in &self.workers {
             pushed += w.events_pushed.load(Relaxed);
             t.generated += w.generated.load(Relaxed);
             t.shed += w.shed.load(Relaxed) + w.rejected.load(Relaxed);

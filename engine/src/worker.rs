@@ -21,26 +21,39 @@ use spate_limit::{Acquire, Rate, RateLimiter};
 
 /// Everything a worker thread is started with.
 pub struct WorkerSetup {
+    /// The worker's index, from 0.
     pub index: usize,
+    /// The core to pin the thread to; None: not pinned.
     pub core: Option<core_affinity::CoreId>,
+    /// The compiled events to generate.
     pub spec: Arc<EventSpec>,
+    /// The run's shared state.
     pub shared: Arc<RunShared>,
+    /// The producer end of this worker's ring to the flush thread.
     pub to_flush: Producer<Batch>,
+    /// The consumer end of the return ring: emptied batches back from the flush thread.
     pub returns: Consumer<Batch>,
     /// Builds the limiter on the worker thread, after pinning.
     pub limiter: Box<dyn FnOnce(u64) -> Box<dyn RateLimiter> + Send>,
     /// This worker's share of `--count`.
     pub count: Option<u64>,
+    /// When generation ends by itself, in clock ns; None: no deadline.
     pub deadline_ns: Option<u64>,
+    /// Most events per batch.
     pub batch_size: usize,
+    /// Most batches this worker allocates.
     pub pool: usize,
+    /// What to do when the ring (or the in-flight byte budget) is full.
     pub backpressure: Backpressure,
+    /// Expected bytes per event, to size new batches.
     pub bytes_hint: usize,
 }
 
 /// Longest single sleep, so stop requests and rate changes are seen promptly.
 const MAX_NAP_NS: u64 = 20_000_000;
 
+/// The worker thread's body: pins the thread, then generates and pushes batches until the run
+/// stops, its count is reached or the deadline passes.
 pub fn run(setup: WorkerSetup) {
     if let Some(core) = setup.core {
         // Pin first, then allocate: the arena and generator land on this core's memory.
@@ -83,7 +96,7 @@ pub fn run(setup: WorkerSetup) {
 
     loop {
         let now = clock.now_ns();
-        if shared.stop.load(Relaxed) || remaining == 0 || deadline_ns.is_some_and(|d| now >= d) {
+        if shared.lifecycle.is_stopping() || remaining == 0 || deadline_ns.is_some_and(|d| now >= d) {
             break;
         }
         // Acquire pairs with `Run::set_rate`'s Release: the rate read below is the new one.
@@ -110,13 +123,15 @@ pub fn run(setup: WorkerSetup) {
                     Backpressure::Block | Backpressure::Spill => clock.sleep_until(now + 1_000_000),
                     Backpressure::Shed => match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
                         Acquire::Granted(n) => {
-                            w.local.generated += n as u64;
-                            w.local.rejected += n as u64;
-                            remaining -= n as u64;
-                            seq += n as u64;
+                            w.local.generated += u64::from(n);
+                            w.local.rejected += u64::from(n);
+                            remaining -= u64::from(n);
+                            seq += u64::from(n);
                             w.local.publish(&shared.counters.workers[index]);
                         }
-                        Acquire::Wait { until_ns } => clock.sleep_until(until_ns.min(now + MAX_NAP_NS)),
+                        Acquire::Wait { until_ns } => {
+                            clock.sleep_until(until_ns.min(now + MAX_NAP_NS));
+                        }
                     },
                 }
                 continue;
@@ -136,7 +151,7 @@ pub fn run(setup: WorkerSetup) {
             w.push(full);
             continue;
         }
-        let want = (target - batch.len()).min(remaining.min(u32::MAX as u64) as usize) as u32;
+        let want = (target - batch.len()).min(remaining.min(u64::from(u32::MAX)) as usize) as u32;
         match limiter.acquire(want, now) {
             Acquire::Granted(n) => {
                 if batch.is_empty() {
@@ -145,15 +160,15 @@ pub fn run(setup: WorkerSetup) {
                 }
                 // Timestamps: the granted events were due over the last n intervals.
                 let wall = shared.wall.unix_ns(now);
-                let first_ts = wall.saturating_sub(interval_ns * (n as u64 - 1));
-                for i in 0..n as u64 {
+                let first_ts = wall.saturating_sub(interval_ns * (u64::from(n) - 1));
+                for i in 0..u64::from(n) {
                     gen.write_event(seq, first_ts + i * interval_ns, &mut batch.buf, &mut meta);
                     batch.ends.push(batch.buf.len() as u32);
                     batch.metas.push(meta);
                     seq += 1;
                 }
-                w.local.generated += n as u64;
-                remaining -= n as u64;
+                w.local.generated += u64::from(n);
+                remaining -= u64::from(n);
                 if batch.len() >= target || remaining == 0 {
                     let full = cur.take().expect("batch present");
                     w.push(full);
@@ -176,14 +191,14 @@ pub fn run(setup: WorkerSetup) {
             }
         }
     }
-    shared.generation_done.fetch_add(1, Relaxed);
+    shared.lifecycle.generation_ended(1);
     if let Some(b) = cur.take() {
         if !b.is_empty() {
             w.push(b);
         }
     }
     w.local.publish(&shared.counters.workers[index]);
-    shared.workers_done.fetch_add(1, std::sync::atomic::Ordering::Release);
+    shared.lifecycle.workers_ended(1);
 }
 
 fn interval(rate: Rate, workers: usize) -> u64 {
@@ -220,7 +235,7 @@ impl Worker<'_> {
                 self.allocated += 1;
                 return Some(Batch::with_capacity(self.index as u16, self.batch_size, self.batch_size * self.bytes_hint));
             }
-            if self.shared.abort.load(Relaxed) {
+            if self.shared.lifecycle.is_aborting() {
                 return None;
             }
             backoff.wait(&mut self.local.blocked_ns);
@@ -232,7 +247,7 @@ impl Worker<'_> {
         let n = batch.len() as u64;
         let bytes = batch.buf.len() as u64;
         self.local.bytes += bytes;
-        let budget = self.shared.max_inflight_bytes;
+        let budget = &self.shared.budget;
         let mut backoff = Backoff::new();
         let mut b = batch;
         if b.trace.sampled {
@@ -242,7 +257,7 @@ impl Worker<'_> {
             // Reserve the bytes before pushing and give them back if the push fails: the flush
             // thread subtracts only what was added before the batch became visible to it, so the
             // counter never wraps, and concurrent workers cannot overshoot the budget together.
-            let reserved = budget == 0 || reserve(&self.shared.inflight_bytes, bytes, budget);
+            let reserved = budget.reserve(bytes);
             let res = if reserved { self.to_flush.push(b) } else { Err(b) };
             match res {
                 Ok(()) => {
@@ -251,15 +266,15 @@ impl Worker<'_> {
                     break;
                 }
                 Err(back) => {
-                    if reserved && budget > 0 {
-                        self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
+                    if reserved {
+                        budget.release(bytes);
                     }
                     let give_up = match self.backpressure {
                         Backpressure::Shed => {
                             self.local.shed += n;
                             true
                         }
-                        Backpressure::Block | Backpressure::Spill if self.shared.abort.load(Relaxed) => {
+                        Backpressure::Block | Backpressure::Spill if self.shared.lifecycle.is_aborting() => {
                             self.local.failed += n;
                             true
                         }
@@ -278,20 +293,6 @@ impl Worker<'_> {
             }
         }
         self.local.publish(&self.shared.counters.workers[self.index]);
-    }
-}
-
-/// Takes `bytes` from the in-flight budget if they fit, atomically (a `fetch_add`, then a
-/// rollback if it went over). A batch larger than the whole budget may go when nothing else is
-/// in flight, so an oversized batch slows the pipeline down instead of blocking it forever.
-/// Relaxed: the counter orders nothing else; the ring's own Release/Acquire publishes the batch.
-fn reserve(counter: &std::sync::atomic::AtomicU64, bytes: u64, budget: u64) -> bool {
-    let before = counter.fetch_add(bytes, Relaxed);
-    if before == 0 || before + bytes <= budget {
-        true
-    } else {
-        counter.fetch_sub(bytes, Relaxed);
-        false
     }
 }
 
@@ -315,76 +316,5 @@ impl Backoff {
             std::thread::sleep(Duration::from_micros(50));
             *blocked_ns += 50_000;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicU64;
-
-    #[test]
-    fn reserve_fits_rolls_back_and_lets_an_oversized_batch_through_alone() {
-        let c = AtomicU64::new(0);
-        assert!(reserve(&c, 600, 1000));
-        assert!(!reserve(&c, 600, 1000), "over budget");
-        assert_eq!(c.load(Relaxed), 600, "a refused reservation leaves nothing behind");
-        assert!(reserve(&c, 400, 1000));
-        c.store(0, Relaxed);
-        assert!(reserve(&c, 5000, 1000), "an oversized batch goes when nothing is in flight");
-        assert!(!reserve(&c, 1, 1000));
-    }
-
-    /// Several workers reserving against one budget while a consumer releases what it received:
-    /// the counter never wraps (a release always follows its reservation) and what is held stays
-    /// within the budget.
-    #[test]
-    fn concurrent_reservations_never_overshoot_or_wrap() {
-        let c = std::sync::Arc::new(AtomicU64::new(0));
-        let budget = 10_000;
-        let released = std::sync::Arc::new(AtomicU64::new(0));
-        let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
-        let consumer = {
-            let (c, released) = (c.clone(), released.clone());
-            std::thread::spawn(move || {
-                for b in rx {
-                    let before = c.fetch_sub(b, Relaxed);
-                    assert!(before >= b, "the counter would wrap: {before} - {b}");
-                    released.fetch_add(b, Relaxed);
-                }
-            })
-        };
-        let workers: Vec<_> = (0..3)
-            .map(|w| {
-                let (c, tx) = (c.clone(), tx.clone());
-                std::thread::spawn(move || {
-                    let mut sent = 0;
-                    let mut i = 0u64;
-                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-                    while sent < 20_000 {
-                        assert!(std::time::Instant::now() < deadline, "worker {w} could reserve only {sent} batches in 20 s");
-                        let bytes = 100 + (i * 37 + w) % 2_000;
-                        i += 1;
-                        if reserve(&c, bytes, budget) {
-                            // Held reservations fit the budget; the other two workers may each
-                            // add one batch for an instant before rolling it back.
-                            let now = c.load(Relaxed);
-                            assert!(now <= budget + 2 * 2_100, "in flight {now} over budget {budget}");
-                            tx.send(bytes).unwrap();
-                            sent += 1;
-                        } else {
-                            std::thread::yield_now();
-                        }
-                    }
-                })
-            })
-            .collect();
-        drop(tx);
-        for w in workers {
-            w.join().unwrap();
-        }
-        consumer.join().unwrap();
-        assert_eq!(c.load(Relaxed), 0, "every reservation was released once");
-        assert!(released.load(Relaxed) > 0);
     }
 }

@@ -1,11 +1,12 @@
 //! Public-API tests of the pipeline: workers -> rings -> flush thread -> sink, with exact
 //! accounting. Every run is bounded by a count and a duration.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spate_core::clock::Clock;
 use spate_engine::config::RawRate;
 use spate_engine::{RawConfig, StartOptions};
+use spate_test_support::eventually;
 
 fn cfg(yaml: &str) -> spate_engine::RunConfig {
     RawConfig::from_yaml(yaml).unwrap().validate().unwrap()
@@ -54,10 +55,10 @@ fn rate_limited_run_meets_count_and_rate() {
 fn stop_drains_and_balances() {
     let c = cfg("sink: null\nrate: 200000\nthreads: 2\nduration: 60s\n");
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    eventually(Duration::from_secs(10), "events generated", || (run.totals().generated >= 1000).then_some(()));
     run.stop();
     let s = run.join();
-    assert!(s.totals.generated > 0);
+    assert!(s.totals.generated >= 1000);
     assert_eq!(s.totals.generated, s.totals.delivered);
     assert_eq!(s.totals.in_flight, 0);
     assert!(s.totals.balanced());
@@ -67,14 +68,17 @@ fn stop_drains_and_balances() {
 fn live_rate_change_takes_effect() {
     let c = cfg("sink: null\nrate: 1000\nthreads: 1\nduration: 60s\n");
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // At 1,000/s, 200 events take 200 ms; at 100,000/s, 20 times as many take 40 ms. The wait
+    // has a deadline far below what the old rate would need for them (4 s), so the new rate shows.
+    eventually(Duration::from_secs(10), "200 events at the first rate", || (run.totals().generated >= 200).then_some(()));
     let before = run.totals().generated;
+    let changed = Instant::now();
     run.set_rate(spate_engine::config::parse_rate(&RawRate::Num(100_000), "rate").unwrap());
-    std::thread::sleep(Duration::from_millis(300));
-    let after = run.totals().generated;
+    eventually(Duration::from_secs(2), "20x more events at the new rate", || (run.totals().generated >= before + 20 * 200).then_some(()));
+    let took = changed.elapsed();
     run.stop();
     let s = run.join();
-    assert!(after - before > 5 * before.max(1), "before {before} after {after}");
+    assert!(took < Duration::from_secs(2), "4,000 events took {took:?}: the old rate would take 4 s");
     assert!(s.totals.balanced());
 }
 

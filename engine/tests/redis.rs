@@ -31,6 +31,7 @@ fn windows(url: &str, global: u64, key: &str, n: usize, secs: usize) -> (Vec<(u6
 /// its leases are sized for one instance, then for `n`).
 fn windows_after(url: &str, global: u64, key: &str, n: usize, secs: usize, alone: Duration) -> (Vec<(u64, f64)>, Vec<Run>) {
     let mut runs = vec![start(url, global, key, "")];
+    // The scenario: one instance alone for a while (its lease sizes are what is tested).
     std::thread::sleep(alone);
     runs.extend((1..n).map(|_| start(url, global, key, "")));
     let total = |runs: &[Run]| runs.iter().map(|r| r.totals().generated).sum::<u64>();
@@ -242,6 +243,7 @@ fn sample_until(limit: Duration, f: impl Fn() -> u64, mut done: impl FnMut() -> 
     let end = Instant::now() + limit;
     let mut out = vec![(Instant::now(), f())];
     while Instant::now() < end && !done() {
+        // A sampling interval: each sample carries its own time.
         std::thread::sleep(Duration::from_millis(5));
         out.push((Instant::now(), f()));
     }
@@ -413,6 +415,7 @@ fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
     let g = call_grant(&mut con, &script, key, 30, 30, 100, window, "a", 1, &calls).unwrap();
     assert_eq!(g.granted, 30);
     let first = score(&mut con, 0);
+    // Redis's clock must move between the two grants (their scores are compared).
     std::thread::sleep(Duration::from_millis(5));
     let g = call_grant(&mut con, &script, key, 60, 60, 100, window, "b", 1, &calls).unwrap();
     assert_eq!(g.granted, 60);

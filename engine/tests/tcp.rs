@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use spate_engine::{RawConfig, StartOptions};
+use spate_test_support::eventually;
 
 fn cfg(yaml: &str) -> spate_engine::RunConfig {
     RawConfig::from_yaml(yaml).unwrap().validate().unwrap()
@@ -69,7 +70,12 @@ fn reconnects_when_the_collector_comes_late() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let c = cfg(&format!("sink: \"tcp://127.0.0.1:{port}\"\nrate: 20000\ncount: 20000\nthreads: 1\nduration: 60s\n"));
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Events are generated and held while nothing listens: the sink has met a refused port.
+    let t = eventually(Duration::from_secs(10), "events held for the absent collector", || {
+        let t = run.totals();
+        (t.generated >= 200).then_some(t)
+    });
+    assert_eq!(t.delivered, 0, "delivered with no collector listening: {t:?}");
     let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let h = collector(l);
     let s = run.join();

@@ -41,7 +41,7 @@ impl Postgres {
         let mut pg = Postgres { port: 0, dir, bin, as_postgres };
         std::fs::write(pg.dir.join("pw"), Self::PASSWORD).unwrap();
         if as_postgres {
-            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().is_ok_and(|s| s.success());
             assert!(ok, "cannot hand {} to the postgres user", pg.dir.display());
         }
         let data = pg.dir.join("data");
@@ -85,7 +85,7 @@ impl Postgres {
         } else {
             c.args(["-m", "fast"]);
         }
-        c.arg(what).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+        c.arg(what).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
     }
 
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres`.

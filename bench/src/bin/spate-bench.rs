@@ -198,7 +198,8 @@ fn soak(args: &[String]) -> Result<()> {
     let mut rss_max = rss0;
     // The rate window ends just before the first instance reaches its configured duration (a
     // snapshot is taken there): the drain after generation stops is not part of the rate.
-    let window_end = run_for.and_then(|d| run.0.iter().map(|r| r.shared.started + d).min()).map(|e| e - Duration::from_millis(50));
+    let window_end =
+        run_for.and_then(|d| run.0.iter().map(|r| r.shared.started + d).min()).map(|e| e.checked_sub(Duration::from_millis(50)).unwrap());
     let mut at_end: Option<(spate_engine::stats::Totals, Instant)> = None;
     while !run.is_finished() {
         let mut wake = last.2 + sample;
@@ -285,12 +286,12 @@ fn soak(args: &[String]) -> Result<()> {
         report.events_per_sec,
         report.delivered_per_sec,
         report.acked_ratio,
-        report.rate_error_pct.map(|e| format!("{e:+.3} %")).unwrap_or_else(|| "n/a".into()),
+        report.rate_error_pct.map_or_else(|| "n/a".into(), |e| format!("{e:+.3} %")),
         report.rss_mb_start,
         report.rss_mb_end,
         report.rss_mb_max,
         report.cpu_s_per_million_events,
-        report.latency_ms.map(|l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)).unwrap_or_else(|| "n/a".into()),
+        report.latency_ms.map_or_else(|| "n/a".into(), |l| format!("p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", l.p50, l.p99, l.p999)),
     );
     if report.instances > 1 || report.redis_calls > 0 {
         let per: Vec<String> = report
@@ -319,7 +320,7 @@ fn soak(args: &[String]) -> Result<()> {
             if v.ok() && v.unique == report.summary.totals.generated { "zero loss" } else { "NOT clean" }
         );
     }
-    let out = flag(args, "--report").map(String::from).unwrap_or_else(|| format!("soak-{}.json", sc.name));
+    let out = flag(args, "--report").map_or_else(|| format!("soak-{}.json", sc.name), String::from);
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("report: {out}");
     Ok(())
@@ -375,7 +376,7 @@ fn bare_producer(args: &[String]) -> Result<()> {
         match producer.send(rec) {
             Ok(()) => sent += 1,
             Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
-                producer.poll(Duration::from_millis(1))
+                producer.poll(Duration::from_millis(1));
             }
             Err((e, _)) => bail!("produce failed: {e}"),
         }

@@ -12,7 +12,7 @@ use super::exchange::Reply;
 
 /// The token given as `--{flag} T` or in the file `--{flag}-file PATH` (its contents, trimmed).
 /// A missing, unreadable or empty file is an error; the token itself is never quoted.
-pub fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+pub(crate) fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
     let (t, key) = match (token, file) {
         (Some(t), _) => (t.trim().to_string(), format!("--{flag}")),
         (None, Some(p)) => {
@@ -37,7 +37,7 @@ pub fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Resul
 
 /// Refuses to serve `listen` without a token when other hosts can reach it (any resolved
 /// address is not loopback). `flag` names the listen flag, `token_flag` the token's.
-pub fn require_token_off_loopback(listen: &str, flag: &str, has_token: bool, token_flag: &str) -> Result<(), ConfigError> {
+pub(crate) fn require_token_off_loopback(listen: &str, flag: &str, has_token: bool, token_flag: &str) -> Result<(), ConfigError> {
     let addrs: Vec<_> = listen
         .to_socket_addrs()
         .map_err(|e| ConfigError::new(flag, format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
@@ -70,7 +70,7 @@ pub(super) fn check_bearer(token: &str, authorization: Option<&str>) -> Result<(
 
 /// Compares in time that depends only on the lengths, not on where the bytes differ.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
+    let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 /// A request as handlers see it: the body is already read (and capped).
-pub struct Request {
+pub(crate) struct Request {
     /// The client's address.
     pub remote: Option<std::net::IpAddr>,
     pub path: String,
@@ -17,12 +17,12 @@ pub struct Request {
 
 impl Request {
     /// Value of `name` in the query string (no percent-decoding: values here are plain words).
-    pub fn query_param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
         self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 }
 
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
@@ -30,14 +30,14 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, v: &Value) -> Reply {
+    pub(crate) fn json(status: u16, v: &Value) -> Reply {
         let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
         body.push(b'\n');
         Reply { status, content_type: "application/json", body, headers: Vec::new() }
     }
 
     /// `{"error": message, ...extra}`.
-    pub fn error(status: u16, message: impl Into<String>, extra: Value) -> Reply {
+    pub(crate) fn error(status: u16, message: impl Into<String>, extra: Value) -> Reply {
         let mut m = Map::new();
         m.insert("error".into(), Value::String(message.into()));
         if let Value::Object(o) = extra {
@@ -46,21 +46,21 @@ impl Reply {
         Reply::json(status, &Value::Object(m))
     }
 
-    pub fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
         Reply { status, content_type, body: body.into(), headers: Vec::new() }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
 }
 
 /// A path and the methods it answers. `open` paths need no token (liveness probes).
-pub struct Route {
+pub(crate) struct Route {
     pub path: &'static str,
     pub methods: &'static [&'static str],
     pub open: bool,
 }
 
-pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;

@@ -9,6 +9,6 @@ mod exchange;
 mod origin;
 mod server;
 
-pub use auth::{load_token, require_token_off_loopback};
-pub use exchange::{Handler, Reply, Request, Route};
-pub use server::{ApiStats, HttpOptions, HttpServer};
+pub(crate) use auth::{load_token, require_token_off_loopback};
+pub(crate) use exchange::{Handler, Reply, Request, Route};
+pub(crate) use server::{ApiStats, HttpOptions, HttpServer};

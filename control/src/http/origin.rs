@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::exchange::Reply;
 
-pub struct Names {
+pub(super) struct Names {
     bound: SocketAddr,
     /// `--allowed-host` values, lowercased: `name` (any port) or `name:port`.
     hosts: Vec<String>,
@@ -23,14 +23,14 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new(bound: SocketAddr, hosts: &[String], origins: &[String]) -> Names {
+    pub(super) fn new(bound: SocketAddr, hosts: &[String], origins: &[String]) -> Names {
         let norm = |s: &String| s.trim().trim_end_matches('/').to_ascii_lowercase();
         Names { bound, hosts: hosts.iter().map(norm).collect(), origins: origins.iter().map(norm).collect() }
     }
 
     /// Refuses a `Host` that is not this server's address (see the module docs) nor allowed by
     /// `--allowed-host`. A request without `Host` passes: browsers always send one.
-    pub fn check_host(&self, host: Option<&str>) -> Result<(), Reply> {
+    pub(super) fn check_host(&self, host: Option<&str>) -> Result<(), Reply> {
         let Some(host) = host else { return Ok(()) };
         if self.host_ok(&host.trim().to_ascii_lowercase()) {
             return Ok(());
@@ -67,7 +67,7 @@ impl Names {
 
     /// Refuses a state change whose `Origin` is present and is neither this server's (as named
     /// by the request's already checked `Host`, or its listen address) nor an allowed one.
-    pub fn check_origin(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Reply> {
+    pub(super) fn check_origin(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Reply> {
         let Some(origin) = origin else { return Ok(()) };
         let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
         let own = o.strip_prefix("http://").is_some_and(|rest| {
@@ -113,7 +113,7 @@ mod tests {
     use super::*;
 
     fn names(bound: &str, hosts: &[&str], origins: &[&str]) -> Names {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let s = |v: &[&str]| v.iter().map(std::string::ToString::to_string).collect::<Vec<_>>();
         Names::new(bound.parse().unwrap(), &s(hosts), &s(origins))
     }
 

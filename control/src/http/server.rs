@@ -39,15 +39,15 @@ use super::exchange::{Handler, Reply, Request, Route};
 use super::origin::Names;
 
 /// Largest request head (request line and headers).
-pub const HEAD_LIMIT: usize = 16 << 10;
+pub(super) const HEAD_LIMIT: usize = 16 << 10;
 /// Longest request target (path and query).
-pub const URL_LIMIT: usize = 4 << 10;
+pub(super) const URL_LIMIT: usize = 4 << 10;
 /// Largest request body.
-pub const BODY_LIMIT: usize = 1 << 20;
+pub(super) const BODY_LIMIT: usize = 1 << 20;
 /// How much of a body too large is read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 4 << 20;
 /// Time from accepting a connection to having read the whole request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once, and per client address.
 const MAX_CONNECTIONS: usize = 64;
 const MAX_PER_CLIENT: usize = 8;
@@ -65,7 +65,7 @@ const CONFIG_TYPES: [&str; 4] = ["application/json", "application/yaml", "applic
 
 /// Counters of the HTTP server itself.
 #[derive(Debug, Default)]
-pub struct ApiStats {
+pub(crate) struct ApiStats {
     by_code: [AtomicU64; CODES.len() + 1],
 }
 
@@ -76,15 +76,15 @@ impl ApiStats {
     }
 
     /// Replies so far by status code label ("200", ..., "other"), for the exposition.
-    pub fn by_code(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+    pub(crate) fn by_code(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         self.by_code
             .iter()
             .enumerate()
-            .map(|(i, c)| (CODES.get(i).map(|c| c.to_string()).unwrap_or_else(|| "other".into()), c.load(Relaxed)))
+            .map(|(i, c)| (CODES.get(i).map_or_else(|| "other".into(), std::string::ToString::to_string), c.load(Relaxed)))
     }
 }
 
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     pub routes: &'static [Route],
     /// Bearer token required on every non-open route.
     pub token: Option<String>,
@@ -97,14 +97,14 @@ pub struct HttpOptions {
 }
 
 /// The HTTP server; stops (in-flight requests get up to 2 s) and joins its thread when dropped.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HttpServer {
-    pub fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
+    pub(crate) fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
         let addr = resolve(listen)?;
         // Bound here, so a taken port is the caller's error, not the server thread's.
         let listener =
@@ -134,7 +134,7 @@ impl HttpServer {
         Ok(HttpServer { addr, stop, thread: Some(thread) })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
@@ -150,7 +150,7 @@ impl Drop for HttpServer {
 }
 
 /// Resolves `host:port` to one address (the first).
-pub fn resolve(listen: &str) -> Result<SocketAddr> {
+pub(super) fn resolve(listen: &str) -> Result<SocketAddr> {
     listen
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve listen address `{listen}`; write host:port, e.g. 127.0.0.1:8080"))?

@@ -6,11 +6,11 @@
 //! that derives rates and the batch-size histogram from those same counters. No metric is
 //! updated per event.
 
-pub mod catalogue;
+pub(crate) mod catalogue;
 mod observer;
 mod prometheus;
 mod view;
 
-pub use observer::spawn_ticker;
-pub use prometheus::{render, PROM_CONTENT_TYPE};
-pub use view::RunView;
+pub(crate) use observer::spawn_ticker;
+pub(crate) use prometheus::{render, PROM_CONTENT_TYPE};
+pub(crate) use view::RunView;

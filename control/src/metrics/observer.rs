@@ -17,11 +17,11 @@ use spate_engine::run::RunShared;
 /// How often the observer samples the counters (rates, batch-size histogram, breaker timer).
 const TICK: Duration = Duration::from_millis(250);
 /// Upper bounds of the batch-size histogram (events).
-pub const BATCH_BOUNDS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+pub(super) const BATCH_BOUNDS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 
 /// Values derived from successive counter snapshots, sampled by one thread at `TICK`.
 #[derive(Default)]
-pub struct Observer {
+pub(crate) struct Observer {
     inner: Mutex<ObserverInner>,
 }
 
@@ -39,15 +39,15 @@ struct ObserverInner {
 }
 
 impl Observer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Takes one sample of the run's counters. Called a few times a second, never per event.
-    pub fn tick(&self, shared: &RunShared) {
+    pub(crate) fn tick(&self, shared: &RunShared) {
         let now = Instant::now();
         let (mut batches, mut events, mut generated) = (0u64, 0u64, 0u64);
-        for w in shared.counters.workers.iter() {
+        for w in &shared.counters.workers {
             batches += w.batches_pushed.load(Relaxed);
             events += w.events_pushed.load(Relaxed);
             generated += w.generated.load(Relaxed);
@@ -81,7 +81,7 @@ impl Observer {
     }
 
     /// Events per second over the last second or so (0 before two samples exist).
-    pub fn current_rate(&self) -> f64 {
+    pub(crate) fn current_rate(&self) -> f64 {
         let g = self.inner.lock();
         match (g.samples.front(), g.samples.back()) {
             (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64(),
@@ -91,12 +91,12 @@ impl Observer {
 
     /// Seconds breaker `i` (`BREAKERS` order) has been out of closed without recovering (0
     /// while closed).
-    pub fn breaker_open_seconds(&self, i: usize) -> f64 {
-        self.inner.lock().not_closed_since[i].map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0)
+    pub(crate) fn breaker_open_seconds(&self, i: usize) -> f64 {
+        self.inner.lock().not_closed_since[i].map_or(0.0, |t| t.elapsed().as_secs_f64())
     }
 
     /// The batch-size histogram: cumulative counts at `BATCH_BOUNDS`, the sum and the count.
-    pub fn batch_histogram(&self) -> (Vec<u64>, u64, u64) {
+    pub(crate) fn batch_histogram(&self) -> (Vec<u64>, u64, u64) {
         let g = self.inner.lock();
         let mut acc = 0;
         let cumulative = g
@@ -112,7 +112,7 @@ impl Observer {
 }
 
 /// Runs `f` every `TICK` on its own thread until `stop` is set.
-pub fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Result<JoinHandle<()>> {
+pub(crate) fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("spate-observer".into())
         .spawn(move || {
@@ -127,7 +127,7 @@ pub fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Res
 /// The breakers a run may have: the sink's (Kafka's produce calls, or PostgreSQL's
 /// transactions: then named `postgres`) and Redis's (the global limiter's lease calls). Their
 /// names are the `breaker` label of the metrics.
-pub const BREAKERS: [&str; 2] = ["kafka", "redis"];
+pub(super) const BREAKERS: [&str; 2] = ["kafka", "redis"];
 
 /// The run's breakers in `BREAKERS` order, None where the run has no such breaker.
 pub(super) fn breakers_of(shared: &RunShared) -> [Option<&Breaker>; 2] {

@@ -24,14 +24,14 @@ use super::view::{BreakerView, RunView};
 use crate::http::ApiStats;
 
 /// Content type of the Prometheus text format 0.0.4.
-pub const PROM_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const PROM_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// Upper bounds (seconds) of the ack-latency histogram: 0.5 ms to 30 s.
 const LATENCY_BOUNDS_S: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 type Result = std::result::Result<(), std::fmt::Error>;
 
 /// Renders the whole exposition: process metrics, then the run's if there is one.
-pub fn render(run: Option<Arc<RunView>>, api: Arc<ApiStats>) -> String {
+pub(crate) fn render(run: Option<Arc<RunView>>, api: Arc<ApiStats>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exposition { run, api }));
     let mut out = String::with_capacity(8 * 1024);
@@ -110,7 +110,7 @@ fn histogram(enc: &mut DescriptorEncoder, m: &MetricDef, bounds: &[f64], cumulat
 impl Collector for Exposition {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result {
         samples(&mut enc, &BUILD_INFO, &[(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)])?;
-        one(&mut enc, &RUN_ACTIVE, self.run.as_ref().is_some_and(|r| r.active()) as u8 as f64)?;
+        one(&mut enc, &RUN_ACTIVE, f64::from(u8::from(self.run.as_ref().is_some_and(|r| r.active()))))?;
         if let Some(r) = &self.run {
             run(&mut enc, r)?;
         }
@@ -156,7 +156,7 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         samples(enc, m, &[(&[("sink", sink_kind)], v as f64)])?;
     }
     let (mut blocked_ns, mut batches) = (0u64, 0u64);
-    for w in s.counters.workers.iter() {
+    for w in &s.counters.workers {
         blocked_ns += w.blocked_ns.load(Relaxed);
         batches += w.batches_pushed.load(Relaxed);
     }
@@ -178,8 +178,8 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     one(enc, &PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64)?;
     one(enc, &INFLIGHT_LIMIT, s.counters.flush.inflight_limit.load(Relaxed) as f64)?;
     one(enc, &PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64)?;
-    one(enc, &INFLIGHT_BYTES, s.inflight_bytes.load(Relaxed) as f64)?;
-    one(enc, &INFLIGHT_BUDGET, s.max_inflight_bytes as f64)?;
+    one(enc, &INFLIGHT_BYTES, s.budget.used() as f64)?;
+    one(enc, &INFLIGHT_BUDGET, s.budget.max() as f64)?;
     {
         // Hold the lock only to copy the numbers out: the flush thread merges into it.
         let lat = s.latency.lock();
@@ -194,7 +194,7 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         for b in &breakers {
             let cur = b.breaker.state();
             for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                rows.push(([("breaker", b.name), ("state", st.as_str())], (st == cur) as u8 as f64));
+                rows.push(([("breaker", b.name), ("state", st.as_str())], f64::from(u8::from(st == cur))));
             }
         }
         let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
@@ -214,7 +214,7 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     }
     let mode = s.limiter.mode_name();
     let modes: Vec<([(&str, &str); 1], f64)> =
-        spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], (*m == mode) as u8 as f64)).collect();
+        spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], f64::from(u8::from(*m == mode)))).collect();
     let rows: Vec<(&[(&str, &str)], f64)> = modes.iter().map(|(l, v)| (&l[..], *v)).collect();
     samples(enc, &LIMITER_MODE, &rows)?;
     one(enc, &LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64)?;

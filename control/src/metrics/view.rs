@@ -12,29 +12,29 @@ use spate_engine::RunConfig;
 use super::observer::{breakers_of, Observer, BREAKERS};
 
 /// One run as the metrics and status code see it.
-pub struct RunView {
+pub(crate) struct RunView {
     pub shared: Arc<RunShared>,
     pub config: RunConfig,
     pub observer: Observer,
 }
 
 impl RunView {
-    pub fn new(shared: Arc<RunShared>, config: RunConfig) -> Self {
+    pub(crate) fn new(shared: Arc<RunShared>, config: RunConfig) -> Self {
         Self { shared, config, observer: Observer::new() }
     }
 
     /// Generating or draining (the flush thread has not finished).
-    pub fn active(&self) -> bool {
-        !self.shared.flush_done.load(Relaxed)
+    pub(crate) fn active(&self) -> bool {
+        !self.shared.lifecycle.is_finished()
     }
 
     /// Events per batch the workers aim for, within the configured batch size.
-    pub fn batch_target(&self) -> u64 {
+    pub(crate) fn batch_target(&self) -> u64 {
         self.shared.batch_target.load(Relaxed).clamp(1, self.config.batch_size.get() as u64)
     }
 
     /// The run's circuit breakers, in `BREAKERS` order, each with its recovery window.
-    pub fn breakers(&self) -> Vec<BreakerView<'_>> {
+    pub(crate) fn breakers(&self) -> Vec<BreakerView<'_>> {
         let sink_wait = match &self.config.sink {
             SinkConfig::Kafka(k) => k.breaker.open_wait,
             SinkConfig::Postgres(p) => p.breaker.open_wait,
@@ -60,7 +60,7 @@ impl RunView {
 }
 
 /// One circuit breaker as status and metrics show it.
-pub struct BreakerView<'a> {
+pub(crate) struct BreakerView<'a> {
     pub name: &'static str,
     pub breaker: &'a Breaker,
     /// Seconds out of closed without recovering (0 while closed).

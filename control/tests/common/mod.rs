@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_spate");
+pub(crate) mod faults;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_spate");
 
 /// A spawned `spate` process that prints its address on stderr; killed on drop.
-pub struct Proc {
+pub(crate) struct Proc {
     pub child: Child,
     pub addr: String,
     /// Everything the process wrote on stderr so far.
@@ -26,7 +28,7 @@ pub struct Proc {
 impl Proc {
     /// Spawns `spate args...` and waits (up to 30 s) for the stderr line starting with `marker`
     /// followed by `http://ADDR`.
-    pub fn spawn(args: &[&str], marker: &str) -> Proc {
+    pub(crate) fn spawn(args: &[&str], marker: &str) -> Proc {
         let mut child =
             Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn spate");
         let stderr = child.stderr.take().unwrap();
@@ -45,17 +47,14 @@ impl Proc {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("spate {args:?} did not print `{marker} http://...` within 30 s: {}", log.lock().unwrap());
-            }
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("spate {args:?} did not print `{marker} http://...` within 30 s: {}", log.lock().unwrap());
         };
         Proc { child, addr, stderr: log }
     }
 
-    pub fn serve(extra: &[&str]) -> Proc {
+    pub(crate) fn serve(extra: &[&str]) -> Proc {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         Proc::spawn(&args, "serve listening on")
@@ -69,26 +68,26 @@ impl Drop for Proc {
     }
 }
 
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Resp {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
-    pub fn error(&self) -> String {
+    pub(crate) fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.body)).to_string()
     }
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -102,42 +101,42 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     read_response(s)
 }
 
-pub fn read_response(mut s: TcpStream) -> Resp {
+pub(crate) fn read_response(mut s: TcpStream) -> Resp {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     parse_response(&raw).unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)))
 }
 
-pub fn get(addr: &str, path: &str) -> Resp {
+pub(crate) fn get(addr: &str, path: &str) -> Resp {
     http(addr, "GET", path, &[], b"")
 }
 
-pub fn post(addr: &str, path: &str, body: &str) -> Resp {
+pub(crate) fn post(addr: &str, path: &str, body: &str) -> Resp {
     http(addr, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
 }
 
-pub fn put(addr: &str, path: &str, body: &str) -> Resp {
+pub(crate) fn put(addr: &str, path: &str, body: &str) -> Resp {
     http(addr, "PUT", path, &[("Content-Type", "application/json")], body.as_bytes())
 }
 
-pub fn tmpdir(name: &str) -> PathBuf {
+pub(crate) fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spate-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-pub fn deploy(file: &str) -> PathBuf {
+pub(crate) fn deploy(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
 }
 
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 /// Where `name` (promtool or prometheus) is on PATH. When it is not there: panics, unless
 /// SPATE_SKIP_PROMTOOL=1, in which case it reports the skipped check and returns None.
-pub fn prometheus_tool(name: &str, check: &str) -> Option<PathBuf> {
+pub(crate) fn prometheus_tool(name: &str, check: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()));
     if found.is_some() {
         return found;
@@ -154,7 +153,7 @@ pub fn prometheus_tool(name: &str, check: &str) -> Option<PathBuf> {
     );
 }
 
-pub fn promtool_check_metrics(text: &str) {
+pub(crate) fn promtool_check_metrics(text: &str) {
     let Some(promtool) = prometheus_tool("promtool", "promtool check metrics") else {
         return;
     };
@@ -177,7 +176,7 @@ pub fn promtool_check_metrics(text: &str) {
 
 /// Runs `spate args...` to completion, killing it (and failing) if it is still running after
 /// `limit`: a command expected to refuse must not hang the test instead.
-pub fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {
+pub(crate) fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {
     let mut child =
         Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn spate");
     let end = std::time::Instant::now() + limit;
@@ -194,7 +193,7 @@ pub fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {
 
 /// Sends `request` as is and reads the response, giving up after `timeout` (then None, as for
 /// a connection closed without a response).
-pub fn raw(addr: &str, request: &[u8], timeout: Duration) -> Option<Resp> {
+pub(crate) fn raw(addr: &str, request: &[u8], timeout: Duration) -> Option<Resp> {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(timeout)).unwrap();
     s.set_write_timeout(Some(timeout)).unwrap();
@@ -205,7 +204,7 @@ pub fn raw(addr: &str, request: &[u8], timeout: Duration) -> Option<Resp> {
 }
 
 /// A response from its bytes, or None if they hold no complete head.
-pub fn parse_response(raw: &[u8]) -> Option<Resp> {
+pub(crate) fn parse_response(raw: &[u8]) -> Option<Resp> {
     let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();
@@ -214,23 +213,23 @@ pub fn parse_response(raw: &[u8]) -> Option<Resp> {
     Some(Resp { status, headers, body: body.to_string() })
 }
 
-pub fn post_json(addr: &str, path: &str, body: &Value) -> Resp {
+pub(crate) fn post_json(addr: &str, path: &str, body: &Value) -> Resp {
     post(addr, path, &body.to_string())
 }
 
-pub fn port(addr: &str) -> &str {
+pub(crate) fn port(addr: &str) -> &str {
     addr.rsplit(':').next().unwrap()
 }
 
 /// A memory figure of a process in kB (`VmRSS`, `VmHWM`), from /proc.
-pub fn status_kb(pid: u32, field: &str) -> u64 {
+pub(crate) fn status_kb(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = s.lines().find(|l| l.split(':').next() == Some(field)).unwrap_or_else(|| panic!("no {field} line"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// Connects from `from` (a loopback address of this host) to 127.0.0.1:`port`.
-pub fn socket2_connect(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
+pub(crate) fn socket2_connect(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket/bind/connect calls on a descriptor this function owns until it is
     // handed to `TcpStream` (which then closes it); the addresses are valid sockaddr_in values.

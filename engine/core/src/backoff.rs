@@ -28,6 +28,14 @@ impl Backoff {
         Self { base_ns, cap_ns: (cap.as_nanos() as u64).max(base_ns), rng: Rng::new(seed), failures: 0 }
     }
 
+    /// A reconnect schedule for the peer `key`, seeded from the key, this process and the wall
+    /// clock, so that instances that lost the same peer together draw different waits.
+    pub fn reconnects(base: Duration, cap: Duration, key: &str) -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let seed = crate::rng::fnv1a(key.as_bytes()) ^ u64::from(std::process::id()).rotate_left(32) ^ now;
+        Self::new(base, cap, seed)
+    }
+
     /// The upper bound of the wait before attempt `attempt` (0-based).
     pub fn ceiling_ns(&self, attempt: u8) -> u64 {
         self.base_ns.saturating_mul(1u64 << attempt.min(32)).min(self.cap_ns)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Monotonic nanoseconds since an arbitrary origin fixed when the clock was made.
 pub trait Clock: Send + Sync + 'static {
+    /// Now, in nanoseconds since the clock's origin.
     fn now_ns(&self) -> u64;
     /// Waits until `deadline_ns` (or returns at once if it has passed).
     fn sleep_until(&self, deadline_ns: u64);
@@ -19,6 +20,7 @@ pub struct MonotonicClock {
 }
 
 impl MonotonicClock {
+    /// A clock whose origin is now.
     pub fn new() -> Self {
         Self { origin: Instant::now() }
     }
@@ -51,12 +53,15 @@ pub struct FakeClock {
 }
 
 impl FakeClock {
+    /// A clock at 0 that moves only when told.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Moves the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
         self.now.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
+    /// Sets the clock to `ns`.
     pub fn set_ns(&self, ns: u64) {
         self.now.store(ns, Ordering::SeqCst);
     }
@@ -79,10 +84,12 @@ pub struct WallAnchor {
 }
 
 impl WallAnchor {
+    /// Anchors `clock`'s time to the wall clock now.
     pub fn new(clock: &dyn Clock) -> Self {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         Self { unix_ns_at_zero: unix.saturating_sub(clock.now_ns()) }
     }
+    /// Unix time in ns of monotonic time `mono_ns`.
     #[inline]
     pub fn unix_ns(&self, mono_ns: u64) -> u64 {
         self.unix_ns_at_zero + mono_ns

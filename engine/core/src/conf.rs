@@ -50,6 +50,7 @@ impl HumanDuration {
         (secs.is_finite() && (0.0..=365.0 * 86_400.0).contains(&secs)).then(|| HumanDuration(Duration::from_secs_f64(secs)))
     }
 
+    /// The duration.
     pub fn get(self) -> Duration {
         self.0
     }
@@ -131,6 +132,7 @@ impl JsonSchema for HumanDuration {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
+    /// Reads `512`, `64KiB`, `16MiB`, `1GiB` (or `KB`, `MB`, `GB` in powers of 1000).
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         let i = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -210,6 +212,7 @@ macro_rules! path_type {
         pub struct $name(pub PathBuf);
 
         impl $name {
+            /// The path as written.
             pub fn path(&self) -> &Path {
                 &self.0
             }
@@ -261,6 +264,7 @@ path_type!(
 pub struct SecretText(pub String);
 
 impl SecretText {
+    /// The secret text (to be handed to the client that needs it, never logged).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -309,6 +313,7 @@ impl From<&str> for SecretUrl {
 }
 
 impl SecretUrl {
+    /// The URL, password included (to be handed to the client, never logged).
     pub fn as_str(&self) -> &str {
         &self.0
     }

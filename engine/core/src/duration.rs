@@ -15,10 +15,11 @@ pub fn parse_duration_or_zero(s: &str, key: &str) -> Result<Duration, ConfigErro
     }
 }
 
+/// Reads a duration like `500ms`, `30s`, `5m` or `1h` for `key`; an error names the key.
 pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
     let fix = "write a duration like 500ms, 30s, 5m or 1h";
     let t = s.trim();
-    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| t.split_at(i)).unwrap_or((t, "s"));
+    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
     let v: f64 = num.parse().map_err(|_| ConfigError::new(key, format!("`{s}` is not a duration"), fix))?;
     let secs = match unit {
         "ms" => v / 1000.0,

@@ -17,6 +17,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// A problem with setting `key`: what is wrong and how to fix it.
     pub fn new(key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
         Self { key: key.into(), message: message.into(), fix: fix.into() }
     }

@@ -13,6 +13,8 @@
 //! - [`rng`]: the PRNG (wyrand seeded by splitmix64);
 //! - [`rate_log`]: rate-limited warnings.
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod backoff;
 pub mod breaker;

@@ -20,7 +20,7 @@ pub fn splitmix64(x: u64) -> u64 {
 pub fn fnv1a(s: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in s {
-        h ^= b as u64;
+        h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
@@ -43,17 +43,18 @@ impl Rng {
         Self::new(splitmix64(seed) ^ splitmix64(stream.wrapping_add(0x5851_f42d_4c95_7f2d)))
     }
 
+    /// The next 64 random bits (wyrand).
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = (self.state as u128).wrapping_mul((self.state ^ 0xe703_7ed1_a0b4_28db) as u128);
+        let t = u128::from(self.state).wrapping_mul(u128::from(self.state ^ 0xe703_7ed1_a0b4_28db));
         ((t >> 64) as u64) ^ (t as u64)
     }
 
     /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-64 * n, negligible here).
     #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform index into a slice of length `n`.
@@ -93,26 +94,26 @@ impl Rng {
 
     /// Index drawn with probability proportional to `weights` (which must not all be 0).
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
-        let total: u64 = weights.iter().map(|&w| w as u64).sum();
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
         let mut x = self.below(total.max(1));
         for (i, &w) in weights.iter().enumerate() {
-            if x < w as u64 {
+            if x < u64::from(w) {
                 return i;
             }
-            x -= w as u64;
+            x -= u64::from(w);
         }
         weights.len() - 1
     }
 
     /// Picks from `(value, weight)` pairs.
     pub fn pick_weighted<'a, T>(&mut self, items: &'a [(T, u32)]) -> &'a T {
-        let total: u64 = items.iter().map(|(_, w)| *w as u64).sum();
+        let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
         let mut x = self.below(total.max(1));
         for (v, w) in items {
-            if x < *w as u64 {
+            if x < u64::from(*w) {
                 return v;
             }
-            x -= *w as u64;
+            x -= u64::from(*w);
         }
         &items[items.len() - 1].0
     }

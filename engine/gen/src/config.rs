@@ -17,6 +17,7 @@ pub const MAX_SIZE: usize = 1 << 20;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct EventConfig {
+    /// The output format.
     pub format: Format,
     /// Source name and weight, e.g. `[("web", 70), ("app", 20), ("payment", 10)]`.
     pub sources: Vec<(String, u32)>,
@@ -25,6 +26,7 @@ pub struct EventConfig {
     /// Pad each event to about this many bytes (newline included); fields that do not fit
     /// are left out, last first.
     pub size: Option<usize>,
+    /// The seed every variant and worker PRNG derives from.
     pub seed: u64,
     /// The trace context each line carries.
     pub trace: TraceContext,

@@ -50,7 +50,7 @@ pub(crate) struct NumGen {
 }
 
 impl NumGen {
-    pub fn new(min: f64, max: f64, decimals: u8, dist: Dist) -> Self {
+    pub(crate) fn new(min: f64, max: f64, decimals: u8, dist: Dist) -> Self {
         Self { min, max, decimals, dist }
     }
 
@@ -71,8 +71,8 @@ impl NumGen {
     }
 
     /// One value, scaled by `10^decimals`.
-    pub fn sample(&self, rng: &mut Rng) -> i64 {
-        let scale = 10f64.powi(self.decimals as i32);
+    pub(crate) fn sample(&self, rng: &mut Rng) -> i64 {
+        let scale = 10f64.powi(i32::from(self.decimals));
         let v = self.sample_f64(rng);
         if self.decimals == 0 && matches!(self.dist, Dist::Uniform) {
             // Whole numbers: make both ends as likely as the rest.
@@ -83,8 +83,8 @@ impl NumGen {
 
     /// TABLE + 1 sorted sample points: the hot path picks a cell and a point within it, which
     /// follows the distribution closely while staying a couple of instructions.
-    pub fn quantiles(&self, rng: &mut Rng) -> Vec<i64> {
-        let scale = 10f64.powi(self.decimals as i32);
+    pub(crate) fn quantiles(&self, rng: &mut Rng) -> Vec<i64> {
+        let scale = 10f64.powi(i32::from(self.decimals));
         let mut pts: Vec<i64> = if matches!(self.dist, Dist::Uniform) {
             // Exact evenly spaced points: uniform cells give an exactly uniform result.
             (0..=TABLE).map(|i| ((self.min + (self.max - self.min) * i as f64 / TABLE as f64) * scale).round() as i64).collect()
@@ -96,7 +96,7 @@ impl NumGen {
     }
 
     /// Formats a scaled value.
-    pub fn format(v: i64, decimals: u8) -> String {
+    pub(crate) fn format(v: i64, decimals: u8) -> String {
         let mut out = Vec::new();
         write_scaled(&mut out, v, decimals);
         String::from_utf8(out).expect("ascii")

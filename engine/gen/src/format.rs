@@ -29,6 +29,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order the CLI lists them.
     pub const ALL: [Format; 7] =
         [Format::Json, Format::Logfmt, Format::ApacheCommon, Format::ApacheCombined, Format::Rfc5424, Format::Rfc3164, Format::Avro];
 
@@ -36,6 +37,7 @@ impl Format {
     pub const TEXT: [Format; 6] =
         [Format::Json, Format::Logfmt, Format::ApacheCommon, Format::ApacheCombined, Format::Rfc5424, Format::Rfc3164];
 
+    /// The format's name in configs and flags.
     pub fn name(self) -> &'static str {
         match self {
             Format::Json => "json",
@@ -103,8 +105,10 @@ pub enum TraceContext {
 }
 
 impl TraceContext {
+    /// Every form, in the order the CLI lists them.
     pub const ALL: [TraceContext; 3] = [TraceContext::Traceparent, TraceContext::Ids, TraceContext::None];
 
+    /// The form's name in configs and flags.
     pub fn name(self) -> &'static str {
         match self {
             TraceContext::Traceparent => "traceparent",
@@ -139,7 +143,9 @@ pub(crate) fn json_str(s: &str, out: &mut Vec<u8>) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -211,7 +217,7 @@ pub(crate) fn sd_val(s: &str, out: &mut Vec<u8>) {
 
 /// Printable US-ASCII without spaces, at most `max` bytes, never empty (syslog header fields).
 pub(crate) fn header_token(s: &str, max: usize) -> String {
-    let t: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
+    let t: String = s.chars().filter(char::is_ascii_graphic).take(max).collect();
     if t.is_empty() {
         "-".to_string()
     } else {
@@ -221,7 +227,7 @@ pub(crate) fn header_token(s: &str, max: usize) -> String {
 
 /// An RFC 3164 TAG: alphanumerics only, 1 to 32 of them.
 pub(crate) fn tag(s: &str) -> String {
-    let t: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
+    let t: String = s.chars().filter(char::is_ascii_alphanumeric).take(32).collect();
     if t.is_empty() {
         "spate".to_string()
     } else {
@@ -235,7 +241,7 @@ fn render_pooled(raw: &str, kind: Kind, ctx: Ctx, out: &mut Vec<u8>) {
     match (kind, ctx) {
         (Kind::Num, _) => out.extend_from_slice(raw.as_bytes()),
         (Kind::Str, Ctx::Json) => json_str(raw, out),
-        (Kind::Str, Ctx::Logfmt) | (Kind::Str, Ctx::Msg) => logfmt_val(raw, out),
+        (Kind::Str, Ctx::Logfmt | Ctx::Msg) => logfmt_val(raw, out),
         (Kind::Str, _) => unreachable!("Avro pools are rendered by event/avro.rs"),
     }
 }
@@ -424,7 +430,7 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
             e.lit(b"\n");
         }
         Format::Rfc5424 => {
-            let pri = rec.facility as u32 * 8 + rec.severity as u32;
+            let pri = u32::from(rec.facility) * 8 + u32::from(rec.severity);
             e.lit(format!("<{pri}>1 ").as_bytes());
             e.op(Op::Ts3339);
             e.lit(b" ");
@@ -447,7 +453,7 @@ pub(crate) fn render(format: Format, source: &str, rec: &Record, pad: bool, e: &
         }
         Format::Avro => unreachable!("Avro records are rendered by event/avro.rs"),
         Format::Rfc3164 => {
-            let pri = rec.facility as u32 * 8 + rec.severity as u32;
+            let pri = u32::from(rec.facility) * 8 + u32::from(rec.severity);
             e.lit(format!("<{pri}>").as_bytes());
             e.op(Op::TsBsd);
             e.lit(b" ");

@@ -110,8 +110,9 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The generator of worker `worker` for `spec`, in run `run_id`.
     pub fn new(spec: Arc<EventSpec>, worker: u16, run_id: RunId) -> Generator {
-        let mut rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | worker as u64);
+        let mut rng = Rng::derive(spec.seed, 0x5eed_0000_0000 | u64::from(worker));
         let next = rng.next_u64();
         let mut id = [0u8; 64];
         let p = format!("{run_id}-{worker}-");
@@ -122,7 +123,7 @@ impl Generator {
         trace.extend_from_slice(&[0; CHUNK]);
         // Trace context has its own stream, keyed by the run as well as the seed: two runs with
         // the same seed make the same events but never share a trace id.
-        let trace_rng = Rng::derive(spec.seed ^ spate_core::rng::splitmix64(run_id.0), 0x7ace_0000_0000 | worker as u64);
+        let trace_rng = Rng::derive(spec.seed ^ spate_core::rng::splitmix64(run_id.0), 0x7ace_0000_0000 | u64::from(worker));
         let mut g = Generator {
             spec,
             rng,
@@ -170,7 +171,7 @@ impl Generator {
         let (src, v) = spec.pick(r);
         let (start, len) = (v.start, v.len);
         spec.touch(spec.pick(self.next).1);
-        let trace = ((self.trace_rng.next_u64() as u128) << 64 | self.trace_rng.next_u64() as u128).max(1);
+        let trace = (u128::from(self.trace_rng.next_u64()) << 64 | u128::from(self.trace_rng.next_u64())).max(1);
         let span = self.trace_rng.next_u64().max(1);
         *meta = EventMeta {
             seq,
@@ -221,7 +222,7 @@ impl Generator {
                     if spec.tp_in_block != EventMeta::NONE {
                         meta.tp_at = (out.len() - begin) as u32 + spec.tp_in_block;
                     }
-                    put_chunked(out, &self.trace, self.trace_len)
+                    put_chunked(out, &self.trace, self.trace_len);
                 }
                 Op::Num { table, decimals } => {
                     let v = spec.draw(&mut self.rng, table);
@@ -292,7 +293,7 @@ impl Generator {
                 Op::AvroSession { slot } => {
                     let (off, len) = spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
                     let mut b = [0u8; 10];
-                    let n = crate::avro::put_long(&mut b, len as i64);
+                    let n = crate::avro::put_long(&mut b, i64::from(len));
                     out.extend_from_slice(&b[..n]);
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }

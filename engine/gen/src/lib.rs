@@ -53,6 +53,8 @@
 //! Variants derive from the seed and the source name; each worker's PRNG (wyrand, see
 //! [`spate_core::rng`]) from the seed and the worker index. Same seed, same events, apart from
 //! timestamps and the run id.
+#![warn(clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 pub mod avro;
 mod config;

@@ -5,17 +5,23 @@ use std::fmt;
 /// Identity of one generated event (for Kafka keys and headers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventMeta {
+    /// The event's sequence number within its worker.
     pub seq: u64,
+    /// Its W3C trace id (never 0).
     pub trace_id: u128,
+    /// Its W3C span id (never 0).
     pub span_id: u64,
     /// Index into [`EventSpec::source_names`].
     pub source: u16,
+    /// The worker that made it.
     pub worker: u16,
     /// Where the event's id and its `traceparent` (55 bytes) are in its own line, when the
     /// format writes them ([`EventMeta::NONE`] otherwise): the Kafka sink reuses those bytes
     /// for its headers instead of formatting them again.
     pub id_at: u32,
+    /// Length of the id at `id_at`.
     pub id_len: u32,
+    /// Where the `traceparent` value starts in the line.
     pub tp_at: u32,
 }
 
@@ -49,8 +55,8 @@ pub struct RunId(pub u64);
 impl RunId {
     /// A fresh id from the wall clock and the process id (not from the seed: runs differ).
     pub fn random() -> RunId {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        RunId(spate_core::rng::splitmix64(now ^ ((std::process::id() as u64) << 40)))
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        RunId(spate_core::rng::splitmix64(now ^ (u64::from(std::process::id()) << 40)))
     }
 }
 

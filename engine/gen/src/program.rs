@@ -91,7 +91,7 @@ pub(crate) enum Dyn {
 }
 
 impl Dyn {
-    pub fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Dyn::Num { .. } | Dyn::Seq => Kind::Num,
             Dyn::Pool { kind, .. } => kind,
@@ -186,7 +186,7 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// Stores `bytes` in the blob once and returns its offset.
-    pub fn intern(&mut self, bytes: &[u8]) -> u32 {
+    pub(crate) fn intern(&mut self, bytes: &[u8]) -> u32 {
         if let Some(&off) = self.intern.get(bytes) {
             return off;
         }
@@ -197,7 +197,7 @@ impl Builder {
     }
 
     /// Registers a quantile table (`points` sorted, TABLE + 1 of them); returns its id.
-    pub fn add_table(&mut self, points: &[i64]) -> u32 {
+    pub(crate) fn add_table(&mut self, points: &[i64]) -> u32 {
         debug_assert_eq!(points.len(), TABLE + 1);
         let id = (self.tables.len() / (TABLE + 1)) as u32;
         self.tables.extend_from_slice(points);
@@ -205,14 +205,14 @@ impl Builder {
     }
 
     /// Registers TABLE raw values (escaped later per format); returns its id.
-    pub fn add_raw_pool(&mut self, values: Vec<String>, kind: Kind) -> u32 {
+    pub(crate) fn add_raw_pool(&mut self, values: Vec<String>, kind: Kind) -> u32 {
         debug_assert_eq!(values.len(), TABLE);
         self.raw_pools.push(RawPool { values, kind });
         (self.raw_pools.len() - 1) as u32
     }
 
     /// Registers already-safe entries (no escaping needed); returns the base index.
-    pub fn add_entries(&mut self, values: &[String]) -> u32 {
+    pub(crate) fn add_entries(&mut self, values: &[String]) -> u32 {
         let base = self.pool_entries.len() as u32;
         for v in values {
             let off = self.intern(v.as_bytes());
@@ -222,18 +222,18 @@ impl Builder {
     }
 
     /// The values of raw pool `raw`.
-    pub fn raw_pool(&self, raw: u32) -> &[String] {
+    pub(crate) fn raw_pool(&self, raw: u32) -> &[String] {
         &self.raw_pools[raw as usize].values
     }
 
     /// A new session field; returns its slot.
-    pub fn add_session(&mut self, def: SessionDef) -> u32 {
+    pub(crate) fn add_session(&mut self, def: SessionDef) -> u32 {
         self.sessions.push(def);
         (self.sessions.len() - 1) as u32
     }
 
     /// The pool `raw` rendered for `ctx` with `render` (cached); returns the base index.
-    pub fn rendered_pool(&mut self, raw: u32, ctx: Ctx, render: impl Fn(&str, Kind, &mut Vec<u8>)) -> u32 {
+    pub(crate) fn rendered_pool(&mut self, raw: u32, ctx: Ctx, render: impl Fn(&str, Kind, &mut Vec<u8>)) -> u32 {
         if let Some(&b) = self.rendered.get(&(raw, ctx)) {
             return b;
         }
@@ -252,7 +252,7 @@ impl Builder {
     }
 
     /// Average rendered length of a pool (for size estimates).
-    pub fn pool_avg_len(&self, base: u32, n: u32) -> usize {
+    pub(crate) fn pool_avg_len(&self, base: u32, n: u32) -> usize {
         let s: usize = self.pool_entries[base as usize..(base + n) as usize].iter().map(|e| e.1 as usize).sum();
         s / n.max(1) as usize
     }
@@ -269,19 +269,19 @@ pub(crate) struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(b: &'a mut Builder) -> Self {
+    pub(crate) fn new(b: &'a mut Builder) -> Self {
         let start = b.ops.len();
         Self { b, start, lit: Vec::with_capacity(256) }
     }
 
-    pub fn lit(&mut self, s: &[u8]) {
+    pub(crate) fn lit(&mut self, s: &[u8]) {
         self.lit.extend_from_slice(s);
     }
 
     /// A literal that recurs across variants (user agents, referrers...): long ones get a Lit
     /// op of their own so the blob stores them once and they stay hot in cache, instead of
     /// being repeated inside every variant's merged run.
-    pub fn shared(&mut self, s: &[u8]) {
+    pub(crate) fn shared(&mut self, s: &[u8]) {
         if s.len() < SHARED_MIN {
             self.lit(s);
         } else {
@@ -291,7 +291,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    pub fn lit_buf(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn lit_buf(&mut self) -> &mut Vec<u8> {
         &mut self.lit
     }
 
@@ -303,13 +303,13 @@ impl<'a> Emitter<'a> {
         self.lit.clear();
     }
 
-    pub fn op(&mut self, op: Op) {
+    pub(crate) fn op(&mut self, op: Op) {
         self.flush();
         self.b.ops.push(op);
     }
 
     /// Ends the program; returns (first op, op count).
-    pub fn finish(mut self) -> (u32, u32) {
+    pub(crate) fn finish(mut self) -> (u32, u32) {
         self.flush();
         (self.start as u32, (self.b.ops.len() - self.start) as u32)
     }

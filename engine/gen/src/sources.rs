@@ -26,7 +26,7 @@ fn table(b: &mut Builder, rng: &mut Rng, g: NumGen) -> Dyn {
 
 impl SourceGen {
     /// The built-in source `name`, if there is one.
-    pub fn builtin(name: &str, b: &mut Builder, rng: &mut Rng) -> Option<SourceGen> {
+    pub(crate) fn builtin(name: &str, b: &mut Builder, rng: &mut Rng) -> Option<SourceGen> {
         Some(match name {
             "web" => SourceGen::Web {
                 // Response sizes and latencies are heavy-tailed: lognormal.
@@ -42,7 +42,7 @@ impl SourceGen {
         })
     }
 
-    pub fn record(&self, rng: &mut Rng) -> Record {
+    pub(crate) fn record(&self, rng: &mut Rng) -> Record {
         match self {
             SourceGen::Web { bytes, latency } => web(rng, *bytes, *latency),
             SourceGen::App => app(rng),

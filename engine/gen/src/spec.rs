@@ -29,7 +29,7 @@ impl Variant {
         let (hot, hot_len) = b.ops[start as usize..(start + len) as usize]
             .iter()
             .filter_map(|op| match *op {
-                Op::Lit { len, off } => Some((off, len as u32)),
+                Op::Lit { len, off } => Some((off, u32::from(len))),
                 _ => None,
             })
             .max_by_key(|l| l.1)
@@ -328,14 +328,14 @@ impl EventSpec {
         // Slack so that every blob copy can move whole chunks (see `put_chunked`).
         b.blob.extend_from_slice(&[0; CHUNK]);
 
-        let total: u64 = cfg.sources.iter().map(|(_, w)| *w as u64).sum();
+        let total: u64 = cfg.sources.iter().map(|(_, w)| u64::from(*w)).sum();
         let mut acc = 0u64;
         let thresholds = cfg
             .sources
             .iter()
             .map(|(_, w)| {
-                acc += *w as u64;
-                ((acc as u128) << 32).div_ceil(total as u128) as u64
+                acc += u64::from(*w);
+                (u128::from(acc) << 32).div_ceil(u128::from(total)) as u64
             })
             .collect();
 
@@ -349,7 +349,7 @@ impl EventSpec {
             .and_then(|&(pos, _)| pos.checked_sub(3))
             .filter(|&p| trace_block.get(p..p + 55).is_some_and(|t| t.starts_with(b"00-") && t.ends_with(b"-01")))
             .map_or(EventMeta::NONE, |p| p as u32);
-        let avro_records: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+        let avro_records: Vec<String> = schemas.iter().map(std::string::ToString::to_string).collect();
         let avro_schema = match schemas.len() {
             0 => None,
             1 => Some(schemas.pop().expect("one").to_string()),
@@ -386,6 +386,7 @@ impl EventSpec {
         &self.names
     }
 
+    /// The format the spec renders.
     pub fn format(&self) -> Format {
         self.format
     }
@@ -417,12 +418,12 @@ impl EventSpec {
     /// A per-event number from quantile table `table`: a point of a random cell.
     #[inline]
     pub(crate) fn draw(&self, rng: &mut Rng, table: u32) -> i64 {
-        let t = &self.tables[table as usize * (TABLE + 1)..][..TABLE + 1];
+        let t = &self.tables[table as usize * (TABLE + 1)..][..=TABLE];
         let r = rng.next_u64();
         let i = (r as usize) & (TABLE - 1);
         let (lo, hi) = (t[i], t[i + 1]);
         // The top 52 bits scaled onto [lo, hi].
-        lo + (((r >> 12) as u128 * ((hi - lo) as u128 + 1)) >> 52) as i64
+        lo + ((u128::from(r >> 12) * ((hi - lo) as u128 + 1)) >> 52) as i64
     }
 
     /// The blob (offset, length) of session field `slot`'s id for this event; `st` is the
@@ -431,9 +432,9 @@ impl EventSpec {
     pub(crate) fn session_entry(&self, st: &mut (u32, u32), rng: &mut Rng, slot: u32) -> (u32, u32) {
         let d = self.sessions[slot as usize];
         if st.1 == 0 {
-            st.0 = rng.below(d.n as u64) as u32;
+            st.0 = rng.below(u64::from(d.n)) as u32;
             // Run lengths 1..=2*reuse-1: about `reuse` on average.
-            st.1 = 1 + rng.below(2 * d.reuse as u64 - 1) as u32;
+            st.1 = 1 + rng.below(2 * u64::from(d.reuse) - 1) as u32;
         }
         st.1 -= 1;
         self.pool_entries[(d.base + st.0) as usize]

@@ -150,7 +150,7 @@ impl FieldGen {
             FieldGen::Ipv6 => Val::Str(public_ipv6(rng)),
             FieldGen::Uuid => Val::Str(uuid_v4(rng.next_u64(), rng.next_u64())),
             FieldGen::Words { list, min, max } => {
-                let n = rng.range_i64(*min as i64, *max as i64);
+                let n = rng.range_i64(i64::from(*min), i64::from(*max));
                 let words: Vec<&str> = (0..n).map(|_| rng.pick(list).as_str()).collect();
                 Val::Str(words.join(" "))
             }
@@ -181,7 +181,7 @@ pub(crate) struct CompiledTemplate {
 }
 
 impl CompiledTemplate {
-    pub fn record(&self, rng: &mut Rng) -> Record {
+    pub(crate) fn record(&self, rng: &mut Rng) -> Record {
         let fields: Vec<(String, Val)> = self.fields.iter().map(|(k, g)| (k.clone(), g.sample(rng))).collect();
         let msg = logfmt_msg(&fields);
         Record {
@@ -326,7 +326,7 @@ fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Re
             } else if let Some(n) = m.float {
                 num_gen(&n, false)?
             } else if let Some(w) = m.words {
-                let list = w.list.unwrap_or_else(|| DEFAULT_WORDS.iter().map(|s| s.to_string()).collect());
+                let list = w.list.unwrap_or_else(|| DEFAULT_WORDS.iter().map(std::string::ToString::to_string).collect());
                 if list.is_empty() {
                     return err("`words.list` is empty", "list at least one word, or omit `list` for the built-in words");
                 }
@@ -403,7 +403,7 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
         }
         d
     };
-    let limit = 9.0e15 / 10f64.powi(decimals as i32);
+    let limit = 9.0e15 / 10f64.powi(i32::from(decimals));
     if n.min.abs() > limit || n.max.abs() > limit {
         return err(format!("the range is too large for {decimals} decimals"), format!("keep min and max within ±{limit:e}"));
     }

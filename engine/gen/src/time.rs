@@ -15,7 +15,7 @@ pub(crate) struct Civil {
 
 impl Civil {
     /// Howard Hinnant's `civil_from_days`.
-    pub fn from_unix(secs: u64) -> Civil {
+    pub(crate) fn from_unix(secs: u64) -> Civil {
         let days = (secs / 86_400) as i64;
         let rem = (secs % 86_400) as u32;
         let z = days + 719_468;

@@ -7,6 +7,8 @@
 //! A limiter answers "not until T" (`Acquire::Wait`) instead of spinning, so a worker never
 //! busy-waits on it. Nothing here depends on the run or the engine: the engine builds each
 //! worker's limiter through a [`LimiterFactory`].
+#![warn(clippy::unwrap_used)]
+#![warn(missing_docs)]
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
@@ -29,8 +31,10 @@ pub enum Rate {
 }
 
 impl Rate {
+    /// The highest rate accepted, in events/s.
     pub const MAX_PER_SEC: u64 = 10_000_000;
 
+    /// Events per second, or None for `max`.
     pub fn per_sec(self) -> Option<u64> {
         match self {
             Rate::Max => None,
@@ -53,12 +57,16 @@ impl std::fmt::Display for Rate {
 pub enum Acquire {
     /// This many tokens (1..=want) are granted now.
     Granted(u32),
-    /// None now; ask again at this monotonic time (ns).
-    Wait { until_ns: u64 },
+    /// None now; ask again later.
+    Wait {
+        /// The monotonic time (ns) to ask again at.
+        until_ns: u64,
+    },
 }
 
 /// A per-worker rate limiter. Owned by one worker thread: no sharing, no locks.
 pub trait RateLimiter: Send {
+    /// Asks for up to `want` events at monotonic time `now_ns`.
     fn acquire(&mut self, want: u32, now_ns: u64) -> Acquire;
     /// The rate changed at run time (`PUT /v1/rate`); restart the schedule from `now_ns`.
     fn set_rate(&mut self, rate: Rate, now_ns: u64);

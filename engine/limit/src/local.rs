@@ -63,19 +63,19 @@ impl TokenBucket {
     /// Keeps up to `d` of missed schedule as credit (at least one chunk, so sleep overshoot is
     /// always made up).
     pub fn with_catch_up(mut self, d: std::time::Duration) -> Self {
-        self.catch_up_ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.catch_up_ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.catch_up = self.catch_up_tokens();
         self
     }
 
     fn catch_up_tokens(&self) -> u64 {
-        let t = self.rate as u128 * self.catch_up_ns as u128 / (self.share as u128 * NS_PER_SEC);
-        (t.min(u64::MAX as u128) as u64).max(self.chunk)
+        let t = u128::from(self.rate) * u128::from(self.catch_up_ns) / (u128::from(self.share) * NS_PER_SEC);
+        (t.min(u128::from(u64::MAX)) as u64).max(self.chunk)
     }
 
     fn restart(&mut self, now_ns: u64) {
         // Phase: worker i's first token is at now + i/rate, so workers interleave.
-        let phase = (self.worker as u128 * NS_PER_SEC / self.rate as u128) as u64;
+        let phase = (u128::from(self.worker) * NS_PER_SEC / u128::from(self.rate)) as u64;
         self.start_ns = now_ns + phase;
         self.consumed = 0;
         self.chunk = (self.rate / self.share / 1000).max(1);
@@ -88,16 +88,16 @@ impl TokenBucket {
         if now_ns < self.start_ns {
             return 0;
         }
-        let elapsed = (now_ns - self.start_ns) as u128;
-        (elapsed * self.rate as u128 / (self.share as u128 * NS_PER_SEC)) as u64 + 1 + self.burst
+        let elapsed = u128::from(now_ns - self.start_ns);
+        (elapsed * u128::from(self.rate) / (u128::from(self.share) * NS_PER_SEC)) as u64 + 1 + self.burst
     }
 
     /// Earliest time at which `allowed` reaches `total`.
     fn time_of(&self, total: u64) -> u64 {
-        let need = total.saturating_sub(1 + self.burst) as u128;
+        let need = u128::from(total.saturating_sub(1 + self.burst));
         // ceil(need * share * 1e9 / rate)
-        let num = need * self.share as u128 * NS_PER_SEC;
-        let elapsed = num.div_ceil(self.rate as u128);
+        let num = need * u128::from(self.share) * NS_PER_SEC;
+        let elapsed = num.div_ceil(u128::from(self.rate));
         self.start_ns + elapsed as u64
     }
 }
@@ -114,11 +114,11 @@ impl RateLimiter for TokenBucket {
         }
         let avail = allowed.saturating_sub(self.consumed);
         if avail == 0 {
-            let k = self.chunk.min(want.max(1) as u64);
+            let k = self.chunk.min(u64::from(want.max(1)));
             return Acquire::Wait { until_ns: self.time_of(self.consumed + k) };
         }
-        let n = avail.min(want as u64) as u32;
-        self.consumed += n as u64;
+        let n = avail.min(u64::from(want)) as u32;
+        self.consumed += u64::from(n);
         Acquire::Granted(n)
     }
 
@@ -214,7 +214,7 @@ mod tests {
     fn exact_totals_over_ten_seconds() {
         for &(rate, workers) in &[(1u64, 1usize), (10, 2), (1_000, 2), (100_000, 2), (1_000_000, 2), (7, 3)] {
             let grants = simulate(rate, 0, workers, 10, 1024);
-            let total: u64 = grants.iter().map(|g| g.1 as u64).sum();
+            let total: u64 = grants.iter().map(|g| u64::from(g.1)).sum();
             // Exact but for the final partial chunk (under 1 ms of events per worker) that was
             // not yet due as a whole when the 10 s ended.
             let chunk = (rate / workers as u64 / 1000).max(1);
@@ -229,7 +229,7 @@ mod tests {
             let win = 100_000_000u64;
             let mut counts = vec![0u64; 30];
             for (t, n) in grants {
-                counts[(t / win) as usize] += n as u64;
+                counts[(t / win) as usize] += u64::from(n);
             }
             let share = rate / 10;
             assert!(counts.iter().all(|&c| c <= 2 * share.max(1)), "rate {rate}: {counts:?}");
@@ -281,7 +281,7 @@ mod tests {
         let drain = |b: &mut TokenBucket, now: u64| {
             let mut got = 0u64;
             while let Acquire::Granted(n) = b.acquire(1 << 20, now) {
-                got += n as u64;
+                got += u64::from(n);
             }
             got
         };

@@ -13,6 +13,7 @@ pub struct LimiterStats {
     pub mode: AtomicUsize,
     /// Tokens in the current lease (Redis) or 0.
     pub lease_size: AtomicU64,
+    /// Grant calls made to Redis.
     pub redis_calls: AtomicU64,
     /// Times a worker found no tokens in its lease and had to wait for the next one.
     pub lease_waits: AtomicU64,
@@ -32,6 +33,7 @@ pub const MODE_REDIS: usize = 2;
 pub const MODE_FALLBACK: usize = 3;
 
 impl LimiterStats {
+    /// The current mode's name (one of `MODES`).
     pub fn mode_name(&self) -> &'static str {
         MODES.get(self.mode.load(Ordering::Relaxed)).copied().unwrap_or("local")
     }

@@ -30,8 +30,11 @@ pub struct AuditConfig {
     pub url: String,
     /// The URL as messages show it: its password masked.
     pub display: String,
+    /// The password read from `password_file`, if set.
     pub password: Option<Secret>,
+    /// Records kept while PostgreSQL is unreachable.
     pub queue: usize,
+    /// How long a finishing run waits for the audit rows to be written.
     pub flush_timeout: Duration,
 }
 

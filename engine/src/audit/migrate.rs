@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS spate_run_changes_run ON spate_run_changes (run_id, a
 "];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
-pub fn migrate(c: &mut Client) -> Result<(), postgres::Error> {
+pub(super) fn migrate(c: &mut Client) -> Result<(), postgres::Error> {
     let mut tx = c.transaction()?;
     // One migrator at a time (the key is "spate" in ASCII).
     tx.execute("SELECT pg_advisory_xact_lock(495806674021)", &[])?;

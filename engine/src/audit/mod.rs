@@ -55,6 +55,11 @@ impl Auditor {
     /// Starts the writer thread. It connects (and migrates the schema) in the background: an
     /// unreachable database delays the rows, never the run.
     pub fn start(cfg: &AuditConfig) -> Result<Auditor, crate::error::EngineError> {
+        Self::start_with_clock(cfg, Arc::new(spate_core::clock::MonotonicClock::new()))
+    }
+
+    /// As [`Auditor::start`], with the writer's reconnect times read from `clock`.
+    pub fn start_with_clock(cfg: &AuditConfig, clock: Arc<dyn spate_core::clock::Clock>) -> Result<Auditor, crate::error::EngineError> {
         let (tx, rx) = sync_channel(cfg.queue);
         let shared = Arc::new(Shared {
             written: Default::default(),
@@ -63,7 +68,7 @@ impl Auditor {
             last_error: Mutex::new(None),
             stop: Default::default(),
         });
-        let w = writer::Writer::new(cfg, rx, shared.clone());
+        let w = writer::Writer::new(cfg, rx, shared.clone(), clock);
         let thread = std::thread::Builder::new()
             .name("spate-audit".into())
             .spawn(move || w.run())
@@ -100,10 +105,13 @@ impl Auditor {
         Arc::new(RunNotes { auditor: self.clone(), run_id: run_id.to_string() })
     }
 
+    /// Records a change of run `run_id` (a `spate_run_changes` row): `kind` names it, `detail`
+    /// holds its fields.
     pub fn change(&self, run_id: &str, kind: &str, detail: Value) {
         self.send(Record::Change { run_id: run_id.into(), at: SystemTime::now(), kind: kind.into(), detail });
     }
 
+    /// Run `run_id` ended, with its summary and exit status.
     pub fn run_ended(&self, run_id: &str, summary: Value, exit_status: i32) {
         self.send(Record::Ended { run_id: run_id.into(), at: SystemTime::now(), summary, exit_status });
     }

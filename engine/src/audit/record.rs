@@ -17,6 +17,7 @@ pub(crate) enum Record {
 /// What the audit writer did, for the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
+    /// Records written to the database.
     pub written: u64,
     /// Dropped: the queue was full (PostgreSQL down for long), or refused by the database.
     pub dropped: u64,

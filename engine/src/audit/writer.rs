@@ -1,6 +1,6 @@
 //! The audit writer thread: connects (migrating the schema), then writes records as they come.
 //! While the database is unreachable it keeps them, oldest first, up to the queue bound, and
-//! retries the connection with a backoff of 0.5 s doubling to 5 s; a record the database
+//! retries the connection with full-jitter backoff (below 0.5 s doubling to 5 s); a record the database
 //! refuses (an error that is not a lost connection) is dropped and counted, so one bad record
 //! cannot block the trail.
 
@@ -8,9 +8,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::{Client, NoTls};
+use spate_core::backoff::Backoff;
+use spate_core::clock::Clock;
 
 use super::config::AuditConfig;
 use super::record::{Record, Shared};
@@ -20,6 +22,8 @@ pub(super) struct Writer {
     rx: Receiver<Record>,
     shared: Arc<Shared>,
     held: VecDeque<Record>,
+    /// Reconnect times (ns).
+    clock: Arc<dyn Clock>,
 }
 
 /// Why a connection could not be made.
@@ -75,8 +79,8 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 impl Writer {
-    pub(super) fn new(cfg: &AuditConfig, rx: Receiver<Record>, shared: Arc<Shared>) -> Writer {
-        Writer { cfg: cfg.clone(), rx, shared, held: VecDeque::new() }
+    pub(super) fn new(cfg: &AuditConfig, rx: Receiver<Record>, shared: Arc<Shared>, clock: Arc<dyn Clock>) -> Writer {
+        Writer { cfg: cfg.clone(), rx, shared, held: VecDeque::new(), clock }
     }
 
     fn stopping(&self) -> bool {
@@ -101,26 +105,25 @@ impl Writer {
 
     pub(super) fn run(mut self) {
         let mut client: Option<Client> = None;
-        let mut backoff = Duration::from_millis(500);
-        let mut next_try = Instant::now();
+        let mut backoff = Backoff::reconnects(Duration::from_millis(500), Duration::from_secs(5), &self.cfg.display);
+        let mut next_try = self.clock.now_ns();
         loop {
             self.take(Duration::from_millis(100));
             if self.stopping() && (self.held.is_empty() || client.is_none()) {
                 return;
             }
             if client.is_none() {
-                if Instant::now() < next_try || self.held.is_empty() {
+                if self.clock.now_ns() < next_try || self.held.is_empty() {
                     continue;
                 }
                 match connect(&self.cfg, Duration::from_secs(2)) {
                     Ok(c) => {
                         client = Some(c);
-                        backoff = Duration::from_millis(500);
+                        backoff.succeeded();
                     }
                     Err(e) => {
                         self.fail(format!("audit: cannot reach {}: {e}; rows are kept and written when it answers", self.cfg.display));
-                        next_try = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        next_try = self.clock.now_ns() + backoff.failed().as_nanos() as u64;
                         continue;
                     }
                 }
@@ -137,7 +140,7 @@ impl Writer {
                         // The connection is gone: keep the record, reconnect.
                         self.fail(format!("audit: lost the connection to {}: {}; retrying", self.cfg.display, describe(&e)));
                         client = None;
-                        next_try = Instant::now() + backoff;
+                        next_try = self.clock.now_ns() + backoff.failed().as_nanos() as u64;
                         break;
                     }
                     Err(e) => {

@@ -65,6 +65,7 @@ pub struct RawRegistry {
 /// How each Kafka record value or TCP frame holds a datum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
+    /// The datum alone.
     Raw,
     /// Magic byte 0 and this schema id (known after the registry answered).
     Confluent,
@@ -75,36 +76,57 @@ pub enum Framing {
 /// Subject naming strategies, as Confluent's serializers name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubjectStrategy {
+    /// `{topic}-value` (or `{topic}-key`).
     Topic,
+    /// The record's full name, `{namespace.name}`.
     Record,
+    /// `{topic}-{namespace.name}`.
     TopicRecord,
 }
 
 /// Registry credentials.
 #[derive(Debug, Clone)]
 pub enum RegistryAuth {
+    /// No credentials.
     None,
-    Basic { username: String, password: Secret },
+    /// Basic auth with a user and its password.
+    Basic {
+        /// The user.
+        username: String,
+        /// The user's password.
+        password: Secret,
+    },
+    /// A bearer token.
     Bearer(Secret),
 }
 
 /// A checked `avro.schema_registry`.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
+    /// Base URL, `http(s)://host:port` with any base path, without a trailing `/`.
     pub url: String,
+    /// How subjects are named.
     pub strategy: SubjectStrategy,
+    /// Register the schema; false only looks it up.
     pub auto_register: bool,
+    /// Credentials sent with each request.
     pub auth: RegistryAuth,
+    /// CA certificate (PEM) for an `https` registry; `None`: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Per-request timeout (default 10 s).
     pub timeout: Duration,
 }
 
 /// A checked `avro:` section.
 #[derive(Debug, Clone)]
 pub struct AvroConfig {
+    /// Codec of container-file blocks (file and stdout sinks).
     pub codec: Codec,
+    /// How each Kafka record value or TCP frame holds a datum.
     pub framing: Framing,
+    /// The schema id for `confluent` framing, given without a registry.
     pub schema_id: Option<u32>,
+    /// The Schema Registry to register (or look up) the schema in.
     pub registry: Option<RegistryConfig>,
     /// Keys as Confluent-framed Avro strings.
     pub avro_keys: bool,

@@ -42,13 +42,12 @@ pub fn schema_id(cfg: &RegistryConfig, subject: &str, schema: &str) -> Result<u3
     if status == 200 {
         return doc
             .get("id")
-            .and_then(|v| v.as_u64())
+            .and_then(serde_json::Value::as_u64)
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| err(format!("the reply to {path} has no schema id: {}", String::from_utf8_lossy(&reply))));
     }
-    let code = doc.get("error_code").and_then(|c| c.as_i64()).unwrap_or(status as i64);
-    let msg =
-        doc.get("message").and_then(|m| m.as_str()).map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&reply).into_owned());
+    let code = doc.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(i64::from(status));
+    let msg = doc.get("message").and_then(|m| m.as_str()).map_or_else(|| String::from_utf8_lossy(&reply).into_owned(), str::to_string);
     Err(err(match status {
         401 | 403 => format!(
             "the registry refused the credentials ({status}, error {code}: {msg}); check avro.schema_registry username/password or token"
@@ -208,7 +207,9 @@ fn complete(raw: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), String>> {
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
-    let Some(status) = status else { return Some(Err(format!("not an HTTP reply: {:?}", head.lines().next().unwrap_or("")))) };
+    let Some(status) = status else {
+        return Some(Err(format!("not an HTTP reply: {:?}", head.lines().next().unwrap_or(""))));
+    };
     let mut length = None;
     let mut chunked = false;
     for l in lines {

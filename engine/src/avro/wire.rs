@@ -12,6 +12,7 @@ use spate_gen::avro::{confluent_header, push_long, Codec};
 
 /// The events to generate, with their Avro framing settled.
 pub struct Wire {
+    /// The run's events, with the per-source wire prefixes (and container sync) filled in.
     pub events: EventConfig,
     /// Kafka keys as Confluent-framed Avro strings: the key schema's header.
     pub key_header: Option<[u8; 5]>,
@@ -43,8 +44,8 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
             let sync = random_sync();
             for i in 0..schemas_needed {
                 let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }.expect("avro has schemas");
-                let (_, mut header) = spate_gen::avro::ocf::OcfWriter::new(schema, Codec::Null, sync)
-                    .map_err(|e| EngineError::Kafka(format!("container framing: {e}")))?;
+                let (_, mut header) =
+                    spate_gen::avro::ocf::OcfWriter::new(schema, Codec::Null, sync).map_err(EngineError::AvroContainer)?;
                 push_long(&mut header, 1);
                 events.wire_prefix.push(header);
             }
@@ -66,7 +67,9 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
                     }
                     ids
                 }
-                (None, None) => unreachable!("validated: confluent framing has a schema id or a registry"),
+                (None, None) => {
+                    unreachable!("validated: confluent framing has a schema id or a registry")
+                }
             };
             let key_header = match (&avro.registry, avro.avro_keys) {
                 (Some(reg), true) => {
@@ -84,7 +87,7 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
 
 /// A container sync marker: random per run, so it cannot be guessed into the data.
 fn random_sync() -> [u8; 16] {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let a = spate_core::rng::splitmix64(now ^ u64::from(std::process::id()));
     let b = spate_core::rng::splitmix64(a ^ 0x5bd1_e995);
     let mut s = [0u8; 16];

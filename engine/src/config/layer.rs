@@ -113,7 +113,7 @@ fn replaced_whole(path: &[String], bottom: &Mapping, top: &Mapping) -> bool {
 
 /// Deserializes a merged tree into the raw config, after moving older forms into place.
 /// Every error names the key's path.
-pub fn finish(v: Value) -> Result<RawConfig, ConfigError> {
+pub(super) fn finish(v: Value) -> Result<RawConfig, ConfigError> {
     let mut v = normalize(v)?;
     let mut deprecated = Vec::new();
     move_legacy_kafka(&mut v, &mut deprecated)?;
@@ -192,7 +192,7 @@ fn move_legacy_kafka(v: &mut Value, deprecated: &mut Vec<String>) -> Result<(), 
                 let key = if path == "." { "kafka".to_string() } else { format!("kafka.{path}") };
                 return Err(ConfigError::new(key, e.into_inner().to_string(), "correct the key, or write it under `sink: {kafka: ...}`"));
             }
-            deprecated.push(format!("the top-level `kafka:` section is not used by the {kind} sink (and is deprecated: Kafka settings go under `sink: {{kafka: ...}}`)"))
+            deprecated.push(format!("the top-level `kafka:` section is not used by the {kind} sink (and is deprecated: Kafka settings go under `sink: {{kafka: ...}}`)"));
         }
         None => {}
     }
@@ -204,7 +204,9 @@ fn move_legacy_kafka(v: &mut Value, deprecated: &mut Vec<String>) -> Result<(), 
 pub struct FlagSetting {
     /// The flag as typed, for messages (`--brokers`).
     pub flag: &'static str,
+    /// Where the value goes in the tree.
     pub target: Target,
+    /// The value the flag gives.
     pub value: Value,
 }
 
@@ -215,7 +217,12 @@ pub enum Target {
     Path(&'static [&'static str]),
     /// A key of the run's sink, for the sink kinds listed: `["dlq_file"]` is
     /// `sink.kafka.dlq_file` or `sink.postgres.dlq_file`, whichever the sink is.
-    Sink { kinds: &'static [&'static str], path: &'static [&'static str] },
+    Sink {
+        /// The sink kinds the key applies to.
+        kinds: &'static [&'static str],
+        /// The key's path under the sink.
+        path: &'static [&'static str],
+    },
 }
 
 /// The command line's settings, as one layer.

@@ -14,7 +14,7 @@
 //!
 //! Each section's types live with the component that reads them: `sink:` in `sink/config.rs`
 //! (and each sink's folder), `redis:` in spate-limit, `templates` in spate-gen, `avro:` in
-//! `avro/config.rs`, `tracing:` in `spans.rs`, `audit:` in `audit/`.
+//! `avro/config.rs`, `tracing:` in `spans/config.rs`, `audit:` in `audit/`.
 
 mod layer;
 mod nesting;

@@ -68,14 +68,18 @@ fn nesting(text: &str, limit: usize) -> usize {
                 Some(q) if c == q => quote = None,
                 Some(_) => {}
                 None => match c {
-                    b'"' | b'\'' if matches!(prev, b' ' | b'\t' | b':' | b'[' | b'{' | b',' | b'-' | b'?') => quote = Some(c),
+                    b'"' | b'\'' if matches!(prev, b' ' | b'\t' | b':' | b'[' | b'{' | b',' | b'-' | b'?') => {
+                        quote = Some(c);
+                    }
                     b'#' if matches!(prev, b' ' | b'\t') => {
                         content_end = i;
                         break;
                     }
                     b'{' | b'[' => flow += 1,
                     b'}' | b']' => flow = flow.saturating_sub(1),
-                    b'-' if flow == 0 && prev == b' ' && !matches!(rest.get(i + 1), Some(&n) if n != b' ') => depth += 1,
+                    b'-' if flow == 0 && prev == b' ' && !matches!(rest.get(i + 1), Some(&n) if n != b' ') => {
+                        depth += 1;
+                    }
                     _ => {}
                 },
             }

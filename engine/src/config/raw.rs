@@ -19,7 +19,9 @@ use crate::spans::RawTracing;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum RawRate {
+    /// Events per second.
     Num(u64),
+    /// Text: `max`, or a number such as `5_000/s`.
     Text(String),
 }
 

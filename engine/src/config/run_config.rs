@@ -20,7 +20,9 @@ use crate::spans::TracingConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backpressure {
+    /// Wait for room: nothing is lost.
     Block,
+    /// Drop what does not fit, counted.
     Shed,
     /// Kafka and PostgreSQL: while the sink's circuit breaker is OPEN, events keep being
     /// generated and go to the DLQ file (counted dead-lettered) instead of the sink; a full ring
@@ -31,8 +33,11 @@ pub enum Backpressure {
 /// A validated run configuration.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// Events per second for this instance, or `max`.
     pub rate: Rate,
+    /// Extra events that may be sent at once above the steady rate.
     pub burst: u64,
+    /// How long to generate; `None`: until stopped or `count` is reached.
     pub duration: Option<Duration>,
     /// Once generation stops, how long the sink may take to settle what is in flight.
     pub drain_timeout: Duration,
@@ -42,13 +47,21 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// False when the seed was drawn at random (`events.seed` holds it either way).
     pub seed_given: bool,
+    /// Stop after this many events.
     pub count: Option<NonZeroU64>,
+    /// Worker threads.
     pub threads: NonZeroUsize,
+    /// Pin workers to cores.
     pub pin: bool,
+    /// Where events go.
     pub sink: SinkConfig,
+    /// What events to generate, and in which format.
     pub events: EventConfig,
+    /// What to do when a ring (or the in-flight byte budget) is full.
     pub backpressure: Backpressure,
+    /// Batches each worker ring holds.
     pub ring_capacity: NonZeroUsize,
+    /// Most events per batch.
     pub batch_size: NonZeroUsize,
     /// The Redis global limiter, if configured (then `rate` is the global rate, for display).
     pub redis: Option<RedisConfig>,

@@ -19,7 +19,7 @@ impl RawConfig {
     /// Checks everything and builds typed values.
     pub fn validate(&self) -> Result<RunConfig, ConfigError> {
         let rate = match &self.rate {
-            None => Rate::PerSec(NonZeroU64::new(1000).unwrap()),
+            None => Rate::PerSec(NonZeroU64::new(1000).unwrap_or(NonZeroU64::MIN)),
             Some(r) => parse_rate(r, "rate")?,
         };
         let duration = match self.duration {
@@ -40,7 +40,7 @@ impl RawConfig {
             }
             Some(n) => NonZeroU64::new(n),
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut deprecated = self.deprecated.clone();
         let sink = match &self.sink {
             RawSink::Kafka(k) => SinkConfig::Kafka(Box::new(KafkaConfig::from_raw_with(k, &mut deprecated)?)),
@@ -50,11 +50,11 @@ impl RawConfig {
         let threads = match self.threads {
             // One worker per core, except that the Kafka sink keeps a core for the flush thread
             // and librdkafka's broker threads (see tuning.md).
-            None if sink.is_kafka() => NonZeroUsize::new(cores.saturating_sub(1).max(1)).unwrap(),
+            None if sink.is_kafka() => NonZeroUsize::new(cores.saturating_sub(1)).unwrap_or(NonZeroUsize::MIN),
             // One worker generates millions of events/s, many times what a PostgreSQL backend
             // loads; more would only take CPU from a server on the same machine.
             None if sink.is_postgres() => NonZeroUsize::MIN,
-            None => NonZeroUsize::new(cores).unwrap(),
+            None => NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN),
             Some(0) => {
                 return Err(ConfigError::new(
                     "threads",
@@ -69,7 +69,7 @@ impl RawConfig {
                     format!("use about one per core ({cores} here)"),
                 ))
             }
-            Some(n) => NonZeroUsize::new(n).unwrap(),
+            Some(n) => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN), // 0 is refused above
         };
         let schema = match &self.schema {
             None => None,
@@ -184,14 +184,14 @@ impl RawConfig {
             }
         };
         let ring_capacity = match self.ring_capacity.unwrap_or(16) {
-            n @ 2..=65_536 => NonZeroUsize::new(n).unwrap(),
+            n @ 2..=65_536 => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
             n => return Err(ConfigError::new("ring_capacity", format!("{n} batches is out of range"), "use 2 to 65536 (default 16)")),
         };
         // A PostgreSQL batch is a transaction, and each commit waits for the WAL flush: larger
         // batches by default (tuning.md: 1,024 gave 76k rows/s, 8,192 gave 107k, 32,768 139k).
         let default_batch = if sink.is_postgres() { 8192 } else { 1024 };
         let batch_size = match self.batch_size.unwrap_or(default_batch) {
-            n @ 1..=65_536 => NonZeroUsize::new(n).unwrap(),
+            n @ 1..=65_536 => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
             n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
         };
         let avro = self.avro.clone().unwrap_or_default().validate(format == Format::Avro)?;
@@ -267,7 +267,7 @@ fn check_avro_sink(sink: &SinkConfig, avro: &crate::avro::config::AvroConfig) ->
 fn random_seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
     spate_core::rng::splitmix64(now ^ (u64::from(std::process::id()) << 32) ^ spate_core::rng::splitmix64(n))
 }
@@ -288,6 +288,6 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
         n if n > Rate::MAX_PER_SEC => {
             Err(ConfigError::new(key, format!("{n}/s is above the 10000000/s limit"), "use `max` for as fast as possible, or a lower rate"))
         }
-        n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap())),
+        n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN))), // 0 is refused above
     }
 }

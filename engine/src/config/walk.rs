@@ -101,7 +101,9 @@ fn walk<E>(
                 // The deprecated top-level `kafka:` section is read as the Kafka sink's: walked
                 // by the same schema, so its paths and secrets are found too.
                 let legacy = (depth == 0 && key == "kafka").then(|| root.pointer("/$defs/RawKafka")).flatten();
-                let Some(sub) = props.and_then(|p| p.get(key)).or(legacy).or(extra) else { continue };
+                let Some(sub) = props.and_then(|p| p.get(key)).or(legacy).or(extra) else {
+                    continue;
+                };
                 let len = path.len();
                 if !path.is_empty() {
                     path.push('.');

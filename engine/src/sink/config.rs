@@ -56,7 +56,7 @@ impl Serialize for RawSink {
 
 mod erased_json {
     /// Any settings type, as JSON.
-    pub trait ToJson {
+    pub(super) trait ToJson {
         fn to_json(&self) -> serde_json::Value;
     }
     impl<T: serde::Serialize> ToJson for T {
@@ -88,11 +88,17 @@ pub struct RawFile {
 /// A checked sink.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkConfig {
+    /// Lines (or an Avro container) on standard output.
     Stdout,
+    /// Discards events (counted as delivered).
     Null,
+    /// A file, created or truncated.
     File(DataPath),
+    /// A TCP connection.
     Tcp(TcpConfig),
+    /// A Kafka topic.
     Kafka(Box<KafkaConfig>),
+    /// A PostgreSQL table.
     Postgres(Box<PgConfig>),
 }
 
@@ -109,10 +115,12 @@ impl SinkConfig {
         }
     }
 
+    /// Whether the sink is Kafka.
     pub fn is_kafka(&self) -> bool {
         matches!(self, SinkConfig::Kafka(_))
     }
 
+    /// Whether the sink is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self, SinkConfig::Postgres(_))
     }

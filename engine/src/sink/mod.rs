@@ -1,18 +1,21 @@
-//! Sinks: where the flush thread hands batches. One trait, so stdout, null, file and Kafka
-//! plug into the same flush thread.
+//! Sinks: where the flush thread hands batches. One trait, so every sink (null, stdout, file,
+//! TCP, Kafka, PostgreSQL) plugs into the same flush thread, and one outcome path
+//! ([`Outcomes`]) through which each reports what became of the events it took.
 
 pub mod config;
 pub mod dlq;
 pub mod kafka;
+mod outcome;
 pub mod postgres;
 pub mod tcp;
+
+pub use outcome::Outcomes;
 
 use std::fs::File;
 use std::io::Write;
 
 use crate::batch::Batch;
 use crate::error::EngineError;
-use crate::stats::LocalFlush;
 use spate_gen::avro::ocf::OcfWriter;
 use spate_gen::avro::Codec;
 
@@ -20,39 +23,28 @@ use spate_gen::avro::Codec;
 pub trait Sink: Send {
     /// Hands events `from..` of `batch` to the sink and returns how many it took: all of them,
     /// unless the sink is full (then the flush thread keeps the rest and retries after `poll`).
-    /// Outcomes known now (written, failed) are counted into `acct`; outcomes learned later
-    /// (Kafka delivery reports) are counted by `poll`.
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError>;
+    /// Outcomes known now (written, failed) are reported to `acct` at once; outcomes learned
+    /// later (Kafka delivery reports, PostgreSQL commits) by `poll`. A sink reports the events
+    /// it took with [`Outcomes::taken`] (or a `*_from` report) once it no longer needs their
+    /// bytes in the batch, or releases their bytes itself when it learns their outcome.
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError>;
 
     /// Serves pending outcomes and timers; waits at most `timeout_ms` (0: do not wait).
-    fn poll(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) {}
+    fn poll(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) {}
 
     /// Run end: waits up to `timeout_ms` for every outstanding outcome and flushes buffers.
-    fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError>;
+    fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError>;
 
     /// Settles events `from..` of `batch` that will not be written: the run is ending (drain
     /// timeout, hard stop). The default counts them failed; a sink with a dead-letter queue puts
-    /// them there. The flush thread releases their share of the byte budget itself.
-    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, _reason: &str) {
-        acct.failed += (batch.len() - from) as u64;
+    /// them there.
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
+        acct.failed_from(batch, from, Some(reason.to_string()));
     }
 
     /// Events handed over but without an outcome yet.
     fn in_flight(&self) -> u64 {
         0
-    }
-
-    /// True when the sink keeps its own copy of the bytes until acknowledged and releases
-    /// the in-flight byte budget itself (Kafka); otherwise the flush thread releases a batch's
-    /// bytes as soon as the sink has taken it.
-    /// True if the sink ends traced batches' spans itself, at their acknowledgement (Kafka);
-    /// otherwise the flush thread ends them when the sink takes the batch.
-    fn traces_acks(&self) -> bool {
-        false
-    }
-
-    fn releases_budget_on_ack(&self) -> bool {
-        false
     }
 }
 
@@ -61,13 +53,12 @@ pub struct NullSink;
 
 impl Sink for NullSink {
     #[inline]
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
         let n = batch.len() - from;
-        acct.delivered += n as u64;
-        acct.delivered_bytes += batch.bytes_from(from).len() as u64;
+        acct.delivered_from(batch, from, n);
         Ok(n)
     }
-    fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+    fn finish(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) -> Result<(), EngineError> {
         Ok(())
     }
 }
@@ -75,6 +66,7 @@ impl Sink for NullSink {
 /// Where a `WriterSink` writes. A file can be cut back after a failed write, so it holds whole
 /// lines only (a full disk leaves no torn line behind); a pipe cannot.
 pub trait Output: Write + Send {
+    /// Cuts the output back to its first `len` bytes, where it can (a file); by default a no-op.
     fn cut_to(&mut self, _len: u64) {}
 }
 
@@ -95,21 +87,25 @@ pub struct WriterSink<W: Output> {
     /// Binary events: an Avro object container, one block per batch; and its header until
     /// it is written.
     container: Option<(OcfWriter, Vec<u8>)>,
+    /// The reader went away (`spate | head`): the rest of the run is shed, quietly.
+    gone: bool,
 }
 
 impl WriterSink<std::io::Stdout> {
+    /// A sink writing to standard output.
     pub fn stdout() -> Self {
         // `Stdout` is line-buffered, but a `write_all` of a whole batch ending in '\n' goes out
         // in one write: the line writer passes everything up to the last newline straight
         // through.
-        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0, container: None }
+        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0, container: None, gone: false }
     }
 }
 
 impl WriterSink<File> {
+    /// A sink writing to the file at `path`, created or truncated.
     pub fn file(path: &std::path::Path) -> Result<Self, EngineError> {
         let f = File::create(path).map_err(|source| EngineError::SinkOpen { target: format!("file:{}", path.display()), source })?;
-        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0, container: None })
+        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0, container: None, gone: false })
     }
 }
 
@@ -126,6 +122,15 @@ impl<W: Output> WriterSink<W> {
         Ok(self)
     }
 
+    /// The reader went away (`spate | head`): not a failure. This batch and the rest of the
+    /// run are shed; the flush thread ends the run. Returns the events taken (all).
+    fn reader_left(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> usize {
+        self.gone = true;
+        acct.reader_gone();
+        acct.shed_from(batch, from);
+        batch.len() - from
+    }
+
     /// Writes the container header if it is still pending.
     fn header(&mut self) -> std::io::Result<()> {
         if let Some((_, h)) = &mut self.container {
@@ -140,42 +145,54 @@ impl<W: Output> WriterSink<W> {
 }
 
 impl<W: Output> Sink for WriterSink<W> {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
         let n = batch.len() - from;
+        if self.gone {
+            acct.shed_from(batch, from);
+            return Ok(n);
+        }
         let res = self.header().and_then(|()| match &mut self.container {
             None => Ok(batch.bytes_from(from)),
             Some((w, _)) => w.block((from..batch.len()).map(|i| batch.payload(i))),
         });
         let bytes = match res {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Err(EngineError::ReaderGone),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(self.reader_left(batch, from, acct)),
             Err(source) => {
                 self.out.cut_to(self.whole);
-                acct.failed += n as u64;
+                acct.failed_from(batch, from, Some(source.to_string()));
                 return Err(EngineError::SinkWrite { target: self.target.clone(), source });
             }
         };
         match self.out.write_all(bytes) {
             Ok(()) => {
                 self.whole += bytes.len() as u64;
-                acct.delivered += n as u64;
-                acct.delivered_bytes += bytes.len() as u64;
+                acct.delivered_as(batch, from, n, bytes.len() as u64);
                 Ok(n)
             }
-            // The reader went away (`spate | head`): not a failure; the flush thread counts
-            // this batch and the rest of the run as shed and stops.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(EngineError::ReaderGone),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(self.reader_left(batch, from, acct)),
             Err(source) => {
                 // Part of the batch may be on disk: cut it off, so the file holds exactly the
                 // events counted delivered, and count the whole batch failed.
                 self.out.cut_to(self.whole);
-                acct.failed += n as u64;
+                acct.failed_from(batch, from, Some(source.to_string()));
                 Err(EngineError::SinkWrite { target: self.target.clone(), source })
             }
         }
     }
 
-    fn finish(&mut self, _acct: &mut LocalFlush, _timeout_ms: u64) -> Result<(), EngineError> {
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
+        if self.gone {
+            acct.shed_from(batch, from);
+        } else {
+            acct.failed_from(batch, from, Some(reason.to_string()));
+        }
+    }
+
+    fn finish(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) -> Result<(), EngineError> {
+        if self.gone {
+            return Ok(());
+        }
         // A run without events still leaves a valid (empty) container.
         self.header().and_then(|()| self.out.flush()).map_err(|source| EngineError::SinkWrite { target: self.target.clone(), source })
     }

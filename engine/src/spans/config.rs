@@ -48,10 +48,13 @@ pub enum Protocol {
 pub struct Endpoint {
     /// The full URL posted to.
     pub url: String,
+    /// The protocol spans are exported with.
     pub protocol: Protocol,
 }
 
 impl Endpoint {
+    /// Parses an `http://HOST:PORT[/path]` URL; the protocol follows from the path (or port 9411),
+    /// and a URL without a path gets the protocol's default one.
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let fix = "give an http:// URL of an OTLP collector (http://127.0.0.1:4318/v1/traces) or a Zipkin one (.../api/v2/spans)";
         let Some(rest) = url.strip_prefix("http://") else {
@@ -79,7 +82,9 @@ impl Endpoint {
 /// Validated tracing settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracingConfig {
+    /// Where spans go.
     pub endpoint: Endpoint,
+    /// Fraction of batches traced, from 0.000001 to 1.
     pub sample: f64,
     /// Trace one batch in this many.
     pub sample_every: u64,

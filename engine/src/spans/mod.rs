@@ -43,14 +43,17 @@ const SHUTDOWN: Duration = Duration::from_secs(3);
 
 /// The run's span exporter. Its counters are shown by status and metrics.
 pub struct Tracer {
+    /// The tracing settings it was started with.
     pub config: TracingConfig,
     tx: SyncSender<SpanRecord>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// What the exporter exported and dropped.
     pub stats: Arc<SpanStats>,
 }
 
 impl Tracer {
+    /// Starts the exporter thread; `wall` dates the spans, `sink` and `run_id` label them.
     pub fn start(config: TracingConfig, wall: WallAnchor, sink: String, run_id: String) -> Result<Arc<Self>, EngineError> {
         let (tx, rx) = sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
@@ -63,6 +66,7 @@ impl Tracer {
         Ok(Arc::new(Self { config, tx, stop, thread: Mutex::new(Some(thread)), stats }))
     }
 
+    /// A worker's sampler at this tracer's rate, offset by `phase`.
     pub fn sampler(&self, phase: u64) -> Sampler {
         Sampler::new(self.config.sample_every, phase)
     }
@@ -71,7 +75,7 @@ impl Tracer {
     pub fn submit(&self, rec: SpanRecord) {
         match self.tx.try_send(rec) {
             Ok(()) => {}
-            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+            Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => {
                 self.stats.dropped.fetch_add(record::spans_of(&r), Relaxed);
             }
         }

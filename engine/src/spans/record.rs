@@ -9,6 +9,7 @@ use spate_core::clock::WallAnchor;
 /// Per-batch stage times of a sampled batch (monotonic ns); all zero when not sampled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchTrace {
+    /// Whether this batch is traced.
     pub sampled: bool,
     /// The worker pushed it into its ring.
     pub pushed_ns: u64,
@@ -30,6 +31,7 @@ impl Sampler {
         Self { every, n: if every == 0 { 0 } else { phase % every } }
     }
 
+    /// Whether the next batch is traced.
     #[inline]
     pub fn hit(&mut self) -> bool {
         if self.every == 0 {
@@ -48,11 +50,17 @@ impl Sampler {
 /// A finished batch's timeline, sent to the exporter.
 #[derive(Debug, Clone)]
 pub struct SpanRecord {
+    /// The W3C trace id of the batch's first event.
     pub trace_id: u128,
+    /// The worker that filled the batch.
     pub worker: u16,
+    /// Events in the batch.
     pub events: u32,
+    /// The limiter scheduled the batch's first event.
     pub sched_ns: u64,
+    /// The worker pushed the batch into its ring.
     pub pushed_ns: u64,
+    /// The flush thread took it out.
     pub popped_ns: u64,
     /// The sink took the batch's last event.
     pub written_ns: u64,
@@ -62,25 +70,33 @@ pub struct SpanRecord {
     pub error: Option<String>,
 }
 
+/// The exporter's counters, shown by status and metrics.
 #[derive(Debug, Default)]
 pub struct SpanStats {
     /// Spans (not batches) accepted by the collector.
     pub exported: AtomicU64,
     /// Spans dropped: a queue was full or the POST failed.
     pub dropped: AtomicU64,
+    /// Posts to the collector that failed.
     pub posts_failed: AtomicU64,
+    /// The last export error, if any.
     pub last_error: Mutex<Option<String>>,
 }
 
 /// One span of a traced batch, ready for any protocol: ids, name, wall-clock times (Unix ns).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
+    /// The batch's trace id.
     pub trace_id: u128,
+    /// This span's id.
     pub span_id: u64,
     /// None for the root.
     pub parent: Option<u64>,
+    /// `batch` for the root, else the stage: `generate`, `ring`, `produce` or `ack`.
     pub name: &'static str,
+    /// Start, in Unix ns.
     pub start_unix_ns: u64,
+    /// End, in Unix ns.
     pub end_unix_ns: u64,
     /// (key, value) attributes: the root carries the batch's.
     pub attributes: Vec<(&'static str, String)>,

@@ -72,13 +72,17 @@ pub fn valid_name(s: &str) -> bool {
 /// Compression of container-file blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Codec {
+    /// No compression.
     #[default]
     Null,
+    /// Deflate (RFC 1951), as Avro's `deflate` codec.
     Deflate,
+    /// Zstandard, as Avro's `zstandard` codec.
     Zstandard,
 }
 
 impl Codec {
+    /// Every codec, in the order the CLI lists them.
     pub const ALL: [Codec; 3] = [Codec::Null, Codec::Deflate, Codec::Zstandard];
 
     /// The name in the container header's `avro.codec`.

@@ -108,7 +108,7 @@ mod tests {
                 datums.push(d);
             }
             for chunk in datums.chunks(100) {
-                file.extend_from_slice(w.block(chunk.iter().map(|d| d.as_slice())).unwrap());
+                file.extend_from_slice(w.block(chunk.iter().map(std::vec::Vec::as_slice)).unwrap());
             }
             let r = apache_avro::Reader::new(&file[..]).unwrap();
             let vals: Vec<_> = r.map(|v| v.unwrap()).collect();

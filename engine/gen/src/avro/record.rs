@@ -163,7 +163,9 @@ pub(crate) fn record_schema(source: &str, fields: &[AField], trace: TraceContext
         json!({"name": "id", "type": "string", "doc": "{run}-{worker}-{seq}"}),
     ];
     match trace {
-        TraceContext::Traceparent => fs.push(json!({"name": "traceparent", "type": "string", "doc": "W3C trace context"})),
+        TraceContext::Traceparent => {
+            fs.push(json!({"name": "traceparent", "type": "string", "doc": "W3C trace context"}));
+        }
         TraceContext::Ids => {
             fs.push(json!({"name": "trace_id", "type": "string"}));
             fs.push(json!({"name": "span_id", "type": "string"}));
@@ -213,7 +215,9 @@ fn value(e: &mut Emitter<'_>, ty: AType, v: &Val) {
             e.shared(&b);
         }
         (AType::Long, Val::Num(s)) => push_long(e.lit_buf(), s.parse().expect("inferred as long")),
-        (AType::Double, Val::Num(s)) => e.lit(&s.parse::<f64>().expect("inferred as double").to_le_bytes()),
+        (AType::Double, Val::Num(s)) => {
+            e.lit(&s.parse::<f64>().expect("inferred as double").to_le_bytes());
+        }
         (AType::Bool, Val::Num(s)) => e.lit(&[u8::from(s == "true")]),
         (_, Val::Dyn(Dyn::Pool { raw, .. })) => {
             let ctx = match ty {
@@ -226,7 +230,9 @@ fn value(e: &mut Emitter<'_>, ty: AType, v: &Val) {
             e.op(Op::Pool { base });
         }
         (AType::Long, Val::Dyn(Dyn::Num { table, .. })) => e.op(Op::AvroLong { table: *table }),
-        (AType::Double, Val::Dyn(Dyn::Num { table, decimals })) => e.op(Op::AvroDouble { table: *table, decimals: *decimals }),
+        (AType::Double, Val::Dyn(Dyn::Num { table, decimals })) => {
+            e.op(Op::AvroDouble { table: *table, decimals: *decimals });
+        }
         (AType::Long, Val::Dyn(Dyn::Seq)) => e.op(Op::AvroSeq),
         (AType::Str | AType::Uuid, Val::Dyn(Dyn::Uuid)) => {
             e.lit(&[72]); // 36, the text's length, as a long

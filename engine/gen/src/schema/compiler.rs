@@ -319,17 +319,17 @@ impl Compiler<'_> {
             if max < min || !min.is_finite() || !max.is_finite() {
                 return Err(err(path, format!("range [{min}, {max}] is empty"), "give min <= max"));
             }
-            if ty == "int" && (min < i32::MIN as f64 || max > i32::MAX as f64) {
+            if ty == "int" && (min < f64::from(i32::MIN) || max > f64::from(i32::MAX)) {
                 return Err(err(path, "range goes beyond an int", "keep it within -2147483648..2147483647, or use long"));
             }
             // Uniform in [min, max), as datagen draws (integers: min to max - 1). Cell i of the
             // table holds the values whose offset is i/TABLE of the way: for narrow integer
             // ranges each value owns an equal share of the cells.
             let table = (ty != "float").then(|| {
-                let scale = 10f64.powi(decimals as i32);
+                let scale = 10f64.powi(i32::from(decimals));
                 let (lo, hi) = ((min * scale).round() as i64, (max * scale).round() as i64);
                 let top = (hi - 1).max(lo);
-                let pts: Vec<i64> = (0..=TABLE).map(|i| (lo + ((hi - lo) as i128 * i as i128 / TABLE as i128) as i64).min(top)).collect();
+                let pts: Vec<i64> = (0..=TABLE).map(|i| (lo + (i128::from(hi - lo) * i as i128 / TABLE as i128) as i64).min(top)).collect();
                 self.b.add_table(&pts)
             });
             return Ok(NumHint::Range(min, max, table));
@@ -340,7 +340,7 @@ impl Compiler<'_> {
             }
             let start = it.get("start").map(|v| num(v, path, "iteration.start")).transpose()?.unwrap_or(0.0);
             let step = it.get("step").map(|v| num(v, path, "iteration.step")).transpose()?.unwrap_or(1.0);
-            let scale = 10f64.powi(decimals as i32);
+            let scale = 10f64.powi(i32::from(decimals));
             let mut pts = vec![0i64; TABLE + 1];
             pts[0] = (start * scale).round() as i64;
             pts[1] = (step * scale).round() as i64;

@@ -56,7 +56,7 @@ pub(crate) fn gen_regex(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
             }
         }
         HirKind::Class(Class::Bytes(c)) => {
-            let ranges: Vec<(u32, u32)> = c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect();
+            let ranges: Vec<(u32, u32)> = c.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect();
             // Keep the text valid UTF-8: bytes above ASCII become '?'.
             if let Some(b) = pick_in(&ranges, rng) {
                 out.push(if b < 0x80 { b as u8 } else { b'?' });
@@ -203,8 +203,12 @@ pub(crate) fn draw(n: &Node, enc: Enc, rng: &mut Rng, e: &mut Emitter<'_>) {
                     (Enc::Avro, false) => e.op(Op::AvroDouble { table: *table, decimals: d }),
                     (Enc::Json, _) => e.op(Op::Num { table: *table, decimals: d }),
                 },
-                NumHint::Range(min, max, None) => put_f64(e, enc, min + (max - min) * rng.f64(), float),
-                NumHint::Iter(table) => e.op(Op::Iter { table: *table, decimals: d, avro: enc == Enc::Avro }),
+                NumHint::Range(min, max, None) => {
+                    put_f64(e, enc, min + (max - min) * rng.f64(), float);
+                }
+                NumHint::Iter(table) => {
+                    e.op(Op::Iter { table: *table, decimals: d, avro: enc == Enc::Avro });
+                }
                 NumHint::None if int => put_i64(e, enc, rng.range_i64(0, 1_000_000)),
                 NumHint::None => put_f64(e, enc, (rng.f64() * 1e6).round() / 1e3, float),
             }
@@ -337,12 +341,14 @@ pub(crate) fn from_json(n: &Node, v: &Json, enc: Enc, e: &mut Emitter<'_>) {
             Enc::Json => e.lit(if *b { b"true" } else { b"false" }),
         },
         (Node::Int(_) | Node::Date | Node::Time { .. }, Json::Number(x)) => {
-            put_i64(e, enc, x.as_i64().unwrap_or(x.as_f64().unwrap_or(0.0) as i64))
+            put_i64(e, enc, x.as_i64().unwrap_or(x.as_f64().unwrap_or(0.0) as i64));
         }
         (Node::Double(_), Json::Number(x)) => put_f64(e, enc, x.as_f64().unwrap_or(0.0), false),
         (Node::Float(_), Json::Number(x)) => put_f64(e, enc, x.as_f64().unwrap_or(0.0), true),
         (Node::Enum(symbols), Json::String(s)) => match enc {
-            Enc::Avro => push_long(e.lit_buf(), symbols.iter().position(|x| x == s).unwrap_or(0) as i64),
+            Enc::Avro => {
+                push_long(e.lit_buf(), symbols.iter().position(|x| x == s).unwrap_or(0) as i64);
+            }
             Enc::Json => json_str(s, e.lit_buf()),
         },
         (Node::Bytes(..) | Node::Fixed(_), Json::String(s)) => {
@@ -354,10 +360,16 @@ pub(crate) fn from_json(n: &Node, v: &Json, enc: Enc, e: &mut Emitter<'_>) {
             }
         }
         (_, Json::String(s)) => put_text(e, enc, s),
-        (Node::Array(items, ..), Json::Array(vs)) => array(vs.len(), enc, e, |i, e| from_json(items, &vs[i], enc, e)),
-        (Node::Map(values, ..), Json::Object(m)) => map(m.keys().map(String::as_str), enc, e, |k, e| from_json(values, &m[k], enc, e)),
+        (Node::Array(items, ..), Json::Array(vs)) => {
+            array(vs.len(), enc, e, |i, e| from_json(items, &vs[i], enc, e));
+        }
+        (Node::Map(values, ..), Json::Object(m)) => {
+            map(m.keys().map(String::as_str), enc, e, |k, e| from_json(values, &m[k], enc, e));
+        }
         (Node::Record(fields), Json::Object(m)) => {
-            record(fields, enc, e, |name, f, e| from_json(f, m.get(name).unwrap_or(&Json::Null), enc, e))
+            record(fields, enc, e, |name, f, e| {
+                from_json(f, m.get(name).unwrap_or(&Json::Null), enc, e);
+            });
         }
         (Node::Union(branches), v) => {
             let i = branches.iter().position(|b| fits(b, v)).unwrap_or(0);

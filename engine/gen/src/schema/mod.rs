@@ -50,7 +50,7 @@ pub fn strip_comments(text: &str) -> String {
     while i < b.len() {
         match (in_str, b[i], b.get(i + 1)) {
             (true, b'\\', _) => i += 1,
-            (true, b'"', _) | (false, b'"', _) => in_str = !in_str,
+            (true | false, b'"', _) => in_str = !in_str,
             (false, b'/', Some(b'/')) => {
                 out.push_str(&text[from..i]);
                 while i < b.len() && b[i] != b'\n' {
@@ -116,13 +116,13 @@ pub(crate) fn compile(text: &str, b: &mut Builder) -> Result<SchemaSource, Confi
 
 impl SchemaSource {
     /// Checks what compiling could not (options against their types).
-    pub fn check(&self) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         check_options(&self.root, "fields")
     }
 
     /// Renders one random record as a program after `prefix` (a wire header), in a container
     /// block when `sync` is given, then the event terminator.
-    pub fn render(&self, enc: Enc, prefix: &[u8], sync: Option<[u8; 16]>, rng: &mut Rng, e: &mut Emitter<'_>) {
+    pub(crate) fn render(&self, enc: Enc, prefix: &[u8], sync: Option<[u8; 16]>, rng: &mut Rng, e: &mut Emitter<'_>) {
         e.lit(prefix);
         if sync.is_some() {
             e.op(Op::BlockStart);

@@ -87,7 +87,7 @@ fn several_sources_make_a_union_and_each_datum_names_its_branch() {
     assert!(matches!(schema, Schema::Union(_)));
     for (d, m) in ds.iter().zip(&ms) {
         let Value::Union(branch, rec) = decode(&schema, d) else { panic!("not a union") };
-        assert_eq!(branch, m.source as u32);
+        assert_eq!(branch, u32::from(m.source));
         assert_eq!(field(&rec, "source"), &Value::String(spec.source_names()[m.source as usize].clone()));
         assert_eq!(field(&rec, "trace_id"), &Value::String(format!("{:032x}", m.trace_id)));
         assert_eq!(field(&rec, "span_id"), &Value::String(format!("{:016x}", m.span_id)));

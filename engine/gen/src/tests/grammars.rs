@@ -364,7 +364,7 @@ pub(super) fn check_5424(line: &str) -> HashMap<String, String> {
     let msg = &rest[i..];
     if !msg.is_empty() {
         let m = msg.strip_prefix(' ').unwrap_or_else(|| fail("SP before MSG"));
-        if m.is_empty() || m.starts_with('\u{feff}') || m.chars().any(|c| c.is_control()) {
+        if m.is_empty() || m.starts_with('\u{feff}') || m.chars().any(char::is_control) {
             fail("MSG");
         }
     }
@@ -415,7 +415,7 @@ pub(super) fn check_3164(line: &str) -> String {
     if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
         fail("PID");
     }
-    if msg.is_empty() || msg.chars().any(|c| c.is_control()) {
+    if msg.is_empty() || msg.chars().any(char::is_control) {
         fail("MSG");
     }
     msg.to_string()

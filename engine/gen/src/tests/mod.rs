@@ -243,7 +243,7 @@ fn web_content_is_realistic() {
         let o = check_json(line, m, "web");
         *status.entry(o["status"].as_u64().unwrap()).or_default() += 1;
         *paths.entry(o["path"].as_str().unwrap().to_string()).or_default() += 1;
-        v6 += o["client_ip"].as_str().unwrap().contains(':') as usize;
+        v6 += usize::from(o["client_ip"].as_str().unwrap().contains(':'));
         bytes.push(o["bytes"].as_u64().unwrap());
     }
     let ok = status[&200] as f64 / lines.len() as f64;
@@ -440,20 +440,6 @@ fn timestamps_follow_the_clock() {
     assert!(out.starts_with(b"{\"ts\":\"2026-11-05T01:02:03.000123Z\""), "{:?}", out);
 }
 
-/// `cargo test --release -p spate-engine --lib print_samples -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn print_samples() {
-    for format in Format::TEXT {
-        for &source in applicable(format) {
-            let (lines, _) = generate(&config(format, &[(source, 1)], None, 1), 2, 0, RUN);
-            for l in lines {
-                println!("{format}/{source} ({} bytes): {l}", l.len() + 1);
-            }
-        }
-    }
-}
-
 #[test]
 fn ops_stay_small_and_numbers_format() {
     assert_eq!(std::mem::size_of::<program::Op>(), 8);
@@ -466,46 +452,5 @@ fn ops_stay_small_and_numbers_format() {
         let mut out = BytesMut::new();
         put_scaled(&mut out, v, d);
         assert_eq!(std::str::from_utf8(&out).unwrap(), dist::NumGen::format(v, d));
-    }
-}
-
-/// Rough per-event cost, robust to a busy machine (best batch of many):
-/// `cargo test --release -p spate-engine --lib hot_path_speed -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn hot_path_speed() {
-    // Floor: copying a 520-byte line per event (what json web costs in bytes alone).
-    let line = [b'x'; 520];
-    let mut out = BytesMut::with_capacity(1 << 20);
-    let mut best = f64::MAX;
-    for _ in 0..400 {
-        out.clear();
-        let t = std::time::Instant::now();
-        for _ in 0..1024 {
-            out.extend_from_slice(std::hint::black_box(&line));
-        }
-        best = best.min(t.elapsed().as_nanos() as f64 / 1024.0);
-        std::hint::black_box(&out);
-    }
-    println!("memcpy floor: best {best:.1} ns per 520-byte line");
-    for format in Format::TEXT {
-        let cfg = config(format, &[("web", 1)], None, 1);
-        let mut g = Generator::new(Arc::new(EventSpec::build(&cfg).unwrap()), 0, RUN);
-        let mut out = BytesMut::with_capacity(1 << 20);
-        let mut m = EventMeta::default();
-        let mut times = Vec::new();
-        let mut seq = 0;
-        for _ in 0..400 {
-            out.clear();
-            let t = std::time::Instant::now();
-            for _ in 0..1024 {
-                g.write_event(seq, T0 + seq * 1000, &mut out, &mut m);
-                seq += 1;
-            }
-            times.push(t.elapsed().as_nanos() as f64 / 1024.0);
-            std::hint::black_box(&out);
-        }
-        times.sort_by(f64::total_cmp);
-        println!("{format}: best {:.1} ns/event, median {:.1}, {} bytes/event", times[0], times[times.len() / 2], out.len() / 1024);
     }
 }

@@ -147,15 +147,12 @@ impl RawRedis {
             }
             Some(n) => NonZeroU64::new(n).expect("checked above"),
         };
-        let name = match self.limit_key.as_deref() {
-            None => {
-                return Err(ConfigError::new(
-                    "redis.limit_key",
-                    "no limit key given",
-                    "set redis.limit_key (or --limit-key): the name the instances sharing the limit agree on",
-                ))
-            }
-            Some(k) => k,
+        let Some(name) = self.limit_key.as_deref() else {
+            return Err(ConfigError::new(
+                "redis.limit_key",
+                "no limit key given",
+                "set redis.limit_key (or --limit-key): the name the instances sharing the limit agree on",
+            ));
         };
         validate_key(name)?;
         let expected_instances = match self.expected_instances {
@@ -239,6 +236,7 @@ impl RawRedis {
 pub struct RedisTls {
     pub(super) ca: Option<Vec<u8>>,
     pub(super) client: Option<(Vec<u8>, Vec<u8>)>,
+    /// Whether the server's certificate must name the host (default true).
     pub verify_hostname: bool,
 }
 
@@ -310,17 +308,21 @@ pub struct RedisConfig {
     pub(super) password: Option<Secret>,
     /// Set for `rediss://`.
     pub tls: Option<RedisTls>,
+    /// Events per second shared by every instance on the key.
     pub global_rate: NonZeroU64,
     /// The name as given.
     pub limit_key: String,
     /// The namespaced Redis key, `spate:limit:{NAME}`.
     pub key: String,
+    /// Instances expected to share the key (sets the default fallback rate).
     pub expected_instances: Option<NonZeroU64>,
+    /// This instance's rate while Redis is unreachable.
     pub fallback_rate: Option<NonZeroU64>,
     /// Target lease period.
     pub lease: Duration,
     /// Smallest lease in events (capped at a quarter window of the instance's rate).
     pub lease_min_events: u64,
+    /// The sliding window Redis counts (before its guard).
     pub window: Duration,
     /// Connect, read and write timeout of the Redis connection.
     pub timeout: Duration,
@@ -394,7 +396,7 @@ impl RedisConfig {
 
     /// Tokens per window: the global rate times the window.
     pub(super) fn limit(&self) -> u64 {
-        (self.global_rate.get() as u128 * self.window.as_millis() / 1000).max(1) as u64
+        (u128::from(self.global_rate.get()) * self.window.as_millis() / 1000).max(1) as u64
     }
 
     /// The window Redis counts, in µs: the window plus the guard (see the module doc).
@@ -408,7 +410,7 @@ impl RedisConfig {
         if let Some(r) = self.fallback_rate {
             return r;
         }
-        let k = self.expected_instances.map(|n| n.get()).unwrap_or(seen_instances.max(1));
+        let k = self.expected_instances.map_or(seen_instances.max(1), std::num::NonZero::get);
         NonZeroU64::new(self.global_rate.get() / k).unwrap_or(NonZeroU64::MIN)
     }
 }

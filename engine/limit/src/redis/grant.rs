@@ -16,9 +16,13 @@ pub const GRANT_SCRIPT: &str = include_str!("grant.lua");
 /// The answer of one grant call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
+    /// Events granted (0: none now).
     pub granted: u64,
+    /// When nothing was granted: µs until enough old leases leave the window.
     pub retry_after_us: u64,
+    /// Instances seen leasing in the window.
     pub instances: u64,
+    /// Events leased in the window, this grant included.
     pub used: u64,
 }
 

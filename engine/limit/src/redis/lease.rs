@@ -138,15 +138,15 @@ pub(super) fn spawn(
 
 /// The lease size at instance rate `r` (events/s): see "Lease size adapts" in the module doc.
 fn lease_size(r: u64, cfg: &RedisConfig) -> u64 {
-    let per = |d: std::time::Duration| (r as u128 * d.as_nanos()).div_ceil(1_000_000_000) as u64;
+    let per = |d: std::time::Duration| (u128::from(r) * d.as_nanos()).div_ceil(1_000_000_000) as u64;
     let quarter_window = per(cfg.window / 4);
     per(cfg.lease).max(cfg.lease_min_events.min(quarter_window)).clamp(1, cfg.limit())
 }
 
 /// A random id for this instance's leases (distinguishes instances in the lease log).
 fn instance_id() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let x = t ^ (std::process::id() as u64).rotate_left(32) ^ (&t as *const u64 as u64);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let x = t ^ u64::from(std::process::id()).rotate_left(32) ^ (&raw const t as u64);
     // splitmix64 spreads the bits of time, pid and a stack address.
     format!("{:016x}", spate_core::rng::splitmix64(x))
 }
@@ -162,18 +162,18 @@ struct Lease {
 
 impl Lease {
     fn end_ns(&self) -> u64 {
-        self.start_ns + (self.n as u128 * 1_000_000_000 / self.rate as u128) as u64
+        self.start_ns + (u128::from(self.n) * 1_000_000_000 / u128::from(self.rate)) as u64
     }
     /// Tokens due by `now`: the first at `start`, then one every `1/rate`.
     fn due(&self, now: u64) -> u64 {
         if now < self.start_ns {
             return 0;
         }
-        ((now - self.start_ns) as u128 * self.rate as u128 / 1_000_000_000 + 1).min(self.n as u128) as u64
+        (u128::from(now - self.start_ns) * u128::from(self.rate) / 1_000_000_000 + 1).min(u128::from(self.n)) as u64
     }
     /// When the next token after `released` is due.
     fn next_ns(&self) -> u64 {
-        self.start_ns + (self.released as u128 * 1_000_000_000).div_ceil(self.rate as u128) as u64
+        self.start_ns + (u128::from(self.released) * 1_000_000_000).div_ceil(u128::from(self.rate)) as u64
     }
 }
 
@@ -333,7 +333,9 @@ impl LeaseThread {
             self.fallback_since = now;
             let why = match (state, &self.failing) {
                 (State::Closed, Some(e)) => e.clone(),
-                (State::Closed, None) => format!("no answer within {} ms", self.cfg.timeout.as_millis()),
+                (State::Closed, None) => {
+                    format!("no answer within {} ms", self.cfg.timeout.as_millis())
+                }
                 (s, e) => format!(
                     "circuit breaker {}: {}{}",
                     s.as_str(),

@@ -77,7 +77,7 @@ impl RedisLimiter {
         let pool = Arc::new(LeasePool::new(0));
         stats.mode.store(MODE_REDIS, Ordering::Relaxed);
         let _ = stats.redis_breaker.set(pool.breaker.clone());
-        let seen = cfg.expected_instances.map(|n| n.get()).unwrap_or(1);
+        let seen = cfg.expected_instances.map_or(1, std::num::NonZero::get);
         pool.fallback_rate.store(cfg.fallback_rate_for(seen).get(), Ordering::Relaxed);
         lease::spawn(&pool, cfg, (client, conn), seen, stats, clock, notes)
             .map_err(|(name, source)| LimitError::Spawn { name: name.into(), source })?;
@@ -89,6 +89,7 @@ impl RedisLimiter {
         Box::new(LeasedLimiter::new(self.pool.clone(), worker, workers))
     }
 
+    /// The lease pool the workers' limiters draw from.
     pub fn pool(&self) -> &Arc<LeasePool> {
         &self.pool
     }

@@ -46,7 +46,7 @@ impl LeasePool {
             if cur == 0 || want == 0 {
                 return 0;
             }
-            let n = cur.min(want as u64);
+            let n = cur.min(u64::from(want));
             match self.tokens.compare_exchange_weak(cur, cur - n, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return n as u32,
                 Err(actual) => cur = actual,
@@ -104,6 +104,7 @@ pub struct LeasedLimiter {
 const POLL_SLACK_NS: u64 = 100_000;
 
 impl LeasedLimiter {
+    /// The limiter of worker `worker` of `workers`, drawing on `pool`.
     pub fn new(pool: Arc<LeasePool>, worker: usize, workers: usize) -> Self {
         Self { pool, worker, workers, fallback: None, fallback_rate: 0 }
     }
@@ -158,7 +159,7 @@ mod tests {
                     loop {
                         match p.take(7) {
                             0 => return got,
-                            n => got += n as u64,
+                            n => got += u64::from(n),
                         }
                     }
                 })

@@ -1,11 +1,12 @@
-//! The dead-letter file: where a record goes when Kafka cannot take it (the broker is gone, or
-//! the record was possibly written already and must not be sent twice), one JSON line each.
+//! The dead-letter file: where an event goes when its sink cannot take it (Kafka's broker is
+//! gone, a PostgreSQL transaction cannot commit before the drain timeout, a record was possibly
+//! written already and must not be sent twice), one JSON line each.
 //!
 //! - `DlqLine` is the line format (topic, key, headers, payload, error, attempts); a payload
 //!   or key that is not UTF-8 text (Avro) is written base64-encoded as `payload_base64` /
 //!   `key_base64` instead;
 //! - `writer.rs` appends lines to the file, opened when first needed, whole lines only;
-//! - `replay.rs` sends a file's records again (`spate dlq replay`).
+//! - `spate dlq replay` (the `spate` crate) sends a file's records to Kafka again.
 
 mod writer;
 
@@ -17,20 +18,34 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use writer::DlqFile;
 
+/// The identity headers of every event where its sink has headers (Kafka records, DLQ lines):
+/// its W3C trace context and its spate id (`{run}-{worker}-{seq}`).
+pub const H_TRACEPARENT: &str = "traceparent";
+/// The header holding the event's spate id.
+pub const H_SPATE_ID: &str = "spate-id";
+
 /// One dead-lettered record as read back from the file.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DlqLine {
+    /// The Kafka topic (the table, for PostgreSQL).
     pub topic: String,
+    /// The record's key as text, if it has one.
     #[serde(default)]
     pub key: Option<String>,
+    /// The key, base64-encoded, when it is not UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_base64: Option<String>,
+    /// The record's headers (trace context, spate id).
     pub headers: BTreeMap<String, String>,
+    /// The payload as text (empty when `payload_base64` holds it).
     #[serde(default)]
     pub payload: String,
+    /// The payload, base64-encoded, when it is not UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// Why the record was dead-lettered.
     pub error: String,
+    /// Send attempts made (0: never sent).
     pub attempts: u32,
 }
 
@@ -54,11 +69,17 @@ impl DlqLine {
 
 /// The same line, borrowed, as the sink writes it: no copies of text payloads or headers.
 pub struct DlqLineRef<'a> {
+    /// The Kafka topic (the table, for PostgreSQL).
     pub topic: &'a str,
+    /// The record's key, if it has one.
     pub key: Option<&'a [u8]>,
+    /// The record's headers (trace context, spate id).
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// The payload.
     pub payload: &'a [u8],
+    /// Why the record is dead-lettered.
     pub error: &'a str,
+    /// Send attempts made (0: never sent).
     pub attempts: u32,
 }
 
@@ -67,7 +88,7 @@ struct Headers<'a>(&'a [(&'a str, &'a [u8])]);
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0.iter() {
+        for (k, v) in self.0 {
             m.serialize_entry(k, &String::from_utf8_lossy(v))?;
         }
         m.end()

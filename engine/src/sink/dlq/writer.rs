@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+/// A DLQ file, appended to in whole lines.
 pub struct DlqFile {
     path: PathBuf,
     file: Option<File>,
@@ -17,10 +18,12 @@ pub struct DlqFile {
 }
 
 impl DlqFile {
+    /// The DLQ file at `path`; nothing is opened until the first append.
     pub fn new(path: PathBuf) -> Self {
         Self { path, file: None, len: 0, buf: Vec::new() }
     }
 
+    /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
     }

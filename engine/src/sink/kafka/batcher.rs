@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+/// The adaptive batch size, decided every interval from ack latency and queue depth.
 #[derive(Debug, Clone)]
 pub struct Aimd {
     size: usize,
@@ -27,6 +28,8 @@ pub struct Aimd {
 }
 
 impl Aimd {
+    /// Starts at a quarter of `max` (at least 64, or `max` if smaller), steering ack latency under
+    /// `target`.
     pub fn new(max: usize, target: Duration) -> Self {
         let max = max.max(1);
         let min = 64.min(max);
@@ -53,7 +56,7 @@ impl Aimd {
     pub fn decide(&mut self, queue: u64) -> usize {
         self.growing = if queue > self.last_queue && queue > 0 { self.growing + 1 } else { 0 };
         self.last_queue = queue;
-        let mean = if self.n > 0 { (self.sum_ns / self.n as u128) as u64 } else { 0 };
+        let mean = if self.n > 0 { (self.sum_ns / u128::from(self.n)) as u64 } else { 0 };
         let have = self.n > 0;
         self.sum_ns = 0;
         self.n = 0;
@@ -66,6 +69,7 @@ impl Aimd {
         self.size
     }
 
+    /// The batch size decided last.
     pub fn size(&self) -> usize {
         self.size
     }

@@ -63,37 +63,60 @@ pub struct RawKafka {
     pub options: Option<BTreeMap<String, String>>,
 }
 
+/// What each record's key is (`sink.kafka.key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStrategy {
+    /// No key.
     None,
+    /// The event's source name.
     Source,
+    /// The event's trace id.
     TraceId,
+    /// No key: each source's records go to its topic's partitions in turn.
     RoundRobin,
 }
 
 /// Validated Kafka settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KafkaConfig {
+    /// Bootstrap servers, `${NAME}` expanded; None: the embedded mock cluster.
     pub brokers: Option<String>,
+    /// Topic, or a template with `{source}`.
     pub topic: String,
+    /// What each record's key is.
     pub key: KeyStrategy,
+    /// `all`, `1` or `0`.
     pub acks: String,
+    /// `none`, `lz4`, `zstd`, `snappy` or `gzip`.
     pub compression: String,
+    /// Idempotent producer: no duplicates from retries.
     pub idempotence: bool,
+    /// Add `traceparent` and `spate-id` headers to every record.
     pub headers: bool,
+    /// librdkafka `linger.ms`.
     pub linger_ms: u64,
+    /// librdkafka `message.timeout.ms`: how long librdkafka retries a record.
     pub message_timeout_ms: u64,
+    /// Application retries after librdkafka gave up (only with idempotence).
     pub retries: u32,
+    /// Dead-letter topic.
     pub dlq_topic: String,
+    /// Dead-letter file (JSON lines) for records Kafka did not take.
     pub dlq_file: PathBuf,
+    /// Cap on bytes held in rings and in librdkafka's queue.
     pub max_inflight_bytes: u64,
+    /// Ack latency the adaptive batcher stays under, in ms.
     pub latency_target_ms: u64,
     /// A fixed in-flight window, or None for the ack-driven one.
     pub inflight_records: Option<u64>,
+    /// Partitions per topic of the embedded cluster.
     pub partitions: i32,
+    /// The sink's circuit breaker.
     pub breaker: BreakerConfig,
+    /// TLS and SASL to the brokers.
     pub security: Security,
+    /// Other librdkafka properties, passed through as given.
     pub options: Vec<(String, String)>,
 }
 

@@ -43,12 +43,12 @@ const TRACE_BIT: u64 = 1 << 62;
 const DLQ_BIT: u64 = 1 << 63;
 
 impl Opaque {
-    pub fn new(sched_ns: u64, attempt: u8) -> Self {
+    pub(super) fn new(sched_ns: u64, attempt: u8) -> Self {
         Self { sched_ns: sched_ns & SCHED_MASK, attempt, traced: false, dlq: false }
     }
 
-    pub fn pack(self) -> usize {
-        let mut v = (self.sched_ns & SCHED_MASK) | ((self.attempt as u64 & ATTEMPT_MASK) << ATTEMPT_SHIFT);
+    pub(super) fn pack(self) -> usize {
+        let mut v = (self.sched_ns & SCHED_MASK) | ((u64::from(self.attempt) & ATTEMPT_MASK) << ATTEMPT_SHIFT);
         if self.traced {
             v |= TRACE_BIT;
         }
@@ -58,7 +58,7 @@ impl Opaque {
         v as usize
     }
 
-    pub fn unpack(op: usize) -> Self {
+    pub(super) fn unpack(op: usize) -> Self {
         let v = op as u64;
         Self {
             sched_ns: v & SCHED_MASK,
@@ -70,12 +70,12 @@ impl Opaque {
 
     /// Nanoseconds from this record's schedule time to `now_ns` (a full monotonic time),
     /// modulo 2^48: exact whatever the run's length, for ages under ~78 hours.
-    pub fn age_ns(self, now_ns: u64) -> u64 {
+    pub(super) fn age_ns(self, now_ns: u64) -> u64 {
         now_ns.wrapping_sub(self.sched_ns) & SCHED_MASK
     }
 
     /// True when `sched_ns` (a full monotonic time) is this record's schedule time.
-    pub fn same_schedule(self, sched_ns: u64) -> bool {
+    pub(super) fn same_schedule(self, sched_ns: u64) -> bool {
         self.sched_ns == sched_ns & SCHED_MASK
     }
 }
@@ -137,7 +137,7 @@ pub(crate) fn classify(code: Option<RDKafkaErrorCode>) -> ErrorClass {
 /// Two of these alternate (`SinkContext::outcomes` and the sink's spare), so a poll allocates
 /// nothing: `reset` keeps every buffer's capacity.
 #[derive(Default)]
-pub(crate) struct Outcomes {
+pub(crate) struct Reports {
     pub delivered: u64,
     pub delivered_bytes: u64,
     pub dead_lettered: u64,
@@ -166,10 +166,10 @@ pub(crate) struct Outcomes {
     pub pid_lost: bool,
 }
 
-impl Outcomes {
+impl Reports {
     /// Zeroes the counters and empties the lists, keeping their capacity. The latency
     /// histogram is emptied by `LatencyStats::merge_from` when the sink folds it in.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         let now_ns = self.now_ns;
         self.delivered = 0;
         self.delivered_bytes = 0;
@@ -191,8 +191,8 @@ impl Outcomes {
 }
 
 /// The producer context: delivery reports and client errors.
-pub struct SinkContext {
-    pub(crate) outcomes: RefCell<Outcomes>,
+pub(super) struct SinkContext {
+    pub(crate) outcomes: RefCell<Reports>,
     pub(crate) slow_ns: u64,
     pub(crate) max_attempts: u8,
     pub(crate) app_retries: bool,
@@ -216,7 +216,7 @@ unsafe impl Sync for SinkContext {}
 impl SinkContext {
     pub(crate) fn new(slow_ns: u64, max_attempts: u8, app_retries: bool) -> Self {
         Self {
-            outcomes: RefCell::new(Outcomes::default()),
+            outcomes: RefCell::new(Reports::default()),
             slow_ns,
             max_attempts,
             app_retries,
@@ -293,7 +293,7 @@ impl ProducerContext for SinkContext {
                     } else {
                         o.lat.record_ns(took);
                     }
-                    o.lat_sum_ns += took as u128;
+                    o.lat_sum_ns += u128::from(took);
                     o.lat_n += 1;
                     if took >= self.slow_ns {
                         o.ok_slow += 1;
@@ -305,7 +305,7 @@ impl ProducerContext for SinkContext {
             Err((e, m)) => {
                 let held = Held {
                     topic: m.topic().to_string(),
-                    key: m.key().map(|k| k.to_vec()),
+                    key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     headers: m
                         .headers()
@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn reset_keeps_capacity_and_clock() {
-        let mut o = Outcomes { delivered: 3, now_ns: 77, pid_lost: true, ..Default::default() };
+        let mut o = Reports { delivered: 3, now_ns: 77, pid_lost: true, ..Default::default() };
         o.calls.reserve(100);
         o.reset();
         assert_eq!((o.delivered, o.now_ns, o.pid_lost), (0, 77, false));

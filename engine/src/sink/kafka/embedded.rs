@@ -26,11 +26,13 @@ unsafe impl Send for EmbeddedBroker {}
 unsafe impl Sync for EmbeddedBroker {}
 
 impl EmbeddedBroker {
+    /// Starts a mock cluster of `brokers` brokers.
     pub fn start(brokers: i32) -> Result<Self, EngineError> {
         let cluster = MockCluster::new(brokers).map_err(|e| EngineError::Kafka(format!("cannot start the embedded mock cluster: {e}")))?;
         let bootstrap = cluster.bootstrap_servers();
         Ok(Self { cluster, bootstrap })
     }
+    /// The cluster's bootstrap servers, `host:port[,host:port...]`.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
@@ -42,6 +44,7 @@ impl EmbeddedBroker {
             Err(e) => Err(EngineError::Kafka(format!("cannot create topic `{topic}` on the embedded cluster: {e}"))),
         }
     }
+    /// The librdkafka mock cluster itself, to inject errors, latency or broker outages.
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         &self.cluster
     }

@@ -31,7 +31,7 @@ pub(crate) struct TopicHandles {
 unsafe impl Send for TopicHandles {}
 
 impl TopicHandles {
-    pub fn new<C: ProducerContext>(producer: &BaseProducer<C>, topics: &[String]) -> Result<Self, EngineError> {
+    pub(super) fn new<C: ProducerContext>(producer: &BaseProducer<C>, topics: &[String]) -> Result<Self, EngineError> {
         let mut handles = Self { rkts: Vec::with_capacity(topics.len()) };
         for t in topics {
             let name = CString::new(t.as_str()).map_err(|e| EngineError::Kafka(e.to_string()))?;
@@ -51,7 +51,7 @@ impl TopicHandles {
     /// delivery callback. `partition` -1 lets the partitioner choose.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn produce<C: ProducerContext>(
+    pub(super) fn produce<C: ProducerContext>(
         &self,
         producer: &BaseProducer<C>,
         topic: usize,
@@ -82,9 +82,9 @@ impl TopicHandles {
                 for (name, value) in headers {
                     rd_kafka_header_add(
                         h,
-                        name.as_ptr() as *const c_char,
+                        name.as_ptr().cast::<c_char>(),
                         name.len() as isize,
-                        value.as_ptr() as *const c_void,
+                        value.as_ptr().cast::<c_void>(),
                         value.len() as isize,
                     );
                 }
@@ -184,7 +184,7 @@ unsafe impl Send for QueueWake {}
 
 impl QueueWake {
     /// Must be dropped before `producer` (it holds a reference to the producer's main queue).
-    pub fn new<C: ProducerContext>(producer: &BaseProducer<C>) -> std::io::Result<Self> {
+    pub(super) fn new<C: ProducerContext>(producer: &BaseProducer<C>) -> std::io::Result<Self> {
         use std::os::fd::{FromRawFd, OwnedFd};
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
@@ -202,13 +202,15 @@ impl QueueWake {
         use std::os::fd::AsRawFd;
         // SAFETY: `queue` is live; librdkafka copies the 1-byte payload and writes it to the
         // write end, which stays open until `drop` disables the event first.
-        unsafe { rdkafka::bindings::rd_kafka_queue_io_event_enable(queue, write_fd.as_raw_fd(), b"1".as_ptr() as *const c_void, 1) };
+        unsafe {
+            rdkafka::bindings::rd_kafka_queue_io_event_enable(queue, write_fd.as_raw_fd(), b"1".as_ptr().cast::<c_void>(), 1);
+        };
         Ok(Self { queue, read_fd, _write_fd: write_fd })
     }
 
     /// Events waiting in the queue.
     #[inline]
-    pub fn pending(&self) -> usize {
+    pub(super) fn pending(&self) -> usize {
         // SAFETY: `queue` is live until `drop`; the call takes the queue's own lock.
         unsafe { rdkafka::bindings::rd_kafka_queue_length(self.queue) }
     }
@@ -216,16 +218,16 @@ impl QueueWake {
     /// Waits until librdkafka signals an event or `timeout` passes, then empties the pipe.
     /// Callers check `pending` first: an event queued while the queue was being served is not
     /// signalled again.
-    pub fn wait(&self, timeout: std::time::Duration) {
+    pub(super) fn wait(&self, timeout: std::time::Duration) {
         use std::os::fd::AsRawFd;
         let mut p = libc::pollfd { fd: self.read_fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // Rounded up: a wait shorter than asked would make the caller spin.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: one valid pollfd, count 1.
-        unsafe { libc::poll(&mut p, 1, ms) };
+        unsafe { libc::poll(&raw mut p, 1, ms) };
         let mut buf = [0u8; 64];
         // SAFETY: reads into a local buffer of the given length from our own non-blocking fd.
-        while unsafe { libc::read(self.read_fd.as_raw_fd(), buf.as_mut_ptr() as *mut c_void, buf.len()) } > 0 {}
+        while unsafe { libc::read(self.read_fd.as_raw_fd(), buf.as_mut_ptr().cast::<c_void>(), buf.len()) } > 0 {}
     }
 }
 

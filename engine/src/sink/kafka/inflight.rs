@@ -39,6 +39,7 @@ pub const DECREASE: f64 = 0.75;
 /// Intervals whose lowest mean latency is the base (3 s at 100 ms).
 pub const BASE_INTERVALS: usize = 30;
 
+/// The number of records the Kafka sink lets wait for their ack, adjusted every interval.
 #[derive(Debug, Clone)]
 pub struct InflightWindow {
     limit: u64,
@@ -59,6 +60,7 @@ impl Default for InflightWindow {
 }
 
 impl InflightWindow {
+    /// A moving window starting at [`INITIAL`] records.
     pub fn new() -> Self {
         Self { limit: INITIAL, fixed: false, recent: [u64::MAX; BASE_INTERVALS], next: 0, sum_ns: 0, n: 0, peak: 0 }
     }
@@ -103,7 +105,7 @@ impl InflightWindow {
         if n == 0 {
             return self.limit;
         }
-        let rtt = (sum / n as u128) as u64;
+        let rtt = (sum / u128::from(n)) as u64;
         self.recent[self.next] = rtt;
         self.next = (self.next + 1) % BASE_INTERVALS;
         let base = self.recent.iter().copied().min().unwrap_or(rtt);

@@ -36,23 +36,22 @@ use crate::latency::LatencyStats;
 use crate::run::RunShared;
 use crate::sink::dlq::DlqFile;
 use crate::sink::kafka::batcher::Aimd;
-use crate::sink::Sink;
-use crate::stats::LocalFlush;
+use crate::sink::{Outcomes, Sink};
 use spate_core::backoff::Backoff;
 use spate_core::breaker::{Breaker, BreakerReporter, BreakerWindow, State};
 use spate_gen::hex;
 use spate_gen::EventMeta;
 
 pub use config::{KafkaConfig, KeyStrategy, RawKafka};
-use delivery::{classify, ErrorClass, Held, Opaque, Outcomes, SinkContext};
+use delivery::{classify, ErrorClass, Held, Opaque, Reports, SinkContext};
 pub use embedded::EmbeddedBroker;
 use ffi::TopicHandles;
 use producer::{handle_names, make_producer, probe};
 
 /// Header names spate adds to every record (unless `sink.kafka.headers: false`).
-pub const H_TRACEPARENT: &str = "traceparent";
-pub const H_SPATE_ID: &str = "spate-id";
+pub use crate::sink::dlq::{H_SPATE_ID, H_TRACEPARENT};
 
+/// The Kafka sink, owned and polled by the flush thread.
 pub struct KafkaSink {
     /// librdkafka topic handles: one per source's topic, then the DLQ topic. First field:
     /// fields drop in order, and the handles must be released before the producer goes.
@@ -103,7 +102,7 @@ pub struct KafkaSink {
     pub spill_when_open: bool,
     dlq: DlqFile,
     /// The other half of the delivery outcomes' double buffer (see `settle`).
-    spare: Outcomes,
+    spare: Reports,
     /// Keeps the embedded broker alive as long as the producer (dropped after it).
     _embedded: Option<Arc<EmbeddedBroker>>,
 }
@@ -152,6 +151,8 @@ impl KafkaSink {
         (k, at + 32)
     }
 
+    /// Creates the producer for `cfg` (on `embedded`, creating its topics, when no brokers are
+    /// given), with each source's topic from `source_names`; `batch_max` caps the batch size.
     pub fn open(
         cfg: &KafkaConfig,
         shared: Arc<RunShared>,
@@ -187,7 +188,7 @@ impl KafkaSink {
                     .client()
                     .fetch_metadata(Some(t), Duration::from_secs(10))
                     .map_err(|e| EngineError::Kafka(format!("cannot read metadata of topic `{t}` for round_robin keys: {e}")))?;
-                let n = md.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+                let n = md.topics().first().map_or(0, |t| t.partitions().len());
                 if n == 0 {
                     return Err(EngineError::Kafka(format!("topic `{t}` has no partitions (does it exist?)")));
                 }
@@ -229,7 +230,7 @@ impl KafkaSink {
             rebuilds: 0,
             spill_when_open: false,
             dlq: DlqFile::new(cfg.dlq_file.clone()),
-            spare: Outcomes::default(),
+            spare: Reports::default(),
             cfg: cfg.clone(),
             _embedded: embedded,
         };
@@ -246,7 +247,7 @@ impl KafkaSink {
 
     /// Serves the producer's callbacks and, when the producer must be replaced and its last
     /// delivery report is in, replaces it.
-    fn poll_producer(&mut self, acct: &mut LocalFlush, timeout: Duration) {
+    fn poll_producer(&mut self, acct: &mut Outcomes, timeout: Duration) {
         if !self.serve_queue() && !timeout.is_zero() {
             self.wake.wait(timeout);
             self.serve_queue();
@@ -284,7 +285,7 @@ impl KafkaSink {
     /// Folds what the delivery callback learned into the counters and queues. The outcomes
     /// are double-buffered: the filled half is swapped with the empty spare, so no poll
     /// allocates or clears a histogram.
-    fn settle(&mut self, acct: &mut LocalFlush) {
+    fn settle(&mut self, acct: &mut Outcomes) {
         let now = self.shared.clock.now_ns();
         let mut o = std::mem::take(&mut self.spare);
         std::mem::swap(&mut o, &mut *self.ctx().outcomes.borrow_mut());
@@ -293,9 +294,7 @@ impl KafkaSink {
         acct.delivered_bytes += o.delivered_bytes;
         acct.dead_lettered += o.dead_lettered;
         self.in_flight -= o.settled;
-        if o.released_bytes > 0 && self.shared.max_inflight_bytes > 0 {
-            self.shared.inflight_bytes.fetch_sub(o.released_bytes, Relaxed);
-        }
+        acct.release(o.released_bytes);
         if o.ok_fast + o.ok_slow > 0 {
             self.last_ack_ns = now;
         }
@@ -318,9 +317,7 @@ impl KafkaSink {
                 let mut r = self.traced.swap_remove(i);
                 r.acked_ns = Some(o.now_ns.max(r.written_ns));
                 r.error = error;
-                if let Some(t) = &self.shared.tracer {
-                    t.submit(r);
-                }
+                acct.end_span(r);
             }
         }
         let retries = std::mem::take(&mut o.retry);
@@ -379,7 +376,7 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
         if self.spill_when_open && self.breaker.state() == State::Open {
             self.spill(batch, from, acct, "circuit breaker open: spilled (backpressure: spill)");
             return Ok(batch.len() - from);
@@ -443,7 +440,7 @@ impl Sink for KafkaSink {
                     self.in_flight += 1;
                     taken += 1;
                     if last_traced {
-                        self.traced.push(batch.span_record(self.shared.clock.now_ns(), None, None));
+                        self.traced.push(batch.span_record(acct.now_ns(), None, None));
                     }
                 }
                 Err(RDKafkaErrorCode::QueueFull) => break, // keep the rest; backpressure
@@ -466,33 +463,33 @@ impl Sink for KafkaSink {
                     taken += 1;
                     match classify(Some(code)) {
                         ErrorClass::Poison => self.send_dlq(held, acct),
-                        ErrorClass::Retriable | ErrorClass::Purged => self.write_dlq_file(std::slice::from_ref(&held), acct),
+                        ErrorClass::Retriable | ErrorClass::Purged => {
+                            self.write_dlq_file(std::slice::from_ref(&held), acct);
+                        }
                     }
                 }
             }
         }
         // Bytes of the part not taken stay budgeted with the batch; of the newline-less
         // payloads, librdkafka's acks release their length. Release the newlines now.
-        if self.shared.max_inflight_bytes > 0 && taken > 0 {
-            self.shared.inflight_bytes.fetch_sub(taken as u64, Relaxed);
-        }
+        acct.release(taken as u64);
         self.inflight.note_in_flight(self.in_flight);
         Ok(taken)
     }
 
-    fn poll(&mut self, acct: &mut LocalFlush, timeout_ms: u64) {
+    fn poll(&mut self, acct: &mut Outcomes, timeout_ms: u64) {
         self.poll_producer(acct, Duration::from_millis(timeout_ms));
         self.drain_retries(acct);
         self.tick();
     }
 
-    fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
+    fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError> {
         let deadline = self.shared.clock.now_ns() + timeout_ms * 1_000_000;
-        while self.in_flight > 0 && self.shared.clock.now_ns() < deadline && !self.shared.abort.load(Relaxed) {
+        while self.in_flight > 0 && self.shared.clock.now_ns() < deadline && !acct.is_aborting() {
             self.poll_producer(acct, Duration::from_millis(10));
             // At the end, do not wait out long backoffs: retry as soon as the breaker allows.
             let now = self.shared.clock.now_ns();
-            for h in self.retry.iter_mut() {
+            for h in &mut self.retry {
                 h.due_ns = h.due_ns.min(now);
             }
             self.drain_retries(acct);
@@ -534,24 +531,12 @@ impl Sink for KafkaSink {
     }
 
     /// The run is ending and these events were never produced: the DLQ file, with the reason.
-    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, reason: &str) {
-        // The flush thread releases the batch's budget; `spill` releases it too, so add it back.
-        if self.shared.max_inflight_bytes > 0 {
-            self.shared.inflight_bytes.fetch_add(batch.bytes_from(from).len() as u64, Relaxed);
-        }
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
         self.spill(batch, from, acct, reason);
     }
 
     fn in_flight(&self) -> u64 {
         self.in_flight
-    }
-
-    fn releases_budget_on_ack(&self) -> bool {
-        true
-    }
-
-    fn traces_acks(&self) -> bool {
-        true
     }
 }
 

@@ -16,12 +16,12 @@ use super::producer::{handle_names, make_producer};
 use super::{record_ids, KafkaSink, KeyStrategy, H_SPATE_ID, H_TRACEPARENT};
 use crate::batch::Batch;
 use crate::sink::dlq::DlqLineRef;
-use crate::stats::LocalFlush;
+use crate::sink::Outcomes;
 use spate_core::breaker::State;
 
 impl KafkaSink {
     /// Queues records the delivery callback marked for another attempt.
-    pub(super) fn schedule_retries(&mut self, held: Vec<Held>, now: u64, acct: &mut LocalFlush) {
+    pub(super) fn schedule_retries(&mut self, held: Vec<Held>, now: u64, acct: &mut Outcomes) {
         for mut h in held {
             h.attempt += 1;
             acct.retried += 1;
@@ -32,7 +32,7 @@ impl KafkaSink {
     }
 
     /// Re-produces due retries while the breaker allows (HALF_OPEN: these are the trials).
-    pub(super) fn drain_retries(&mut self, acct: &mut LocalFlush) {
+    pub(super) fn drain_retries(&mut self, acct: &mut Outcomes) {
         if self.breaker.state() == State::Open || self.rebuild_pending {
             return;
         }
@@ -58,7 +58,9 @@ impl KafkaSink {
                     h.error = KafkaError::MessageProduction(code).to_string();
                     match classify(Some(code)) {
                         ErrorClass::Poison => self.send_dlq(h, acct),
-                        ErrorClass::Retriable | ErrorClass::Purged => self.write_dlq_file(std::slice::from_ref(&h), acct),
+                        ErrorClass::Retriable | ErrorClass::Purged => {
+                            self.write_dlq_file(std::slice::from_ref(&h), acct);
+                        }
                     }
                 }
             }
@@ -67,7 +69,7 @@ impl KafkaSink {
 
     /// A poison record goes to the dead-letter topic with its error and original topic as
     /// headers; if even that is refused, to the file. The record counts as in flight here.
-    pub(super) fn send_dlq(&mut self, h: Held, acct: &mut LocalFlush) {
+    pub(super) fn send_dlq(&mut self, h: Held, acct: &mut Outcomes) {
         let mut pairs: Vec<(&str, &[u8])> = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         pairs.push(("spate-error", h.error.as_bytes()));
         pairs.push(("spate-original-topic", h.topic.as_bytes()));
@@ -80,16 +82,13 @@ impl KafkaSink {
 
     /// Last resort: JSON lines in the DLQ file (`spate dlq replay` re-sends them). Each record
     /// was counted in flight; it leaves as dead-lettered, or as failed if the file cannot take it.
-    pub(super) fn write_dlq_file(&mut self, held: &[Held], acct: &mut LocalFlush) {
+    pub(super) fn write_dlq_file(&mut self, held: &[Held], acct: &mut Outcomes) {
         if held.is_empty() {
             return;
         }
         let n = held.len() as u64;
         self.in_flight -= n;
-        if self.shared.max_inflight_bytes > 0 {
-            let bytes: u64 = held.iter().map(|h| h.payload.len() as u64).sum();
-            self.shared.inflight_bytes.fetch_sub(bytes, Relaxed);
-        }
+        acct.release(held.iter().map(|h| h.payload.len() as u64).sum());
         // Borrowed views of each record's headers for its line.
         let owned: Vec<Vec<(&str, &[u8])>> =
             held.iter().map(|h| h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()).collect();
@@ -99,14 +98,14 @@ impl KafkaSink {
             headers: pairs,
             payload: &h.payload,
             error: &h.error,
-            attempts: h.attempt as u32 + 1,
+            attempts: u32::from(h.attempt) + 1,
         });
         self.dlq_append(lines, n, acct);
     }
 
     /// `batch[from..]` goes to the DLQ file, not Kafka, with `reason`: policy `spill` while the
     /// breaker is OPEN, or events never produced when the run ends (`abandon`).
-    pub(super) fn spill(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, reason: &str) {
+    pub(super) fn spill(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
         let mut ids = Vec::with_capacity(batch.len() - from);
         let mut keys = Vec::with_capacity(batch.len() - from);
         for m in &batch.metas[from..] {
@@ -132,20 +131,18 @@ impl KafkaSink {
         });
         let lines: Vec<DlqLineRef<'_>> = lines.collect();
         let n = lines.len() as u64;
+        let res = self.dlq.append(lines);
+        self.count_dlq(res, n, acct);
         // Budgeted with the batch; no ack will release them.
-        if self.shared.max_inflight_bytes > 0 {
-            self.shared.inflight_bytes.fetch_sub(batch.bytes_from(from).len() as u64, Relaxed);
-        }
+        acct.taken(batch, from, batch.len() - from, Some(reason.to_string()));
+    }
+
+    fn dlq_append<'a>(&mut self, lines: impl IntoIterator<Item = DlqLineRef<'a>>, n: u64, acct: &mut Outcomes) {
         let res = self.dlq.append(lines);
         self.count_dlq(res, n, acct);
     }
 
-    fn dlq_append<'a>(&mut self, lines: impl IntoIterator<Item = DlqLineRef<'a>>, n: u64, acct: &mut LocalFlush) {
-        let res = self.dlq.append(lines);
-        self.count_dlq(res, n, acct);
-    }
-
-    fn count_dlq(&mut self, res: std::io::Result<usize>, n: u64, acct: &mut LocalFlush) {
+    fn count_dlq(&mut self, res: std::io::Result<usize>, n: u64, acct: &mut Outcomes) {
         match res {
             Ok(_) => acct.dead_lettered += n,
             Err(e) => {

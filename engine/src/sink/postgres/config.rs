@@ -52,12 +52,15 @@ pub struct RawPostgres {
 pub struct PgConfig {
     /// The connection URL, `${NAME}` expanded (may hold a password: use [`PgConfig::display`]).
     pub url: String,
+    /// The table (`name` or `schema.name`).
     pub table: String,
+    /// Where events that cannot be committed go (JSON lines).
     pub dlq_file: PathBuf,
     /// Most events per transaction (one commit, one fsync, for this many).
     pub commit_rows: usize,
     /// The event as a JSONB `body` (false), or a column per field of the records (true).
     pub typed: bool,
+    /// The sink's circuit breaker (each transaction is a call).
     pub breaker: BreakerConfig,
 }
 
@@ -101,6 +104,7 @@ impl RawPostgres {
         })
     }
 
+    /// Checks the settings, ignoring deprecation notes.
     pub fn validate(&self) -> Result<PgConfig, ConfigError> {
         self.validate_with(&mut Vec::new())
     }

@@ -8,12 +8,12 @@
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
-pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-pub const TRAILER: &[u8] = &[0xff, 0xff];
+pub(super) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(super) const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Appends one row of the JSONB layout.
 #[inline]
-pub fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>, json: &[u8]) {
+pub(super) fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>, json: &[u8]) {
     envelope(out, 5, ts_unix_us, source, id, traceparent);
     out.extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
     out.push(1);
@@ -22,7 +22,7 @@ pub fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], tracepa
 
 /// Starts a row of `fields` fields with the envelope's four.
 #[inline]
-pub fn envelope(out: &mut Vec<u8>, fields: i16, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>) {
+pub(super) fn envelope(out: &mut Vec<u8>, fields: i16, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>) {
     out.extend_from_slice(&fields.to_be_bytes());
     field(out, &(ts_unix_us - PG_EPOCH_US).to_be_bytes());
     field(out, source);
@@ -35,26 +35,26 @@ pub fn envelope(out: &mut Vec<u8>, fields: i16, ts_unix_us: i64, source: &[u8], 
 
 /// One field's binary form.
 #[inline]
-pub fn field(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn field(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as i32).to_be_bytes());
     out.extend_from_slice(b);
 }
 
 /// A NULL field.
 #[inline]
-pub fn null(out: &mut Vec<u8>) {
+pub(super) fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
 /// Microseconds since the Unix epoch of `2026-11-25T12:59:00.123456Z` (the timestamp every json
 /// event starts with); None if `t` is not in that form.
 #[inline]
-pub fn rfc3339_us(t: &[u8]) -> Option<i64> {
+pub(super) fn rfc3339_us(t: &[u8]) -> Option<i64> {
     if t.len() < 27 || t[4] != b'-' || t[10] != b'T' || t[19] != b'.' || t[26] != b'Z' {
         return None;
     }
     let n = |a: usize, b: usize| -> Option<i64> {
-        t[a..b].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as i64))
+        t[a..b].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0')))
     };
     let (y, m, d) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
     let (hh, mm, ss, us) = (n(11, 13)?, n(14, 16)?, n(17, 19)?, n(20, 26)?);

@@ -12,8 +12,11 @@
 //! `ts timestamptz, source text, id text, traceparent text, body jsonb` (or, with
 //! `layout: typed`, a column per field instead of `body`).
 
+mod breaker;
 pub mod config;
+mod conn;
 mod copy;
+mod rows;
 mod sink;
 pub mod typed;
 

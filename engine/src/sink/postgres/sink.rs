@@ -5,7 +5,7 @@
 //! batch: a sixth of a 1M-row load at 8,192 events per batch. While the database is
 //! unreachable the open transaction is kept and the sink takes nothing more (`Ok(0)`): the flush
 //! thread holds the batch and the rings fill, so workers wait (`backpressure: block`) or shed;
-//! it reconnects with a backoff of 0.1 s doubling to 2 s. Events not committed by the drain
+//! it reconnects with full-jitter backoff (`spate_core::backoff`: below 0.1 s doubling to 2 s). Events not committed by the drain
 //! timeout go to the DLQ file, as with Kafka.
 //!
 //! The sink's circuit breaker (`crate::breaker`, the run's breaker as with Kafka): each
@@ -24,22 +24,25 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use crate::batch::Batch;
 use crate::error::{ConfigError, EngineError};
-use crate::sink::dlq::{DlqFile, DlqLineRef};
-use crate::sink::Sink;
-use crate::stats::LocalFlush;
+use crate::sink::dlq::DlqFile;
+use crate::sink::{Outcomes, Sink};
+use spate_core::backoff::Backoff;
 use spate_core::breaker::{Breaker, BreakerConfig, BreakerReporter, BreakerWindow, State};
 use spate_core::clock::Clock;
 use spate_gen::EventMeta;
 
+use super::breaker::SinkBreaker;
 use super::config::PgConfig;
+use super::conn::{connect, describe};
 use super::copy;
-use super::typed::{self, ColType, Column, Raw};
+use super::rows::{dead_letter, typed_values};
+use super::typed::{Column, Raw};
 
 /// How long an open transaction waits for more batches before it is committed.
 const LINGER: Duration = Duration::from_millis(100);
@@ -47,6 +50,7 @@ const LINGER: Duration = Duration::from_millis(100);
 /// PostgreSQL's name of `timestamptz` in `information_schema`.
 const TIMESTAMPTZ: &str = "timestamp with time zone";
 
+/// The PostgreSQL sink: binary COPY into one open transaction at a time, on the flush thread.
 pub struct PgSink {
     target: PgConfig,
     client: Option<Client>,
@@ -69,80 +73,30 @@ pub struct PgSink {
     rows: usize,
     payload_bytes: u64,
     first: (u16, u64),
-    since: Instant,
+    /// The run's clock (ns): linger, reconnect times, call durations, the drain deadline.
+    clock: Arc<dyn Clock>,
+    since: u64,
     /// Its id once a commit was tried (then nothing is added until it is settled).
     attempt: Option<String>,
     /// Its COMMIT got no answer: look its id up before trying again.
     in_doubt: bool,
-    retry_at: Instant,
-    backoff: Duration,
+    retry_at: u64,
+    backoff: Backoff,
     dlq: DlqFile,
     breaker: Option<SinkBreaker>,
-}
-
-/// The run's breaker as the sink drives it (see the module doc).
-struct SinkBreaker {
-    shared: Arc<Breaker>,
-    window: BreakerWindow,
-    reporter: BreakerReporter,
-    clock: Arc<dyn Clock>,
-    /// `backpressure: spill`: batches go to the DLQ file while it is open.
-    spill: bool,
-}
-
-impl SinkBreaker {
-    fn now(&self) -> u64 {
-        self.clock.now_ns()
-    }
-
-    fn record(&mut self, failed: bool, took: Duration) {
-        let now = self.now();
-        self.window.record(&self.shared, failed, took, now);
-        self.log();
-    }
-
-    /// A reconnect failed: open at once from closed; a failed trial from half-open.
-    fn down(&mut self, why: &str, took: Duration) {
-        let now = self.now();
-        match self.shared.state() {
-            State::Closed => self.window.force_open(&self.shared, now, why),
-            _ => self.window.record(&self.shared, true, took, now),
-        }
-        self.log();
-    }
-
-    fn tick(&mut self) -> State {
-        let now = self.now();
-        self.window.tick(&self.shared, now);
-        self.log();
-        self.shared.state()
-    }
-
-    fn log(&mut self) {
-        self.reporter.take_and_report(&mut self.window, &self.shared);
-    }
-}
-
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
-}
-
-fn connect(target: &PgConfig, timeout: Duration) -> Result<Client, postgres::Error> {
-    let mut pc: postgres::Config = target.url.parse()?;
-    pc.connect_timeout(timeout);
-    pc.application_name("spate");
-    pc.options("-c statement_timeout=30000");
-    pc.connect(NoTls)
 }
 
 impl PgSink {
     /// Connects, creates the table (and `spate_batches`) if missing and checks its columns if
     /// present: every problem is one message now, before any event is generated. `typed`: the
     /// typed layout's columns (None: the JSONB body).
-    pub fn open(target: &PgConfig, source_names: &[String], run_id: &str, typed: Option<Vec<Column>>) -> Result<PgSink, EngineError> {
+    pub fn open(
+        target: &PgConfig,
+        source_names: &[String],
+        run_id: &str,
+        typed: Option<Vec<Column>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<PgSink, EngineError> {
         let bad = |what: String, fix: &str| EngineError::Config(ConfigError::new("sink", what, fix));
         let mut c = connect(target, Duration::from_secs(5)).map_err(|e| match e.as_db_error() {
             Some(_) => bad(
@@ -163,7 +117,9 @@ impl PgSink {
         ];
         match &typed {
             None => want.push(("body".into(), "jsonb", true)),
-            Some(cols) => want.extend(cols.iter().map(|c| (c.name.clone(), c.ty.sql(), !c.nullable))),
+            Some(cols) => {
+                want.extend(cols.iter().map(|c| (c.name.clone(), c.ty.sql(), !c.nullable)));
+            }
         }
         let t = &target.table;
         let defs: Vec<String> = want.iter().map(|(n, ty, nn)| format!("\"{n}\" {ty}{}", if *nn { " NOT NULL" } else { "" })).collect();
@@ -229,11 +185,12 @@ impl PgSink {
             rows: 0,
             payload_bytes: 0,
             first: (0, 0),
-            since: Instant::now(),
+            since: clock.now_ns(),
             attempt: None,
             in_doubt: false,
-            retry_at: Instant::now(),
-            backoff: Duration::from_millis(100),
+            retry_at: clock.now_ns(),
+            clock,
+            backoff: Backoff::reconnects(Duration::from_millis(100), Duration::from_secs(2), &target.display()),
             dlq: DlqFile::new(target.dlq_file.clone()),
             breaker: None,
         })
@@ -253,12 +210,17 @@ impl PgSink {
         self
     }
 
+    /// Time since `t` (clock ns).
+    fn since_ns(&self, t: u64) -> Duration {
+        Duration::from_nanos(self.clock.now_ns().saturating_sub(t))
+    }
+
     /// Appends events `from..` of `batch` as binary COPY rows to the open transaction.
     fn append(&mut self, batch: &Batch, from: usize) {
         if self.rows == 0 {
             let m = &batch.metas[from];
             self.first = (m.worker, m.seq);
-            self.since = Instant::now();
+            self.since = self.clock.now_ns();
         }
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
         let (mut tp, mut idb) = ([0u8; 55], [0u8; 64]);
@@ -309,7 +271,7 @@ impl PgSink {
         self.in_doubt = false;
     }
 
-    fn deliver(&mut self, acct: &mut LocalFlush) {
+    fn deliver(&mut self, acct: &mut Outcomes) {
         acct.delivered += self.rows as u64;
         acct.delivered_bytes += self.payload_bytes;
         self.clear();
@@ -325,8 +287,7 @@ impl PgSink {
         );
         self.client = None;
         self.in_doubt = in_doubt;
-        self.retry_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        self.retry_at = self.clock.now_ns() + self.backoff.failed().as_nanos() as u64;
     }
 
     /// Connected, or reconnected now; false while the server is away (backoff, breaker).
@@ -334,19 +295,20 @@ impl PgSink {
         if self.client.is_some() {
             return true;
         }
-        if Instant::now() < self.retry_at {
+        if self.clock.now_ns() < self.retry_at {
             return false;
         }
-        let t = Instant::now();
+        let t = self.clock.now_ns();
         match connect(&self.target, Duration::from_secs(2)) {
             Ok(c) => {
                 self.client = Some(c);
-                self.backoff = Duration::from_millis(100);
+                self.backoff.succeeded();
                 true
             }
             Err(e) => {
+                let took = self.since_ns(t);
                 if let Some(b) = &mut self.breaker {
-                    b.down(&format!("cannot reconnect to {}: {}", self.target.display(), describe(&e)), t.elapsed());
+                    b.down(&format!("cannot reconnect to {}: {}", self.target.display(), describe(&e)), took);
                 }
                 let doubt = self.in_doubt;
                 self.lost(&e, doubt, Duration::ZERO);
@@ -357,7 +319,7 @@ impl PgSink {
 
     /// Commits the open transaction's rows; true when nothing is left open (committed, found
     /// committed after a commit in doubt, or refused by the server and dead-lettered).
-    fn commit(&mut self, acct: &mut LocalFlush) -> bool {
+    fn commit(&mut self, acct: &mut Outcomes) -> bool {
         if self.rows == 0 {
             return true;
         }
@@ -394,11 +356,12 @@ impl PgSink {
                 }
             }
         }
-        let t = Instant::now();
+        let t = self.clock.now_ns();
         match self.transact(&id) {
             Ok(()) => {
+                let took = self.since_ns(t);
                 if let Some(b) = &mut self.breaker {
-                    b.record(false, t.elapsed());
+                    b.record(false, took);
                 }
                 self.deliver(acct);
                 true
@@ -411,7 +374,8 @@ impl PgSink {
                 true
             }
             Err((e, committing)) => {
-                self.lost(&e, committing, t.elapsed());
+                let took = self.since_ns(t);
+                self.lost(&e, committing, took);
                 false
             }
         }
@@ -424,14 +388,14 @@ impl PgSink {
         let mut tx = c.transaction().map_err(|e| (e, false))?;
         let mut w = tx.copy_in(&self.copy_sql).map_err(|e| (e, false))?;
         // The writer's io::Error says little; finish() reports the connection's.
-        let _ = w.write_all(copy::HEADER).and_then(|_| w.write_all(&self.buf)).and_then(|_| w.write_all(copy::TRAILER));
+        let _ = w.write_all(copy::HEADER).and_then(|()| w.write_all(&self.buf)).and_then(|()| w.write_all(copy::TRAILER));
         w.finish().map_err(|e| (e, false))?;
         tx.execute("INSERT INTO spate_batches (batch_id, rows) VALUES ($1, $2)", &[&id, &rows]).map_err(|e| (e, false))?;
         tx.commit().map_err(|e| (e, true))
     }
 
     /// The open transaction's events into the DLQ file.
-    fn dead_letter_open(&mut self, acct: &mut LocalFlush, reason: &str) {
+    fn dead_letter_open(&mut self, acct: &mut Outcomes, reason: &str) {
         let mut start = 0;
         let rows: Vec<(&EventMeta, &[u8])> = self
             .metas
@@ -448,81 +412,8 @@ impl PgSink {
     }
 }
 
-/// Events `rows` (identity, payload) into the DLQ file with `reason`: dead-lettered, or failed
-/// if the file cannot be written.
-fn dead_letter(dlq: &mut DlqFile, table: &str, run_id: &str, rows: &[(&EventMeta, &[u8])], acct: &mut LocalFlush, reason: &str) {
-    let n = rows.len() as u64;
-    let ids: Vec<([u8; 55], [u8; 64], usize)> = rows
-        .iter()
-        .map(|(m, _)| {
-            let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
-            spate_gen::hex::traceparent(&mut tp, m.trace_id, m.span_id);
-            let k = spate_gen::hex::event_id(&mut id, run_id, m.worker, m.seq);
-            (tp, id, k)
-        })
-        .collect();
-    let pairs: Vec<[(&str, &[u8]); 2]> =
-        ids.iter().map(|(tp, id, k)| [(crate::sink::kafka::H_TRACEPARENT, &tp[..]), (crate::sink::kafka::H_SPATE_ID, &id[..*k])]).collect();
-    let lines = rows.iter().zip(&pairs).map(|((_, payload), h)| DlqLineRef {
-        topic: table,
-        key: None,
-        headers: h,
-        payload,
-        error: reason,
-        attempts: 0,
-    });
-    match dlq.append(lines) {
-        Ok(_) => acct.dead_lettered += n,
-        Err(e) => {
-            spate_core::rate_log::warn("dlq_file", &format!("cannot write the DLQ file {}: {e}", dlq.path().display()));
-            acct.failed += n;
-        }
-    }
-}
-
-/// Appends the typed columns' values of the JSON event `line` (binary COPY fields): each
-/// member's value into its column's slot, then the slots in order, NULL where a member is
-/// missing or does not fit its column's type.
-fn typed_values(out: &mut Vec<u8>, cols: &[Column], slots: &mut [Raw], scratch: &mut Vec<u8>, line: &[u8]) {
-    slots.fill(Raw::Null);
-    typed::scan(line, |key, v| {
-        if let Some(i) = cols.iter().position(|c| c.name.as_bytes() == key) {
-            slots[i] = v;
-        }
-    });
-    for (c, v) in cols.iter().zip(slots.iter()) {
-        let text = |a: u32, b: u32| &line[a as usize..b as usize];
-        let lit = |a: u32, b: u32| std::str::from_utf8(text(a, b)).ok();
-        match (c.ty, *v) {
-            (ColType::Text, Raw::Str(a, b, false) | Raw::Lit(a, b)) => copy::field(out, text(a, b)),
-            (ColType::Text, Raw::Str(a, b, true)) => {
-                scratch.clear();
-                if typed::unescape(text(a, b), scratch) {
-                    copy::field(out, scratch);
-                } else {
-                    copy::null(out);
-                }
-            }
-            (ColType::BigInt, Raw::Lit(a, b)) => match lit(a, b).and_then(|s| s.parse::<i64>().ok()) {
-                Some(x) => copy::field(out, &x.to_be_bytes()),
-                None => copy::null(out),
-            },
-            (ColType::Double, Raw::Lit(a, b)) => match lit(a, b).and_then(|s| s.parse::<f64>().ok()) {
-                Some(x) => copy::field(out, &x.to_bits().to_be_bytes()),
-                None => copy::null(out),
-            },
-            (ColType::Bool, Raw::Lit(a, b)) => match text(a, b) {
-                b"true" => copy::field(out, &[1]),
-                b"false" => copy::field(out, &[0]),
-                _ => copy::null(out),
-            },
-            _ => copy::null(out),
-        }
-    }
-}
-
 impl Sink for PgSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
         let n = batch.len() - from;
         if let Some(b) = &mut self.breaker {
             if b.tick() == State::Open {
@@ -540,6 +431,8 @@ impl Sink for PgSink {
             return Ok(0);
         }
         self.append(batch, from);
+        // The rows are in the transaction's buffer now: the batch can go back to its worker.
+        acct.taken(batch, from, n, None);
         if self.rows >= self.target.commit_rows {
             // If this fails the rows stay open (in flight) and the next call retries.
             self.commit(acct);
@@ -547,32 +440,29 @@ impl Sink for PgSink {
         Ok(n)
     }
 
-    fn poll(&mut self, acct: &mut LocalFlush, timeout_ms: u64) {
+    fn poll(&mut self, acct: &mut Outcomes, timeout_ms: u64) {
         // Commit what has waited long enough for more batches.
-        if self.rows > 0 && self.since.elapsed() >= LINGER {
+        if self.rows > 0 && self.since_ns(self.since) >= LINGER {
             self.commit(acct);
         }
         if self.breaker.as_ref().is_some_and(|b| b.shared.state() == State::Open) {
             // Nothing to try until the breaker's open wait is over.
-            std::thread::sleep(Duration::from_millis(timeout_ms.min(20)));
+            self.clock.sleep_until(self.clock.now_ns() + timeout_ms.min(20) * 1_000_000);
             return;
         }
         // Waiting for a reconnect: sleep toward it, within the flush thread's timeout.
         if self.client.is_none() {
-            let left = self.retry_at.saturating_duration_since(Instant::now()).min(Duration::from_millis(timeout_ms));
-            if !left.is_zero() {
-                std::thread::sleep(left);
-            }
+            let wake = self.retry_at.min(self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000)));
+            self.clock.sleep_until(wake);
         }
     }
 
     /// Commits what is open within `timeout_ms` (reconnecting as needed); what cannot be
     /// committed by then goes to the DLQ file.
-    fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        while !self.commit(acct) && Instant::now() < deadline {
-            let wake = self.retry_at.min(Instant::now() + Duration::from_millis(20)).min(deadline);
-            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+    fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError> {
+        let deadline = self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
+        while !self.commit(acct) && self.clock.now_ns() < deadline && !acct.is_aborting() {
+            self.clock.sleep_until(self.retry_at.min(self.clock.now_ns() + 20_000_000).min(deadline));
         }
         if self.rows > 0 {
             self.dead_letter_open(acct, "not committed before the drain timeout (PostgreSQL unreachable)");
@@ -584,8 +474,9 @@ impl Sink for PgSink {
         self.rows as u64
     }
 
-    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush, reason: &str) {
+    fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
         let rows: Vec<(&EventMeta, &[u8])> = (from..batch.len()).map(|i| (&batch.metas[i], batch.payload(i))).collect();
         dead_letter(&mut self.dlq, &self.target.table, &self.run_id, &rows, acct, reason);
+        acct.taken(batch, from, batch.len() - from, Some(reason.to_string()));
     }
 }

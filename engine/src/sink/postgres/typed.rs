@@ -10,9 +10,13 @@ use crate::error::ConfigError;
 /// Type of a typed column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColType {
+    /// `bigint`, for Avro `long` and `int`.
     BigInt,
+    /// `double precision`, for Avro `double` and `float`.
     Double,
+    /// `boolean`.
     Bool,
+    /// `text`, for Avro `string`.
     Text,
 }
 
@@ -31,8 +35,11 @@ impl ColType {
 /// One column of the record's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
+    /// The column's name: the field's.
     pub name: String,
+    /// The column's type.
     pub ty: ColType,
+    /// Whether the column takes NULL (an optional field, or one some sources lack).
     pub nullable: bool,
 }
 
@@ -118,6 +125,7 @@ pub enum Raw {
     Str(u32, u32, bool),
     /// A number, `true`/`false`: the literal's bytes.
     Lit(u32, u32),
+    /// `null`.
     Null,
 }
 
@@ -126,7 +134,7 @@ pub enum Raw {
 pub fn scan(line: &[u8], mut found: impl FnMut(&[u8], Raw)) -> bool {
     let mut i = 0;
     let ws = |i: &mut usize| {
-        while line.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+        while line.get(*i).is_some_and(u8::is_ascii_whitespace) {
             *i += 1;
         }
     };

@@ -31,7 +31,9 @@ pub struct RawTcp {
 /// A checked TCP sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
+    /// `HOST:PORT` of the collector.
     pub address: String,
+    /// How events are delimited on the stream.
     pub framing: Framing,
 }
 
@@ -46,6 +48,7 @@ impl TcpConfig {
 }
 
 impl RawTcp {
+    /// Checks the address is `HOST:PORT`.
     pub fn validate(&self) -> Result<TcpConfig, ConfigError> {
         let a = &self.address;
         let ok = a.rsplit_once(':').and_then(|(h, p)| (!h.is_empty()).then_some(p)).is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0));

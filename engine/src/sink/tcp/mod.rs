@@ -6,12 +6,14 @@
 //! - Backpressure: when the socket would block, the sink reports how many events it took; the
 //!   flush thread keeps the rest and waits in `poll` for the socket to become writable.
 //! - Reconnect: on a connection error the unsent remainder of the current write is kept and
-//!   the sink reconnects with exponential backoff (100 ms doubling to 5 s, with jitter). Events
+//!   the sink reconnects with full-jitter backoff (`spate_core::backoff`: a wait below 100 ms
+//!   doubling to 5 s). Events
 //!   are counted delivered once the kernel accepted them (as every TCP log shipper does).
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -20,15 +22,18 @@ pub mod config;
 
 pub use config::{Framing, TcpConfig};
 
+use spate_core::backoff::Backoff;
+use spate_core::clock::Clock;
+
 use crate::batch::Batch;
 use crate::error::EngineError;
-use crate::sink::Sink;
-use crate::stats::LocalFlush;
+use crate::sink::{Outcomes, Sink};
 
 const SOCK: Token = Token(0);
 /// A connect that has not completed by then is abandoned and retried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The TCP sink: a non-blocking connection to a collector, reconnected on errors.
 pub struct TcpSink {
     addr: String,
     framing: Framing,
@@ -42,14 +47,18 @@ pub struct TcpSink {
     /// Events in `pending` (delivered when it drains).
     pending_events: u64,
     frame: Vec<u8>,
-    next_attempt: Instant,
-    connect_started: Instant,
-    backoff: Duration,
+    /// The run's clock (ns): reconnect times, the connect timeout, the drain deadline.
+    clock: Arc<dyn Clock>,
+    next_attempt: u64,
+    connect_started: u64,
+    backoff: Backoff,
     reconnects: u64,
 }
 
 impl TcpSink {
-    pub fn open(addr: &str, framing: Framing) -> Result<Self, EngineError> {
+    /// Resolves `addr` (an error if it does not) and starts connecting; a refused connection is
+    /// retried.
+    pub fn open(addr: &str, framing: Framing, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let poll = Poll::new().map_err(|source| EngineError::SinkOpen { target: format!("tcp://{addr}"), source })?;
         let mut s = Self {
             addr: addr.to_string(),
@@ -62,9 +71,10 @@ impl TcpSink {
             pending_pos: 0,
             pending_events: 0,
             frame: Vec::new(),
-            next_attempt: Instant::now(),
-            connect_started: Instant::now(),
-            backoff: Duration::from_millis(100),
+            next_attempt: clock.now_ns(),
+            connect_started: clock.now_ns(),
+            clock,
+            backoff: Backoff::reconnects(Duration::from_millis(100), Duration::from_secs(5), addr),
             reconnects: 0,
         };
         // Fail fast on an address that does not resolve; a refused connection is retried.
@@ -81,11 +91,11 @@ impl TcpSink {
     }
 
     fn connect(&mut self) {
-        if Instant::now() < self.next_attempt {
+        if self.clock.now_ns() < self.next_attempt {
             return;
         }
         let Ok(addr) = self.resolve() else { return self.fail_connect() };
-        self.connect_started = Instant::now();
+        self.connect_started = self.clock.now_ns();
         match TcpStream::connect(addr) {
             Ok(mut c) => {
                 if self.poll.registry().register(&mut c, SOCK, Interest::WRITABLE).is_err() {
@@ -105,15 +115,12 @@ impl TcpSink {
         }
         self.connected = false;
         self.reconnects += 1;
-        // Exponential backoff with +-25 % jitter (a multiplicative hash of the attempt count).
-        let jitter = 0.75 + (self.reconnects.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as f64 / 2048.0;
-        self.next_attempt = Instant::now() + self.backoff.mul_f64(jitter);
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        self.next_attempt = self.clock.now_ns() + self.backoff.failed().as_nanos() as u64;
         spate_core::rate_log::warn("tcp_connect", &format!("tcp sink: cannot reach {}; retrying with backoff", self.addr));
     }
 
     /// Writes as much of `pending` as the socket takes. Returns true when it is empty.
-    fn drain(&mut self, acct: &mut LocalFlush) -> bool {
+    fn drain(&mut self, acct: &mut Outcomes) -> bool {
         while self.pending_pos < self.pending.len() {
             let Some(c) = self.conn.as_mut() else {
                 self.connect();
@@ -123,7 +130,8 @@ impl TcpSink {
             // While a non-blocking connect is in progress a write fails with NotConnected;
             // a connect that failed shows as a socket error, or never completes.
             let socket_error = matches!(c.take_error(), Ok(Some(_)) | Err(_));
-            let connect_timed_out = !self.connected && self.connect_started.elapsed() > CONNECT_TIMEOUT;
+            let connect_timed_out =
+                !self.connected && self.clock.now_ns().saturating_sub(self.connect_started) > CONNECT_TIMEOUT.as_nanos() as u64;
             match res {
                 Ok(0) => {
                     self.fail_connect();
@@ -132,7 +140,7 @@ impl TcpSink {
                 Ok(n) => {
                     self.pending_pos += n;
                     self.connected = true;
-                    self.backoff = Duration::from_millis(100);
+                    self.backoff.succeeded();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -153,7 +161,7 @@ impl TcpSink {
 }
 
 impl Sink for TcpSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut LocalFlush) -> Result<usize, EngineError> {
+    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
         // One batch in the socket at a time: take a new one only when the last has drained.
         if !self.drain(acct) {
             return Ok(0);
@@ -173,11 +181,13 @@ impl Sink for TcpSink {
             }
         }
         self.pending_events = (batch.len() - from) as u64;
+        // The events' bytes are in `pending` now: the batch can go back to its worker.
+        acct.taken(batch, from, batch.len() - from, None);
         self.drain(acct);
         Ok(batch.len() - from)
     }
 
-    fn poll(&mut self, acct: &mut LocalFlush, timeout_ms: u64) {
+    fn poll(&mut self, acct: &mut Outcomes, timeout_ms: u64) {
         if self.pending.is_empty() {
             return;
         }
@@ -188,9 +198,9 @@ impl Sink for TcpSink {
         self.drain(acct);
     }
 
-    fn finish(&mut self, acct: &mut LocalFlush, timeout_ms: u64) -> Result<(), EngineError> {
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        while !self.drain(acct) && Instant::now() < deadline {
+    fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError> {
+        let deadline = self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
+        while !self.drain(acct) && self.clock.now_ns() < deadline && !acct.is_aborting() {
             let _ = self.poll.poll(&mut self.events, Some(Duration::from_millis(10)));
         }
         if !self.pending.is_empty() {

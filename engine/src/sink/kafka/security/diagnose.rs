@@ -161,6 +161,7 @@ pub struct ErrorTrap {
 impl ErrorTrap {
     const KEEP: usize = 8;
 
+    /// The errors kept so far, oldest first; empties the trap.
     pub fn take(&self) -> Vec<String> {
         self.last.lock().drain(..).collect()
     }
@@ -239,7 +240,9 @@ fn refine_verify_failure(e: ConfigError, cfg: &ClientConfig, security: &Security
     }
     let mut c = cfg.clone();
     c.set("ssl.endpoint.identification.algorithm", "none");
-    let Ok(consumer) = c.create_with_context::<_, rdkafka::consumer::BaseConsumer<ErrorTrap>>(ErrorTrap::default()) else { return e };
+    let Ok(consumer) = c.create_with_context::<_, rdkafka::consumer::BaseConsumer<ErrorTrap>>(ErrorTrap::default()) else {
+        return e;
+    };
     // Its failures arrive as log lines, which need no polling.
     let serve = || {};
     let last = || rdkafka::consumer::Consumer::context(&consumer).take();

@@ -49,7 +49,7 @@ mod tests {
                 mechanism: Some(m.into()),
                 username: Some("u".into()),
                 password: Some("pw12".into()),
-                oauth: oauth.map(|_| RawOauth {
+                oauth: oauth.map(|()| RawOauth {
                     token_endpoint: Some("https://127.0.0.1:1/token".into()),
                     client_id: Some("c".into()),
                     client_secret: Some("s".into()),

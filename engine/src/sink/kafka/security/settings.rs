@@ -68,10 +68,15 @@ pub struct RawOauth {
 /// Validated TLS settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tls {
+    /// CA bundle (PEM) that signed the brokers' certificates; None: the system's store.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for mTLS.
     pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
     pub key_file: Option<PathBuf>,
+    /// Passphrase of an encrypted `key_file`.
     pub key_password: Option<Secret>,
+    /// Check that the broker's certificate names the host connected to.
     pub verify_hostname: bool,
 }
 
@@ -79,15 +84,40 @@ pub struct Tls {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "mechanism")]
 pub enum Sasl {
+    /// SASL PLAIN with a user and its password.
     #[serde(rename = "PLAIN")]
-    Plain { username: String, password: Secret },
+    Plain {
+        /// The SASL user.
+        username: String,
+        /// The user's password.
+        password: Secret,
+    },
+    /// SCRAM with a user and its password: SHA-512 when `sha512`, else SHA-256.
     #[serde(rename = "SCRAM")]
-    Scram { sha512: bool, username: String, password: Secret },
+    Scram {
+        /// SCRAM-SHA-512; false: SCRAM-SHA-256.
+        sha512: bool,
+        /// The SASL user.
+        username: String,
+        /// The user's password.
+        password: Secret,
+    },
+    /// OAUTHBEARER with OIDC client credentials.
     #[serde(rename = "OAUTHBEARER")]
-    Oauth { token_endpoint: String, client_id: String, client_secret: Secret, scope: Option<String> },
+    Oauth {
+        /// The token endpoint (https URL).
+        token_endpoint: String,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: Secret,
+        /// Scopes to ask for, if any.
+        scope: Option<String>,
+    },
 }
 
 impl Sasl {
+    /// The mechanism's name, as librdkafka's `sasl.mechanism` writes it.
     pub fn mechanism(&self) -> &'static str {
         match self {
             Sasl::Plain { .. } => "PLAIN",
@@ -101,7 +131,9 @@ impl Sasl {
 /// How spate authenticates to and encrypts its connections to the brokers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Security {
+    /// TLS settings; None: no TLS.
     pub tls: Option<Tls>,
+    /// SASL authentication, if any.
     pub sasl: Option<Sasl>,
 }
 
@@ -126,6 +158,7 @@ pub const TYPED: &[(&str, &str)] = &[
 ];
 
 impl Security {
+    /// Checks the `tls` and `sasl` sections as written.
     pub fn from_raw(tls: Option<&RawTls>, sasl: Option<&RawSasl>) -> Result<Self, ConfigError> {
         Ok(Security { tls: tls.map(Tls::from_raw).transpose()?.flatten(), sasl: sasl.map(Sasl::from_raw).transpose()? })
     }

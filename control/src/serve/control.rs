@@ -1,21 +1,11 @@
-//! `spate serve`: an HTTP control plane that starts, retunes and stops runs.
-//!
-//! One run at a time. The `Run` handle lives in a `parking_lot::Mutex` slot; handlers hold the
-//! lock only to read or swap handles, never while a run starts or drains, so status and
-//! metrics keep answering during a slow Kafka start or a long drain. A finished run is joined
-//! by whoever notices first (the 4 Hz observer thread or any request) and its summary kept.
-//!
-//! A request is not the operator: files it names stay under `--data-dir` (`confine.rs`), the
-//! config it gets back has its secrets masked (`redact.rs`), and the HTTP layer checks names,
-//! origins, content types and sizes before a handler runs (`http/`).
+//! The control plane's state (one run slot) and its request handlers.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::Args;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,67 +14,19 @@ use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summa
 use spate_limit::stats::MODES;
 use spate_limit::Rate;
 
-use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Reply, Request, Route};
+use crate::http::{ApiStats, Reply, Request};
 use crate::metrics::{self, RunView};
 use crate::redact::Secrets;
 use crate::{confine, status};
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on (host:port). Must be loopback unless --allow-remote is given.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
-    /// Base config file; a POST /v1/start body is laid over it (body wins).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Require `Authorization: Bearer TOKEN` on every endpoint except /healthz and /readyz.
-    /// Prefer --token-file: a token on the command line shows in the process list.
-    #[arg(long)]
-    pub token: Option<String>,
-    /// Read the bearer token from this file (its contents, trimmed).
-    #[arg(long, conflicts_with = "token")]
-    pub token_file: Option<PathBuf>,
-    /// Accept a non-loopback --listen address; needs --token-file or --token.
-    #[arg(long)]
-    pub allow_remote: bool,
-    /// Directory under which runs started over HTTP may write files (a file sink, the Kafka
-    /// dead-letter file). Without it such runs are refused.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Another name the server answers to in the `Host` header, `name` or `name:port`
-    /// (repeatable). By default only its listen address (and localhost on loopback).
-    #[arg(long = "allowed-host")]
-    pub allowed_hosts: Vec<String>,
-    /// Another origin allowed to start, stop and retune runs from a browser, e.g.
-    /// http://dash.example:3000 (repeatable).
-    #[arg(long = "allowed-origin")]
-    pub allowed_origins: Vec<String>,
-    /// Requests per second allowed per client IP (token bucket); 429 with Retry-After above it.
-    #[arg(long)]
-    pub api_rate: Option<f64>,
-    /// Record every run in this PostgreSQL database's audit tables (or `audit:` in --config).
-    #[arg(long)]
-    pub audit: Option<String>,
-}
-
-const ROUTES: &[Route] = &[
-    Route { path: "/healthz", methods: &["GET"], open: true },
-    Route { path: "/readyz", methods: &["GET"], open: true },
-    Route { path: "/metrics", methods: &["GET"], open: false },
-    Route { path: "/v1/status", methods: &["GET"], open: false },
-    Route { path: "/v1/start", methods: &["POST"], open: false },
-    Route { path: "/v1/stop", methods: &["POST"], open: false },
-    Route { path: "/v1/rate", methods: &["PUT"], open: false },
-];
 
 /// How long `POST /v1/stop` waits for the run to end before answering 202 ("still draining"):
 /// short, so a caller is never held for the whole drain timeout; status tells the rest.
 const STOP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
-struct Slot {
+pub(super) struct Slot {
     /// The run being generated or drained; None once joined.
-    run: Option<Run>,
+    pub(super) run: Option<Run>,
     /// The current or last run, for status and metrics (outlives the join).
     view: Option<Arc<RunView>>,
     starting: bool,
@@ -95,10 +37,15 @@ struct Slot {
 }
 
 impl Slot {
+    /// An idle slot; runs' ends go to `auditor`, if any.
+    pub(super) fn new(auditor: Option<spate_engine::audit::Auditor>) -> Self {
+        Slot { auditor, ..Slot::default() }
+    }
+
     /// Joins a run that has finished on its own (duration, count, fatal error). Quick: every
     /// thread has exited once the flush thread reports done.
     fn reap(&mut self) {
-        if self.run.as_ref().is_some_and(|r| r.is_finished()) {
+        if self.run.as_ref().is_some_and(spate_engine::Run::is_finished) {
             let run = self.run.take().expect("checked above");
             let summary = run.join();
             if let Some(au) = &self.auditor {
@@ -125,18 +72,19 @@ impl Slot {
     }
 }
 
-struct Control {
+pub(super) struct Control {
     /// Whether requests need a token (recorded as the origin of API runs).
-    token: bool,
-    base: RawConfig,
+    pub(super) token: bool,
+    /// The config runs start from (`--config`); a request's config is merged over it.
+    pub(super) base: RawConfig,
     /// Canonical `--data-dir`.
-    data_dir: Option<PathBuf>,
-    slot: Mutex<Slot>,
-    api: Arc<ApiStats>,
+    pub(super) data_dir: Option<PathBuf>,
+    pub(super) slot: Mutex<Slot>,
+    pub(super) api: Arc<ApiStats>,
 }
 
 impl Control {
-    fn handle(&self, rq: &Request) -> Reply {
+    pub(super) fn handle(&self, rq: &Request) -> Reply {
         match rq.path.as_str() {
             "/healthz" => Reply::json(200, &json!({"status": "ok"})),
             "/readyz" => {
@@ -174,7 +122,7 @@ impl Control {
     }
 
     /// Observer tick: join a run that ended on its own, sample the counters of a live one.
-    fn tick(&self) {
+    pub(super) fn tick(&self) {
         let view = {
             let mut s = self.slot.lock();
             s.reap();
@@ -305,7 +253,7 @@ impl Control {
         // Wait for the drain without the lock, so status keeps answering.
         let deadline = Instant::now() + STOP_WAIT;
         while let Some(v) = &view {
-            if v.shared.flush_done.load(Ordering::Acquire) || Instant::now() >= deadline {
+            if v.shared.lifecycle.is_finished() || Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -327,9 +275,8 @@ impl Control {
         struct RateBody {
             rate: RawRate,
         }
-        let text = match std::str::from_utf8(&rq.body) {
-            Ok(t) => t,
-            Err(_) => return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({})),
+        let Ok(text) = std::str::from_utf8(&rq.body) else {
+            return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({}));
         };
         if let Err(e) = spate_engine::config::check_nesting(text) {
             return config_reply(400, &e, &Secrets::default());
@@ -380,7 +327,7 @@ impl Control {
                 lim.mode.store(i, Ordering::Relaxed);
             }
         }
-        let show = |r: Rate| r.per_sec().map(Value::from).unwrap_or_else(|| json!("max"));
+        let show = |r: Rate| r.per_sec().map_or_else(|| json!("max"), Value::from);
         Reply::json(200, &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}))
     }
 }
@@ -427,131 +374,4 @@ fn finished(sum: &Summary, view: Option<&RunView>) -> Reply {
         Secrets::of(&view.config.raw).scrub(&mut v);
     }
     Reply::json(200, &v)
-}
-
-/// Refuses a non-loopback address unless remote access was asked for.
-fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
-    use std::net::ToSocketAddrs;
-    let addrs: Vec<_> = listen
-        .to_socket_addrs()
-        .map_err(|e| ConfigError::new("--listen", format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
-        .collect();
-    if !allow_remote {
-        if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            return Err(ConfigError::new(
-                "--listen",
-                format!("`{listen}` ({a}) is not a loopback address"),
-                "listen on 127.0.0.1 (the default), or pass --allow-remote and --token-file to accept other hosts",
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// `--data-dir` made canonical, so that paths resolved later can be compared with it.
-fn data_dir(p: &Path) -> Result<PathBuf, ConfigError> {
-    let fix = "give an existing directory that runs started over HTTP may write in, e.g. --data-dir /var/lib/spate";
-    let dir = std::fs::canonicalize(p).map_err(|e| ConfigError::new("--data-dir", format!("`{}`: {e}", p.display()), fix))?;
-    if !dir.is_dir() {
-        return Err(ConfigError::new("--data-dir", format!("`{}` is not a directory", p.display()), fix));
-    }
-    Ok(dir)
-}
-
-pub fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
-    check_listen(&a.listen, a.allow_remote)?;
-    let token = crate::http::load_token("token", a.token.as_deref(), a.token_file.as_deref())?;
-    if let Some(r) = a.api_rate {
-        if !(r.is_finite() && r > 0.0) {
-            return Err(ConfigError::new(
-                "--api-rate",
-                format!("{r} requests/s is not a positive rate"),
-                "give requests per second per client, e.g. --api-rate 20",
-            )
-            .into());
-        }
-    }
-    if a.allow_remote && token.is_none() {
-        return Err(ConfigError::new(
-            "--allow-remote",
-            format!("other hosts would reach {} without a token: anyone there could start runs and stop them", a.listen),
-            "set --token-file PATH (or --token T) too; callers then send `Authorization: Bearer T`",
-        )
-        .into());
-    }
-    let data_dir = a.data_dir.as_deref().map(data_dir).transpose()?;
-    let base = match &a.config {
-        Some(p) => {
-            let raw = RawConfig::from_file(p)?;
-            // Fail at startup, not at the first POST /v1/start.
-            raw.validate()?;
-            raw
-        }
-        None => RawConfig::default(),
-    };
-    let audit = match (&a.audit, &base.audit) {
-        (Some(url), _) => {
-            spate_engine::audit::RawAudit { url: Some(url.as_str().into()), ..base.audit.clone().unwrap_or_default() }.validate()?
-        }
-        (None, Some(raw)) => raw.validate()?,
-        (None, None) => None,
-    };
-    let auditor = match &audit {
-        Some(ac) => Some(crate::audit::start(ac, &crate::redact::Secrets::of(&base))?),
-        None => None,
-    };
-    let slot = Slot { auditor: auditor.clone(), ..Slot::default() };
-    let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control { token: token.is_some(), base, data_dir, slot: Mutex::new(slot), api: api.clone() });
-    let handler = {
-        let c = control.clone();
-        Arc::new(move |rq: &Request| c.handle(rq)) as Handler
-    };
-    let opts =
-        HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, allowed_hosts: a.allowed_hosts, allowed_origins: a.allowed_origins };
-    let server = HttpServer::start(&a.listen, opts, api, handler)?;
-    say!("spate: serve listening on http://{}", server.addr());
-    let stop = Arc::new(AtomicBool::new(false));
-    let ticker = metrics::spawn_ticker(stop.clone(), {
-        let c = control.clone();
-        move || c.tick()
-    })?;
-
-    while sigs.load(Ordering::SeqCst) == 0 {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    say!("spate: stopping (draining the run, if any; Ctrl-C again to abort)");
-    let run = control.slot.lock().run.take();
-    if let Some(run) = run {
-        run.stop();
-        let mut aborted = false;
-        while !run.is_finished() {
-            if !aborted && sigs.load(Ordering::SeqCst) > 1 {
-                run.abort();
-                aborted = true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let s = run.join();
-        if let Some(au) = &auditor {
-            au.change(&s.run_id, "stop", json!({"by": "signal"}));
-            au.run_ended(&s.run_id, serde_json::to_value(&s).unwrap_or(Value::Null), crate::exit::exit_code(&s));
-        }
-        say!(
-            "spate: run {} stopped: generated {}, delivered {}, failed {}",
-            s.run_id,
-            s.totals.generated,
-            s.totals.delivered,
-            s.totals.failed
-        );
-    }
-    drop(server);
-    stop.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
-    if let Some(au) = &auditor {
-        let r = au.finish();
-        say!("spate: audit: {} rows written, {} dropped, {} not written", r.written, r.dropped, r.pending);
-    }
-    Ok(0)
 }
