@@ -19,7 +19,11 @@ use spate_gen::{EventConfig, EventMeta, EventSpec, Format, Generator, RunId};
 const BATCH: u64 = 1024;
 
 /// Benchmarks `cfg`'s generator as `name`; prints the mean event size (terminator excluded).
-fn bench(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, cfg: &EventConfig) {
+fn bench(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    cfg: &EventConfig,
+) {
     let spec = Arc::new(EventSpec::build(cfg).expect("valid config"));
     let mut gen = Generator::new(spec, 0, RunId(0x0123_4567_89ab_cdef));
     let mut buf = BytesMut::with_capacity(BATCH as usize * 1024);
@@ -55,7 +59,8 @@ fn formats(c: &mut Criterion) {
     let mut group = c.benchmark_group("formats");
     group.throughput(Throughput::Elements(BATCH));
     for format in Format::ALL {
-        let cfg = EventConfig { format, sources: vec![("web".into(), 1)], seed: 1, ..Default::default() };
+        let cfg =
+            EventConfig { format, sources: vec![("web".into(), 1)], seed: 1, ..Default::default() };
         bench(&mut group, &format.to_string(), &cfg);
     }
     group.finish();
@@ -66,10 +71,14 @@ fn schemas(c: &mut Criterion) {
     let mut group = c.benchmark_group("schema");
     group.throughput(Throughput::Elements(BATCH));
     for name in ["pageviews", "orders"] {
-        let text =
-            std::fs::read_to_string(format!("{}/../schemas/examples/{name}.avsc", env!("CARGO_MANIFEST_DIR"))).expect("example schema");
+        let text = std::fs::read_to_string(format!(
+            "{}/../schemas/examples/{name}.avsc",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("example schema");
         for format in [Format::Avro, Format::Json] {
-            let cfg = EventConfig { format, schema: Some(text.clone()), seed: 1, ..Default::default() };
+            let cfg =
+                EventConfig { format, schema: Some(text.clone()), seed: 1, ..Default::default() };
             bench(&mut group, &format!("{name}/{format}"), &cfg);
         }
     }

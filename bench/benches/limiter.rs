@@ -56,7 +56,9 @@ fn lua(c: &mut Criterion) {
             return;
         }
     };
-    let mut con = redis::Client::open(server.url()).and_then(|cl| cl.get_connection()).expect("connect to the bench's redis-server");
+    let mut con = redis::Client::open(server.url())
+        .and_then(|cl| cl.get_connection())
+        .expect("connect to the bench's redis-server");
     let script = redis::Script::new(GRANT_SCRIPT);
     let calls = AtomicU64::new(0);
     let mut seq = 0u64;
@@ -65,8 +67,19 @@ fn lua(c: &mut Criterion) {
     g.bench_function("lua_grant", |b| {
         b.iter(|| {
             seq += 1;
-            let grant = call_grant(&mut con, &script, "spate:limit:{bench}", 500, 1, 1_000_000_000, 1_000, "bench", seq, &calls)
-                .expect("grant call");
+            let grant = call_grant(
+                &mut con,
+                &script,
+                "spate:limit:{bench}",
+                500,
+                1,
+                1_000_000_000,
+                1_000,
+                "bench",
+                seq,
+                &calls,
+            )
+            .expect("grant call");
             black_box(grant)
         });
     });

@@ -23,7 +23,12 @@ pub fn cpu_seconds() -> f64 {
 
 /// Samples a counter on a fixed grid of absolute deadlines, so sampling drift does not
 /// accumulate, and returns the count in each window.
-pub fn sample_windows(mut read: impl FnMut() -> u64, window: Duration, total: Duration, mut stop: impl FnMut() -> bool) -> Vec<u64> {
+pub fn sample_windows(
+    mut read: impl FnMut() -> u64,
+    window: Duration,
+    total: Duration,
+    mut stop: impl FnMut() -> bool,
+) -> Vec<u64> {
     let start = Instant::now();
     let mut last = read();
     let mut out = Vec::new();

@@ -35,7 +35,8 @@ pub fn start(cfg: &AuditConfig, secrets: &Secrets) -> Result<Auditor, anyhow::Er
 
 /// A run started from the command line: the user, host and process.
 pub fn cli_origin() -> Value {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok();
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok();
     json!({
         "via": "cli",
         "user": std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok(),

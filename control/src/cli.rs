@@ -110,16 +110,32 @@ impl KafkaSecurityArgs {
     /// Adds the flags given to `f`, as settings of the Kafka sink.
     pub fn add_to(&self, f: &mut Flags) {
         use serde_yaml_ng::Value;
-        let p = |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
+        let p =
+            |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
         let at = |path: &'static [&'static str]| Target::Sink { kinds: KAFKA, path };
-        let tls = self.kafka_tls || self.kafka_ca.is_some() || self.kafka_cert.is_some() || self.kafka_key.is_some();
+        let tls = self.kafka_tls
+            || self.kafka_ca.is_some()
+            || self.kafka_cert.is_some()
+            || self.kafka_key.is_some();
         f.set("--kafka-tls", at(&["tls", "enabled"]), tls.then_some(Value::from(true)));
         f.set("--kafka-ca", at(&["tls", "ca_file"]), p(&self.kafka_ca));
         f.set("--kafka-cert", at(&["tls", "cert_file"]), p(&self.kafka_cert));
         f.set("--kafka-key", at(&["tls", "key_file"]), p(&self.kafka_key));
-        f.set("--kafka-sasl-mechanism", at(&["sasl", "mechanism"]), self.kafka_sasl_mechanism.clone().map(Value::from));
-        f.set("--kafka-sasl-username", at(&["sasl", "username"]), self.kafka_sasl_username.clone().map(Value::from));
-        f.set("--kafka-sasl-password-file", at(&["sasl", "password_file"]), p(&self.kafka_sasl_password_file));
+        f.set(
+            "--kafka-sasl-mechanism",
+            at(&["sasl", "mechanism"]),
+            self.kafka_sasl_mechanism.clone().map(Value::from),
+        );
+        f.set(
+            "--kafka-sasl-username",
+            at(&["sasl", "username"]),
+            self.kafka_sasl_username.clone().map(Value::from),
+        );
+        f.set(
+            "--kafka-sasl-password-file",
+            at(&["sasl", "password_file"]),
+            p(&self.kafka_sasl_password_file),
+        );
     }
 }
 
@@ -377,7 +393,8 @@ impl RunArgs {
         let s = |v: &Option<String>| v.clone().map(Value::from);
         let n = |v: Option<u64>| v.map(Value::from);
         let b = |v: bool, when: bool| v.then_some(Value::from(when));
-        let p = |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
+        let p =
+            |v: &Option<PathBuf>| v.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned()));
         let mut f = Flags::default();
         f.set("--rate", Target::Path(&["rate"]), s(&self.rate));
         f.set("--burst", Target::Path(&["burst"]), n(self.burst));
@@ -392,25 +409,47 @@ impl RunArgs {
         f.set("--format", Target::Path(&["format"]), s(&self.format));
         f.set("--audit", Target::Path(&["audit", "url"]), s(&self.audit));
         f.set("--schema", Target::Path(&["schema"]), p(&self.schema));
-        f.set("--schema-registry", Target::Path(&["avro", "schema_registry", "url"]), s(&self.schema_registry));
-        f.set("--schema-id", Target::Path(&["avro", "schema_id"]), self.schema_id.map(|i| Value::from(u64::from(i))));
+        f.set(
+            "--schema-registry",
+            Target::Path(&["avro", "schema_registry", "url"]),
+            s(&self.schema_registry),
+        );
+        f.set(
+            "--schema-id",
+            Target::Path(&["avro", "schema_id"]),
+            self.schema_id.map(|i| Value::from(u64::from(i))),
+        );
         f.set("--avro-framing", Target::Path(&["avro", "framing"]), s(&self.avro_framing));
         f.set("--avro-codec", Target::Path(&["avro", "codec"]), s(&self.avro_codec));
         if let Some(src) = &self.source {
             let m = parse_sources(src)?;
-            f.set("--source", Target::Path(&["sources"]), Some(serde_yaml_ng::to_value(m).unwrap_or(Value::Null)));
+            f.set(
+                "--source",
+                Target::Path(&["sources"]),
+                Some(serde_yaml_ng::to_value(m).unwrap_or(Value::Null)),
+            );
         }
         f.set("--size", Target::Path(&["size"]), self.size.map(|v| Value::from(v as u64)));
         f.set("--trace-context", Target::Path(&["trace_context"]), s(&self.trace_context));
         f.set(
             "--fields",
             Target::Path(&["fields"]),
-            self.fields.as_ref().map(|v| Value::Sequence(v.iter().map(|x| Value::from(x.as_str())).collect())),
+            self.fields
+                .as_ref()
+                .map(|v| Value::Sequence(v.iter().map(|x| Value::from(x.as_str())).collect())),
         );
         f.set("--seed", Target::Path(&["seed"]), n(self.seed));
         f.set("--backpressure", Target::Path(&["backpressure"]), s(&self.backpressure));
-        f.set("--ring-capacity", Target::Path(&["ring_capacity"]), self.ring_capacity.map(|v| Value::from(v as u64)));
-        f.set("--batch-size", Target::Path(&["batch_size"]), self.batch_size.map(|v| Value::from(v as u64)));
+        f.set(
+            "--ring-capacity",
+            Target::Path(&["ring_capacity"]),
+            self.ring_capacity.map(|v| Value::from(v as u64)),
+        );
+        f.set(
+            "--batch-size",
+            Target::Path(&["batch_size"]),
+            self.batch_size.map(|v| Value::from(v as u64)),
+        );
         let kafka = |path| Target::Sink { kinds: KAFKA, path };
         f.set("--brokers", kafka(&["brokers"]), s(&self.brokers));
         f.set("--topic", kafka(&["topic"]), s(&self.topic));
@@ -439,16 +478,28 @@ impl RunArgs {
         self.kafka_security.add_to(&mut f);
         f.set("--redis", Target::Path(&["redis", "url"]), s(&self.redis));
         f.set("--redis-user", Target::Path(&["redis", "username"]), s(&self.redis_user));
-        f.set("--redis-password-file", Target::Path(&["redis", "password_file"]), p(&self.redis_password_file));
+        f.set(
+            "--redis-password-file",
+            Target::Path(&["redis", "password_file"]),
+            p(&self.redis_password_file),
+        );
         f.set("--redis-ca", Target::Path(&["redis", "tls", "ca_file"]), p(&self.redis_ca));
         f.set("--redis-cert", Target::Path(&["redis", "tls", "cert_file"]), p(&self.redis_cert));
         f.set("--redis-key", Target::Path(&["redis", "tls", "key_file"]), p(&self.redis_key));
         f.set("--global-rate", Target::Path(&["redis", "global_rate"]), n(self.global_rate));
         f.set("--limit-key", Target::Path(&["redis", "limit_key"]), s(&self.limit_key));
-        f.set("--expected-instances", Target::Path(&["redis", "expected_instances"]), n(self.expected_instances));
+        f.set(
+            "--expected-instances",
+            Target::Path(&["redis", "expected_instances"]),
+            n(self.expected_instances),
+        );
         f.set("--fallback-rate", Target::Path(&["redis", "fallback_rate"]), n(self.fallback_rate));
         f.set("--trace-endpoint", Target::Path(&["tracing", "endpoint"]), s(&self.trace_endpoint));
-        f.set("--trace-sample", Target::Path(&["tracing", "sample"]), self.trace_sample.map(Value::from));
+        f.set(
+            "--trace-sample",
+            Target::Path(&["tracing", "sample"]),
+            self.trace_sample.map(Value::from),
+        );
         Ok(f)
     }
 }
@@ -473,7 +524,11 @@ pub fn parse_sources(s: &str) -> Result<BTreeMap<String, u32>, ConfigError> {
         m.insert(name.to_string(), w);
     }
     if m.is_empty() {
-        return Err(ConfigError::new("--source", "no source given", "write --source web=70,app=20,payment=10"));
+        return Err(ConfigError::new(
+            "--source",
+            "no source given",
+            "write --source web=70,app=20,payment=10",
+        ));
     }
     Ok(m)
 }

@@ -41,7 +41,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Dlq { cmd: DlqCmd::Replay { file, brokers, topic, config, security } } => {
             let (brokers, security) = kafka_connection(config.as_deref(), brokers, &security)?;
             let r = crate::dlq_replay::replay(&file, &brokers, topic.as_deref(), &security)?;
-            say!("spate: dlq replay: {} sent, {} failed, {} unreadable lines", r.sent, r.failed, r.bad_lines);
+            say!(
+                "spate: dlq replay: {} sent, {} failed, {} unreadable lines",
+                r.sent,
+                r.failed,
+                r.bad_lines
+            );
             Ok(if r.failed > 0 || r.bad_lines > 0 { 1 } else { 0 })
         }
     }
@@ -50,10 +55,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 /// The Kafka connection of `--config` (brokers, tls, sasl: its Kafka sink's settings, or the
 /// older top-level `kafka:` section) with the flags laid over it, for the short-lived clients:
 /// verify and dlq replay.
-fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &KafkaSecurityArgs) -> Result<(String, Security)> {
+fn kafka_connection(
+    config: Option<&Path>,
+    brokers: Option<String>,
+    flags: &KafkaSecurityArgs,
+) -> Result<(String, Security)> {
     use serde_yaml_ng::Value;
     let below = match config {
-        Some(p) => spate_engine::config::parse(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)?,
+        Some(p) => spate_engine::config::parse(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )?,
         None => Value::Null,
     };
     // The older top-level section below, the sink's own settings over it (`sink: kafka` with a
@@ -68,7 +79,11 @@ fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &Kafk
     let mut tree = Value::Null;
     spate_engine::config::set_path(&mut tree, &["sink", "kafka"], kafka);
     let mut f = Flags::default();
-    f.set("--brokers", Target::Sink { kinds: &["kafka"], path: &["brokers"] }, brokers.map(Value::from));
+    f.set(
+        "--brokers",
+        Target::Sink { kinds: &["kafka"], path: &["brokers"] },
+        brokers.map(Value::from),
+    );
     flags.add_to(&mut f);
     let raw = RawConfig::from_tree(f.apply(tree)?)?;
     let RawSink::Kafka(k) = &raw.sink else { unreachable!("the tree names the kafka sink") };
@@ -76,9 +91,18 @@ fn kafka_connection(config: Option<&Path>, brokers: Option<String>, flags: &Kafk
     for w in security.warnings() {
         say!("spate: warning: {w}");
     }
-    let brokers = k.brokers.as_deref().map(|b| spate_core::secret::expand(b, "sink.kafka.brokers")).transpose()?.filter(|b| !b.is_empty());
+    let brokers = k
+        .brokers
+        .as_deref()
+        .map(|b| spate_core::secret::expand(b, "sink.kafka.brokers"))
+        .transpose()?
+        .filter(|b| !b.is_empty());
     let brokers = brokers.ok_or_else(|| {
-        ConfigError::new("--brokers", "no brokers given", "pass --brokers HOST:PORT, or --config with sink.kafka.brokers")
+        ConfigError::new(
+            "--brokers",
+            "no brokers given",
+            "pass --brokers HOST:PORT, or --config with sink.kafka.brokers",
+        )
     })?;
     Ok((brokers, security))
 }
@@ -122,7 +146,9 @@ fn out(text: &str) -> Result<()> {
     use std::io::Write as _;
     let mut o = std::io::stdout().lock();
     match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::from(e).context("cannot write to stdout")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::from(e).context("cannot write to stdout"))
+        }
         _ => Ok(()),
     }
 }
@@ -155,9 +181,18 @@ fn run(a: RunArgs) -> Result<i32> {
     for d in &cfg.deprecated {
         say!("spate: warning: {d}");
     }
-    let metrics_token = crate::http::load_token("metrics-token", a.metrics_token.as_deref(), a.metrics_token_file.as_deref())?;
+    let metrics_token = crate::http::load_token(
+        "metrics-token",
+        a.metrics_token.as_deref(),
+        a.metrics_token_file.as_deref(),
+    )?;
     if let Some(addr) = &a.metrics_listen {
-        crate::http::require_token_off_loopback(addr, "--metrics-listen", metrics_token.is_some(), "--metrics-token")?;
+        crate::http::require_token_off_loopback(
+            addr,
+            "--metrics-listen",
+            metrics_token.is_some(),
+            "--metrics-token",
+        )?;
     }
     let sigs = signals()?;
     let auditor = match &cfg.audit {
@@ -168,14 +203,22 @@ fn run(a: RunArgs) -> Result<i32> {
     // The run's id is chosen here, so the audit trail can listen to the run's changes from its
     // first moment.
     let run_id = spate_gen::RunId::random();
-    let opts =
-        StartOptions { run_id: Some(run_id), notes: auditor.as_ref().map(|a| a.notes_for(&run_id.to_string())), ..StartOptions::default() };
+    let opts = StartOptions {
+        run_id: Some(run_id),
+        notes: auditor.as_ref().map(|a| a.notes_for(&run_id.to_string())),
+        ..StartOptions::default()
+    };
     let run = spate_engine::start(cfg.clone(), opts).map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
         e => anyhow::anyhow!(secrets.text(&e.to_string())),
     })?;
     if let Some(au) = &auditor {
-        au.run_started(&run.shared.run_id.to_string(), crate::audit::cli_origin(), cfg.events.seed, secrets.config(&cfg.raw));
+        au.run_started(
+            &run.shared.run_id.to_string(),
+            crate::audit::cli_origin(),
+            cfg.events.seed,
+            secrets.config(&cfg.raw),
+        );
     }
     if embedded_note {
         say!("spate: no --brokers given: producing to an embedded in-memory Kafka mock cluster (librdkafka's), for trying things out; it keeps at most 5 MiB per partition and forgets older data");
@@ -199,7 +242,9 @@ fn run(a: RunArgs) -> Result<i32> {
     let every = match (a.quiet, terminal) {
         (true, _) => None,
         (false, true) => Some(Duration::from_millis(500)),
-        (false, false) => Some(Duration::from_secs(a.progress.unwrap_or(10))).filter(|d| !d.is_zero()),
+        (false, false) => {
+            Some(Duration::from_secs(a.progress.unwrap_or(10))).filter(|d| !d.is_zero())
+        }
     };
     let started = Instant::now();
     let mut last = (Instant::now(), 0u64);
@@ -210,7 +255,11 @@ fn run(a: RunArgs) -> Result<i32> {
         if s > stopping {
             stopping = s;
             if let Some(au) = &auditor {
-                au.change(&run.shared.run_id.to_string(), "stop", json!({"by": "signal", "abort": s > 1}));
+                au.change(
+                    &run.shared.run_id.to_string(),
+                    "stop",
+                    json!({"by": "signal", "abort": s > 1}),
+                );
             }
             if s == 1 {
                 run.stop();
@@ -243,7 +292,11 @@ fn run(a: RunArgs) -> Result<i32> {
             );
             use std::io::Write as _;
             let mut err = std::io::stderr();
-            let _ = if terminal { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "spate: progress: {line}") };
+            let _ = if terminal {
+                write!(err, "\r\x1b[2K{line}")
+            } else {
+                writeln!(err, "spate: progress: {line}")
+            };
             last = (Instant::now(), t.generated);
         }
     }
@@ -267,7 +320,8 @@ fn run(a: RunArgs) -> Result<i32> {
     });
     // The summary file before stderr: it must not depend on stderr being writable.
     if let Some(p) = &a.summary_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&file)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&file)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     print_summary(&summary);
     if let Some((r, error)) = audit {
@@ -314,18 +368,29 @@ fn print_summary(s: &Summary) {
         say!("  retried       {:>14}   breaker transitions: {}", t.retried, s.breaker_transitions);
     }
     let pct = |l: &spate_engine::latency::Percentiles| {
-        format!("p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)", l.p50, l.p99, l.p999, l.max, l.count)
+        format!(
+            "p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} acks)",
+            l.p50, l.p99, l.p999, l.max, l.count
+        )
     };
     if let Some(l) = &s.latency_ms {
         say!("  ack latency   {}", pct(l));
     }
     if let Some(l) = &s.warmup_latency_ms {
-        say!("  warm-up       {}   (events of the first {} s, not in the line above)", pct(l), s.warmup_s);
+        say!(
+            "  warm-up       {}   (events of the first {} s, not in the line above)",
+            pct(l),
+            s.warmup_s
+        );
     }
     if let (Some(ready), Some(first)) = (s.sink_ready_ms, s.first_ack_ms) {
         say!("  start         sink ready after {ready:.0} ms, first ack after {first:.0} ms");
     }
-    say!("  seed          {:>14}   {}", s.seed, if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" });
+    say!(
+        "  seed          {:>14}   {}",
+        s.seed,
+        if s.seed_given { "(given)" } else { "(random: pass --seed to repeat the events)" }
+    );
     if s.pin_failures > 0 {
         say!("  unpinned      {:>14}   workers could not be pinned to their core", s.pin_failures);
     }
@@ -339,7 +404,12 @@ fn print_summary(s: &Summary) {
 
 fn broker(a: BrokerArgs) -> Result<i32> {
     if !(1..=16).contains(&a.brokers) {
-        return Err(spate_engine::ConfigError::new("--brokers", format!("{} brokers is out of range", a.brokers), "use 1 to 16").into());
+        return Err(spate_engine::ConfigError::new(
+            "--brokers",
+            format!("{} brokers is out of range", a.brokers),
+            "use 1 to 16",
+        )
+        .into());
     }
     if !(1..=1024).contains(&a.partitions) {
         return Err(spate_engine::ConfigError::new(
@@ -355,7 +425,8 @@ fn broker(a: BrokerArgs) -> Result<i32> {
     }
     out_line(b.bootstrap())?;
     if let Some(p) = &a.bootstrap_file {
-        std::fs::write(p, b.bootstrap()).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, b.bootstrap())
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     say!(
         "spate: embedded in-memory Kafka mock cluster at {} (librdkafka mock; up to 5 MiB per partition kept). Ctrl-C to stop.",
@@ -372,11 +443,15 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     let timeout = spate_engine::config::parse_duration(&a.timeout, "--timeout")?;
     let r = match (&a.postgres, a.topic) {
         (Some(url), _) => {
-            let t = spate_engine::sink::postgres::PgConfig::for_table(url, a.table.as_deref().unwrap_or("spate_events"))?;
+            let t = spate_engine::sink::postgres::PgConfig::for_table(
+                url,
+                a.table.as_deref().unwrap_or("spate_events"),
+            )?;
             crate::verify::verify_postgres(&t, a.expect, a.run_id.as_deref())?
         }
         (None, topic) => {
-            let (brokers, security) = kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
+            let (brokers, security) =
+                kafka_connection(a.config.as_deref(), a.brokers, &a.security)?;
             let opts = crate::verify::VerifyOptions {
                 brokers,
                 security,
@@ -429,7 +504,11 @@ const RUN_ROUTES: &[Route] = &[
 
 /// Serves /metrics and /v1/status for one run (read-only: no control endpoints); stops when
 /// dropped.
-fn metrics_server(listen: &str, opts: HttpOptions, run: &spate_engine::Run) -> Result<MetricsGuard> {
+fn metrics_server(
+    listen: &str,
+    opts: HttpOptions,
+    run: &spate_engine::Run,
+) -> Result<MetricsGuard> {
     let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {
@@ -439,7 +518,11 @@ fn metrics_server(listen: &str, opts: HttpOptions, run: &spate_engine::Run) -> R
     let api = Arc::new(ApiStats::default());
     let api2 = api.clone();
     let handler: Handler = Arc::new(move |rq: &Request| match rq.path.as_str() {
-        "/metrics" => Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(Some(view.clone()), api2.clone())),
+        "/metrics" => Reply::text(
+            200,
+            metrics::PROM_CONTENT_TYPE,
+            metrics::render(Some(view.clone()), api2.clone()),
+        ),
         "/healthz" => Reply::json(200, &json!({"status": "ok"})),
         _ => {
             let mut m = status::document(&view);

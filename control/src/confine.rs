@@ -21,7 +21,8 @@ use spate_engine::ConfigError;
 /// Name of the default dead-letter file, kept under the data dir for runs started over HTTP.
 const DEFAULT_DLQ: &str = "spate-dlq.jsonl";
 
-const FIX: &str = "set it in the base config file (spate serve --config FILE) instead of the request";
+const FIX: &str =
+    "set it in the base config file (spate serve --config FILE) instead of the request";
 
 /// Checks the request `body` (a parsed tree) and resolves its data paths under `data_dir`, or
 /// says which key it may not use.
@@ -34,14 +35,24 @@ pub(crate) fn confine(body: &mut Value, data_dir: Option<&Path>) -> Result<(), C
             *v = Value::from(resolved.to_string_lossy().into_owned());
             Ok(())
         }
-        Kind::SecretFile => {
-            Err(ConfigError::new(key, format!("`{key}` names a file on the server, which a run started over HTTP may not choose"), FIX))
-        }
+        Kind::SecretFile => Err(ConfigError::new(
+            key,
+            format!(
+                "`{key}` names a file on the server, which a run started over HTTP may not choose"
+            ),
+            FIX,
+        )),
         Kind::Secret | Kind::SecretUrl => Ok(()),
     })?;
     // Under the Kafka sink, or in the deprecated top-level `kafka:` section.
-    let sections = [("sink.kafka", body.get("sink").and_then(|s| s.get("kafka"))), ("kafka", body.get("kafka"))];
-    for (at, opts) in sections.iter().filter_map(|(at, k)| Some((at, k.and_then(|k| k.get("options"))?.as_mapping()?))) {
+    let sections = [
+        ("sink.kafka", body.get("sink").and_then(|s| s.get("kafka"))),
+        ("kafka", body.get("kafka")),
+    ];
+    for (at, opts) in sections
+        .iter()
+        .filter_map(|(at, k)| Some((at, k.and_then(|k| k.get("options"))?.as_mapping()?)))
+    {
         for key in opts.keys().filter_map(Value::as_str) {
             if names_local_resource(key) {
                 return Err(ConfigError::new(
@@ -62,7 +73,9 @@ pub(crate) fn default_dlq(merged: &mut Value, data_dir: Option<&Path>) {
     let Some(Value::Mapping(sink)) = merged.get_mut("sink") else { return };
     for kind in ["kafka", "postgres"] {
         if let Some(Value::Mapping(s)) = sink.get_mut(kind) {
-            s.entry("dlq_file".into()).or_insert_with(|| Value::from(dir.join(DEFAULT_DLQ).to_string_lossy().into_owned()));
+            s.entry("dlq_file".into()).or_insert_with(|| {
+                Value::from(dir.join(DEFAULT_DLQ).to_string_lossy().into_owned())
+            });
         }
     }
 }
@@ -103,7 +116,11 @@ fn refuse_env(v: &Value, path: &mut String) -> Result<(), ConfigError> {
 /// librdkafka properties that load code, run commands or read files of the server.
 fn names_local_resource(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('_', ".");
-    k.ends_with(".location") || k.ends_with(".cmd") || k.ends_with(".keytab") || k == "plugin.library.paths" || k == "ssl.providers"
+    k.ends_with(".location")
+        || k.ends_with(".cmd")
+        || k.ends_with(".keytab")
+        || k == "plugin.library.paths"
+        || k == "ssl.providers"
 }
 
 /// `path` as an absolute path of a regular (or not yet existing) file under `data_dir`: no
@@ -117,7 +134,9 @@ fn resolve(key: &str, path: &Path, data_dir: Option<&Path>) -> Result<PathBuf, C
             "start spate serve with --data-dir DIR to let runs started over HTTP use files under DIR",
         ));
     };
-    let fix = || format!("give a path under {} (a relative path is taken from there), without `..` or symbolic links", dir.display());
+    let fix = || {
+        format!("give a path under {} (a relative path is taken from there), without `..` or symbolic links", dir.display())
+    };
     let refuse = |why: String| ConfigError::new(key, why, fix());
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(refuse(format!("`{}` contains `..`", path.display())));
@@ -127,9 +146,15 @@ fn resolve(key: &str, path: &Path, data_dir: Option<&Path>) -> Result<PathBuf, C
         return Err(refuse(format!("`{}` names no file", path.display())));
     };
     if !full.starts_with(dir) {
-        return Err(refuse(format!("`{}` is outside the data directory {}", path.display(), dir.display())));
+        return Err(refuse(format!(
+            "`{}` is outside the data directory {}",
+            path.display(),
+            dir.display()
+        )));
     }
-    let parent = std::fs::canonicalize(parent).map_err(|e| refuse(format!("the directory of `{}` cannot be used: {e}", path.display())))?;
+    let parent = std::fs::canonicalize(parent).map_err(|e| {
+        refuse(format!("the directory of `{}` cannot be used: {e}", path.display()))
+    })?;
     if !parent.starts_with(dir) {
         return Err(refuse(format!(
             "`{}` leads to {} through a symbolic link, outside the data directory {}",
@@ -141,7 +166,10 @@ fn resolve(key: &str, path: &Path, data_dir: Option<&Path>) -> Result<PathBuf, C
     let full = parent.join(name);
     if let Ok(meta) = std::fs::symlink_metadata(&full) {
         if !meta.file_type().is_file() {
-            return Err(refuse(format!("`{}` exists and is not a regular file (a link, directory or device)", path.display())));
+            return Err(refuse(format!(
+                "`{}` exists and is not a regular file (a link, directory or device)",
+                path.display()
+            )));
         }
     }
     Ok(full)
@@ -176,7 +204,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let dir = std::fs::canonicalize(&dir).unwrap();
         for (key, kind) in walk::marked_keys() {
-            if key.contains('*') || key.contains("[]") || matches!(kind, Kind::Secret | Kind::SecretUrl) {
+            if key.contains('*')
+                || key.contains("[]")
+                || matches!(kind, Kind::Secret | Kind::SecretUrl)
+            {
                 continue;
             }
             let mut body = Value::Null;

@@ -44,22 +44,43 @@ impl ProducerContext for Count {
     }
 }
 
-pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Security) -> Result<ReplayReport, EngineError> {
-    let f = std::fs::File::open(file).map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;
+pub fn replay(
+    file: &Path,
+    brokers: &str,
+    topic: Option<&str>,
+    security: &Security,
+) -> Result<ReplayReport, EngineError> {
+    let f = std::fs::File::open(file)
+        .map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;
     let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers).set("enable.idempotence", "true").set("message.timeout.ms", "30000");
+    cc.set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000");
     security.apply(&mut cc);
     security::log_failures(&mut cc);
-    let producer: BaseProducer<Count> = cc.create_with_context(Count::default()).map_err(|e| EngineError::Kafka(e.to_string()))?;
+    let producer: BaseProducer<Count> =
+        cc.create_with_context(Count::default()).map_err(|e| EngineError::Kafka(e.to_string()))?;
     // A refused certificate or credential is said now, not after every line timed out.
     let serve = || {
         producer.poll(Duration::ZERO);
     };
     let last = || producer.context().trap.take();
-    security::await_metadata(producer.client(), &cc, None, Duration::from_secs(3), security, brokers, &serve, &last)?;
+    security::await_metadata(
+        producer.client(),
+        &cc,
+        None,
+        Duration::from_secs(3),
+        security,
+        brokers,
+        &serve,
+        &last,
+    )?;
     let mut bad = 0;
     for line in std::io::BufReader::new(f).lines() {
-        let line = line.map_err(|source| EngineError::SinkOpen { target: file.display().to_string(), source })?;
+        let line = line.map_err(|source| EngineError::SinkOpen {
+            target: file.display().to_string(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -83,7 +104,10 @@ pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Securi
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
+                Err((e, r))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) =>
+                {
                     producer.poll(Duration::from_millis(10));
                     rec = r;
                 }
@@ -97,5 +121,9 @@ pub fn replay(file: &Path, brokers: &str, topic: Option<&str>, security: &Securi
     }
     let _ = producer.flush(Duration::from_secs(60));
     let c = producer.context();
-    Ok(ReplayReport { sent: c.ok.load(Relaxed), failed: c.err.load(Relaxed) + producer.in_flight_count().max(0) as u64, bad_lines: bad })
+    Ok(ReplayReport {
+        sent: c.ok.load(Relaxed),
+        failed: c.err.load(Relaxed) + producer.in_flight_count().max(0) as u64,
+        bad_lines: bad,
+    })
 }

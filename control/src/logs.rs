@@ -106,7 +106,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         let level = match *event.metadata().level() {
             tracing::Level::ERROR => "error",
             tracing::Level::WARN => "warning",
@@ -124,8 +129,13 @@ where
 /// unset, `SPATE_LOG` may say it. A bad level is refused (exit 2 by the caller).
 pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), spate_engine::ConfigError> {
     let parse = |l: &str, key: &str| {
-        l.parse::<LevelFilter>()
-            .map_err(|_| spate_engine::ConfigError::new(key, format!("`{l}` is not a log level"), "use error, warn, info, debug or trace"))
+        l.parse::<LevelFilter>().map_err(|_| {
+            spate_engine::ConfigError::new(
+                key,
+                format!("`{l}` is not a log level"),
+                "use error, warn, info, debug or trace",
+            )
+        })
     };
     let filter = match (level, std::env::var("SPATE_LOG").ok()) {
         (Some(l), _) => parse(l, "--log-level")?,
@@ -133,11 +143,22 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), spate_engine::
         (None, None) => LevelFilter::INFO,
     };
     let (tx, rx) = sync_channel(QUEUE);
-    if QUEUE_.set(Queue { tx, queued: AtomicU64::new(0), written: AtomicU64::new(0), dropped: AtomicU64::new(0) }).is_err() {
+    if QUEUE_
+        .set(Queue {
+            tx,
+            queued: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        })
+        .is_err()
+    {
         return Ok(()); // already set up (tests)
     }
     let _ = std::thread::Builder::new().name("spate-log".into()).spawn(move || writer(rx));
-    let layer = tracing_subscriber::fmt::layer().with_writer(Stderr).with_ansi(false).log_internal_errors(false);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(Stderr)
+        .with_ansi(false)
+        .log_internal_errors(false);
     let layer = match format {
         LogFormat::Text => layer.event_format(Plain).boxed(),
         LogFormat::Json => layer.json().boxed(),

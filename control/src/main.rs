@@ -25,10 +25,14 @@ fn main() {
             if let Some(c) = e.downcast_ref::<spate_engine::ConfigError>() {
                 say!("spate: {c}");
                 2
-            } else if let Some(spate_engine::EngineError::Config(c)) = e.downcast_ref::<spate_engine::EngineError>() {
+            } else if let Some(spate_engine::EngineError::Config(c)) =
+                e.downcast_ref::<spate_engine::EngineError>()
+            {
                 say!("spate: {c}");
                 2
-            } else if let Some(r @ spate_engine::EngineError::Registry { .. }) = e.downcast_ref::<spate_engine::EngineError>() {
+            } else if let Some(r @ spate_engine::EngineError::Registry { .. }) =
+                e.downcast_ref::<spate_engine::EngineError>()
+            {
                 // A schema registry that refuses the schema or the credentials, or is not there.
                 say!("spate: {r}");
                 2

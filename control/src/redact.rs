@@ -19,7 +19,9 @@ const MIN_SCRUB: usize = 4;
 /// Whether a librdkafka property name names a secret.
 pub(crate) fn secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "credential", "jaas", "private"].iter().any(|w| k.contains(w))
+    ["password", "passwd", "secret", "token", "credential", "jaas", "private"]
+        .iter()
+        .any(|w| k.contains(w))
         || (k.starts_with("sasl.") && k.ends_with("config"))
         || k.starts_with("ssl.key")
         || k.split(['.', '_', '-']).any(|part| part == "key" || part == "apikey")
@@ -181,15 +183,28 @@ mod tests {
         assert_eq!(c["avro"]["key_format"], "avro", "a word that is no secret stays");
         assert_eq!(c["redis"]["limit_key"], "k");
         assert_eq!(c["tracing"]["endpoint"], "http://u:<redacted>@127.0.0.1:9411/api/v2/spans");
-        assert_eq!(s.text("librdkafka: bad value clientSecret=hunter22 scope=x"), "librdkafka: bad value <redacted>");
-        assert_eq!(s.text("cannot reach redis://u:redispw9@h:6379: refused"), "cannot reach redis://u:<redacted>@h:6379: refused");
-        assert_eq!(s.text("the avro section applies to format: avro only"), "the avro section applies to format: avro only");
+        assert_eq!(
+            s.text("librdkafka: bad value clientSecret=hunter22 scope=x"),
+            "librdkafka: bad value <redacted>"
+        );
+        assert_eq!(
+            s.text("cannot reach redis://u:redispw9@h:6379: refused"),
+            "cannot reach redis://u:<redacted>@h:6379: refused"
+        );
+        assert_eq!(
+            s.text("the avro section applies to format: avro only"),
+            "the avro section applies to format: avro only"
+        );
     }
 
     #[test]
     fn user_names_are_not_secrets() {
-        let raw = RawConfig::from_yaml("sink: 'postgres://spateuser@127.0.0.1:5432/db?table=t'").unwrap();
+        let raw =
+            RawConfig::from_yaml("sink: 'postgres://spateuser@127.0.0.1:5432/db?table=t'").unwrap();
         let s = Secrets::of(&raw);
-        assert_eq!(s.text("cannot reach postgres://spateuser@127.0.0.1:5432/db"), "cannot reach postgres://spateuser@127.0.0.1:5432/db");
+        assert_eq!(
+            s.text("cannot reach postgres://spateuser@127.0.0.1:5432/db"),
+            "cannot reach postgres://spateuser@127.0.0.1:5432/db"
+        );
     }
 }

@@ -50,7 +50,10 @@ pub(crate) fn document(run: &RunView) -> Map<String, Value> {
         }),
     );
     m.insert("totals".into(), serde_json::to_value(t).unwrap_or(Value::Null));
-    m.insert("seed".into(), json!({"value": run.config.events.seed, "given": run.config.seed_given}));
+    m.insert(
+        "seed".into(),
+        json!({"value": run.config.events.seed, "given": run.config.seed_given}),
+    );
     m.insert("pin_failures".into(), json!(s.pin_failures.load(Relaxed)));
     m.insert("balanced".into(), json!(t.balanced()));
     m.insert(

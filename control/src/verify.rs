@@ -173,13 +173,20 @@ pub fn verify_postgres(
     use std::io::BufRead;
     let started = std::time::Instant::now();
     let fail = |what: String| {
-        EngineError::Config(spate_engine::ConfigError::new("--postgres", what, "check the URL, the table and the permissions"))
+        EngineError::Config(spate_engine::ConfigError::new(
+            "--postgres",
+            what,
+            "check the URL, the table and the permissions",
+        ))
     };
     let mut pc: postgres::Config = target.url.parse().map_err(|e| fail(format!("{e}")))?;
     pc.connect_timeout(std::time::Duration::from_secs(10));
-    let mut c = pc.connect(postgres::NoTls).map_err(|e| fail(format!("cannot connect to {}: {e}", target.display())))?;
+    let mut c = pc
+        .connect(postgres::NoTls)
+        .map_err(|e| fail(format!("cannot connect to {}: {e}", target.display())))?;
     // The JSONB layout's body must agree with the id column; the typed layout has only the id.
-    let (schema, name) = target.table.split_once('.').map_or((None, target.table.as_str()), |(s, n)| (Some(s), n));
+    let (schema, name) =
+        target.table.split_once('.').map_or((None, target.table.as_str()), |(s, n)| (Some(s), n));
     let has_body = c
         .query_opt(
             "SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND table_schema = coalesce($2, current_schema()) \
@@ -190,7 +197,8 @@ pub fn verify_postgres(
         .is_some();
     let agrees = if has_body { "(body->>'id') IS NOT DISTINCT FROM id" } else { "true" };
     let sql = format!("COPY (SELECT id, {agrees} FROM {}) TO STDOUT", target.table);
-    let reader = c.copy_out(sql.as_str()).map_err(|e| fail(format!("cannot read {}: {e}", target.table)))?;
+    let reader =
+        c.copy_out(sql.as_str()).map_err(|e| fail(format!("cannot read {}: {e}", target.table)))?;
     let mut audit = Auditor::new(false, run_id);
     for line in std::io::BufReader::new(reader).split(b'\n') {
         let line = line.map_err(|e| fail(format!("reading {}: {e}", target.table)))?;
@@ -218,23 +226,44 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
         .set("auto.offset.reset", "earliest");
     o.security.apply(&mut cc);
     security::log_failures(&mut cc);
-    let consumer: BaseConsumer<ErrorTrap> = cc.create_with_context(ErrorTrap::default()).map_err(k)?;
+    let consumer: BaseConsumer<ErrorTrap> =
+        cc.create_with_context(ErrorTrap::default()).map_err(k)?;
     let serve = || {
         let _ = consumer.poll(Duration::ZERO);
     };
     let last = || consumer.context().take();
-    let md =
-        security::await_metadata(consumer.client(), &cc, Some(&o.topic), Duration::from_secs(10), &o.security, &o.brokers, &serve, &last)?
-            .ok_or_else(|| EngineError::Kafka(format!("no metadata for topic `{}` from {} within 10 s", o.topic, o.brokers)))?;
-    let parts: Vec<i32> =
-        md.topics().first().map(|t| t.partitions().iter().map(rdkafka::metadata::MetadataPartition::id).collect()).unwrap_or_default();
+    let md = security::await_metadata(
+        consumer.client(),
+        &cc,
+        Some(&o.topic),
+        Duration::from_secs(10),
+        &o.security,
+        &o.brokers,
+        &serve,
+        &last,
+    )?
+    .ok_or_else(|| {
+        EngineError::Kafka(format!(
+            "no metadata for topic `{}` from {} within 10 s",
+            o.topic, o.brokers
+        ))
+    })?;
+    let parts: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(rdkafka::metadata::MetadataPartition::id).collect())
+        .unwrap_or_default();
     if parts.is_empty() {
-        return Err(EngineError::Kafka(format!("topic `{}` has no partitions (does it exist?)", o.topic)));
+        return Err(EngineError::Kafka(format!(
+            "topic `{}` has no partitions (does it exist?)",
+            o.topic
+        )));
     }
     let mut tpl = TopicPartitionList::new();
     let mut trimmed = 0;
     for &p in &parts {
-        let (low, _high) = consumer.fetch_watermarks(&o.topic, p, Duration::from_secs(10)).map_err(k)?;
+        let (low, _high) =
+            consumer.fetch_watermarks(&o.topic, p, Duration::from_secs(10)).map_err(k)?;
         trimmed += low.max(0);
         tpl.add_partition_offset(&o.topic, p, Offset::Beginning).map_err(k)?;
     }
@@ -245,14 +274,18 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_record = Instant::now();
-                let hid = m.headers().and_then(|h| h.iter().find(|h| h.key == "spate-id").and_then(|h| h.value));
+                let hid = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "spate-id").and_then(|h| h.value));
                 audit.feed(hid, m.payload().unwrap_or_default());
                 if o.expect.is_some_and(|e| audit.unique() >= e && audit.duplicated == 0) {
                     // Read a little longer to catch duplicates arriving behind the last one.
                     let grace = Instant::now() + Duration::from_millis(500);
                     while Instant::now() < grace {
                         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                            let hid = m.headers().and_then(|h| h.iter().find(|h| h.key == "spate-id").and_then(|h| h.value));
+                            let hid = m.headers().and_then(|h| {
+                                h.iter().find(|h| h.key == "spate-id").and_then(|h| h.value)
+                            });
                             audit.feed(hid, m.payload().unwrap_or_default());
                         }
                     }

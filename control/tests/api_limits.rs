@@ -16,12 +16,18 @@ fn oversized_heads_and_urls_get_431_and_414() {
     let p = Proc::serve(&[]);
     let a = p.addr.as_str();
     let long_url = format!("/v1/status?pad={}", "a".repeat(5000));
-    let r = raw(a, format!("GET {long_url} HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(), Duration::from_secs(10)).expect("a response");
+    let r = raw(
+        a,
+        format!("GET {long_url} HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(),
+        Duration::from_secs(10),
+    )
+    .expect("a response");
     eprintln!("5 kB URL: {} {}", r.status, r.body.trim());
     assert_eq!(r.status, 414, "{}", r.body);
     assert!(r.error().contains("4096"), "{}", r.body);
 
-    let one_big = format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\nX-Pad: {}\r\n\r\n", "b".repeat(20 << 10));
+    let one_big =
+        format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\nX-Pad: {}\r\n\r\n", "b".repeat(20 << 10));
     let many: String = (0..1000).map(|i| format!("X-Pad-{i}: {}\r\n", "c".repeat(20))).collect();
     let many = format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\n{many}\r\n");
     for rq in [one_big, many] {
@@ -47,7 +53,9 @@ fn a_huge_header_is_cut_off_without_growing_memory() {
     let host = a.clone();
     let writer = std::thread::spawn(move || {
         let mut sent = 0usize;
-        if w.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\nX-Big: ").as_bytes()).is_err() {
+        if w.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\nX-Big: ").as_bytes())
+            .is_err()
+        {
             return sent;
         }
         let chunk = vec![b'a'; 64 << 10];
@@ -102,10 +110,18 @@ fn stalled_clients_time_out_and_do_not_starve_the_server() {
     std::thread::sleep(Duration::from_millis(300));
     for path in ["/healthz", "/v1/status", "/readyz"] {
         let t = Instant::now();
-        let r = raw(a, format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(3));
+        let r = raw(
+            a,
+            format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(3),
+        );
         let dt = t.elapsed();
         eprintln!("{path} with 5 stalled clients: {:?} in {dt:?}", r.as_ref().map(|r| r.status));
-        assert_eq!(r.map(|r| r.status), Some(200), "{path} did not answer within 3 s while clients stall");
+        assert_eq!(
+            r.map(|r| r.status),
+            Some(200),
+            "{path} did not answer within 3 s while clients stall"
+        );
     }
     for (i, mut s) in stalled.into_iter().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -113,11 +129,18 @@ fn stalled_clients_time_out_and_do_not_starve_the_server() {
         let _ = s.read_to_end(&mut buf);
         let at = started.elapsed();
         let r = parse_response(&buf);
-        eprintln!("stalled client {i}: {:?} after {at:?}", r.as_ref().map(|r| (r.status, r.body.trim().to_string())));
+        eprintln!(
+            "stalled client {i}: {:?} after {at:?}",
+            r.as_ref().map(|r| (r.status, r.body.trim().to_string()))
+        );
         if i == 4 {
             // A head that never ends: hyper closes the connection at the deadline, without an
             // answer (nothing of the request was understood).
-            assert!(r.as_ref().is_none_or(|r| r.status == 408), "the stalled head got {:?}", r.map(|r| r.status));
+            assert!(
+                r.as_ref().is_none_or(|r| r.status == 408),
+                "the stalled head got {:?}",
+                r.map(|r| r.status)
+            );
             assert!(at < Duration::from_secs(12), "the stalled head was dropped only after {at:?}");
             continue;
         }
@@ -137,7 +160,8 @@ fn probes_answer_while_slow_clients_hold_every_slot() {
     let a = p.addr.clone();
     let port: u16 = port(&a).parse().unwrap();
     // One address past its 8 connections is refused at once.
-    let eight: Vec<TcpStream> = (0..8).map(|_| socket2_connect([127, 0, 0, 11], port).unwrap()).collect();
+    let eight: Vec<TcpStream> =
+        (0..8).map(|_| socket2_connect([127, 0, 0, 11], port).unwrap()).collect();
     let r = read_response(socket2_connect([127, 0, 0, 11], port).unwrap());
     assert_eq!(r.status, 503, "{}", r.body);
     drop(eight);
@@ -153,14 +177,22 @@ fn probes_answer_while_slow_clients_hold_every_slot() {
     // Every full slot held: other paths are refused at once.
     let t = eventually(Duration::from_secs(3), "every full slot to be held", || {
         let t = Instant::now();
-        let r = raw(&a, format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(), Duration::from_secs(1));
+        let r = raw(
+            &a,
+            format!("GET /v1/status HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(),
+            Duration::from_secs(1),
+        );
         (r.map(|r| r.status) == Some(503)).then(|| t.elapsed())
     });
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
         for path in ["/healthz", "/readyz"] {
             let t = Instant::now();
-            let r = raw(&a, format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(1));
+            let r = raw(
+                &a,
+                format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(),
+                Duration::from_secs(1),
+            );
             let dt = t.elapsed();
             worst = worst.max(dt);
             assert_eq!(r.map(|r| r.status), Some(200), "{path} with 64 slow clients, after {dt:?}");
@@ -179,13 +211,27 @@ fn absolute_targets_and_any_case_bearer_are_accepted() {
     std::fs::write(&tf, "case-token-1\n").unwrap();
     let p = Proc::serve(&["--token-file", tf.to_str().unwrap()]);
     let a = p.addr.as_str();
-    let r = raw(a, format!("GET http://{a}/healthz HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(), Duration::from_secs(5)).expect("an answer");
+    let r = raw(
+        a,
+        format!("GET http://{a}/healthz HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .expect("an answer");
     assert_eq!(r.status, 200, "{}", r.body);
     for scheme in ["Bearer", "bearer", "BEARER"] {
-        let r = http(a, "GET", "/v1/status", &[("Authorization", &format!("{scheme} case-token-1"))], b"");
+        let r = http(
+            a,
+            "GET",
+            "/v1/status",
+            &[("Authorization", &format!("{scheme} case-token-1"))],
+            b"",
+        );
         assert_eq!(r.status, 200, "{scheme}: {}", r.body);
     }
-    assert_eq!(http(a, "GET", "/v1/status", &[("Authorization", "Basic case-token-1")], b"").status, 401);
+    assert_eq!(
+        http(a, "GET", "/v1/status", &[("Authorization", "Basic case-token-1")], b"").status,
+        401
+    );
 }
 
 #[test]

@@ -20,7 +20,11 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
 
     // Without --data-dir no file sink is started over HTTP.
     let p = Proc::serve(&[]);
-    let r = post_json(&p.addr, "/v1/start", &serde_json::json!({"sink": format!("file:{}", target.display()), "count": 10}));
+    let r = post_json(
+        &p.addr,
+        "/v1/start",
+        &serde_json::json!({"sink": format!("file:{}", target.display()), "count": 10}),
+    );
     eprintln!("no --data-dir: {} {}", r.status, r.body.trim());
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["key"], "sink.file.path", "{}", r.body);
@@ -37,11 +41,20 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
     let refused = [
         (serde_json::json!({"sink": format!("file:{}", target.display())}), "sink.file.path"),
         (serde_json::json!({"sink": format!("file:{escape}")}), "sink.file.path"),
-        (serde_json::json!({"sink": format!("file:{}/sub/../{escape}", data.display())}), "sink.file.path"),
+        (
+            serde_json::json!({"sink": format!("file:{}/sub/../{escape}", data.display())}),
+            "sink.file.path",
+        ),
         (serde_json::json!({"sink": "file:out-dir/passwd2"}), "sink.file.path"),
         (serde_json::json!({"sink": "file:victim-link"}), "sink.file.path"),
-        (serde_json::json!({"sink": "kafka", "kafka": {"dlq_file": outside.join("dlq.jsonl")}}), "kafka.dlq_file"),
-        (serde_json::json!({"sink": {"kafka": {"dlq_file": outside.join("dlq.jsonl")}}}), "sink.kafka.dlq_file"),
+        (
+            serde_json::json!({"sink": "kafka", "kafka": {"dlq_file": outside.join("dlq.jsonl")}}),
+            "kafka.dlq_file",
+        ),
+        (
+            serde_json::json!({"sink": {"kafka": {"dlq_file": outside.join("dlq.jsonl")}}}),
+            "sink.kafka.dlq_file",
+        ),
         (
             serde_json::json!({"sink": format!("postgres://u@127.0.0.1:1/db?table=t&dlq_file={}", outside.join("pg.jsonl").display())}),
             "sink.postgres.dlq_file",
@@ -60,16 +73,22 @@ fn file_sinks_over_http_stay_under_the_data_dir() {
         assert!(!j["fix"].as_str().unwrap_or("").is_empty(), "{body}: {}", r.body);
         assert_eq!(get(a, "/v1/status").json()["state"], "idle", "{body} must not start a run");
     }
-    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["victim"], "nothing was created outside the data dir");
     assert_eq!(std::fs::read_to_string(outside.join("victim")).unwrap(), "keep me\n");
 
     // A relative path is taken from the data dir; an absolute one under it is fine too.
     std::fs::create_dir_all(data.join("sub")).unwrap();
-    for (sink, file) in
-        [("file:events.log".to_string(), data.join("events.log")), (format!("file:{}/sub/x.log", data.display()), data.join("sub/x.log"))]
-    {
-        let r = post_json(a, "/v1/start", &serde_json::json!({"sink": sink, "rate": "max", "count": 100, "threads": 1, "pin": false}));
+    for (sink, file) in [
+        ("file:events.log".to_string(), data.join("events.log")),
+        (format!("file:{}/sub/x.log", data.display()), data.join("sub/x.log")),
+    ] {
+        let r = post_json(
+            a,
+            "/v1/start",
+            &serde_json::json!({"sink": sink, "rate": "max", "count": 100, "threads": 1, "pin": false}),
+        );
         assert_eq!(r.status, 200, "{sink}: {}", r.body);
         let s = eventually(Duration::from_secs(20), "the file run to finish", || {
             let s = get(a, "/v1/status").json();
@@ -97,7 +116,10 @@ fn every_path_setting_is_confined_through_the_api() {
     let target = outside.join("x");
     let mut bodies: Vec<(Value, String)> = Vec::new();
     for (key, kind) in marked_keys() {
-        if key.contains('*') || key.contains("[]") || !matches!(kind, Kind::DataPath | Kind::SecretFile) {
+        if key.contains('*')
+            || key.contains("[]")
+            || !matches!(kind, Kind::DataPath | Kind::SecretFile)
+        {
             continue;
         }
         let mut body = serde_yaml_ng::Value::Null;
@@ -108,7 +130,11 @@ fn every_path_setting_is_confined_through_the_api() {
             let legacy = serde_json::json!({"sink": "kafka", "kafka": {}});
             let mut legacy: serde_yaml_ng::Value = serde_json::from_value(legacy).unwrap();
             let path: Vec<&str> = std::iter::once("kafka").chain(rest.split('.')).collect();
-            spate_engine::config::set_path(&mut legacy, &path, target.to_string_lossy().as_ref().into());
+            spate_engine::config::set_path(
+                &mut legacy,
+                &path,
+                target.to_string_lossy().as_ref().into(),
+            );
             bodies.push((serde_json::to_value(&legacy).unwrap(), format!("kafka.{rest}")));
         }
     }
@@ -126,7 +152,10 @@ fn every_path_setting_is_confined_through_the_api() {
         assert_eq!(r.json()["key"], named, "{body}: {}", r.body);
     }
     assert_eq!(get(a, "/v1/status").json()["state"], "idle");
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "a file was created outside the data dir");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "a file was created outside the data dir"
+    );
     eprintln!("{} bodies refused", bodies.len());
 }
 
@@ -143,18 +172,37 @@ fn a_remote_listener_needs_a_token_and_never_prints_it() {
     let empty = d.join("empty");
     std::fs::write(&empty, " \n").unwrap();
     for (file, says) in [(empty.clone(), "empty"), (d.join("missing"), "cannot read")] {
-        let o = run_bounded(&["serve", "--listen", "127.0.0.1:0", "--token-file", file.to_str().unwrap()], limit);
+        let o = run_bounded(
+            &["serve", "--listen", "127.0.0.1:0", "--token-file", file.to_str().unwrap()],
+            limit,
+        );
         let e = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{e}");
         assert!(e.contains(says) && e.contains("--token-file"), "{e}");
     }
 
-    let run = ["run", "--sink", "null", "--rate", "10", "--threads", "1", "--no-pin", "--duration", "30s", "--quiet"];
+    let run = [
+        "run",
+        "--sink",
+        "null",
+        "--rate",
+        "10",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--duration",
+        "30s",
+        "--quiet",
+    ];
     let mut args = run.to_vec();
     args.extend(["--metrics-listen", "0.0.0.0:0"]);
     let o = run_bounded(&args, limit);
     let e = String::from_utf8_lossy(&o.stderr);
-    eprintln!("run --metrics-listen 0.0.0.0 without a token: exit {:?}: {}", o.status.code(), e.trim());
+    eprintln!(
+        "run --metrics-listen 0.0.0.0 without a token: exit {:?}: {}",
+        o.status.code(),
+        e.trim()
+    );
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("--metrics-token"), "{e}");
     let mut a2 = args.clone();
@@ -176,7 +224,10 @@ fn a_remote_listener_needs_a_token_and_never_prints_it() {
     assert_eq!(get(&a, "/healthz").status, 200, "liveness stays open");
     drop(r);
 
-    let p = Proc::spawn(&["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--token-file", tf.to_str().unwrap()], "serve listening on");
+    let p = Proc::spawn(
+        &["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--token-file", tf.to_str().unwrap()],
+        "serve listening on",
+    );
     let a = format!("127.0.0.1:{}", port(&p.addr));
     assert_eq!(get(&a, "/v1/status").status, 401);
     assert_eq!(http(&a, "GET", "/v1/status", &[("Authorization", &bearer)], b"").status, 200);
@@ -189,7 +240,12 @@ fn state_changes_need_a_config_content_type_and_their_own_origin() {
     let p = Proc::serve(&["--allowed-origin", "http://ui.example"]);
     let a = p.addr.as_str();
     let body = br#"{"sink": "null", "count": 1}"#;
-    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x")] {
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
         let headers: Vec<(&str, &str)> = ct.iter().map(|c| ("Content-Type", *c)).collect();
         let r = http(a, "POST", "/v1/start", &headers, body);
         eprintln!("POST /v1/start with Content-Type {ct:?}: {} {}", r.status, r.body.trim());
@@ -197,15 +253,26 @@ fn state_changes_need_a_config_content_type_and_their_own_origin() {
         assert!(r.error().contains("application/json"), "{}", r.body);
         assert_eq!(get(a, "/v1/status").json()["state"], "idle");
     }
-    assert_eq!(http(a, "PUT", "/v1/rate", &[("Content-Type", "text/plain")], br#"{"rate": 5}"#).status, 415);
+    assert_eq!(
+        http(a, "PUT", "/v1/rate", &[("Content-Type", "text/plain")], br#"{"rate": 5}"#).status,
+        415
+    );
     // Accepted types pass the gate: no run, so stopping answers 409.
-    for ct in ["application/json", "application/json; charset=utf-8", "application/yaml", "text/yaml", "application/x-yaml"] {
+    for ct in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/yaml",
+        "text/yaml",
+        "application/x-yaml",
+    ] {
         let r = http(a, "POST", "/v1/stop", &[("Content-Type", ct)], b"");
         assert_eq!(r.status, 409, "{ct}: {}", r.body);
     }
 
     let json = ("Content-Type", "application/json");
-    for origin in ["http://evil.example", "null", "https://127.0.0.1", &format!("http://{a}.evil.example")] {
+    for origin in
+        ["http://evil.example", "null", "https://127.0.0.1", &format!("http://{a}.evil.example")]
+    {
         let r = http(a, "POST", "/v1/stop", &[json, ("Origin", origin)], b"");
         eprintln!("POST /v1/stop from Origin {origin}: {} {}", r.status, r.body.trim());
         assert_eq!(r.status, 403, "{origin}: {}", r.body);
@@ -217,7 +284,11 @@ fn state_changes_need_a_config_content_type_and_their_own_origin() {
         let r = http(a, "POST", "/v1/stop", &[json, ("Origin", origin)], b"");
         assert_eq!(r.status, 409, "{origin}: {}", r.body);
     }
-    assert_eq!(http(a, "GET", "/v1/status", &[("Origin", "http://evil.example")], b"").status, 200, "reads are not state changes");
+    assert_eq!(
+        http(a, "GET", "/v1/status", &[("Origin", "http://evil.example")], b"").status,
+        200,
+        "reads are not state changes"
+    );
 }
 
 #[test]
@@ -229,15 +300,24 @@ fn host_must_name_this_server() {
         let rq = format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         raw(a, rq.as_bytes(), Duration::from_secs(10)).expect("a response")
     };
-    for host in [format!("evil.example:{port}"), "evil.example".into(), "127.0.0.1:1".into(), format!("spate.internal.evil:{port}")] {
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".into(),
+        "127.0.0.1:1".into(),
+        format!("spate.internal.evil:{port}"),
+    ] {
         let r = ask(&host);
         eprintln!("Host {host}: {} {}", r.status, r.body.trim());
         assert_eq!(r.status, 421, "{host}: {}", r.body);
         assert!(r.error().contains("--allowed-host"), "{}", r.body);
     }
-    for host in
-        [a.to_string(), format!("localhost:{port}"), format!("LocalHost:{port}"), format!("spate.internal:{port}"), "spate.internal".into()]
-    {
+    for host in [
+        a.to_string(),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("spate.internal:{port}"),
+        "spate.internal".into(),
+    ] {
         assert_eq!(ask(&host).status, 200, "{host}");
     }
 }
@@ -251,10 +331,18 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
 
     // A secret passed through as a librdkafka option that has a typed setting: refused, naming
     // the option, not its value.
-    let refused = post_json(a, "/v1/start", &serde_json::json!({"sink": "kafka", "kafka": {"options": {"sasl.password": SECRET}}}));
+    let refused = post_json(
+        a,
+        "/v1/start",
+        &serde_json::json!({"sink": "kafka", "kafka": {"options": {"sasl.password": SECRET}}}),
+    );
     eprintln!("refused sasl.password option: {} {}", refused.status, refused.body.trim());
     assert!(refused.status >= 400, "{}", refused.body);
-    assert!(refused.error().contains("sasl.password"), "the error still names the option: {}", refused.body);
+    assert!(
+        refused.error().contains("sasl.password"),
+        "the error still names the option: {}",
+        refused.body
+    );
 
     // Typed SASL with a planted password, at the embedded cluster (which has no SASL): the
     // start is refused naming kafka.sasl, and the answer shows no password.
@@ -273,7 +361,10 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
             serde_json::json!({"sink": "kafka", "kafka": {"sasl": {"mechanism": "PLAIN", "username": "u", "password_file": "/etc/shadow"}}}),
             "kafka.sasl.password_file",
         ),
-        (serde_json::json!({"sink": "kafka", "kafka": {"tls": {"ca_file": "/etc/hostname"}}}), "kafka.tls.ca_file"),
+        (
+            serde_json::json!({"sink": "kafka", "kafka": {"tls": {"ca_file": "/etc/hostname"}}}),
+            "kafka.tls.ca_file",
+        ),
         (
             serde_json::json!({"sink": "kafka", "kafka": {"sasl": {"mechanism": "PLAIN", "username": "${HOME}", "password": "x1234"}}}),
             "kafka",
@@ -320,7 +411,10 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
         }
     }
     let s = status.json();
-    assert_eq!(s["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{s}");
+    assert_eq!(
+        s["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>",
+        "{s}"
+    );
     assert_eq!(s["config"]["sink"]["kafka"]["options"]["client.id"], "spate", "{s}");
     assert_eq!(s["config"]["sink"]["kafka"]["topic"], "t-<redacted>", "{s}");
     assert!(s["tracing"]["endpoint"].as_str().unwrap().contains("user:<redacted>@"), "{s}");
@@ -351,9 +445,22 @@ fn secrets_are_masked_wherever_the_config_is_shown() {
     let s = get(&r.addr, "/v1/status");
     assert_eq!(s.status, 200);
     assert!(!s.body.contains(SECRET), "run status shows the secret:\n{}", s.body);
-    assert_eq!(s.json()["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"], "<redacted>", "{}", s.body);
+    assert_eq!(
+        s.json()["config"]["sink"]["kafka"]["options"]["ssl.keystore.password"],
+        "<redacted>",
+        "{}",
+        s.body
+    );
     let o = run_bounded(
-        &["run", "--sink", "kafka", "--count", "1", "--kafka-opt", &format!("sasl.password={SECRET}")],
+        &[
+            "run",
+            "--sink",
+            "kafka",
+            "--count",
+            "1",
+            "--kafka-opt",
+            &format!("sasl.password={SECRET}"),
+        ],
         Duration::from_secs(30),
     );
     let e = String::from_utf8_lossy(&o.stderr);
@@ -390,17 +497,33 @@ fn compose_runs_the_api_with_a_token_file_and_a_data_dir() {
         }
     }
     // The Prometheus of the stack scrapes with the same token.
-    let prom = doc["configs"]["prometheus"]["content"].as_str().expect("an inline prometheus config");
+    let prom =
+        doc["configs"]["prometheus"]["content"].as_str().expect("an inline prometheus config");
     assert!(prom.contains(&format!("credentials_file: {token_file}")), "{prom}");
-    let Some(promtool) = prometheus_tool("promtool", "promtool check config on the compose Prometheus config") else {
+    let Some(promtool) =
+        prometheus_tool("promtool", "promtool check config on the compose Prometheus config")
+    else {
         return;
     };
     let d = tmpdir("compose");
     std::fs::write(d.join("alerts.yml"), std::fs::read(deploy("alerts.yml")).unwrap()).unwrap();
     std::fs::write(d.join("token"), "t\n").unwrap();
-    std::fs::write(d.join("prometheus.yml"), prom.replace(&token_file, d.join("token").to_str().unwrap())).unwrap();
-    let o = std::process::Command::new(promtool).args(["check", "config"]).arg(d.join("prometheus.yml")).output().unwrap();
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        d.join("prometheus.yml"),
+        prom.replace(&token_file, d.join("token").to_str().unwrap()),
+    )
+    .unwrap();
+    let o = std::process::Command::new(promtool)
+        .args(["check", "config"])
+        .arg(d.join("prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A sibling directory whose name starts with the data dir's name is outside it.
@@ -412,7 +535,11 @@ fn data_dir_prefix_is_not_a_sibling() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::create_dir_all(&sibling).unwrap();
     let p = Proc::serve(&["--data-dir", data.to_str().unwrap()]);
-    let r = post_json(&p.addr, "/v1/start", &serde_json::json!({"sink": format!("file:{}/x", sibling.display())}));
+    let r = post_json(
+        &p.addr,
+        "/v1/start",
+        &serde_json::json!({"sink": format!("file:{}/x", sibling.display())}),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(!Path::new(&sibling).join("x").exists());
 }

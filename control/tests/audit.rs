@@ -36,7 +36,11 @@ fn cli_runs_are_audited_with_origin_summary_and_no_secret() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("run.yaml");
     // The database password is in the config (the audit URL): it must not reach the tables.
-    std::fs::write(&cfg, format!("sink: null\nrate: max\ncount: 5000\nseed: 77\naudit: {{url: '{}'}}\n", pg.url())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("sink: null\nrate: max\ncount: 5000\nseed: 77\naudit: {{url: '{}'}}\n", pg.url()),
+    )
+    .unwrap();
     let o = Command::new(BIN).args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
@@ -47,13 +51,25 @@ fn cli_runs_are_audited_with_origin_summary_and_no_secret() {
     assert_no_secret(&pg, Postgres::PASSWORD);
     // A second run, and a schema already in place: one more row, the version table untouched.
     let summary = dir.join("summary.json");
-    let o =
-        Command::new(BIN).args(["run", "--config", cfg.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()]).output().unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(count(&pg, "SELECT count(*) FROM spate_runs"), 2);
     // The summary file says what the audit wrote and dropped.
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    assert_eq!(s["audit"], serde_json::json!({"written": 2, "dropped": 0, "not_written": 0, "last_error": null}), "{s}");
+    assert_eq!(
+        s["audit"],
+        serde_json::json!({"written": 2, "dropped": 0, "not_written": 0, "last_error": null}),
+        "{s}"
+    );
     assert_eq!(pg.psql("SELECT string_agg(version::text, ',') FROM spate_schema_version"), "1");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -69,14 +85,25 @@ fn api_runs_are_audited_with_their_changes() {
     let s = post(&serve.addr, "/v1/stop", "");
     assert!(s.status == 200 || s.status == 202, "{}", s.body);
     eventually(Duration::from_secs(15), "the run's end in spate_runs", || {
-        let v = pg.try_psql(&format!("SELECT count(*) FROM spate_runs WHERE run_id = '{run_id}' AND summary IS NOT NULL"));
+        let v = pg.try_psql(&format!(
+            "SELECT count(*) FROM spate_runs WHERE run_id = '{run_id}' AND summary IS NOT NULL"
+        ));
         (v.as_deref() == Ok("1")).then_some(())
     });
-    assert_eq!(pg.psql(&format!("SELECT origin->>'via', origin->>'remote' FROM spate_runs WHERE run_id = '{run_id}'")), "api|127.0.0.1");
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT origin->>'via', origin->>'remote' FROM spate_runs WHERE run_id = '{run_id}'"
+        )),
+        "api|127.0.0.1"
+    );
     let kinds = pg.psql(&format!("SELECT string_agg(kind || ':' || coalesce(detail->>'to', detail->>'by'), ',' ORDER BY at) FROM spate_run_changes WHERE run_id = '{run_id}'"));
     assert_eq!(kinds, "rate:3000/s,stop:api");
     // A run may not point the audit elsewhere.
-    let r = post(&serve.addr, "/v1/start", r#"{"sink": "null", "audit": {"url": "postgres://x@127.0.0.1:1/x"}}"#);
+    let r = post(
+        &serve.addr,
+        "/v1/start",
+        r#"{"sink": "null", "audit": {"url": "postgres://x@127.0.0.1:1/x"}}"#,
+    );
     assert_eq!(r.status, 403, "{}", r.body);
 }
 
@@ -101,7 +128,10 @@ fn rows_wait_while_the_database_is_down_and_a_refused_login_stops_the_start() {
     drop(serve);
     // A wrong password: one message naming the key, exit 2, before any event.
     let bad = pg.url().replace(Postgres::PASSWORD, "wrong-password");
-    let o = Command::new(BIN).args(["run", "--sink", "null", "--count", "10", "--audit", &bad]).output().unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--sink", "null", "--count", "10", "--audit", &bad])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("audit.url") && err.contains("password authentication failed"), "{err}");

@@ -43,8 +43,11 @@ impl Registry {
             .expect("python3 runs scripts/py/registry_server.py");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port: u16 =
-            line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("registry said {line:?}"));
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("registry said {line:?}"));
         Registry { child, url: format!("http://127.0.0.1:{port}") }
     }
 }
@@ -89,7 +92,11 @@ fn records_file(name: &str, records: impl Iterator<Item = Vec<u8>>) -> PathBuf {
 
 /// Runs avro_check.py; returns the decoded records (fails the test on any failure).
 fn check(args: &[&str]) -> Vec<Value> {
-    let out = Command::new(python()).arg(root().join("scripts/py/avro_check.py")).args(args).output().unwrap();
+    let out = Command::new(python())
+        .arg(root().join("scripts/py/avro_check.py"))
+        .args(args)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -106,7 +113,11 @@ fn check(args: &[&str]) -> Vec<Value> {
 
 fn start(yaml: &str, broker: &Arc<EmbeddedBroker>) -> Result<spate_engine::Summary, EngineError> {
     let c = RawConfig::from_yaml(yaml).unwrap().validate().unwrap();
-    Ok(spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() })?.join())
+    Ok(spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )?
+    .join())
 }
 
 fn audit(broker: &EmbeddedBroker, topic: &str, expect: u64) {
@@ -136,7 +147,11 @@ fn confluent_framed_records_decode_with_confluent_kafka_and_the_registry() {
     );
     let s = start(&yaml, &broker).unwrap();
     let t = s.totals;
-    assert_eq!((t.generated, t.delivered, t.in_flight, t.failed, t.dead_lettered, t.shed), (n, n, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.generated, t.delivered, t.in_flight, t.failed, t.dead_lettered, t.shed),
+        (n, n, 0, 0, 0, 0),
+        "{s:?}"
+    );
     audit(&broker, "t-avro", n);
     let recs = consume(&broker, "t-avro", n as usize);
     assert_eq!(recs.len(), n as usize);
@@ -147,7 +162,14 @@ fn confluent_framed_records_decode_with_confluent_kafka_and_the_registry() {
         assert!(&k[6..] == b"web" || &k[6..] == b"payment", "{k:?}");
     }
     let file = records_file("framed", recs.into_iter().map(|r| r.1));
-    let decoded = check(&["framed", "--registry", &reg.url, "--basic", "alice:s3cret", file.to_str().unwrap()]);
+    let decoded = check(&[
+        "framed",
+        "--registry",
+        &reg.url,
+        "--basic",
+        "alice:s3cret",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(decoded.len(), n as usize);
     let mut ids = std::collections::HashSet::new();
     for r in &decoded {
@@ -202,8 +224,12 @@ fn registry_errors_stop_the_start_before_any_event() {
     let bad_token = run("ok", &format!("{{url: '{}', token: nope}}", reg.url));
     assert!(bad_token.contains("refused the credentials (401"), "{bad_token}");
     let incompatible = run("locked", &format!("{{url: '{}', token: tok}}", reg.url));
-    assert!(incompatible.contains("incompatible") && incompatible.contains("locked-value"), "{incompatible}");
-    let unknown = run("fresh", &format!("{{url: '{}', token: tok, auto_register: false}}", reg.url));
+    assert!(
+        incompatible.contains("incompatible") && incompatible.contains("locked-value"),
+        "{incompatible}"
+    );
+    let unknown =
+        run("fresh", &format!("{{url: '{}', token: tok, auto_register: false}}", reg.url));
     assert!(unknown.contains("does not have this schema (404"), "{unknown}");
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -220,7 +246,10 @@ fn registry_errors_stop_the_start_before_any_event() {
     }
     let recs = consume(&broker, "ok", 200);
     assert_eq!(recs.len(), 200);
-    assert!(recs.iter().all(|r| r.1[..5] == recs[0].1[..5] && r.1[0] == 0), "one schema id for both runs");
+    assert!(
+        recs.iter().all(|r| r.1[..5] == recs[0].1[..5] && r.1[0] == 0),
+        "one schema id for both runs"
+    );
 }
 
 #[test]
@@ -239,7 +268,8 @@ fn container_framed_records_are_whole_object_containers() {
 fn schema_driven_records_decode_with_fastavro_within_their_hints() {
     let dir = std::env::temp_dir().join(format!("spate-avro-schema-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, codec) in [("orders", "deflate"), ("pageviews", "zstandard"), ("all_types", "null")] {
+    for (name, codec) in [("orders", "deflate"), ("pageviews", "zstandard"), ("all_types", "null")]
+    {
         let out = dir.join(format!("{name}.avro"));
         let yaml = format!(
             "sink: 'file:{}'\nrate: max\ncount: 20000\nthreads: 2\nduration: 60s\nschema: '{}'\navro: {{codec: {codec}}}\n",
@@ -254,7 +284,10 @@ fn schema_driven_records_decode_with_fastavro_within_their_hints() {
         if name == "orders" {
             for r in &recs {
                 assert!((0.1..=10.0).contains(&r["orderunits"].as_f64().unwrap()), "{r}");
-                assert!((10_000..=99_999).contains(&r["address"]["zipcode"].as_i64().unwrap()), "{r}");
+                assert!(
+                    (10_000..=99_999).contains(&r["address"]["zipcode"].as_i64().unwrap()),
+                    "{r}"
+                );
                 assert!(r["itemid"].as_str().unwrap().starts_with("Item_"), "{r}");
             }
             // `iteration` counts per worker: each worker's orderids are 0, 1, 2, ...

@@ -23,7 +23,8 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn run_to_stdout_prints_events_and_summary() {
-    let o = spate(&["run", "--rate", "max", "--count", "1000", "--threads", "2", "--format", "logfmt"]);
+    let o =
+        spate(&["run", "--rate", "max", "--count", "1000", "--threads", "2", "--format", "logfmt"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
     assert_eq!(out.lines().count(), 1000);
@@ -35,10 +36,29 @@ fn run_to_stdout_prints_events_and_summary() {
 #[test]
 fn summary_json_has_the_fields() {
     let p = tmp("summary.json");
-    let o = spate(&["run", "--sink", "null", "--rate", "max", "--count", "5000", "--summary-json", p.to_str().unwrap()]);
+    let o = spate(&[
+        "run",
+        "--sink",
+        "null",
+        "--rate",
+        "max",
+        "--count",
+        "5000",
+        "--summary-json",
+        p.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    for k in ["generated", "delivered", "shed", "failed", "dead_lettered", "elapsed_s", "events_per_sec", "bytes"] {
+    for k in [
+        "generated",
+        "delivered",
+        "shed",
+        "failed",
+        "dead_lettered",
+        "elapsed_s",
+        "events_per_sec",
+        "bytes",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     assert_eq!(v["generated"], 5000);
@@ -123,7 +143,14 @@ impl Broker {
         let file = tmp(&format!("bootstrap-{topic}"));
         let _ = std::fs::remove_file(&file);
         let child = Command::new(env!("CARGO_BIN_EXE_spate"))
-            .args(["broker", "--topic", topic, "--partitions", &partitions.to_string(), "--bootstrap-file"])
+            .args([
+                "broker",
+                "--topic",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+                "--bootstrap-file",
+            ])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -131,9 +158,16 @@ impl Broker {
             .expect("spawn spate broker");
         // Owned before the wait, so a timeout still kills the process.
         let mut b = Broker { child, bootstrap: String::new() };
-        b.bootstrap = eventually(Duration::from_secs(30), "spate broker to write its bootstrap address", || {
-            std::fs::read_to_string(&file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-        });
+        b.bootstrap = eventually(
+            Duration::from_secs(30),
+            "spate broker to write its bootstrap address",
+            || {
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            },
+        );
         b
     }
 }
@@ -147,7 +181,19 @@ impl Drop for Broker {
 
 #[test]
 fn kafka_without_brokers_uses_the_in_memory_cluster() {
-    let o = spate(&["run", "--sink", "kafka", "--rate", "max", "--count", "20000", "--topic", "cli-t", "--duration", "60s"]);
+    let o = spate(&[
+        "run",
+        "--sink",
+        "kafka",
+        "--rate",
+        "max",
+        "--count",
+        "20000",
+        "--topic",
+        "cli-t",
+        "--duration",
+        "60s",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("in-memory"), "must say the broker is in memory: {e}");
@@ -180,7 +226,11 @@ fn kafka_to_spate_broker_then_verify_via_cli() {
         summary.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("in-memory"), "--brokers given: no embedded cluster: {}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("in-memory"),
+        "--brokers given: no embedded cluster: {}",
+        stderr(&o)
+    );
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(run["delivered"], 20000, "{run}");
     let run_id = run["run_id"].as_str().unwrap();
@@ -201,25 +251,55 @@ fn kafka_to_spate_broker_then_verify_via_cli() {
     ]);
     let e = stderr(&o);
     assert!(o.status.success(), "verify exit {:?}: {e}", o.status.code());
-    let printed: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|err| panic!("stdout is not the JSON report ({err}): {e}"));
-    for (k, want) in [("records", 20000), ("unique", 20000), ("missing", 0), ("duplicated", 0), ("malformed", 0), ("expected", 20000)] {
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|err| panic!("stdout is not the JSON report ({err}): {e}"));
+    for (k, want) in [
+        ("records", 20000),
+        ("unique", 20000),
+        ("missing", 0),
+        ("duplicated", 0),
+        ("malformed", 0),
+        ("expected", 20000),
+    ] {
         assert_eq!(printed[k], want, "{k} in {printed}");
     }
     assert_eq!(printed["partitions"], 4, "{printed}");
     assert_eq!(printed["streams"], 2, "one stream per worker: {printed}");
     assert!(e.contains("spate: verify: 20000 records, 20000 unique events, 0 missing, 0 duplicated, 0 malformed"), "{e}");
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(written, printed, "--report-json holds the printed report");
 
     // Only this run's events, selected by run id, give the same audit.
-    let o = spate(&["verify", "--brokers", b, "--topic", "cli-verify", "--run-id", run_id, "--expect", "20000", "--timeout", "10s"]);
+    let o = spate(&[
+        "verify",
+        "--brokers",
+        b,
+        "--topic",
+        "cli-verify",
+        "--run-id",
+        run_id,
+        "--expect",
+        "20000",
+        "--timeout",
+        "10s",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let by_id: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(by_id["unique"], 20000, "{by_id}");
 
     // Expecting more than was sent: the shortfall is counted as missing and verify fails.
-    let o = spate(&["verify", "--brokers", b, "--topic", "cli-verify", "--expect", "20010", "--timeout", "2s"]);
+    let o = spate(&[
+        "verify",
+        "--brokers",
+        b,
+        "--topic",
+        "cli-verify",
+        "--expect",
+        "20010",
+        "--timeout",
+        "2s",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let short: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(short["missing"], 10, "{short}");
@@ -270,7 +350,9 @@ fn ctrl_c_stops_cleanly_with_a_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    eventually(Duration::from_secs(30), "more than 1000 events in the sink file", || (lines_in(&events) > 1000).then_some(()));
+    eventually(Duration::from_secs(30), "more than 1000 events in the sink file", || {
+        (lines_in(&events) > 1000).then_some(())
+    });
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let start = Instant::now();
@@ -279,7 +361,8 @@ fn ctrl_c_stops_cleanly_with_a_summary() {
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("balanced"), "{e}");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp("sigint.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp("sigint.json")).unwrap()).unwrap();
     assert!(v["generated"].as_u64().unwrap() > 1000);
     assert_eq!(v["generated"], v["delivered"]);
     assert_eq!(v["in_flight"], 0);
@@ -314,7 +397,10 @@ fn kafka_breaker_changes_are_logged_once_each() {
     let changes: Vec<&str> = e.lines().filter(|l| l.contains("kafka: circuit breaker")).collect();
     eprintln!("exit {:?}, breaker lines: {changes:#?}", o.status.code());
     assert_eq!(o.status.code(), Some(4), "nothing could be delivered: {e}");
-    let opened: Vec<_> = changes.iter().filter(|l| l.contains("closed -> open: librdkafka reports all brokers down")).collect();
+    let opened: Vec<_> = changes
+        .iter()
+        .filter(|l| l.contains("closed -> open: librdkafka reports all brokers down"))
+        .collect();
     assert_eq!(opened.len(), 1, "{changes:?}");
     assert!(changes.iter().any(|l| l.contains("open -> half_open")), "{changes:?}");
 }
@@ -323,7 +409,8 @@ fn kafka_breaker_changes_are_logged_once_each() {
 /// environment variables the block names provided (certificates from the test CA).
 #[test]
 fn every_yaml_block_of_the_readme_passes_check_config() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in readme.lines() {
@@ -357,23 +444,38 @@ fn every_yaml_block_of_the_readme_passes_check_config() {
             .env("REGISTRY_PASSWORD", "registry-pass")
             .output()
             .unwrap();
-        assert!(o.status.success(), "README yaml block {i} fails check-config: {}\n{block}", stderr(&o));
+        assert!(
+            o.status.success(),
+            "README yaml block {i} fails check-config: {}\n{block}",
+            stderr(&o)
+        );
     }
 }
 
 #[test]
 fn the_shipped_avro_schemas_are_what_spate_derives() {
     for source in ["web", "app", "payment", "syslog"] {
-        let o = Command::new(env!("CARGO_BIN_EXE_spate")).args(["schema", "--source", source]).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["schema", "--source", source])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         let derived: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let path = format!("{}/../schemas/avro/{source}.avsc", env!("CARGO_MANIFEST_DIR"));
-        let shipped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(derived, shipped, "{path} differs from `spate schema --source {source}`: regenerate it");
+        let shipped: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            derived, shipped,
+            "{path} differs from `spate schema --source {source}`: regenerate it"
+        );
     }
     // A schema file that is not Avro: one message naming the key, exit 2.
     let bad = tmp("bad.avsc");
-    std::fs::write(&bad, "{\"type\": \"record\", \"name\": \"r\", \"fields\": [{\"name\": \"x\"}]}").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"type\": \"record\", \"name\": \"r\", \"fields\": [{\"name\": \"x\"}]}",
+    )
+    .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_spate"))
         .args(["run", "--schema", bad.to_str().unwrap(), "--sink", "null", "--count", "1"])
         .output()

@@ -22,7 +22,12 @@ fn tcp_sink_unreachable_from_the_start() {
     let sum = dir.join("s.json");
     let sink = format!("tcp://127.0.0.1:{}", closed_port());
     let t = Instant::now();
-    let c = spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "1s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let c = spate(
+        &["run", "--sink", &sink, "--rate", "100", "--duration", "1s", "--drain-timeout", "2s"],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
     let o = outcome(c, t, Duration::from_secs(20), &sum);
     o.report("TCP sink unreachable from the start (1 s run, 2 s drain)");
     o.balanced();
@@ -45,7 +50,12 @@ fn tcp_listener_that_never_reads() {
         drop(conn);
     });
     let t = Instant::now();
-    let c = spate(&["run", "--sink", &sink, "--rate", "max", "--duration", "1s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let c = spate(
+        &["run", "--sink", &sink, "--rate", "max", "--duration", "1s", "--drain-timeout", "2s"],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
     let o = outcome(c, t, Duration::from_secs(20), &sum);
     o.report("TCP receiver accepts, never reads (1 s run at max, 2 s drain)");
     o.balanced();
@@ -74,7 +84,12 @@ fn tcp_receiver_killed_mid_run() {
         }
     });
     let t = Instant::now();
-    let c = spate(&["run", "--sink", &sink, "--rate", "2000", "--duration", "3s", "--drain-timeout", "2s"], &sum).spawn().unwrap();
+    let c = spate(
+        &["run", "--sink", &sink, "--rate", "2000", "--duration", "3s", "--drain-timeout", "2s"],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
     let o = outcome(c, t, Duration::from_secs(20), &sum);
     receiver.join().unwrap();
     o.report("TCP receiver gone after 1 s (3 s run, 2 s drain)");
@@ -116,7 +131,11 @@ fn kafka_unreachable_from_the_start() {
     assert!(o.elapsed < Duration::from_secs(2 + 2 + 4), "{:?}", o.elapsed);
     assert_eq!(o.code, 4, "{}", o.stderr);
     assert_eq!(o.n("dead_lettered"), o.n("generated"));
-    assert_eq!(dlq_lines(&dlq), o.n("dead_lettered"), "the DLQ file holds every dead-lettered event");
+    assert_eq!(
+        dlq_lines(&dlq),
+        o.n("dead_lettered"),
+        "the DLQ file holds every dead-lettered event"
+    );
 }
 
 /// The broker process killed (SIGKILL) or stalled (SIGSTOP, longer than the drain timeout)
@@ -149,7 +168,9 @@ fn broker_fault(name: &str, sig: i32, extra: &[&str]) -> Outcome {
     c.args(extra);
     let c = Watched::start(c);
     // The fault comes mid-run: once the broker has acknowledged a good share of the events.
-    c.totals_until("1,000 events delivered", Duration::from_secs(20), |t| t["delivered"].as_u64() >= Some(1000));
+    c.totals_until("1,000 events delivered", Duration::from_secs(20), |t| {
+        t["delivered"].as_u64() >= Some(1000)
+    });
     signal(&b, sig);
     let o = c.outcome(t, Duration::from_secs(40), &sum);
     if sig == libc::SIGSTOP {
@@ -161,18 +182,24 @@ fn broker_fault(name: &str, sig: i32, extra: &[&str]) -> Outcome {
     assert!(o.elapsed < Duration::from_secs(5 + 2 + 4), "{:?}", o.elapsed);
     assert_eq!(o.code, 3, "{}", o.stderr);
     assert!(o.n("delivered") > 0 && o.n("dead_lettered") > 0, "{}", o.s);
-    assert_eq!(dlq_lines(&dlq), o.n("dead_lettered"), "the DLQ file holds every dead-lettered event");
+    assert_eq!(
+        dlq_lines(&dlq),
+        o.n("dead_lettered"),
+        "the DLQ file holds every dead-lettered event"
+    );
     o
 }
 
 #[test]
 fn kafka_broker_killed_mid_run() {
-    broker_fault("kafka-killed", libc::SIGKILL, &[]).report("Kafka broker killed at 2 s (5 s run, 2 s drain)");
+    broker_fault("kafka-killed", libc::SIGKILL, &[])
+        .report("Kafka broker killed at 2 s (5 s run, 2 s drain)");
 }
 
 #[test]
 fn kafka_broker_stalled_past_the_drain_timeout() {
-    broker_fault("kafka-stalled", libc::SIGSTOP, &[]).report("Kafka broker stopped (SIGSTOP) at 2 s until the end (5 s run, 2 s drain)");
+    broker_fault("kafka-stalled", libc::SIGSTOP, &[])
+        .report("Kafka broker stopped (SIGSTOP) at 2 s until the end (5 s run, 2 s drain)");
 }
 
 /// Policy `spill`: generation goes on into the DLQ file while the breaker is open, and what was
@@ -190,7 +217,10 @@ fn stdout_closed_early() {
     let dir = Dir::new("stdout");
     let sum = dir.join("s.json");
     let t = Instant::now();
-    let mut c = spate(&["run", "--rate", "1000", "--duration", "30s"], &sum).stdout(Stdio::piped()).spawn().unwrap();
+    let mut c = spate(&["run", "--rate", "1000", "--duration", "30s"], &sum)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let out = c.stdout.take().unwrap();
     let mut r = BufReader::new(out);
     let mut line = String::new();
@@ -218,12 +248,21 @@ fn disk_full_for_the_file_sink() {
     let sum = dir.join("s.json");
     let mnt = dir.join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&mnt).status().is_ok_and(|s| s.success());
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(mounted, "cannot mount a 4 MiB tmpfs at {} (needs root)", mnt.display());
     let out = mnt.join("events.jsonl");
     let sink = format!("file:{}", out.display());
     let t = Instant::now();
-    let c = spate(&["run", "--sink", &sink, "--rate", "max", "--count", "100000", "--threads", "1"], &sum).spawn().unwrap();
+    let c = spate(
+        &["run", "--sink", &sink, "--rate", "max", "--count", "100000", "--threads", "1"],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
     let o = outcome(c, t, Duration::from_secs(20), &sum);
     let text = std::fs::read(&out).unwrap();
     let _ = Command::new("umount").arg(&mnt).status();
@@ -241,8 +280,13 @@ fn sigint_once_drains_and_succeeds() {
     let dir = Dir::new("sigint");
     let sum = dir.join("s.json");
     let t = Instant::now();
-    let c = Watched::start(spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "60s"], &sum));
-    c.totals_until("events delivered", Duration::from_secs(20), |t| t["delivered"].as_u64() > Some(0));
+    let c = Watched::start(spate(
+        &["run", "--sink", "null", "--rate", "1000", "--duration", "60s"],
+        &sum,
+    ));
+    c.totals_until("events delivered", Duration::from_secs(20), |t| {
+        t["delivered"].as_u64() > Some(0)
+    });
     signal(&c.child, libc::SIGINT);
     let o = c.outcome(t, Duration::from_secs(20), &sum);
     o.report("SIGINT once (null sink)");
@@ -257,8 +301,13 @@ fn sigterm_twice_aborts_a_stuck_run() {
     let sum = dir.join("s.json");
     let sink = format!("tcp://127.0.0.1:{}", closed_port());
     let t = Instant::now();
-    let c = Watched::start(spate(&["run", "--sink", &sink, "--rate", "100", "--duration", "60s", "--drain-timeout", "60s"], &sum));
-    c.totals_until("events held for the unreachable sink", Duration::from_secs(20), |t| t["generated"].as_u64() > Some(0));
+    let c = Watched::start(spate(
+        &["run", "--sink", &sink, "--rate", "100", "--duration", "60s", "--drain-timeout", "60s"],
+        &sum,
+    ));
+    c.totals_until("events held for the unreachable sink", Duration::from_secs(20), |t| {
+        t["generated"].as_u64() > Some(0)
+    });
     signal(&c.child, libc::SIGTERM);
     c.line_with("spate: stopping: draining", Duration::from_secs(10));
     let second = Instant::now();
@@ -266,7 +315,11 @@ fn sigterm_twice_aborts_a_stuck_run() {
     let o = c.outcome(t, Duration::from_secs(20), &sum);
     o.report("SIGTERM twice, sink unreachable, 60 s drain");
     o.balanced();
-    assert!(second.elapsed() < Duration::from_secs(3), "the second signal did not end the run at once: {:?}", second.elapsed());
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "the second signal did not end the run at once: {:?}",
+        second.elapsed()
+    );
     assert_eq!(o.code, 4, "{}", o.stderr);
 }
 
@@ -288,8 +341,12 @@ fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
     });
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let sink = format!("tcp://127.0.0.1:{}", closed_port());
-    let (code, body) =
-        http(&addr, "POST", "/v1/start", &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#));
+    let (code, body) = http(
+        &addr,
+        "POST",
+        "/v1/start",
+        &format!(r#"{{"sink": "{sink}", "rate": 100, "duration": "60s", "drain_timeout": "60s"}}"#),
+    );
     assert!((200..300).contains(&code), "start: {code} {body}");
     eventually(Duration::from_secs(20), "events held for the stuck sink", || {
         let (_, b) = http(&addr, "GET", "/v1/status", "");
@@ -308,10 +365,16 @@ fn serve_stops_a_stuck_run_and_exits_on_sigterm() {
     });
     let (_, ready) = http(&addr, "GET", "/readyz", "");
     let ready: Value = serde_json::from_str(&ready).unwrap();
-    eprintln!("FAULT | serve: stop then abort of a stuck run | {:.1} s to {state} | ready {}", t.elapsed().as_secs_f64(), ready["ready"]);
+    eprintln!(
+        "FAULT | serve: stop then abort of a stuck run | {:.1} s to {state} | ready {}",
+        t.elapsed().as_secs_f64(),
+        ready["ready"]
+    );
     assert_eq!(ready["ready"], true, "{ready}");
     signal(&child, libc::SIGTERM);
-    let code = eventually(Duration::from_secs(10), "serve to exit on SIGTERM", || child.try_wait().unwrap());
+    let code = eventually(Duration::from_secs(10), "serve to exit on SIGTERM", || {
+        child.try_wait().unwrap()
+    });
     assert_eq!(code.code(), Some(0));
 }
 
@@ -325,7 +388,11 @@ fn a_full_stderr_changes_nothing() {
     let t = Instant::now();
     let mut c = spate(&["run", "--sink", "null", "--rate", "max", "--count", "100000"], &sum);
     let status = c.stderr(full).status().unwrap();
-    eprintln!("FAULT | stderr full (2>/dev/full) | {:.1} s | exit {:?}", t.elapsed().as_secs_f64(), status.code());
+    eprintln!(
+        "FAULT | stderr full (2>/dev/full) | {:.1} s | exit {:?}",
+        t.elapsed().as_secs_f64(),
+        status.code()
+    );
     assert_eq!(status.code(), Some(0));
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
     assert_eq!(s["delivered"], 100000);
@@ -337,18 +404,29 @@ fn progress_lines_off_a_terminal() {
     let dir = Dir::new("progress");
     let sum = dir.join("s.json");
     let t = Instant::now();
-    let c = spate(&["run", "--sink", "null", "--rate", "1000", "--duration", "3s", "--progress", "1"], &sum).spawn().unwrap();
+    let c = spate(
+        &["run", "--sink", "null", "--rate", "1000", "--duration", "3s", "--progress", "1"],
+        &sum,
+    )
+    .spawn()
+    .unwrap();
     let o = outcome(c, t, Duration::from_secs(20), &sum);
     let lines: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("spate: progress:")).collect();
     eprintln!("FAULT | progress off a terminal | {} lines, e.g. {:?}", lines.len(), lines.first());
     assert!(lines.len() >= 2, "{}", o.stderr);
-    assert!(lines.iter().all(|l| l.contains("delivered") && l.contains("in flight") && l.contains("breaker") && l.contains("limiter")));
+    assert!(lines.iter().all(|l| l.contains("delivered")
+        && l.contains("in flight")
+        && l.contains("breaker")
+        && l.contains("limiter")));
     assert!(!o.stderr.contains('\r'), "no terminal redraws off a terminal");
 }
 
 #[test]
 fn broker_refuses_zero_brokers() {
-    let o = Command::new(env!("CARGO_BIN_EXE_spate")).args(["broker", "--brokers", "0"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["broker", "--brokers", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("`--brokers`"));
 }

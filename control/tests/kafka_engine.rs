@@ -32,9 +32,18 @@ fn audit(broker: &EmbeddedBroker, topic: &str, expect: u64) -> spate::verify::Ve
 fn produces_and_verifies_exactly() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     let c = cfg("sink: kafka\nrate: max\ncount: 30000\nthreads: 2\nduration: 60s\nsources: {web: 1, app: 1}\nkafka: {topic: t-basic, partitions: 3, key: trace_id}\n");
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     let t = s.totals;
-    assert_eq!((t.generated, t.delivered, t.in_flight, t.failed, t.dead_lettered, t.shed), (30_000, 30_000, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.generated, t.delivered, t.in_flight, t.failed, t.dead_lettered, t.shed),
+        (30_000, 30_000, 0, 0, 0, 0),
+        "{s:?}"
+    );
     assert!(t.balanced());
     // Every ack is in exactly one of the two histograms: after the warm-up, or in it.
     let count = |p: Option<spate_engine::latency::Percentiles>| p.map_or(0, |p| p.count);
@@ -49,17 +58,33 @@ fn warmup_acks_are_kept_apart_and_the_start_is_timed() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     let count = |p: Option<spate_engine::latency::Percentiles>| p.map_or(0, |p| p.count);
     // 2,000/s for 2 s with a 1 s warm-up: the first second's events (by schedule) are warm-up.
-    let c = cfg("sink: kafka\nrate: 2000\nduration: 2s\nwarmup: 1s\nthreads: 1\nkafka: {topic: t-warm}\n");
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let c = cfg(
+        "sink: kafka\nrate: 2000\nduration: 2s\nwarmup: 1s\nthreads: 1\nkafka: {topic: t-warm}\n",
+    );
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     let (warm, steady) = (count(s.warmup_latency_ms), count(s.latency_ms));
     assert_eq!(warm + steady, s.totals.delivered, "{s:?}");
-    assert!((1700..=2100).contains(&warm), "warm-up acks {warm} of {}, expected about 2,000", s.totals.delivered);
+    assert!(
+        (1700..=2100).contains(&warm),
+        "warm-up acks {warm} of {}, expected about 2,000",
+        s.totals.delivered
+    );
     assert_eq!(s.warmup_s, 1.0);
     let (ready, first) = (s.sink_ready_ms.unwrap(), s.first_ack_ms.unwrap());
     assert!(ready <= first, "sink ready {ready} ms, first ack {first} ms");
     // No warm-up: every ack is in `latency_ms`.
     let c = cfg("sink: kafka\nrate: max\ncount: 5000\nwarmup: 0s\nthreads: 1\nduration: 60s\nkafka: {topic: t-warm0}\n");
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     assert_eq!((count(s.latency_ms), s.warmup_latency_ms), (5000, None), "{s:?}");
 }
 
@@ -67,7 +92,12 @@ fn warmup_acks_are_kept_apart_and_the_start_is_timed() {
 fn topic_template_per_source_and_round_robin() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     let c = cfg("sink: kafka\nrate: max\ncount: 9000\nthreads: 1\nduration: 60s\nsources: {web: 1, payment: 1}\nkafka: {topic: \"rr.{source}\", key: round_robin, partitions: 4}\n");
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     assert_eq!(s.totals.delivered, 9000);
     let web = audit_all(&broker, "rr.web");
     let pay = audit_all(&broker, "rr.payment");
@@ -78,7 +108,10 @@ fn topic_template_per_source_and_round_robin() {
         let counts = partition_counts(&broker, topic, 4);
         assert_eq!(counts.iter().sum::<u64>(), total, "{topic}: {counts:?}");
         let (lo, hi) = (total / 4, total.div_ceil(4));
-        assert!(counts.iter().all(|c| (lo..=hi).contains(c)), "{topic}: {counts:?}, expected each in {lo}..={hi}");
+        assert!(
+            counts.iter().all(|c| (lo..=hi).contains(c)),
+            "{topic}: {counts:?}, expected each in {lo}..={hi}"
+        );
     }
 }
 
@@ -90,9 +123,18 @@ fn retriable_produce_errors_are_retried_and_delivered() {
     let errs = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 20];
     broker.cluster().request_errors(RDKafkaApiKey::Produce, &errs);
     let c = cfg("sink: kafka\nrate: 20000\ncount: 20000\nthreads: 2\nduration: 60s\nkafka: {topic: t-retry}\n");
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     let t = s.totals;
-    assert_eq!((t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight), (20_000, 20_000, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight),
+        (20_000, 20_000, 0, 0, 0),
+        "{s:?}"
+    );
     let r = audit(&broker, "t-retry", 20_000);
     assert_eq!((r.missing, r.duplicated), (0, 0), "{r:?}");
 }
@@ -109,7 +151,11 @@ fn unknown_producer_id_is_survived_without_loss_or_duplicates() {
         "sink: kafka\nrate: 10000\ncount: 30000\nthreads: 1\nduration: 60s\nkafka: {{topic: t-pid, dlq_file: \"{}\"}}\n",
         dlq.display()
     ));
-    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    let run = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap();
     delivered_at_least(&run, 5000);
     let errs = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID; 4];
     broker.cluster().request_errors(RDKafkaApiKey::Produce, &errs);
@@ -134,9 +180,18 @@ fn oversized_events_are_dead_lettered() {
         "sink: kafka\nrate: max\ncount: 500\nthreads: 1\nduration: 60s\nsize: 4000\nkafka: {{topic: t-big, dlq_file: \"{}\", options: {{message.max.bytes: \"2000\"}}}}\n",
         dlq.display()
     ));
-    let s = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap().join();
+    let s = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap()
+    .join();
     let t = s.totals;
-    assert_eq!((t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight), (500, 0, 500, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight),
+        (500, 0, 500, 0, 0),
+        "{s:?}"
+    );
     assert!(t.balanced());
     // Too large for the DLQ topic as well, so they are in the DLQ file, with the error.
     let text = std::fs::read_to_string(&dlq).unwrap();
@@ -145,7 +200,13 @@ fn oversized_events_are_dead_lettered() {
     assert!(line["error"].as_str().unwrap().to_lowercase().contains("size"), "{line}");
     assert!(line["headers"]["traceparent"].as_str().unwrap().starts_with("00-"));
     // `spate dlq replay` sends them again (to a topic that accepts them) and nothing is lost.
-    let r = spate::dlq_replay::replay(&dlq, broker.bootstrap(), Some("t-big-replay"), &Default::default()).unwrap();
+    let r = spate::dlq_replay::replay(
+        &dlq,
+        broker.bootstrap(),
+        Some("t-big-replay"),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!((r.sent, r.failed, r.bad_lines), (500, 0, 0));
     let a = audit_all(&broker, "t-big-replay");
     assert_eq!((a.records, a.unique, a.duplicated, a.malformed), (500, 500, 0, 0), "{a:?}");
@@ -158,7 +219,11 @@ fn broker_outage_mid_run_loses_nothing() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     broker.create_topic("t-outage", 8).unwrap();
     let c = cfg("sink: kafka\nrate: 5000\ncount: 80000\nthreads: 2\nduration: 90s\nkafka: {topic: t-outage, message_timeout_ms: 30000, retries: 20, breaker: {open_wait_ms: 1000, min_calls: 10, half_open_calls: 5, slow_call_ms: 120000}}\n");
-    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    let run = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
     delivered_at_least(&run, 10_000);
     let saw_open = outage(&broker, &breaker, Duration::from_secs(10));
@@ -177,7 +242,11 @@ fn broker_outage_mid_run_loses_nothing() {
     assert!(breaker.transitions() >= 3, "open, half-open, closed: {}", breaker.transitions());
     assert!(breaker.opened() >= 1);
     assert_eq!(t.generated, 80_000, "{s:?}");
-    assert_eq!((t.delivered, t.dead_lettered, t.shed, t.failed, t.in_flight), (80_000, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.delivered, t.dead_lettered, t.shed, t.failed, t.in_flight),
+        (80_000, 0, 0, 0, 0),
+        "{s:?}"
+    );
     assert!(t.balanced());
     let r = audit(&broker, "t-outage", 80_000);
     assert_eq!((r.unique, r.missing, r.malformed), (80_000, 0, 0), "{r:?} {s:?}");
@@ -188,7 +257,10 @@ fn broker_outage_mid_run_loses_nothing() {
     // ADR 003); zero duplicates is asserted against a real broker in scripts/tansu-e2e.sh.
     assert_eq!(t.retried, 0, "{s:?}");
     if r.duplicated > 0 {
-        eprintln!("NOTE: the mock cluster logged {} duplicates with no retry by spate: {r:?}", r.duplicated);
+        eprintln!(
+            "NOTE: the mock cluster logged {} duplicates with no retry by spate: {r:?}",
+            r.duplicated
+        );
     }
 }
 
@@ -207,7 +279,11 @@ fn the_mock_cluster_appends_idempotent_resends_again() {
     let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
     broker.create_topic("t-resend", 1).unwrap();
     let c = cfg("sink: kafka\nrate: 2000\ncount: 8000\nthreads: 1\nduration: 60s\nkafka: {topic: t-resend, message_timeout_ms: 60000}\n");
-    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    let run = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap();
     delivered_at_least(&run, 1000);
     // Requests appended, responses pending: then the connection goes.
     broker.cluster().broker_round_trip_time(1, Duration::from_millis(500)).unwrap();
@@ -220,10 +296,17 @@ fn the_mock_cluster_appends_idempotent_resends_again() {
     broker.cluster().broker_up(1).unwrap();
     let s = run.join();
     let t = s.totals;
-    assert_eq!((t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight, t.retried), (8000, 8000, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (t.generated, t.delivered, t.dead_lettered, t.failed, t.in_flight, t.retried),
+        (8000, 8000, 0, 0, 0, 0),
+        "{s:?}"
+    );
     let r = audit(&broker, "t-resend", 8000);
     assert_eq!((r.unique, r.missing, r.malformed), (8000, 0, 0), "{r:?}");
-    eprintln!("mock cluster log after late responses: {} records, {} duplicated", r.records, r.duplicated);
+    eprintln!(
+        "mock cluster log after late responses: {} records, {} duplicated",
+        r.records, r.duplicated
+    );
     assert!(r.duplicated > 0, "the mock did not append the resent requests again: {r:?}");
 }
 
@@ -244,7 +327,11 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
         "sink: kafka\nrate: 5000\ncount: 40000\nthreads: 1\nduration: 60s\nbackpressure: spill\nkafka: {{topic: t-spill, dlq_file: \"{}\", message_timeout_ms: 30000, breaker: {{open_wait_ms: 1000, min_calls: 10, half_open_calls: 5, slow_call_ms: 120000}}}}\n",
         dlq.display()
     ));
-    let run = spate_engine::start(c, StartOptions { embedded: Some(broker.clone()), ..Default::default() }).unwrap();
+    let run = spate_engine::start(
+        c,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )
+    .unwrap();
     let breaker = run.shared.breaker.clone().unwrap();
     delivered_at_least(&run, 10_000);
     let saw_open = outage(&broker, &breaker, Duration::from_secs(4));
@@ -257,7 +344,11 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     assert!(t.balanced());
     let text = std::fs::read_to_string(&dlq).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len() as u64, t.dead_lettered, "every dead-lettered event is a line of the file");
+    assert_eq!(
+        lines.len() as u64,
+        t.dead_lettered,
+        "every dead-lettered event is a line of the file"
+    );
     let spilled = lines.iter().filter(|l| l.contains("spilled")).count();
     assert!(spilled > 1000, "generation went on while open: {spilled} spilled");
     let possibly_persisted = lines.iter().filter(|l| l.contains("possibly persisted")).count();
@@ -266,12 +357,17 @@ fn spill_policy_writes_to_the_dlq_file_while_the_breaker_is_open() {
     assert_eq!((r.sent, r.failed, r.bad_lines), (lines.len() as u64, 0, 0));
     let a = audit(&broker, "t-spill", 40_000);
     assert_eq!((a.unique, a.missing, a.malformed), (40_000, 0, 0), "{a:?}");
-    assert!(a.duplicated as usize <= possibly_persisted, "duplicates only from possibly-persisted records: {a:?}");
+    assert!(
+        a.duplicated as usize <= possibly_persisted,
+        "duplicates only from possibly-persisted records: {a:?}"
+    );
 }
 
 /// Waits (at most 30 s) until the run has delivered `n` events.
 fn delivered_at_least(run: &spate_engine::Run, n: u64) {
-    eventually(Duration::from_secs(30), &format!("{n} events delivered"), || (run.totals().delivered >= n).then_some(()));
+    eventually(Duration::from_secs(30), &format!("{n} events delivered"), || {
+        (run.totals().delivered >= n).then_some(())
+    });
 }
 
 /// Takes the broker down for `down` (fault injection: the outage's length is the point), then
@@ -292,7 +388,8 @@ fn outage(broker: &EmbeddedBroker, breaker: &spate_core::breaker::Breaker, down:
 /// Records in each partition of `topic` (high watermarks; the topic was written once).
 fn partition_counts(broker: &EmbeddedBroker, topic: &str, partitions: i32) -> Vec<u64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().unwrap();
+    let c: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().unwrap();
     (0..partitions)
         .map(|p| {
             let (lo, hi) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();

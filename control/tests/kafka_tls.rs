@@ -32,7 +32,12 @@ fn free_port() -> u16 {
 
 /// `spate broker` (the embedded mock cluster) on loopback; returns it and its bootstrap address.
 fn mock_broker() -> (Kill, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spate")).arg("broker").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .arg("broker")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
     BufReader::new(c.stdout.take().unwrap()).read_line(&mut line).unwrap();
     (Kill(c), line.trim().to_string())
@@ -89,16 +94,34 @@ fn refused_connections_name_the_setting_within_seconds() {
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         (
             "wrong CA",
-            vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-ca".into(), rogue.display().to_string()],
+            vec![
+                "--brokers".into(),
+                format!("localhost:{good}"),
+                "--kafka-ca".into(),
+                rogue.display().to_string(),
+            ],
             "`sink.kafka.tls.ca_file`",
         ),
-        ("no CA (system store)", vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-tls".into()], "`sink.kafka.tls.ca_file`"),
+        (
+            "no CA (system store)",
+            vec!["--brokers".into(), format!("localhost:{good}"), "--kafka-tls".into()],
+            "`sink.kafka.tls.ca_file`",
+        ),
         (
             "wrong host name",
-            vec!["--brokers".into(), format!("localhost:{other}"), "--kafka-ca".into(), ca.display().to_string()],
+            vec![
+                "--brokers".into(),
+                format!("localhost:{other}"),
+                "--kafka-ca".into(),
+                ca.display().to_string(),
+            ],
             "`sink.kafka.tls.verify_hostname`",
         ),
-        ("plaintext at a TLS port", vec!["--brokers".into(), format!("localhost:{good}")], "`sink.kafka.tls`"),
+        (
+            "plaintext at a TLS port",
+            vec!["--brokers".into(), format!("localhost:{good}")],
+            "`sink.kafka.tls`",
+        ),
         (
             "SASL at a broker without it",
             vec![
@@ -120,13 +143,24 @@ fn refused_connections_name_the_setting_within_seconds() {
         let err = String::from_utf8_lossy(&o.stderr);
         eprintln!("{what}: exit {:?} after {} ms: {err}", o.status.code(), took.as_millis());
         assert_eq!(o.status.code(), Some(2), "{what}: {err}");
-        assert!(err.contains(&format!("config error at {key}")) && err.contains("fix:"), "{what}: {err}");
+        assert!(
+            err.contains(&format!("config error at {key}")) && err.contains("fix:"),
+            "{what}: {err}"
+        );
         assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
         assert!(!err.contains("sasl-planted-secret-31") && o.stdout.is_empty(), "{what}: {err}");
     }
     // The verifier says the same.
     let o = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["verify", "--topic", "tls", "--brokers", &format!("localhost:{other}"), "--kafka-ca", &ca.display().to_string()])
+        .args([
+            "verify",
+            "--topic",
+            "tls",
+            "--brokers",
+            &format!("localhost:{other}"),
+            "--kafka-ca",
+            &ca.display().to_string(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

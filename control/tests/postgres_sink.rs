@@ -28,7 +28,8 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 /// `spate verify --postgres` of `table`, as its JSON report.
 fn verify(pg: &Postgres, table: &str, expect: Option<u64>) -> Value {
-    let mut args = vec!["verify".to_string(), "--postgres".into(), pg.url(), "--table".into(), table.into()];
+    let mut args =
+        vec!["verify".to_string(), "--postgres".into(), pg.url(), "--table".into(), table.into()];
     if let Some(e) = expect {
         args.extend(["--expect".into(), e.to_string()]);
     }
@@ -39,16 +40,35 @@ fn verify(pg: &Postgres, table: &str, expect: Option<u64>) -> Value {
 /// A run at 20,000/s for 8 s into `sink` with the server stopped from 2 s to 5 s: its stderr,
 /// this machine's clock just before the restart (the sink may commit before psql could ask),
 /// and its summary, whose identity is checked, with nothing failed, shed or left in flight.
-fn through_an_outage(pg: &Postgres, sink: &str, summary: &std::path::Path, extra: &[&str]) -> (String, f64, Value) {
+fn through_an_outage(
+    pg: &Postgres,
+    sink: &str,
+    summary: &std::path::Path,
+    extra: &[&str],
+) -> (String, f64, Value) {
     let child = Command::new(BIN)
-        .args(["run", "--sink", sink, "--rate", "20000", "--duration", "8s", "--drain-timeout", "10s"])
+        .args([
+            "run",
+            "--sink",
+            sink,
+            "--rate",
+            "20000",
+            "--duration",
+            "8s",
+            "--drain-timeout",
+            "10s",
+        ])
         .args(extra)
         .args(["--summary-json", summary.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // The outage comes mid-run: once rows are committed.
-    let table = sink.split("table=").nth(1).and_then(|t| t.split('&').next()).expect("the sink names its table");
+    let table = sink
+        .split("table=")
+        .nth(1)
+        .and_then(|t| t.split('&').next())
+        .expect("the sink names its table");
     eventually(Duration::from_secs(20), "rows committed before the outage", || {
         let n: u64 = pg.try_psql(&format!("SELECT count(*) FROM {table}")).ok()?.parse().ok()?;
         (n >= 1000).then_some(())
@@ -56,14 +76,22 @@ fn through_an_outage(pg: &Postgres, sink: &str, summary: &std::path::Path, extra
     pg.stop();
     // The outage's length is the fault under test, not synchronisation.
     std::thread::sleep(Duration::from_secs(3));
-    let resumed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let resumed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     pg.resume();
     let o = child.wait_with_output().unwrap();
     let code = o.status.code();
     assert!(code == Some(0) || code == Some(3), "exit {code:?}: {}", stderr(&o));
     let s: Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
     let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
-    let (g, d, l, f, sh, i) = (n("generated"), n("delivered"), n("dead_lettered"), n("failed"), n("shed"), n("in_flight"));
+    let (g, d, l, f, sh, i) = (
+        n("generated"),
+        n("delivered"),
+        n("dead_lettered"),
+        n("failed"),
+        n("shed"),
+        n("in_flight"),
+    );
     assert_eq!(g, d + l + f + sh + i, "{s}");
     assert_eq!((f, sh, i), (0, 0, 0), "{s}");
     (stderr(&o), resumed, s)
@@ -90,10 +118,19 @@ fn every_event_lands_once_with_its_envelope() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains(Postgres::PASSWORD), "the password is shown: {}", stderr(&o));
     let s: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    assert_eq!((s["generated"].as_u64(), s["delivered"].as_u64()), (Some(50_000), Some(50_000)), "{s}");
+    assert_eq!(
+        (s["generated"].as_u64(), s["delivered"].as_u64()),
+        (Some(50_000), Some(50_000)),
+        "{s}"
+    );
     let r = verify(&pg, "ev", Some(50_000));
     assert_eq!(
-        (r["unique"].as_u64(), r["missing"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()),
+        (
+            r["unique"].as_u64(),
+            r["missing"].as_u64(),
+            r["duplicated"].as_u64(),
+            r["malformed"].as_u64()
+        ),
         (Some(50_000), Some(0), Some(0), Some(0)),
         "{r}"
     );
@@ -118,11 +155,17 @@ fn a_restart_of_the_server_loses_and_duplicates_nothing() {
     // Workers wait while the server is down (`backpressure: block`), so fewer than 8 s of the
     // rate are generated; the sink reconnected and went on after the restart.
     assert!(g > 10_000, "{s}");
-    let after = pg.psql(&format!("SELECT count(*) FROM spate_batches WHERE at > to_timestamp({resumed})"));
+    let after =
+        pg.psql(&format!("SELECT count(*) FROM spate_batches WHERE at > to_timestamp({resumed})"));
     assert_ne!(after, "0", "no batch committed after the restart");
     let r = verify(&pg, "ev", None);
-    assert_eq!((r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()), (Some(d), Some(0), Some(0)), "{r}");
-    let dlq_lines = std::fs::read_to_string(tmp("dlq.jsonl")).map_or(0, |t| t.lines().count() as u64);
+    assert_eq!(
+        (r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()),
+        (Some(d), Some(0), Some(0)),
+        "{r}"
+    );
+    let dlq_lines =
+        std::fs::read_to_string(tmp("dlq.jsonl")).map_or(0, |t| t.lines().count() as u64);
     assert_eq!(dlq_lines, l, "dead-lettered events are lines of the DLQ file");
 }
 
@@ -157,16 +200,39 @@ fn the_typed_layout_has_a_column_per_field() {
     let web = pg.psql("SELECT count(*) FROM typ WHERE source = 'web'");
     assert_eq!(pg.psql("SELECT count(*) FROM typ WHERE status IS NOT NULL AND latency_ms > 0 AND method IS NOT NULL"), web);
     assert_eq!(pg.psql("SELECT count(*) FROM typ WHERE source = 'app' AND (status IS NOT NULL OR message IS NULL)"), "0");
-    assert_eq!(pg.psql("SELECT count(*) FROM typ WHERE source = 'web' AND (status < 100 OR status > 599)"), "0");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM typ WHERE source = 'web' AND (status < 100 OR status > 599)"),
+        "0"
+    );
     // JSON escapes in the generated messages (`\"`) are plain quotes in the column.
     assert_ne!(pg.psql("SELECT count(*) FROM typ WHERE message LIKE '%\"%'"), "0");
     assert_eq!(pg.psql("SELECT count(*) FROM typ WHERE message LIKE '%\\\\%'"), "0");
     let r = verify(&pg, "typ", Some(20_000));
-    assert_eq!((r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()), (Some(20_000), Some(0), Some(0)), "{r}");
+    assert_eq!(
+        (r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()),
+        (Some(20_000), Some(0), Some(0)),
+        "{r}"
+    );
     // A JSONB-layout table is not a typed one.
-    let o = spate(&["run", "--sink", &format!("{}?table=js", pg.url()), "--count", "10", "--rate", "max"]);
+    let o = spate(&[
+        "run",
+        "--sink",
+        &format!("{}?table=js", pg.url()),
+        "--count",
+        "10",
+        "--rate",
+        "max",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = spate(&["run", "--sink", &format!("{}?table=js&layout=typed", pg.url()), "--count", "10", "--rate", "max"]);
+    let o = spate(&[
+        "run",
+        "--sink",
+        &format!("{}?table=js&layout=typed", pg.url()),
+        "--count",
+        "10",
+        "--rate",
+        "max",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("table js has no column `client_ip`"), "{}", stderr(&o));
 }
@@ -188,13 +254,18 @@ fn an_outage_opens_the_breaker_and_spill_sends_batches_to_the_dlq() {
     let (d, l) = (n("delivered"), n("dead_lettered"));
     // Spilled, not paused: generation went on at the rate while the server was down.
     assert!(l >= 20_000, "only {l} events spilled during a 3 s outage at 20,000/s: {s}");
-    let after = pg.psql(&format!("SELECT count(*) FROM spate_batches WHERE at > to_timestamp({resumed})"));
+    let after =
+        pg.psql(&format!("SELECT count(*) FROM spate_batches WHERE at > to_timestamp({resumed})"));
     assert_ne!(after, "0", "nothing committed after the restart: {s}");
     assert!(n("breaker_transitions") >= 3, "{s}");
     let dlq_lines = std::fs::read_to_string(&dlq).map_or(0, |t| t.lines().count() as u64);
     assert_eq!(dlq_lines, l, "dead-lettered events are lines of the DLQ file");
     let r = verify(&pg, "sp", None);
-    assert_eq!((r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()), (Some(d), Some(0), Some(0)), "{r}");
+    assert_eq!(
+        (r["unique"].as_u64(), r["duplicated"].as_u64(), r["malformed"].as_u64()),
+        (Some(d), Some(0), Some(0)),
+        "{r}"
+    );
 }
 
 /// A TCP relay to PostgreSQL that, on the `break_at`-th COMMIT, forwards it, lets the server
@@ -215,8 +286,12 @@ fn commit_breaking_relay(server_port: u16, break_at: usize) -> u16 {
             let Ok(mut client) = client else { return };
             let Ok(mut server) = TcpStream::connect(("127.0.0.1", server_port)) else { return };
             let swallow = Arc::new(AtomicBool::new(false));
-            let (mut c2, mut s2, sw, commits) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap(), swallow.clone(), commits.clone());
+            let (mut c2, mut s2, sw, commits) = (
+                client.try_clone().unwrap(),
+                server.try_clone().unwrap(),
+                swallow.clone(),
+                commits.clone(),
+            );
             // Server to client, until the connection is to break.
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 1 << 16];
@@ -233,8 +308,8 @@ fn commit_breaking_relay(server_port: u16, break_at: usize) -> u16 {
                         break;
                     }
                     let chunk = &buf[..n];
-                    let breaks =
-                        chunk.windows(COMMIT.len()).any(|w| w == COMMIT) && commits.fetch_add(1, Ordering::Relaxed) + 1 == break_at;
+                    let breaks = chunk.windows(COMMIT.len()).any(|w| w == COMMIT)
+                        && commits.fetch_add(1, Ordering::Relaxed) + 1 == break_at;
                     if breaks {
                         swallow.store(true, Ordering::Release);
                     }
@@ -283,7 +358,10 @@ fn a_commit_in_doubt_is_looked_up_not_resent() {
     ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("whose COMMIT got no answer, is in spate_batches: committed, not sent again"), "{err}");
+    assert!(
+        err.contains("whose COMMIT got no answer, is in spate_batches: committed, not sent again"),
+        "{err}"
+    );
     let s: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(
         (s["generated"].as_u64(), s["delivered"].as_u64(), s["dead_lettered"].as_u64()),
@@ -291,7 +369,11 @@ fn a_commit_in_doubt_is_looked_up_not_resent() {
         "{s}"
     );
     let r = verify(&pg, "doubt", Some(50_000));
-    assert_eq!((r["unique"].as_u64(), r["missing"].as_u64(), r["duplicated"].as_u64()), (Some(50_000), Some(0), Some(0)), "{r}");
+    assert_eq!(
+        (r["unique"].as_u64(), r["missing"].as_u64(), r["duplicated"].as_u64()),
+        (Some(50_000), Some(0), Some(0)),
+        "{r}"
+    );
     assert_eq!(pg.psql("SELECT sum(rows) FROM spate_batches"), "50000");
 }
 
@@ -302,21 +384,41 @@ fn the_breaker_shows_in_status_and_metrics() {
     let pg = Postgres::start();
     let sink = format!("{}?table=mx&dlq_file={}", pg.url(), tmp("mx.jsonl").display());
     let r = common::Proc::spawn(
-        &["run", "--sink", &sink, "--rate", "5000", "--duration", "60s", "--quiet", "--metrics-listen", "127.0.0.1:0"],
+        &[
+            "run",
+            "--sink",
+            &sink,
+            "--rate",
+            "5000",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
         "metrics on",
     );
     let state = |want: &str| {
         let m = common::get(&r.addr, "/metrics").body;
-        m.contains(&format!("spate_breaker_state{{breaker=\"postgres\",state=\"{want}\"}} 1")).then_some(m)
+        m.contains(&format!("spate_breaker_state{{breaker=\"postgres\",state=\"{want}\"}} 1"))
+            .then_some(m)
     };
-    let m = spate_test_support::eventually(Duration::from_secs(20), "a closed postgres breaker in /metrics", || state("closed"));
+    let m = spate_test_support::eventually(
+        Duration::from_secs(20),
+        "a closed postgres breaker in /metrics",
+        || state("closed"),
+    );
     common::promtool_check_metrics(&m);
     let st = common::get(&r.addr, "/v1/status").json();
     assert_eq!(st["breakers"][0]["name"], "postgres", "{st}");
     pg.stop();
-    spate_test_support::eventually(Duration::from_secs(20), "the breaker to open", || state("open"));
+    spate_test_support::eventually(Duration::from_secs(20), "the breaker to open", || {
+        state("open")
+    });
     pg.resume();
-    spate_test_support::eventually(Duration::from_secs(30), "the breaker to close again", || state("closed"));
+    spate_test_support::eventually(Duration::from_secs(30), "the breaker to close again", || {
+        state("closed")
+    });
 }
 
 #[test]
@@ -329,16 +431,25 @@ fn bad_targets_are_refused_at_start() {
     assert!(stderr(&o).contains("does not answer"), "{}", stderr(&o));
     let o = run(&pg.url().replace(Postgres::PASSWORD, "wrong-pass"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("password authentication failed") && !stderr(&o).contains("wrong-pass"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("password authentication failed") && !stderr(&o).contains("wrong-pass"),
+        "{}",
+        stderr(&o)
+    );
     pg.psql("CREATE TABLE odd (ts text, source text, id text, traceparent text, body jsonb)");
     let o = run(&format!("{}?table=odd", pg.url()));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("column `ts` of type text"), "{}", stderr(&o));
     // A user who may not create tables (PostgreSQL 15+ grants no CREATE on `public`).
     pg.psql("CREATE ROLE limited LOGIN PASSWORD 'limited-pass'; REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    let o = run(&format!("postgres://limited:limited-pass@127.0.0.1:{}/postgres?table=ev9", pg.port));
+    let o =
+        run(&format!("postgres://limited:limited-pass@127.0.0.1:{}/postgres?table=ev9", pg.port));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot create table ev9") && stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot create table ev9") && stderr(&o).contains("permission denied"),
+        "{}",
+        stderr(&o)
+    );
     let o = spate(&["run", "--sink", &pg.url(), "--format", "logfmt", "--count", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

@@ -38,9 +38,14 @@ fn three_processes_share_a_global_rate() {
     let stderrs = share_a_global_rate(&redis.url(), &[]);
     assert!(stderrs.iter().all(|e| !e.contains("falls back")), "{stderrs:?}");
     // Reported, not asserted (it depends on timing): the limiter's call budget.
-    let info = std::process::Command::new("redis-cli").args(["-p", &redis.port().to_string(), "INFO", "commandstats"]).output().unwrap();
+    let info = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "INFO", "commandstats"])
+        .output()
+        .unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
-    let calls = info.lines().find_map(|l| l.strip_prefix("cmdstat_evalsha:calls=")?.split(',').next()?.parse::<u64>().ok());
+    let calls = info.lines().find_map(|l| {
+        l.strip_prefix("cmdstat_evalsha:calls=")?.split(',').next()?.parse::<u64>().ok()
+    });
     eprintln!("Redis EVALSHA calls: {calls:?} for {} events", GLOBAL_RATE * 10);
 }
 
@@ -58,8 +63,11 @@ fn three_processes_share_a_global_rate_over_tls_as_an_acl_user() {
     .unwrap();
     let pw = tmp("redis-password");
     std::fs::write(&pw, "acl-planted-pw\n").unwrap();
-    let redis =
-        RedisServer::start_tls(spate_test_support::TlsServer { certs: certs.clone(), acl_file: Some(acl), require_client_cert: true });
+    let redis = RedisServer::start_tls(spate_test_support::TlsServer {
+        certs: certs.clone(),
+        acl_file: Some(acl),
+        require_client_cert: true,
+    });
     let url = format!("rediss://localhost:{}", redis.port());
     let ca = certs.join("ca.pem");
     let (cert, key) = (certs.join("client.pem"), certs.join("client.key"));
@@ -77,7 +85,10 @@ fn three_processes_share_a_global_rate_over_tls_as_an_acl_user() {
     ];
     let stderrs = share_a_global_rate(&url, &extra);
     for e in &stderrs {
-        assert!(!e.contains("falls back"), "an instance fell back (a command the ACL user may not run?): {e}");
+        assert!(
+            !e.contains("falls back"),
+            "an instance fell back (a command the ACL user may not run?): {e}"
+        );
         assert!(!e.contains("acl-planted-pw"), "{e}");
     }
 
@@ -87,7 +98,23 @@ fn three_processes_share_a_global_rate_over_tls_as_an_acl_user() {
     bad[5] = rogue.to_str().unwrap();
     let started = Instant::now();
     let o = spate(
-        &[&["run", "--sink", "null", "--redis", &url, "--global-rate", "10", "--limit-key", "k", "--duration", "5s"][..], &bad].concat(),
+        &[
+            &[
+                "run",
+                "--sink",
+                "null",
+                "--redis",
+                &url,
+                "--global-rate",
+                "10",
+                "--limit-key",
+                "k",
+                "--duration",
+                "5s",
+            ][..],
+            &bad,
+        ]
+        .concat(),
     )
     .output()
     .unwrap();
@@ -98,7 +125,23 @@ fn three_processes_share_a_global_rate_over_tls_as_an_acl_user() {
     // A wrong password for the ACL user: refused at start, and not echoed.
     std::fs::write(&pw, "not-the-password\n").unwrap();
     let o = spate(
-        &[&["run", "--sink", "null", "--redis", &url, "--global-rate", "10", "--limit-key", "k", "--duration", "5s"][..], &extra].concat(),
+        &[
+            &[
+                "run",
+                "--sink",
+                "null",
+                "--redis",
+                &url,
+                "--global-rate",
+                "10",
+                "--limit-key",
+                "k",
+                "--duration",
+                "5s",
+            ][..],
+            &extra,
+        ]
+        .concat(),
     )
     .output()
     .unwrap();
@@ -169,7 +212,10 @@ fn share_a_global_rate(url: &str, extra: &[&str]) -> Vec<String> {
         sum <= ceiling,
         "aggregate {sum} is above the global rate over the {span:.2} s the processes ran plus the lease overshoot ({ceiling})"
     );
-    assert!(sum >= nominal * 8 / 10, "aggregate {sum} is below 80 % of {nominal}: the instances did not use the global rate");
+    assert!(
+        sum >= nominal * 8 / 10,
+        "aggregate {sum} is below 80 % of {nominal}: the instances did not use the global rate"
+    );
     stderrs
 }
 
@@ -217,7 +263,19 @@ fn secrets_and_bad_input_are_reported_safely() {
 
 /// `spate run` with the Redis limiter at `url`, 1000/s global, for `duration`.
 fn run_on(url: &str, duration: &str, extra: &[&str]) -> Command {
-    let mut args = vec!["run", "--sink", "null", "--redis", url, "--global-rate", "1000", "--limit-key", "k", "--duration", duration];
+    let mut args = vec![
+        "run",
+        "--sink",
+        "null",
+        "--redis",
+        url,
+        "--global-rate",
+        "1000",
+        "--limit-key",
+        "k",
+        "--duration",
+        duration,
+    ];
     args.extend_from_slice(extra);
     spate(&args)
 }
@@ -228,18 +286,27 @@ fn wrong_password_or_no_redis_is_an_error_at_start() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     for (url, says) in [
         (format!("redis://:hunter2@127.0.0.1:{}", redis.port()), "refused the credentials"),
-        (format!("redis://127.0.0.1:{}", redis.port()), "requires a password and none was given (NOAUTH)"),
+        (
+            format!("redis://127.0.0.1:{}", redis.port()),
+            "requires a password and none was given (NOAUTH)",
+        ),
         (format!("redis://:hunter2@127.0.0.1:{closed}"), "cannot reach Redis"),
     ] {
         let summary = tmp("refused.json");
         let _ = std::fs::remove_file(&summary);
         let t = Instant::now();
-        let o = run_on(&url, "10s", &["--summary-json", summary.to_str().unwrap()]).output().unwrap();
+        let o =
+            run_on(&url, "10s", &["--summary-json", summary.to_str().unwrap()]).output().unwrap();
         let took = t.elapsed();
         let err = stderr(&o);
         eprintln!("{url}: exit {:?} after {} ms: {err}", o.status.code(), took.as_millis());
         assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(err.contains("config error at `redis.url`") && err.contains(says) && err.contains("fix:"), "{err}");
+        assert!(
+            err.contains("config error at `redis.url`")
+                && err.contains(says)
+                && err.contains("fix:"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "one message: {err}");
         assert!(!err.contains("hunter2"), "{err}");
         assert!(!summary.exists(), "the run did not begin, so there is no summary");
@@ -293,11 +360,18 @@ fn redis_outage_mid_run_is_logged_once_each_way() {
     let masked = format!("redis://:<redacted>@127.0.0.1:{}", redis.port());
     assert!(down.contains(&masked) && down.contains("falls back to 500/s"), "{down}");
     // The reason stands in parentheses after the URL.
-    let reason = down.split_once(&format!("{masked} (")).and_then(|(_, r)| r.split_once(')')).map_or("", |(r, _)| r);
+    let reason = down
+        .split_once(&format!("{masked} ("))
+        .and_then(|(_, r)| r.split_once(')'))
+        .map_or("", |(r, _)| r);
     assert!(!reason.is_empty(), "no reason in {down}");
     assert!(up.contains(&masked), "{up}");
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
-    assert_eq!((count("redis limiter: no lease"), count("redis limiter: leases from")), (1, 1), "once per transition: {lines:?}");
+    assert_eq!(
+        (count("redis limiter: no lease"), count("redis limiter: leases from")),
+        (1, 1),
+        "once per transition: {lines:?}"
+    );
     assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:?}");
     assert!(status.success(), "{status:?}: {lines:?}");
 }

@@ -41,7 +41,8 @@ fn lifecycle_start_rate_status_stop() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["previous"], 2000);
     eventually(Duration::from_secs(20), "the current rate to pass 20000/s", || {
-        (get(a, "/v1/status").json()["rate"]["current"].as_f64().unwrap_or(0.0) > 20_000.0).then_some(())
+        (get(a, "/v1/status").json()["rate"]["current"].as_f64().unwrap_or(0.0) > 20_000.0)
+            .then_some(())
     });
     // And to max and back (the local token bucket alone could not switch to or from max).
     assert_eq!(put(a, "/v1/rate", r#"{"rate": "max"}"#).status, 200);
@@ -57,7 +58,15 @@ fn lifecycle_start_rate_status_stop() {
     for k in ["generated", "delivered", "shed", "failed", "dead_lettered", "in_flight"] {
         assert!(s["totals"][k].is_u64(), "totals.{k} missing: {s}");
     }
-    for k in ["ring_depths", "producer_queue", "breakers", "limiter", "latency_ms", "batch_size", "inflight_bytes"] {
+    for k in [
+        "ring_depths",
+        "producer_queue",
+        "breakers",
+        "limiter",
+        "latency_ms",
+        "batch_size",
+        "inflight_bytes",
+    ] {
         assert!(s.get(k).is_some(), "{k} missing: {s}");
     }
     assert_eq!(s["limiter"]["mode"], "local");
@@ -72,12 +81,20 @@ fn lifecycle_start_rate_status_stop() {
     let s = get(a, "/v1/status").json();
     assert_eq!(s["state"], "finished");
     assert_eq!(s["summary"]["run_id"], run_id.as_str());
-    assert_eq!(post(a, "/v1/stop", "").status, 200, "stopping a finished run returns its summary again");
+    assert_eq!(
+        post(a, "/v1/stop", "").status,
+        200,
+        "stopping a finished run returns its summary again"
+    );
     assert_eq!(get(a, "/readyz").status, 200);
     assert_eq!(put(a, "/v1/rate", r#"{"rate": 5}"#).status, 409);
 
     // A run that ends by itself is joined and reported finished.
-    assert_eq!(post(a, "/v1/start", r#"{"sink": "null", "rate": "max", "count": 5000, "threads": 1}"#).status, 200);
+    assert_eq!(
+        post(a, "/v1/start", r#"{"sink": "null", "rate": "max", "count": 5000, "threads": 1}"#)
+            .status,
+        200
+    );
     let s = eventually(Duration::from_secs(10), "the counted run to finish", || {
         let s = get(a, "/v1/status").json();
         (s["state"] == "finished").then_some(s)
@@ -92,7 +109,8 @@ fn base_config_is_overlaid_by_the_body() {
     let f = d.join("base.yaml");
     std::fs::write(&f, "sink: null\nthreads: 1\npin: false\nrate: 1000\nformat: logfmt\n").unwrap();
     let p = Proc::serve(&["--config", f.to_str().unwrap()]);
-    let r = http(&p.addr, "POST", "/v1/start", &[("Content-Type", "application/yaml")], b"rate: 500\n");
+    let r =
+        http(&p.addr, "POST", "/v1/start", &[("Content-Type", "application/yaml")], b"rate: 500\n");
     assert_eq!(r.status, 200, "{}", r.body);
     let s = get(&p.addr, "/v1/status").json();
     assert_eq!(s["config"]["format"], "logfmt", "from the file: {s}");
@@ -115,7 +133,13 @@ fn bad_input_gets_a_clear_error_and_status() {
     assert!(r.error().contains("malformed JSON at line 1 column"), "{}", r.body);
     assert_eq!(r.json()["line"], 1);
 
-    let r = http(a, "POST", "/v1/start", &[("Content-Type", "application/yaml")], b"rate: 10\nsources: [web,\n");
+    let r = http(
+        a,
+        "POST",
+        "/v1/start",
+        &[("Content-Type", "application/yaml")],
+        b"rate: 10\nsources: [web,\n",
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error().contains("line"), "malformed YAML names the position: {}", r.body);
 
@@ -139,7 +163,11 @@ fn bad_input_gets_a_clear_error_and_status() {
         let j = r.json();
         assert_eq!(j["key"], key, "{body}: {}", r.body);
         assert!(!j["fix"].as_str().unwrap().is_empty(), "{body}: {}", r.body);
-        assert!(r.error().contains(&format!("`{key}`")) && r.error().contains("fix:"), "{body}: {}", r.body);
+        assert!(
+            r.error().contains(&format!("`{key}`")) && r.error().contains("fix:"),
+            "{body}: {}",
+            r.body
+        );
     }
 
     let r = put(a, "/v1/rate", r#"{"rate": 0}"#);
@@ -215,11 +243,20 @@ fn bearer_token_is_required_when_set() {
     let r = http(a, "GET", "/v1/status", &[("Authorization", "Bearer s3cret-tokem")], b"");
     assert_eq!(r.status, 401);
     assert!(r.error().contains("wrong bearer token"), "{}", r.body);
-    assert_eq!(http(a, "GET", "/v1/status", &[("Authorization", "Basic czNjcmV0")], b"").status, 401);
+    assert_eq!(
+        http(a, "GET", "/v1/status", &[("Authorization", "Basic czNjcmV0")], b"").status,
+        401
+    );
     assert_eq!(http(a, "GET", "/metrics", &[], b"").status, 401);
     assert_eq!(http(a, "POST", "/v1/start", &[], b"{}").status, 401);
-    assert_eq!(http(a, "GET", "/v1/status", &[("Authorization", "Bearer s3cret-token")], b"").status, 200);
-    assert_eq!(http(a, "GET", "/metrics", &[("Authorization", "Bearer s3cret-token")], b"").status, 200);
+    assert_eq!(
+        http(a, "GET", "/v1/status", &[("Authorization", "Bearer s3cret-token")], b"").status,
+        200
+    );
+    assert_eq!(
+        http(a, "GET", "/metrics", &[("Authorization", "Bearer s3cret-token")], b"").status,
+        200
+    );
     assert_eq!(get(a, "/healthz").status, 200, "liveness stays open");
     assert_eq!(get(a, "/readyz").status, 200, "readiness stays open");
 }
@@ -230,7 +267,10 @@ fn non_loopback_listen_needs_allow_remote() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("not a loopback address") && e.contains("--allow-remote"), "{e}");
-    let p = Proc::spawn(&["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--token", "t"], "serve listening on");
+    let p = Proc::spawn(
+        &["serve", "--listen", "0.0.0.0:0", "--allow-remote", "--token", "t"],
+        "serve listening on",
+    );
     let port = p.addr.rsplit(':').next().unwrap();
     assert_eq!(get(&format!("127.0.0.1:{port}"), "/healthz").status, 200);
 }
@@ -241,10 +281,9 @@ fn api_rate_limit_answers_429_with_retry_after() {
     let a = p.addr.as_str();
     let codes: Vec<Resp> = (0..6).map(|_| get(a, "/v1/status")).collect();
     assert_eq!(codes[0].status, 200);
-    let limited = codes
-        .iter()
-        .find(|r| r.status == 429)
-        .unwrap_or_else(|| panic!("no 429 in {:?}", codes.iter().map(|r| r.status).collect::<Vec<_>>()));
+    let limited = codes.iter().find(|r| r.status == 429).unwrap_or_else(|| {
+        panic!("no 429 in {:?}", codes.iter().map(|r| r.status).collect::<Vec<_>>())
+    });
     assert!(limited.error().contains("too many requests"), "{}", limited.body);
     let after: u64 = limited.header("Retry-After").expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&after), "{after}");
@@ -267,7 +306,9 @@ fn tracing_counts_show_in_status_and_metrics() {
     assert_eq!(post(a, "/v1/start", &body).status, 200);
     let s = eventually(Duration::from_secs(20), "a failed span post to be counted", || {
         let s = get(a, "/v1/status").json();
-        (s["tracing"]["spans_dropped"].as_u64().is_some_and(|n| n > 0) && s["tracing"]["last_error"].is_string()).then_some(s)
+        (s["tracing"]["spans_dropped"].as_u64().is_some_and(|n| n > 0)
+            && s["tracing"]["last_error"].is_string())
+        .then_some(s)
     });
     assert_eq!(s["tracing"]["sample"], 1.0, "{s}");
     assert!(s["tracing"]["spans_dropped"].as_u64().unwrap() > 0, "{s}");
@@ -287,10 +328,16 @@ fn metrics_pass_promtool_during_a_run() {
     assert_eq!(idle.status, 200);
     assert!(idle.header("Content-Type").unwrap().starts_with("text/plain; version=0.0.4"));
     promtool_check_metrics(&idle.body);
-    assert_eq!(post(a, "/v1/start", r#"{"sink": "null", "rate": 20000, "threads": 1, "pin": false}"#).status, 200);
+    assert_eq!(
+        post(a, "/v1/start", r#"{"sink": "null", "rate": 20000, "threads": 1, "pin": false}"#)
+            .status,
+        200
+    );
     let m = eventually(Duration::from_secs(20), "the observer to count batches", || {
         let m = get(a, "/metrics").body;
-        m.lines().any(|l| l.starts_with("spate_batch_size_events_count ") && !l.ends_with(" 0")).then_some(m)
+        m.lines()
+            .any(|l| l.starts_with("spate_batch_size_events_count ") && !l.ends_with(" 0"))
+            .then_some(m)
     });
     promtool_check_metrics(&m);
     for name in [
@@ -308,10 +355,25 @@ fn metrics_pass_promtool_during_a_run() {
     ] {
         assert!(m.contains(name), "missing `{name}` in\n{m}");
     }
-    let gen: f64 = m.lines().find(|l| l.starts_with("spate_events_generated_total{")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let gen: f64 = m
+        .lines()
+        .find(|l| l.starts_with("spate_events_generated_total{"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(gen > 0.0);
-    let batches: f64 =
-        m.lines().find(|l| l.starts_with("spate_batch_size_events_count")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let batches: f64 = m
+        .lines()
+        .find(|l| l.starts_with("spate_batch_size_events_count"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(batches > 0.0, "{m}");
 
     // The same exposition from `spate run --metrics-listen`.
@@ -334,7 +396,10 @@ fn metrics_pass_promtool_during_a_run() {
         "metrics on",
     );
     eventually(Duration::from_secs(20), "the run to generate events", || {
-        get(&r.addr, "/v1/status").json()["totals"]["generated"].as_u64().is_some_and(|n| n > 0).then_some(())
+        get(&r.addr, "/v1/status").json()["totals"]["generated"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+            .then_some(())
     });
     let m = get(&r.addr, "/metrics");
     assert_eq!(m.status, 200);
@@ -350,11 +415,17 @@ fn metrics_pass_promtool_during_a_run() {
 fn kafka_run_exports_breaker_and_budget() {
     let p = Proc::serve(&[]);
     let a = p.addr.as_str();
-    let r = post(a, "/v1/start", r#"{"sink": "kafka", "rate": 2000, "threads": 1, "pin": false, "kafka": {"topic": "t"}}"#);
+    let r = post(
+        a,
+        "/v1/start",
+        r#"{"sink": "kafka", "rate": 2000, "threads": 1, "pin": false, "kafka": {"topic": "t"}}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let m = eventually(Duration::from_secs(20), "acks to show in the latency histogram", || {
         let m = get(a, "/metrics").body;
-        m.lines().any(|l| l.starts_with("spate_ack_latency_seconds_count ") && !l.ends_with(" 0")).then_some(m)
+        m.lines()
+            .any(|l| l.starts_with("spate_ack_latency_seconds_count ") && !l.ends_with(" 0"))
+            .then_some(m)
     });
     promtool_check_metrics(&m);
     assert!(m.contains("spate_breaker_state{breaker=\"kafka\",state=\"closed\"} 1"), "{m}");
@@ -364,8 +435,12 @@ fn kafka_run_exports_breaker_and_budget() {
     for file in ["grafana/dashboards/spate.json", "alerts.yml", "alerts_test.yml"] {
         let text = std::fs::read_to_string(deploy(file)).unwrap();
         for (i, _) in text.match_indices("spate_") {
-            let name: String = text[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-            assert!(m.contains(&format!("\n{name}")), "{file} uses `{name}`, which /metrics does not export");
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            assert!(
+                m.contains(&format!("\n{name}")),
+                "{file} uses `{name}`, which /metrics does not export"
+            );
         }
     }
     let s = get(a, "/v1/status").json();
@@ -399,7 +474,11 @@ fn redis_run_exports_its_breaker() {
     }
     assert!(!m.contains("breaker=\"kafka\""), "no Kafka breaker on a null sink: {m}");
     let s = get(a, "/v1/status").json();
-    assert_eq!((s["breakers"][0]["name"].as_str(), s["breakers"][0]["state"].as_str()), (Some("redis"), Some("closed")), "{s}");
+    assert_eq!(
+        (s["breakers"][0]["name"].as_str(), s["breakers"][0]["state"].as_str()),
+        (Some("redis"), Some("closed")),
+        "{s}"
+    );
 
     // Redis gone: the breaker opens (the failed calls come 20 ms apart) and it shows.
     redis.kill();
@@ -419,7 +498,11 @@ fn prometheus_scrapes_spate() {
         return;
     };
     let p = Proc::serve(&[]);
-    assert_eq!(post(&p.addr, "/v1/start", r#"{"sink": "null", "rate": 1000, "threads": 1, "pin": false}"#).status, 200);
+    assert_eq!(
+        post(&p.addr, "/v1/start", r#"{"sink": "null", "rate": 1000, "threads": 1, "pin": false}"#)
+            .status,
+        200
+    );
     let d = tmpdir("prom");
     let cfg = d.join("prometheus.yml");
     std::fs::write(&cfg, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: spate\n    static_configs:\n      - targets: ['{}']\n", p.addr)).unwrap();
@@ -434,12 +517,18 @@ fn prometheus_scrapes_spate() {
         .spawn()
         .expect("start prometheus");
     let prom = Proc { child, addr: web.clone(), stderr: Default::default() };
-    let v = eventually(Duration::from_secs(40), "prometheus to return spate_events_generated_total", || {
-        let r = TcpStream::connect(&prom.addr).ok().map(|_| get(&prom.addr, "/api/v1/query?query=spate_events_generated_total"))?;
-        let j: Value = serde_json::from_str(&r.body).ok()?;
-        let res = j["data"]["result"].as_array()?.first()?.clone();
-        Some(res)
-    });
+    let v = eventually(
+        Duration::from_secs(40),
+        "prometheus to return spate_events_generated_total",
+        || {
+            let r = TcpStream::connect(&prom.addr)
+                .ok()
+                .map(|_| get(&prom.addr, "/api/v1/query?query=spate_events_generated_total"))?;
+            let j: Value = serde_json::from_str(&r.body).ok()?;
+            let res = j["data"]["result"].as_array()?.first()?.clone();
+            Some(res)
+        },
+    );
     assert_eq!(v["metric"]["job"], "spate", "{v}");
     let n: f64 = v["value"][1].as_str().unwrap().parse().unwrap();
     assert!(n > 0.0, "{v}");
@@ -490,8 +579,21 @@ fn deploy_files_pass_promtool() {
     let Some(promtool) = prometheus_tool("promtool", "promtool on the deploy files") else {
         return;
     };
-    for args in [["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"], ["check", "config", "prometheus.yml"]] {
-        let o = Command::new(&promtool).args(&args[..2]).arg(deploy(args[2])).output().expect("run promtool");
-        assert!(o.status.success(), "promtool {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+        ["check", "config", "prometheus.yml"],
+    ] {
+        let o = Command::new(&promtool)
+            .args(&args[..2])
+            .arg(deploy(args[2]))
+            .output()
+            .expect("run promtool");
+        assert!(
+            o.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }

@@ -75,7 +75,12 @@ impl Batch {
     }
 
     /// The span of this traced batch, whose last event the sink took at `written_ns`.
-    pub fn span_record(&self, written_ns: u64, acked_ns: Option<u64>, error: Option<String>) -> SpanRecord {
+    pub fn span_record(
+        &self,
+        written_ns: u64,
+        acked_ns: Option<u64>,
+        error: Option<String>,
+    ) -> SpanRecord {
         SpanRecord {
             trace_id: self.metas.first().map_or(0, |m| m.trace_id),
             worker: self.worker,

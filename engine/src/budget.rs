@@ -73,7 +73,10 @@ mod tests {
         assert!(c.reserve(5000), "an oversized batch goes when nothing is in flight");
         assert!(!c.reserve(1));
         let free = ByteBudget::new(0);
-        assert!(free.reserve(u64::MAX / 2) && free.reserve(u64::MAX / 2), "no cap: nothing is counted");
+        assert!(
+            free.reserve(u64::MAX / 2) && free.reserve(u64::MAX / 2),
+            "no cap: nothing is counted"
+        );
         assert_eq!(free.used(), 0);
     }
 
@@ -105,14 +108,20 @@ mod tests {
                     let mut i = 0u64;
                     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
                     while sent < 20_000 {
-                        assert!(std::time::Instant::now() < deadline, "worker {w} could reserve only {sent} batches in 20 s");
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "worker {w} could reserve only {sent} batches in 20 s"
+                        );
                         let bytes = 100 + (i * 37 + w) % 2_000;
                         i += 1;
                         if c.reserve(bytes) {
                             // Held reservations fit the budget; the other two workers may each
                             // add one batch for an instant before rolling it back.
                             let now = c.used();
-                            assert!(now <= budget + 2 * 2_100, "in flight {now} over budget {budget}");
+                            assert!(
+                                now <= budget + 2 * 2_100,
+                                "in flight {now} over budget {budget}"
+                            );
                             tx.send(bytes).unwrap();
                             sent += 1;
                         } else {

@@ -38,7 +38,12 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
     let mut f = Flush {
         shared: &shared,
         returns,
-        local: Outcomes::new(shared.budget.clone(), shared.tracer.clone(), shared.clock.clone(), shared.lifecycle.clone()),
+        local: Outcomes::new(
+            shared.budget.clone(),
+            shared.tracer.clone(),
+            shared.clock.clone(),
+            shared.lifecycle.clone(),
+        ),
         dead: None,
         reader_gone: false,
     };
@@ -54,11 +59,15 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         let all_done = shared.lifecycle.all_workers_done();
         let generated_all = shared.lifecycle.all_generated();
         let deadline_ns = shared.deadline_ns.load(Relaxed);
-        if drain_deadline.is_none() && (shared.lifecycle.is_stopping() || now >= deadline_ns || generated_all) {
+        if drain_deadline.is_none()
+            && (shared.lifecycle.is_stopping() || now >= deadline_ns || generated_all)
+        {
             let ended = now.min(deadline_ns);
             drain_deadline = Some(ended.saturating_add(shared.drain_timeout_ns));
         }
-        if !giving_up && (shared.lifecycle.is_aborting() || drain_deadline.is_some_and(|d| now >= d)) {
+        if !giving_up
+            && (shared.lifecycle.is_aborting() || drain_deadline.is_some_and(|d| now >= d))
+        {
             // Hard stop, or the drain timeout passed: workers stop waiting to push, and what
             // they had not handed over, the sink settles now (`Sink::abandon`).
             giving_up = true;
@@ -76,7 +85,9 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
             }
             f.local.sink_in_flight = sink.in_flight();
             f.local.publish(&shared.counters.flush);
-            if shared.lifecycle.all_workers_done() && rings.iter().all(super::ring::Consumer::is_empty) {
+            if shared.lifecycle.all_workers_done()
+                && rings.iter().all(super::ring::Consumer::is_empty)
+            {
                 break;
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -127,8 +138,11 @@ pub fn run(setup: FlushSetup) -> Result<(), EngineError> {
         None => {
             // What is left of the drain time (none after a hard stop: settle at once).
             let now = shared.clock.now_ns();
-            let left_ns =
-                if shared.lifecycle.is_aborting() { 0 } else { drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now)) };
+            let left_ns = if shared.lifecycle.is_aborting() {
+                0
+            } else {
+                drain_deadline.map_or(shared.drain_timeout_ns, |d| d.saturating_sub(now))
+            };
             sink.finish(&mut f.local, left_ns / 1_000_000)
         }
     };
@@ -197,7 +211,12 @@ impl Flush<'_> {
         if let Some(e) = &self.dead {
             self.local.failed_from(&batch, from, Some(e.to_string()));
         } else {
-            sink.abandon(&batch, from, &mut self.local, "not handed to the sink before the drain timeout or a hard stop");
+            sink.abandon(
+                &batch,
+                from,
+                &mut self.local,
+                "not handed to the sink before the drain timeout or a hard stop",
+            );
         }
         self.local.events_handed += n;
         self.give_back(batch);
@@ -227,7 +246,12 @@ mod tests {
     }
 
     impl Sink for Choking {
-        fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+        fn write(
+            &mut self,
+            batch: &Batch,
+            from: usize,
+            acct: &mut Outcomes,
+        ) -> Result<usize, EngineError> {
             let n = (batch.len() - from).min(self.left);
             self.left -= n;
             acct.delivered_from(batch, from, n);
@@ -260,7 +284,8 @@ mod tests {
         // A byte budget: each batch's bytes are reserved as a worker does, and must all be
         // released through the sink's outcomes, part by part.
         let shared = Arc::new(RunShared::new(RunId(1), 2, Rate::Max, 1 << 20, None, None));
-        let (mut rings, mut returns, mut tx, mut back) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rings, mut returns, mut tx, mut back) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..2 {
             let (p, c) = ring::<Batch>(64);
             let (rp, rc) = ring::<Batch>(64);
@@ -305,11 +330,23 @@ mod tests {
     fn a_dead_sink_fails_the_rest_and_stops_the_run() {
         struct Dead;
         impl Sink for Dead {
-            fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+            fn write(
+                &mut self,
+                batch: &Batch,
+                from: usize,
+                acct: &mut Outcomes,
+            ) -> Result<usize, EngineError> {
                 acct.failed_from(batch, from, None);
-                Err(EngineError::SinkWrite { target: "dead".into(), source: std::io::ErrorKind::BrokenPipe.into() })
+                Err(EngineError::SinkWrite {
+                    target: "dead".into(),
+                    source: std::io::ErrorKind::BrokenPipe.into(),
+                })
             }
-            fn finish(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) -> Result<(), EngineError> {
+            fn finish(
+                &mut self,
+                _acct: &mut Outcomes,
+                _timeout_ms: u64,
+            ) -> Result<(), EngineError> {
                 Ok(())
             }
         }
@@ -320,7 +357,12 @@ mod tests {
             assert!(p.push(batch(0, 10)).is_ok());
         }
         shared.lifecycle.workers_ended(1);
-        let res = run(FlushSetup { shared: shared.clone(), rings: vec![c], returns: vec![rp], sink: Box::new(Dead) });
+        let res = run(FlushSetup {
+            shared: shared.clone(),
+            rings: vec![c],
+            returns: vec![rp],
+            sink: Box::new(Dead),
+        });
         assert!(res.is_err());
         assert_eq!(shared.counters.flush.failed.load(Relaxed), 30);
         assert!(shared.lifecycle.is_stopping() && shared.lifecycle.is_aborting());

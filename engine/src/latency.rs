@@ -34,7 +34,9 @@ impl Default for LatencyStats {
 impl LatencyStats {
     /// An empty histogram.
     pub fn new() -> Self {
-        Self { hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid") }
+        Self {
+            hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid"),
+        }
     }
 
     /// Records one latency of `ns` nanoseconds (at least 1 µs).
@@ -82,7 +84,11 @@ impl LatencyStats {
 
     /// Sum of all recorded values in seconds (approximate, from bucket midpoints).
     pub fn sum_s(&self) -> f64 {
-        self.hist.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e6
+        self.hist
+            .iter_recorded()
+            .map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64)
+            .sum::<f64>()
+            / 1e6
     }
 }
 

@@ -8,7 +8,9 @@
 //! flush thread sees it done; the flush thread's end is a Release store that `is_finished`'s
 //! Acquire pairs with, so its last published counters are visible to whoever sees it finished.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// The stop/abort/done state of one run.
 #[derive(Debug)]

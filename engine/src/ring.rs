@@ -57,8 +57,12 @@ impl<T> Drop for Shared<T> {
 pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let cap = capacity.max(2).next_power_of_two();
     let slots = (0..cap).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
-    let shared =
-        Arc::new(Shared { head: CachePadded::new(AtomicUsize::new(0)), tail: CachePadded::new(AtomicUsize::new(0)), slots, mask: cap - 1 });
+    let shared = Arc::new(Shared {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        slots,
+        mask: cap - 1,
+    });
     (
         Producer { shared: shared.clone(), tail: Cell::new(0), cached_head: Cell::new(0) },
         Consumer { shared, head: Cell::new(0), cached_tail: Cell::new(0) },

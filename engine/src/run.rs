@@ -118,8 +118,14 @@ impl RunShared {
     }
 
     /// Sets when generation ends by itself and how long the drain may take afterwards.
-    pub fn with_ends(mut self, duration: Option<std::time::Duration>, drain: std::time::Duration) -> Self {
-        self.deadline_ns = AtomicU64::new(duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64)));
+    pub fn with_ends(
+        mut self,
+        duration: Option<std::time::Duration>,
+        drain: std::time::Duration,
+    ) -> Self {
+        self.deadline_ns = AtomicU64::new(
+            duration.map_or(u64::MAX, |d| self.start_ns.saturating_add(d.as_nanos() as u64)),
+        );
         self.drain_timeout_ns = drain.as_nanos() as u64;
         self
     }

@@ -44,37 +44,61 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let run_id = opts.run_id.unwrap_or_else(RunId::random);
     let notes = opts.notes.clone().unwrap_or_else(spate_core::notes::none);
     // The sink's circuit breaker: Kafka's produce calls, PostgreSQL's transactions.
-    let breaker = (config.sink.is_kafka() || config.sink.is_postgres()).then(|| Arc::new(Breaker::new()));
+    let breaker =
+        (config.sink.is_kafka() || config.sink.is_postgres()).then(|| Arc::new(Breaker::new()));
     let spill = config.backpressure == crate::config::Backpressure::Spill;
     let budget = config.max_inflight_bytes();
-    let shared = RunShared::new(run_id, workers, config.rate, budget, breaker.clone(), opts.clock.clone());
+    let shared =
+        RunShared::new(run_id, workers, config.rate, budget, breaker.clone(), opts.clock.clone());
     let tracer = match &config.tracing {
-        Some(t) => Some(crate::spans::Tracer::start(t.clone(), shared.wall, config.sink.to_string(), run_id.to_string())?),
+        Some(t) => Some(crate::spans::Tracer::start(
+            t.clone(),
+            shared.wall,
+            config.sink.to_string(),
+            run_id.to_string(),
+        )?),
         None => None,
     };
-    let shared = Arc::new(shared.with_tracer(tracer).with_ends(config.duration, config.drain_timeout).with_warmup(config.warmup));
+    let shared = Arc::new(
+        shared
+            .with_tracer(tracer)
+            .with_ends(config.duration, config.drain_timeout)
+            .with_warmup(config.warmup),
+    );
     let mode = if config.rate == spate_limit::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
     // The Redis global limiter's lease thread starts now, before anything needs unwinding; it
     // sets the limiter mode to "redis" and stops by itself when the workers' limiters drop.
     let redis_factory = match (&opts.limiter, &config.redis) {
-        (None, Some(r)) => {
-            Some(spate_limit::redis::RedisLimiter::start(r, shared.limiter.clone(), shared.clock.clone(), notes.clone())?.factory())
-        }
+        (None, Some(r)) => Some(
+            spate_limit::redis::RedisLimiter::start(
+                r,
+                shared.limiter.clone(),
+                shared.clock.clone(),
+                notes.clone(),
+            )?
+            .factory(),
+        ),
         _ => None,
     };
 
     let sink: Box<dyn Sink> = match &config.sink {
         SinkConfig::Stdout => match spec.avro_schema() {
-            Some(schema) => Box::new(WriterSink::stdout().avro_container(schema, config.avro.codec)?),
+            Some(schema) => {
+                Box::new(WriterSink::stdout().avro_container(schema, config.avro.codec)?)
+            }
             None => Box::new(WriterSink::stdout()),
         },
         SinkConfig::Null => Box::new(NullSink),
         SinkConfig::File(p) => match spec.avro_schema() {
-            Some(schema) => Box::new(WriterSink::file(p.path())?.avro_container(schema, config.avro.codec)?),
+            Some(schema) => {
+                Box::new(WriterSink::file(p.path())?.avro_container(schema, config.avro.codec)?)
+            }
             None => Box::new(WriterSink::file(p.path())?),
         },
-        SinkConfig::Tcp(t) => Box::new(crate::sink::tcp::TcpSink::open(&t.address, t.framing, shared.clock.clone())?),
+        SinkConfig::Tcp(t) => {
+            Box::new(crate::sink::tcp::TcpSink::open(&t.address, t.framing, shared.clock.clone())?)
+        }
         SinkConfig::Postgres(t) => Box::new(
             crate::sink::postgres::PgSink::open(
                 t,
@@ -119,14 +143,17 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     // (0 means "not yet" in `sink_ready_ns`; a fake clock may really be at 0.)
     shared.sink_ready_ns.store(ready.max(1), std::sync::atomic::Ordering::Relaxed);
     if let Some(d) = config.duration {
-        shared.deadline_ns.store(ready.saturating_add(d.as_nanos() as u64), std::sync::atomic::Ordering::Relaxed);
+        shared
+            .deadline_ns
+            .store(ready.saturating_add(d.as_nanos() as u64), std::sync::atomic::Ordering::Relaxed);
     }
 
     let batch_size = config.batch_size.get();
     // A worker's pool: a full ring, one batch being filled, one being written by the sink.
     let pool = config.ring_capacity.get() + 2;
     let bytes_hint = config.events.size.unwrap_or(256).max(64) + 64;
-    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let cores =
+        if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let mut rings = Vec::with_capacity(workers);
     let mut returns_tx = Vec::with_capacity(workers);
     let mut worker_ends = Vec::with_capacity(workers);
@@ -141,10 +168,13 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let flush_shared = shared.clone();
     let flush = std::thread::Builder::new()
         .name("spate-flush".into())
-        .spawn(move || flush::run(FlushSetup { shared: flush_shared, rings, returns: returns_tx, sink }))
+        .spawn(move || {
+            flush::run(FlushSetup { shared: flush_shared, rings, returns: returns_tx, sink })
+        })
         .map_err(|source| EngineError::Spawn { name: "spate-flush".into(), source })?;
 
-    let deadline_ns = Some(shared.deadline_ns.load(std::sync::atomic::Ordering::Relaxed)).filter(|&d| d != u64::MAX);
+    let deadline_ns = Some(shared.deadline_ns.load(std::sync::atomic::Ordering::Relaxed))
+        .filter(|&d| d != u64::MAX);
     let factory: LimiterFactory = opts.limiter.clone().or(redis_factory).unwrap_or_else(|| {
         let (rate, burst) = (config.rate, config.burst);
         let catch_up = config.catch_up;
@@ -152,7 +182,9 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     });
     let mut handles = Vec::with_capacity(workers);
     for (i, (tx, ret_rx)) in worker_ends.into_iter().enumerate() {
-        let count = config.count.map(|c| c.get() / workers as u64 + u64::from((i as u64) < c.get() % workers as u64));
+        let count = config
+            .count
+            .map(|c| c.get() / workers as u64 + u64::from((i as u64) < c.get() % workers as u64));
         let f = factory.clone();
         let setup = WorkerSetup {
             index: i,
@@ -201,7 +233,11 @@ fn typed_columns(
     let mut avro = events.clone();
     avro.format = spate_gen::Format::Avro;
     let spec = EventSpec::build(&avro)?;
-    let records: Vec<(&str, &str)> =
-        spec.source_names().iter().enumerate().filter_map(|(i, n)| Some((n.as_str(), spec.avro_record(i)?))).collect();
+    let records: Vec<(&str, &str)> = spec
+        .source_names()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((n.as_str(), spec.avro_record(i)?)))
+        .collect();
     Ok(Some(crate::sink::postgres::typed::columns(&records)?))
 }

@@ -93,7 +93,8 @@ impl Totals {
     /// generated == delivered + dead_lettered + shed + failed + in_flight
     /// (`rejected` is a part of `shed`).
     pub fn balanced(&self) -> bool {
-        self.generated == self.delivered + self.dead_lettered + self.shed + self.failed + self.in_flight
+        self.generated
+            == self.delivered + self.dead_lettered + self.shed + self.failed + self.in_flight
     }
 }
 
@@ -234,7 +235,8 @@ impl Counters {
         t.shed += f.shed.load(Relaxed);
         // In flight, counted on its own (not as a remainder, so `balanced` is a real check):
         // events in rings plus events the sink holds without an outcome yet.
-        t.in_flight = pushed.saturating_sub(f.events_handed.load(Relaxed)) + f.sink_in_flight.load(Relaxed);
+        t.in_flight =
+            pushed.saturating_sub(f.events_handed.load(Relaxed)) + f.sink_in_flight.load(Relaxed);
         t
     }
 

@@ -60,11 +60,26 @@ pub fn run(setup: WorkerSetup) {
         if !core_affinity::set_for_current(core) {
             // Not fatal (the run goes on unpinned), but reported in the summary and status.
             setup.shared.pin_failures.fetch_add(1, Relaxed);
-            spate_core::rate_log::warn("pin", &format!("cannot pin worker {} to core {}: running unpinned", setup.index, core.id));
+            spate_core::rate_log::warn(
+                "pin",
+                &format!("cannot pin worker {} to core {}: running unpinned", setup.index, core.id),
+            );
         }
     }
     let WorkerSetup {
-        index, spec, shared, to_flush, returns, limiter, count, deadline_ns, batch_size, pool, backpressure, bytes_hint, ..
+        index,
+        spec,
+        shared,
+        to_flush,
+        returns,
+        limiter,
+        count,
+        deadline_ns,
+        batch_size,
+        pool,
+        backpressure,
+        bytes_hint,
+        ..
     } = setup;
     let clock = shared.clock.clone();
     let mut limiter = limiter(clock.now_ns());
@@ -96,7 +111,8 @@ pub fn run(setup: WorkerSetup) {
 
     loop {
         let now = clock.now_ns();
-        if shared.lifecycle.is_stopping() || remaining == 0 || deadline_ns.is_some_and(|d| now >= d) {
+        if shared.lifecycle.is_stopping() || remaining == 0 || deadline_ns.is_some_and(|d| now >= d)
+        {
             break;
         }
         // Acquire pairs with `Run::set_rate`'s Release: the rate read below is the new one.
@@ -121,18 +137,20 @@ pub fn run(setup: WorkerSetup) {
                 }
                 match backpressure {
                     Backpressure::Block | Backpressure::Spill => clock.sleep_until(now + 1_000_000),
-                    Backpressure::Shed => match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
-                        Acquire::Granted(n) => {
-                            w.local.generated += u64::from(n);
-                            w.local.rejected += u64::from(n);
-                            remaining -= u64::from(n);
-                            seq += u64::from(n);
-                            w.local.publish(&shared.counters.workers[index]);
+                    Backpressure::Shed => {
+                        match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
+                            Acquire::Granted(n) => {
+                                w.local.generated += u64::from(n);
+                                w.local.rejected += u64::from(n);
+                                remaining -= u64::from(n);
+                                seq += u64::from(n);
+                                w.local.publish(&shared.counters.workers[index]);
+                            }
+                            Acquire::Wait { until_ns } => {
+                                clock.sleep_until(until_ns.min(now + MAX_NAP_NS));
+                            }
                         }
-                        Acquire::Wait { until_ns } => {
-                            clock.sleep_until(until_ns.min(now + MAX_NAP_NS));
-                        }
-                    },
+                    }
                 }
                 continue;
             }
@@ -233,7 +251,11 @@ impl Worker<'_> {
             }
             if self.allocated < self.pool {
                 self.allocated += 1;
-                return Some(Batch::with_capacity(self.index as u16, self.batch_size, self.batch_size * self.bytes_hint));
+                return Some(Batch::with_capacity(
+                    self.index as u16,
+                    self.batch_size,
+                    self.batch_size * self.bytes_hint,
+                ));
             }
             if self.shared.lifecycle.is_aborting() {
                 return None;
@@ -274,7 +296,9 @@ impl Worker<'_> {
                             self.local.shed += n;
                             true
                         }
-                        Backpressure::Block | Backpressure::Spill if self.shared.lifecycle.is_aborting() => {
+                        Backpressure::Block | Backpressure::Spill
+                            if self.shared.lifecycle.is_aborting() =>
+                        {
                             self.local.failed += n;
                             true
                         }

@@ -28,7 +28,10 @@ fn null_sink_counts_exactly() {
 fn file_sink_writes_every_line() {
     let dir = tempdir();
     let path = dir.join("out.jsonl");
-    let c = cfg(&format!("sink: \"file:{}\"\nrate: max\ncount: 50000\nthreads: 2\nduration: 60s\n", path.display()));
+    let c = cfg(&format!(
+        "sink: \"file:{}\"\nrate: max\ncount: 50000\nthreads: 2\nduration: 60s\n",
+        path.display()
+    ));
     let s = spate_engine::start(c, StartOptions::default()).unwrap().join();
     assert_eq!(s.totals.delivered, 50_000);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -55,7 +58,9 @@ fn rate_limited_run_meets_count_and_rate() {
 fn stop_drains_and_balances() {
     let c = cfg("sink: null\nrate: 200000\nthreads: 2\nduration: 60s\n");
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
-    eventually(Duration::from_secs(10), "events generated", || (run.totals().generated >= 1000).then_some(()));
+    eventually(Duration::from_secs(10), "events generated", || {
+        (run.totals().generated >= 1000).then_some(())
+    });
     run.stop();
     let s = run.join();
     assert!(s.totals.generated >= 1000);
@@ -70,22 +75,31 @@ fn live_rate_change_takes_effect() {
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
     // At 1,000/s, 200 events take 200 ms; at 100,000/s, 20 times as many take 40 ms. The wait
     // has a deadline far below what the old rate would need for them (4 s), so the new rate shows.
-    eventually(Duration::from_secs(10), "200 events at the first rate", || (run.totals().generated >= 200).then_some(()));
+    eventually(Duration::from_secs(10), "200 events at the first rate", || {
+        (run.totals().generated >= 200).then_some(())
+    });
     let before = run.totals().generated;
     let changed = Instant::now();
     run.set_rate(spate_engine::config::parse_rate(&RawRate::Num(100_000), "rate").unwrap());
-    eventually(Duration::from_secs(2), "20x more events at the new rate", || (run.totals().generated >= before + 20 * 200).then_some(()));
+    eventually(Duration::from_secs(2), "20x more events at the new rate", || {
+        (run.totals().generated >= before + 20 * 200).then_some(())
+    });
     let took = changed.elapsed();
     run.stop();
     let s = run.join();
-    assert!(took < Duration::from_secs(2), "4,000 events took {took:?}: the old rate would take 4 s");
+    assert!(
+        took < Duration::from_secs(2),
+        "4,000 events took {took:?}: the old rate would take 4 s"
+    );
     assert!(s.totals.balanced());
 }
 
 #[test]
 fn every_format_runs_through_the_pipeline() {
     for f in ["json", "logfmt", "apache_common", "apache_combined", "rfc5424", "rfc3164"] {
-        let c = cfg(&format!("sink: null\nrate: max\ncount: 20000\nthreads: 2\nduration: 30s\nformat: {f}\n"));
+        let c = cfg(&format!(
+            "sink: null\nrate: max\ncount: 20000\nthreads: 2\nduration: 30s\nformat: {f}\n"
+        ));
         let s = spate_engine::start(c, StartOptions::default()).unwrap().join();
         assert_eq!(s.totals.delivered, 20_000, "{f}");
         assert!(s.totals.bytes > 20_000 * 40, "{f}: {} bytes", s.totals.bytes);
@@ -93,7 +107,8 @@ fn every_format_runs_through_the_pipeline() {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("spate-test-{}-{}", std::process::id(), rand_suffix()));
+    let d =
+        std::env::temp_dir().join(format!("spate-test-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -108,12 +123,17 @@ fn rand_suffix() -> u64 {
 fn a_fake_clock_drives_a_whole_run() {
     let clock = spate_core::clock::FakeClock::new();
     let c = cfg("sink: null\nrate: 1000\nduration: 60s\nthreads: 1\n");
-    let opts = StartOptions { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
+    let opts =
+        StartOptions { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
     let s = spate_engine::start(c, opts).unwrap().join();
     let t = s.totals;
     assert!(t.balanced(), "{t:?}");
     assert_eq!((t.delivered, t.in_flight), (t.generated, 0));
-    assert!(clock.now_ns() >= 60_000_000_000, "the run ended before its duration: {} ns", clock.now_ns());
+    assert!(
+        clock.now_ns() >= 60_000_000_000,
+        "the run ended before its duration: {} ns",
+        clock.now_ns()
+    );
     eprintln!("fake-clock run: {} events in {} ns of fake time", t.generated, clock.now_ns());
     assert_eq!(t.generated, 60_000, "{t:?}");
 }
@@ -121,8 +141,11 @@ fn a_fake_clock_drives_a_whole_run() {
 /// A rate changed while running is the rate the summary reports.
 #[test]
 fn the_summary_reports_the_rate_in_force() {
-    let run =
-        spate_engine::start(cfg("sink: null\nrate: 1000\ncount: 3000\nthreads: 1\nduration: 30s\n"), StartOptions::default()).unwrap();
+    let run = spate_engine::start(
+        cfg("sink: null\nrate: 1000\ncount: 3000\nthreads: 1\nduration: 30s\n"),
+        StartOptions::default(),
+    )
+    .unwrap();
     run.set_rate(spate_limit::Rate::PerSec(std::num::NonZeroU64::new(5000).unwrap()));
     let s = run.join();
     assert_eq!(s.rate, "5000/s");

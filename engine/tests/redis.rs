@@ -23,13 +23,26 @@ fn start(url: &str, global: u64, key: &str, extra: &str) -> Run {
 
 /// Starts `n` engines on one key, samples the sum of their generated counts about every second
 /// for `secs` seconds, stops them and returns each window's count and measured length (s).
-fn windows(url: &str, global: u64, key: &str, n: usize, secs: usize) -> (Vec<(u64, f64)>, Vec<Run>) {
+fn windows(
+    url: &str,
+    global: u64,
+    key: &str,
+    n: usize,
+    secs: usize,
+) -> (Vec<(u64, f64)>, Vec<Run>) {
     windows_after(url, global, key, n, secs, Duration::ZERO)
 }
 
 /// As `windows`, with the first engine running alone for `alone` before the others start (so
 /// its leases are sized for one instance, then for `n`).
-fn windows_after(url: &str, global: u64, key: &str, n: usize, secs: usize, alone: Duration) -> (Vec<(u64, f64)>, Vec<Run>) {
+fn windows_after(
+    url: &str,
+    global: u64,
+    key: &str,
+    n: usize,
+    secs: usize,
+    alone: Duration,
+) -> (Vec<(u64, f64)>, Vec<Run>) {
     let mut runs = vec![start(url, global, key, "")];
     // The scenario: one instance alone for a while (its lease sizes are what is tested).
     std::thread::sleep(alone);
@@ -55,9 +68,14 @@ fn windows_after(url: &str, global: u64, key: &str, n: usize, secs: usize, alone
 
 /// The limiter's settings for `global` with the default window (1 s) and lease (50 ms).
 fn redis_config(global: u64) -> spate_limit::redis::config::RedisConfig {
-    RawRedis { url: Some("redis://127.0.0.1:1".into()), global_rate: Some(global), limit_key: Some("k".into()), ..Default::default() }
-        .validate()
-        .unwrap()
+    RawRedis {
+        url: Some("redis://127.0.0.1:1".into()),
+        global_rate: Some(global),
+        limit_key: Some("k".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap()
 }
 
 #[test]
@@ -65,8 +83,10 @@ fn three_instances_share_the_global_rate() {
     const GLOBAL: u64 = 30_000;
     let redis = RedisServer::start();
     let (w, runs) = windows(&redis.url(), GLOBAL, "share3", 3, 10);
-    let calls: u64 = runs.iter().map(|r| r.shared.limiter.redis_calls.load(Ordering::Relaxed)).sum();
-    let waits: u64 = runs.iter().map(|r| r.shared.limiter.lease_waits.load(Ordering::Relaxed)).sum();
+    let calls: u64 =
+        runs.iter().map(|r| r.shared.limiter.redis_calls.load(Ordering::Relaxed)).sum();
+    let waits: u64 =
+        runs.iter().map(|r| r.shared.limiter.lease_waits.load(Ordering::Relaxed)).sum();
     let per_instance: Vec<u64> = runs.iter().map(|r| r.totals().generated).collect();
     for r in runs {
         let s = r.join();
@@ -83,7 +103,10 @@ fn three_instances_share_the_global_rate() {
     );
     eprintln!(
         "  per-window deviation %: {:?}",
-        rates.iter().map(|r| format!("{:+.2}", (r / GLOBAL as f64 - 1.0) * 100.0)).collect::<Vec<_>>()
+        rates
+            .iter()
+            .map(|r| format!("{:+.2}", (r / GLOBAL as f64 - 1.0) * 100.0))
+            .collect::<Vec<_>>()
     );
     eprintln!("  per instance {per_instance:?}, redis calls {calls}, lease waits {waits}");
     // The documented overshoot: instances x lease size, at its largest before an instance has
@@ -94,9 +117,15 @@ fn three_instances_share_the_global_rate() {
         assert!(c as f64 <= max, "window {i}: {c} events in {len:.3} s, above {GLOBAL}/s plus the lease overshoot ({max:.0}); {w:?}");
     }
     let max = GLOBAL as f64 * span + overshoot;
-    assert!(sum as f64 <= max, "aggregate {sum} in {span:.3} s above {GLOBAL}/s plus the lease overshoot ({max:.0})");
+    assert!(
+        sum as f64 <= max,
+        "aggregate {sum} in {span:.3} s above {GLOBAL}/s plus the lease overshoot ({max:.0})"
+    );
     // Not a precision check (that is the figure printed above): the instances must not starve.
-    assert!(sum as f64 >= GLOBAL as f64 * span / 2.0, "aggregate {sum} in {span:.3} s is below half of {GLOBAL}/s");
+    assert!(
+        sum as f64 >= GLOBAL as f64 * span / 2.0,
+        "aggregate {sum} in {span:.3} s is below half of {GLOBAL}/s"
+    );
 }
 
 #[test]
@@ -120,11 +149,20 @@ fn low_global_rates_never_exceed_the_limit() {
         let guard = c.window_with_guard_us() as f64 / 1e6 - window;
         let max_in = |len: f64| global * ((len / (window + guard / 2.0)).floor() as u64 + 1);
         for (i, &(n, len)) in w.iter().enumerate() {
-            assert!(n <= max_in(len), "{global}/s: window {i} of {len:.3} s has {n} events, above {}; {w:?}", max_in(len));
+            assert!(
+                n <= max_in(len),
+                "{global}/s: window {i} of {len:.3} s has {n} events, above {}; {w:?}",
+                max_in(len)
+            );
         }
         let span: f64 = w.iter().map(|x| x.1).sum();
         let sum: u64 = w.iter().map(|x| x.0).sum();
-        assert!(sum <= max_in(span), "{global}/s: {sum} events in {span:.3} s, above {}; {:?}", max_in(span), counts(w));
+        assert!(
+            sum <= max_in(span),
+            "{global}/s: {sum} events in {span:.3} s, above {}; {:?}",
+            max_in(span),
+            counts(w)
+        );
     }
     // And it does send (nearly) the limit: Redis re-grants a slot as soon as it leaves the window.
     assert!(a.iter().map(|x| x.0).sum::<u64>() >= 5, "1/s: {:?}", counts(&a));
@@ -138,7 +176,8 @@ fn low_global_rates_never_exceed_the_limit() {
 fn instances_joining_do_not_push_a_low_rate_over_the_limit() {
     let redis = RedisServer::start();
     let (w, runs) = windows_after(&redis.url(), 10, "join10", 3, 5, Duration::from_millis(1500));
-    let transitions: Vec<u64> = runs.iter().map(|r| r.shared.limiter.transitions.load(Ordering::Relaxed)).collect();
+    let transitions: Vec<u64> =
+        runs.iter().map(|r| r.shared.limiter.transitions.load(Ordering::Relaxed)).collect();
     eprintln!("10/s, 1 instance then 3, per window: {w:?}; mode transitions {transitions:?}");
     assert_eq!(transitions, [0, 0, 0], "no fallback expected against a healthy Redis");
     let c = redis_config(10);
@@ -182,10 +221,17 @@ fn leased_run(key: &str) -> (RedisServer, Run) {
 /// Waits (10 s at most) for leases to come back after `what`, and returns how long it took.
 fn leases_resume(stats: &LimiterStats, what: &str) -> Duration {
     let t = Instant::now();
-    assert!(wait_for(t + Duration::from_secs(10), || stats.mode_name() == "redis"), "leases did not resume within 10 s of {what}");
+    assert!(
+        wait_for(t + Duration::from_secs(10), || stats.mode_name() == "redis"),
+        "leases did not resume within 10 s of {what}"
+    );
     let took = t.elapsed();
     let granted = stats.granted.load(Ordering::Relaxed);
-    assert!(wait_for(Instant::now() + Duration::from_secs(5), || stats.granted.load(Ordering::Relaxed) > granted), "no lease after {what}");
+    assert!(
+        wait_for(Instant::now() + Duration::from_secs(5), || stats.granted.load(Ordering::Relaxed)
+            > granted),
+        "no lease after {what}"
+    );
     took
 }
 
@@ -206,12 +252,18 @@ fn redis_down_falls_back_then_recovers() {
 
     redis.kill();
     let killed = Instant::now();
-    assert!(wait_for(within(10), || stats.mode_name() == "fallback"), "no fallback within 10 s of the kill");
+    assert!(
+        wait_for(within(10), || stats.mode_name() == "fallback"),
+        "no fallback within 10 s of the kill"
+    );
     let to_fallback = killed.elapsed();
     progresses("in fallback");
     // Stay down until the breaker's trial call (after 1 s open) has failed as well.
     let calls = stats.redis_calls.load(Ordering::Relaxed);
-    assert!(wait_for(within(10), || stats.redis_calls.load(Ordering::Relaxed) > calls), "no trial call while Redis was down");
+    assert!(
+        wait_for(within(10), || stats.redis_calls.load(Ordering::Relaxed) > calls),
+        "no trial call while Redis was down"
+    );
     progresses("in fallback after a trial call");
     assert_eq!(stats.mode_name(), "fallback", "a trial call against a dead Redis cannot succeed");
 
@@ -230,16 +282,28 @@ fn redis_down_falls_back_then_recovers() {
     );
     assert!(s.error.is_none(), "{:?}", s.error);
     // A dead Redis refuses connections at once: about 60 ms, at worst 3 x the 200 ms timeout.
-    assert!(to_fallback <= Duration::from_millis(1000), "fallback {} ms after the kill", to_fallback.as_millis());
+    assert!(
+        to_fallback <= Duration::from_millis(1000),
+        "fallback {} ms after the kill",
+        to_fallback.as_millis()
+    );
     // At most the breaker's 1 s open wait, then one trial call.
-    assert!(to_redis <= Duration::from_millis(5000), "leases resumed {} ms after the restart", to_redis.as_millis());
+    assert!(
+        to_redis <= Duration::from_millis(5000),
+        "leases resumed {} ms after the restart",
+        to_redis.as_millis()
+    );
     assert!(transitions >= 2, "{transitions} transitions");
     assert_eq!(stats.mode_name(), "redis");
 }
 
 /// Samples `f` every few ms until `done` holds or `limit` passes, and returns the samples with
 /// their times.
-fn sample_until(limit: Duration, f: impl Fn() -> u64, mut done: impl FnMut() -> bool) -> Vec<(Instant, u64)> {
+fn sample_until(
+    limit: Duration,
+    f: impl Fn() -> u64,
+    mut done: impl FnMut() -> bool,
+) -> Vec<(Instant, u64)> {
     let end = Instant::now() + limit;
     let mut out = vec![(Instant::now(), f())];
     while Instant::now() < end && !done() {
@@ -311,8 +375,16 @@ fn hung_redis_falls_back_without_a_stall() {
     assert!(s.error.is_none(), "{:?}", s.error);
 
     let to_fallback = to_fallback.expect("no fallback within 5 s of freezing Redis");
-    assert!(to_fallback <= Duration::from_millis(1500), "fallback {} ms after freezing Redis", to_fallback.as_millis());
-    assert!(stall < Duration::from_millis(500), "no event for {} ms with Redis frozen; per 100 ms: {per_100ms:?}", stall.as_millis());
+    assert!(
+        to_fallback <= Duration::from_millis(1500),
+        "fallback {} ms after freezing Redis",
+        to_fallback.as_millis()
+    );
+    assert!(
+        stall < Duration::from_millis(500),
+        "no event for {} ms with Redis frozen; per 100 ms: {per_100ms:?}",
+        stall.as_millis()
+    );
 }
 
 /// Starts an engine on `url` and returns the error it refused to start with.
@@ -339,10 +411,18 @@ fn redis_that_cannot_be_used_at_start_is_a_config_error() {
     let redis = RedisServer::start_with_password("s3cret");
     let port = redis.port();
     let e = start_error(&format!("redis://:hunter2@127.0.0.1:{port}"));
-    assert!(e.message.contains("refused the credentials") && e.fix.contains("redis.password_file"), "{e}");
+    assert!(
+        e.message.contains("refused the credentials") && e.fix.contains("redis.password_file"),
+        "{e}"
+    );
     assert!(!e.to_string().contains("hunter2"), "the password is not printed: {e}");
     let e = start_error(&format!("redis://127.0.0.1:{port}"));
-    assert!(e.message.contains("requires a password") && e.message.contains("NOAUTH") && e.fix.contains("password_file"), "{e}");
+    assert!(
+        e.message.contains("requires a password")
+            && e.message.contains("NOAUTH")
+            && e.fix.contains("password_file"),
+        "{e}"
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let e = start_error(&format!("redis://:s3cret@127.0.0.1:{closed}"));
@@ -358,7 +438,10 @@ fn redis_that_cannot_be_used_at_start_is_a_config_error() {
     let run = start(&format!("redis://:s3cret@127.0.0.1:{port}"), 1000, "auth", "");
     let stats = run.shared.limiter.clone();
     assert!(
-        wait_for(Instant::now() + Duration::from_secs(10), || stats.granted.load(Ordering::Relaxed) > 0),
+        wait_for(Instant::now() + Duration::from_secs(10), || stats
+            .granted
+            .load(Ordering::Relaxed)
+            > 0),
         "no lease with the right password"
     );
     run.stop();
@@ -373,7 +456,19 @@ fn grant_script_grants_what_fits_and_reloads() {
     let calls = AtomicU64::new(0);
     let key = "spate:limit:{script}";
     // A key that looks like an injection attempt is just data in ARGV.
-    let g = call_grant(&mut con, &script, key, 60, 1, 100, 1_000_000, "a'); redis.call('FLUSHALL", 1, &calls).unwrap();
+    let g = call_grant(
+        &mut con,
+        &script,
+        key,
+        60,
+        1,
+        100,
+        1_000_000,
+        "a'); redis.call('FLUSHALL",
+        1,
+        &calls,
+    )
+    .unwrap();
     assert_eq!((g.granted, g.instances), (60, 1));
     assert_eq!(calls.load(Ordering::Relaxed), 3, "NOSCRIPT, SCRIPT LOAD, EVALSHA");
     let g = call_grant(&mut con, &script, key, 60, 1, 100, 1_000_000, "b", 1, &calls).unwrap();
@@ -387,13 +482,18 @@ fn grant_script_grants_what_fits_and_reloads() {
     assert_eq!(g.granted, 0, "still full after reload");
     // The window empties on Redis's clock (the one the script reads): wait until the newest
     // lease is a window old.
-    let newest: Vec<(String, f64)> = redis::cmd("ZRANGE").arg(key).arg(-1).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
+    let newest: Vec<(String, f64)> =
+        redis::cmd("ZRANGE").arg(key).arg(-1).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
     let newest_us = newest[0].1 as u64;
     let mut redis_now_us = || {
         let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
         s * 1_000_000 + us
     };
-    assert!(wait_for(Instant::now() + Duration::from_secs(5), || redis_now_us() >= newest_us + 1_000_000), "window did not pass");
+    assert!(
+        wait_for(Instant::now() + Duration::from_secs(5), || redis_now_us()
+            >= newest_us + 1_000_000),
+        "window did not pass"
+    );
     let g = call_grant(&mut con, &script, key, 500, 1, 100, 1_000_000, "c", 1, &calls).unwrap();
     assert_eq!(g.granted, 100, "window emptied");
     let n: u64 = redis::cmd("ZCARD").arg(key).query(&mut con).unwrap();
@@ -409,7 +509,8 @@ fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
     let key = "spate:limit:{least}";
     let window = 1_000_000;
     let score = |con: &mut redis::Connection, i: isize| -> u64 {
-        let m: Vec<(String, f64)> = redis::cmd("ZRANGE").arg(key).arg(i).arg(i).arg("WITHSCORES").query(con).unwrap();
+        let m: Vec<(String, f64)> =
+            redis::cmd("ZRANGE").arg(key).arg(i).arg(i).arg("WITHSCORES").query(con).unwrap();
         m[0].1 as u64
     };
     let g = call_grant(&mut con, &script, key, 30, 30, 100, window, "a", 1, &calls).unwrap();
@@ -432,7 +533,10 @@ fn grant_script_refuses_slivers_and_says_when_enough_is_free() {
     let g = call_grant(&mut con, &script, key, 60, 55, 100, window, "c", 2, &calls).unwrap();
     let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
     let expect = second + window - (s * 1_000_000 + us);
-    assert!(g.granted == 0 && g.retry_after_us.abs_diff(expect) < 50_000, "{g:?}, second leaves in {expect} µs");
+    assert!(
+        g.granted == 0 && g.retry_after_us.abs_diff(expect) < 50_000,
+        "{g:?}, second leaves in {expect} µs"
+    );
     // At or above the least: the remainder is granted.
     let g = call_grant(&mut con, &script, key, 40, 10, 100, window, "c", 3, &calls).unwrap();
     assert_eq!((g.granted, g.used), (10, 100));
@@ -445,7 +549,11 @@ fn redis_section_parses_and_flags_override() {
     )
     .unwrap();
     let mut flags = spate_engine::config::Flags::default();
-    flags.set("--global-rate", spate_engine::config::Target::Path(&["redis", "global_rate"]), Some(900u64.into()));
+    flags.set(
+        "--global-rate",
+        spate_engine::config::Target::Path(&["redis", "global_rate"]),
+        Some(900u64.into()),
+    );
     let c = RawConfig::from_tree(flags.apply(file).unwrap()).unwrap().validate().unwrap();
     let r = c.redis.as_ref().unwrap();
     assert_eq!(r.global_rate.get(), 900);
@@ -454,6 +562,9 @@ fn redis_section_parses_and_flags_override() {
     assert!(!format!("{c:?}").contains(":pw@"), "password in Debug");
     let e = RawConfig::from_yaml("redis:\n  urll: x\n").unwrap_err();
     assert!(e.message.contains("urll"), "{e}");
-    let e = RawConfig::from_yaml("redis:\n  url: redis://h\n  limit_key: a\n").unwrap().validate().unwrap_err();
+    let e = RawConfig::from_yaml("redis:\n  url: redis://h\n  limit_key: a\n")
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(e.key, "redis.global_rate");
 }

@@ -68,7 +68,9 @@ fn octet_counting_frames_parse() {
 fn reconnects_when_the_collector_comes_late() {
     // Reserve a port, close it, start spate (connection refused), then listen on it.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let c = cfg(&format!("sink: \"tcp://127.0.0.1:{port}\"\nrate: 20000\ncount: 20000\nthreads: 1\nduration: 60s\n"));
+    let c = cfg(&format!(
+        "sink: \"tcp://127.0.0.1:{port}\"\nrate: 20000\ncount: 20000\nthreads: 1\nduration: 60s\n"
+    ));
     let run = spate_engine::start(c, StartOptions::default()).unwrap();
     // Events are generated and held while nothing listens: the sink has met a refused port.
     let t = eventually(Duration::from_secs(10), "events held for the absent collector", || {

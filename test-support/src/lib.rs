@@ -111,8 +111,13 @@ impl RedisServer {
 
     fn try_start_full(password: Option<String>, tls: Option<TlsServer>) -> Result<Self, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("spate-redis-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir = std::env::temp_dir().join(format!(
+            "spate-redis-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         // Created before the loop so that Drop removes the directory on every error path.
         let mut s = Self { port: 0, dir, child: None, password, tls };
         let mut last = String::new();
@@ -140,7 +145,8 @@ impl RedisServer {
     /// replies: integers, statuses, errors.
     pub fn query(&self, args: &[&str]) -> Result<String, String> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| format!("connect: {e}"))?;
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            .map_err(|e| format!("connect: {e}"))?;
         c.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
         let mut req = Vec::new();
         let mut replies = 1;
@@ -209,7 +215,10 @@ impl RedisServer {
             None => cmd.args(["--port", &port]),
             Some(t) => {
                 cmd.args(["--port", "0", "--tls-port", &port]);
-                cmd.arg("--tls-cert-file").arg(t.certs.join("server.pem")).arg("--tls-key-file").arg(t.certs.join("server.key"));
+                cmd.arg("--tls-cert-file")
+                    .arg(t.certs.join("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(t.certs.join("server.key"));
                 cmd.arg("--tls-ca-cert-file").arg(t.certs.join("ca.pem"));
                 cmd.args(["--tls-auth-clients", if t.require_client_cert { "yes" } else { "no" }]);
                 if let Some(acl) = &t.acl_file {
@@ -218,7 +227,9 @@ impl RedisServer {
                 &mut cmd
             }
         };
-        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).arg("--dir").arg(&self.dir);
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
@@ -246,7 +257,10 @@ impl RedisServer {
         Err(if exited {
             format!("redis-server exited at start on port {} (port taken?)", self.port)
         } else {
-            format!("redis-server did not answer PING on port {} within {START_TIMEOUT:?}", self.port)
+            format!(
+                "redis-server did not answer PING on port {} within {START_TIMEOUT:?}",
+                self.port
+            )
         })
     }
 }
@@ -275,7 +289,11 @@ fn resp(args: &[&str]) -> Vec<u8> {
 /// Whether a Redis server on `port` answers `PING`: `+PONG`, or `-NOAUTH` from one that wants
 /// a password first.
 fn listening(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 fn pong(port: u16) -> bool {
@@ -285,7 +303,9 @@ fn pong(port: u16) -> bool {
     };
     let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 16];
-    c.write_all(b"PING\r\n").is_ok() && c.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+    c.write_all(b"PING\r\n").is_ok()
+        && c.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
 }
 
 mod postgres;

@@ -22,9 +22,14 @@ impl Postgres {
 
     /// Where `initdb` is: on PATH, or Debian's `/usr/lib/postgresql/N/bin` (not on PATH).
     fn bin_dir() -> Option<PathBuf> {
-        let on_path = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").is_file()));
+        let on_path = std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").is_file()));
         on_path.or_else(|| {
-            let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+            let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .collect();
             v.sort();
             v.into_iter().rev().find(|d| d.join("initdb").is_file())
         })
@@ -32,22 +37,40 @@ impl Postgres {
 
     /// Starts a fresh cluster; panics with the reason if it cannot.
     pub fn start() -> Self {
-        let bin = Self::bin_dir().unwrap_or_else(|| panic!("initdb not found: install Debian's postgresql package (scripts/test.sh does)"));
+        let bin = Self::bin_dir().unwrap_or_else(|| {
+            panic!("initdb not found: install Debian's postgresql package (scripts/test.sh does)")
+        });
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("spate-pg-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "spate-pg-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         // SAFETY: geteuid has no preconditions and cannot fail.
         let as_postgres = unsafe { libc::geteuid() } == 0;
         let mut pg = Postgres { port: 0, dir, bin, as_postgres };
         std::fs::write(pg.dir.join("pw"), Self::PASSWORD).unwrap();
         if as_postgres {
-            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().is_ok_and(|s| s.success());
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&pg.dir)
+                .status()
+                .is_ok_and(|s| s.success());
             assert!(ok, "cannot hand {} to the postgres user", pg.dir.display());
         }
         let data = pg.dir.join("data");
         let out = pg
             .cmd("initdb")
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", pg.dir.join("pw").display()))
             .output()
             .expect("run initdb");
@@ -58,7 +81,10 @@ impl Postgres {
                 return pg;
             }
         }
-        panic!("postgres did not start: {}", std::fs::read_to_string(pg.dir.join("log")).unwrap_or_default());
+        panic!(
+            "postgres did not start: {}",
+            std::fs::read_to_string(pg.dir.join("log")).unwrap_or_default()
+        );
     }
 
     fn cmd(&self, tool: &str) -> Command {
@@ -99,7 +125,11 @@ impl Postgres {
     }
 
     pub fn resume(&self) {
-        assert!(self.run_ctl("start"), "pg_ctl start failed: {}", std::fs::read_to_string(self.dir.join("log")).unwrap_or_default());
+        assert!(
+            self.run_ctl("start"),
+            "pg_ctl start failed: {}",
+            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        );
     }
 
     /// Runs `sql` with psql over TCP as `postgres`; returns the unaligned, tuples-only output.
@@ -110,7 +140,20 @@ impl Postgres {
     /// Like `psql`, with psql's error instead of a panic.
     pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         let out = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")

@@ -50,11 +50,17 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 }
 
 fn rate(args: &[String]) -> Result<()> {
-    let rates: Vec<u64> =
-        flag(args, "--rates").unwrap_or("10,1000,100000,1000000").split(',').map(|r| r.trim().parse()).collect::<Result<_, _>>()?;
+    let rates: Vec<u64> = flag(args, "--rates")
+        .unwrap_or("10,1000,100000,1000000")
+        .split(',')
+        .map(|r| r.trim().parse())
+        .collect::<Result<_, _>>()?;
     let duration = parse_duration(flag(args, "--duration").unwrap_or("10s"), "--duration")?;
     let threads: usize = flag(args, "--threads").unwrap_or("2").parse()?;
-    println!("{:>10} {:>12} {:>12} {:>9} {:>14} {:>10}", "target/s", "events", "achieved/s", "error %", "worst 100ms", "x share");
+    println!(
+        "{:>10} {:>12} {:>12} {:>9} {:>14} {:>10}",
+        "target/s", "events", "achieved/s", "error %", "worst 100ms", "x share"
+    );
     let mut all_ok = true;
     for r in rates {
         let raw = RawConfig {
@@ -67,7 +73,12 @@ fn rate(args: &[String]) -> Result<()> {
         let cfg = raw.validate()?;
         let run = spate_engine::start(cfg, StartOptions::default())?;
         let shared = run.shared.clone();
-        let windows = sample_windows(|| shared.counters.totals().generated, Duration::from_millis(100), duration, || run.is_finished());
+        let windows = sample_windows(
+            || shared.counters.totals().generated,
+            Duration::from_millis(100),
+            duration,
+            || run.is_finished(),
+        );
         let s = run.join();
         let achieved = s.totals.generated as f64 / duration.as_secs_f64();
         let err = (achieved - r as f64) / r as f64 * 100.0;
@@ -75,9 +86,15 @@ fn rate(args: &[String]) -> Result<()> {
         let worst = windows.iter().copied().max().unwrap_or(0);
         let ratio = worst as f64 / share;
         all_ok &= err.abs() <= 0.5 && ratio <= 2.0;
-        println!("{:>10} {:>12} {:>12.1} {:>+9.3} {:>14} {:>10.2}", r, s.totals.generated, achieved, err, worst, ratio);
+        println!(
+            "{:>10} {:>12} {:>12.1} {:>+9.3} {:>14} {:>10.2}",
+            r, s.totals.generated, achieved, err, worst, ratio
+        );
     }
-    println!("targets (|error| <= 0.5 %, worst window <= 2x share): {}", if all_ok { "met" } else { "NOT met" });
+    println!(
+        "targets (|error| <= 0.5 %, worst window <= 2x share): {}",
+        if all_ok { "met" } else { "NOT met" }
+    );
     Ok(())
 }
 
@@ -139,10 +156,18 @@ struct Report {
 
 fn soak(args: &[String]) -> Result<()> {
     let path = args.first().context("give a scenario file")?;
-    let sc: Scenario = serde_yaml_ng::from_str(&std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?)
-        .with_context(|| format!("bad scenario {path}"))?;
-    let warmup = sc.warmup.as_deref().map(|w| parse_duration(w, "warmup")).transpose()?.unwrap_or_default();
-    let sample = sc.sample.as_deref().map(|w| parse_duration(w, "sample")).transpose()?.unwrap_or(Duration::from_secs(1));
+    let sc: Scenario = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+    )
+    .with_context(|| format!("bad scenario {path}"))?;
+    let warmup =
+        sc.warmup.as_deref().map(|w| parse_duration(w, "warmup")).transpose()?.unwrap_or_default();
+    let sample = sc
+        .sample
+        .as_deref()
+        .map(|w| parse_duration(w, "sample"))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(1));
     let cfg = RawConfig::from_tree(sc.run.clone())?.validate()?;
     let target = cfg.rate.per_sec();
     let run_for = cfg.duration;
@@ -181,10 +206,13 @@ fn soak(args: &[String]) -> Result<()> {
         };
         verifier = Some(std::thread::spawn(move || verify(&vo)));
     }
-    let instances = flag(args, "--instances").map(str::parse).transpose()?.or(sc.instances).unwrap_or(1).max(1);
+    let instances =
+        flag(args, "--instances").map(str::parse).transpose()?.or(sc.instances).unwrap_or(1).max(1);
     anyhow::ensure!(!(sc.verify && instances > 1), "verify: true runs one instance");
     let target = target.map(|r| if cfg.redis.is_some() { r } else { r * instances as u64 });
-    let runs: Vec<spate_engine::Run> = (0..instances).map(|_| spate_engine::start(cfg.clone(), opts.clone())).collect::<Result<_, _>>()?;
+    let runs: Vec<spate_engine::Run> = (0..instances)
+        .map(|_| spate_engine::start(cfg.clone(), opts.clone()))
+        .collect::<Result<_, _>>()?;
     let run = Fleet(runs);
     eprintln!("soak {}: warm-up {:?}", sc.name, warmup);
     let t0 = Instant::now();
@@ -198,8 +226,9 @@ fn soak(args: &[String]) -> Result<()> {
     let mut rss_max = rss0;
     // The rate window ends just before the first instance reaches its configured duration (a
     // snapshot is taken there): the drain after generation stops is not part of the rate.
-    let window_end =
-        run_for.and_then(|d| run.0.iter().map(|r| r.shared.started + d).min()).map(|e| e.checked_sub(Duration::from_millis(50)).unwrap());
+    let window_end = run_for
+        .and_then(|d| run.0.iter().map(|r| r.shared.started + d).min())
+        .map(|e| e.checked_sub(Duration::from_millis(50)).unwrap());
     let mut at_end: Option<(spate_engine::stats::Totals, Instant)> = None;
     while !run.is_finished() {
         let mut wake = last.2 + sample;
@@ -241,8 +270,13 @@ fn soak(args: &[String]) -> Result<()> {
     .as_secs_f64()
     .max(1e-9);
     let (rss1, cpu1) = (rss_bytes(), cpu_seconds());
-    let redis_calls: u64 = run.0.iter().map(|r| r.shared.limiter.redis_calls.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    let summaries: Vec<spate_engine::Summary> = run.0.into_iter().map(spate_engine::Run::join).collect();
+    let redis_calls: u64 = run
+        .0
+        .iter()
+        .map(|r| r.shared.limiter.redis_calls.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    let summaries: Vec<spate_engine::Summary> =
+        run.0.into_iter().map(spate_engine::Run::join).collect();
     let instance_totals: Vec<_> = summaries.iter().map(|s| s.totals).collect();
     let mut summary = summaries[0].clone();
     summary.totals = instance_totals.iter().copied().fold(Default::default(), |a, b| a + b);
@@ -271,7 +305,11 @@ fn soak(args: &[String]) -> Result<()> {
         rss_mb_start: rss0 as f64 / 1e6,
         rss_mb_end: rss1 as f64 / 1e6,
         rss_mb_max: rss_max as f64 / 1e6,
-        cpu_s_per_million_events: if generated > 0 { (cpu1 - cpu0) / generated as f64 * 1e6 } else { 0.0 },
+        cpu_s_per_million_events: if generated > 0 {
+            (cpu1 - cpu0) / generated as f64 * 1e6
+        } else {
+            0.0
+        },
         latency_ms: summary.latency_ms,
         summary,
         series,
@@ -297,7 +335,12 @@ fn soak(args: &[String]) -> Result<()> {
         let per: Vec<String> = report
             .instance_totals
             .iter()
-            .map(|t| format!("{:.1} %", t.generated as f64 / report.summary.totals.generated.max(1) as f64 * 100.0))
+            .map(|t| {
+                format!(
+                    "{:.1} %",
+                    t.generated as f64 / report.summary.totals.generated.max(1) as f64 * 100.0
+                )
+            })
             .collect();
         eprintln!(
             "instances: {} (share of the events, whole run: {}); Redis calls {} = {:.3} per 1,000 events",
@@ -332,7 +375,11 @@ fn bare_producer(args: &[String]) -> Result<()> {
     let topic = flag(args, "--topic").context("--topic is required")?;
     let count: u64 = flag(args, "--count").unwrap_or("2000000").parse()?;
     let size: usize = flag(args, "--size").unwrap_or("200").parse()?;
-    let raw = spate_engine::sink::kafka::RawKafka { brokers: Some(brokers.into()), topic: Some(topic.into()), ..Default::default() };
+    let raw = spate_engine::sink::kafka::RawKafka {
+        brokers: Some(brokers.into()),
+        topic: Some(topic.into()),
+        ..Default::default()
+    };
     let kcfg = spate_engine::sink::kafka::KafkaConfig::from_raw(&raw)?;
     let producer: BaseProducer = kcfg.client_config(brokers).create()?;
     // Pre-built payloads, cycled: the lines of `--payloads FILE` (the very events spate sends,
@@ -340,7 +387,11 @@ fn bare_producer(args: &[String]) -> Result<()> {
     let payloads: Vec<Vec<u8>> = match flag(args, "--payloads") {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).take(100_000).map(<[u8]>::to_vec).collect()
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .take(100_000)
+                .map(<[u8]>::to_vec)
+                .collect()
         }
         None => (0..1024)
             .map(|i| {
@@ -369,13 +420,18 @@ fn bare_producer(args: &[String]) -> Result<()> {
             // The same two headers spate sends, pre-built (values of the same length).
             rec = rec.headers(
                 rdkafka::message::OwnedHeaders::new_with_capacity(2)
-                    .insert(rdkafka::message::Header { key: "traceparent", value: Some(TRACEPARENT) })
+                    .insert(rdkafka::message::Header {
+                        key: "traceparent",
+                        value: Some(TRACEPARENT),
+                    })
                     .insert(rdkafka::message::Header { key: "spate-id", value: Some(SPATE_ID) }),
             );
         }
         match producer.send(rec) {
             Ok(()) => sent += 1,
-            Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
+            Err((e, _))
+                if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) =>
+            {
                 producer.poll(Duration::from_millis(1));
             }
             Err((e, _)) => bail!("produce failed: {e}"),
@@ -412,12 +468,18 @@ fn outage(args: &[String]) -> Result<()> {
         budget << 20
     );
     let cfg = RawConfig::from_yaml(&yaml)?.validate()?;
-    let run = spate_engine::start(cfg, StartOptions { embedded: Some(broker.clone()), ..Default::default() })?;
+    let run = spate_engine::start(
+        cfg,
+        StartOptions { embedded: Some(broker.clone()), ..Default::default() },
+    )?;
     let breaker = run.shared.breaker.clone().context("kafka run has a breaker")?;
     let t0 = Instant::now();
     let mut phase = 0;
     let mut next = Duration::ZERO;
-    println!("{:>6} {:>8} {:>10} {:>12} {:>12} {:>10}", "t_s", "rss_MB", "breaker", "generated", "delivered", "in_flight");
+    println!(
+        "{:>6} {:>8} {:>10} {:>12} {:>12} {:>10}",
+        "t_s", "rss_MB", "breaker", "generated", "delivered", "in_flight"
+    );
     while !run.is_finished() {
         let t = t0.elapsed();
         if phase == 0 && t >= warm {
@@ -493,7 +555,10 @@ fn tcp_count(args: &[String]) -> Result<()> {
                                     s.0.get_or_insert(now);
                                     s.1 = Some(now);
                                 }
-                                lines.fetch_add(buf[..n].iter().filter(|&&b| b == b'\n').count() as u64, Relaxed);
+                                lines.fetch_add(
+                                    buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+                                    Relaxed,
+                                );
                                 bytes.fetch_add(n as u64, Relaxed);
                             }
                         }
@@ -505,7 +570,9 @@ fn tcp_count(args: &[String]) -> Result<()> {
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let (first, last) = *span.lock().unwrap();
-        if lines.load(Relaxed) >= expect || (first.is_some() && last.is_some_and(|t| t.elapsed() >= idle)) {
+        if lines.load(Relaxed) >= expect
+            || (first.is_some() && last.is_some_and(|t| t.elapsed() >= idle))
+        {
             let (first, last) = (first.unwrap(), last.unwrap());
             let secs = last.duration_since(first).as_secs_f64().max(1e-9);
             let (n, b) = (lines.load(Relaxed), bytes.load(Relaxed));

@@ -12,7 +12,11 @@ use super::exchange::Reply;
 
 /// The token given as `--{flag} T` or in the file `--{flag}-file PATH` (its contents, trimmed).
 /// A missing, unreadable or empty file is an error; the token itself is never quoted.
-pub(crate) fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+pub(crate) fn load_token(
+    flag: &str,
+    token: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
     let (t, key) = match (token, file) {
         (Some(t), _) => (t.trim().to_string(), format!("--{flag}")),
         (None, Some(p)) => {
@@ -29,18 +33,34 @@ pub(crate) fn load_token(flag: &str, token: Option<&str>, file: Option<&Path>) -
         (None, None) => return Ok(None),
     };
     if t.is_empty() {
-        let what = if key.ends_with("-file") { "the token file is empty" } else { "the token is empty" };
-        return Err(ConfigError::new(key, what, "put a non-empty token there, e.g. from `openssl rand -hex 32`"));
+        let what =
+            if key.ends_with("-file") { "the token file is empty" } else { "the token is empty" };
+        return Err(ConfigError::new(
+            key,
+            what,
+            "put a non-empty token there, e.g. from `openssl rand -hex 32`",
+        ));
     }
     Ok(Some(t))
 }
 
 /// Refuses to serve `listen` without a token when other hosts can reach it (any resolved
 /// address is not loopback). `flag` names the listen flag, `token_flag` the token's.
-pub(crate) fn require_token_off_loopback(listen: &str, flag: &str, has_token: bool, token_flag: &str) -> Result<(), ConfigError> {
+pub(crate) fn require_token_off_loopback(
+    listen: &str,
+    flag: &str,
+    has_token: bool,
+    token_flag: &str,
+) -> Result<(), ConfigError> {
     let addrs: Vec<_> = listen
         .to_socket_addrs()
-        .map_err(|e| ConfigError::new(flag, format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
+        .map_err(|e| {
+            ConfigError::new(
+                flag,
+                format!("cannot resolve `{listen}`: {e}"),
+                "write host:port, e.g. 127.0.0.1:8080",
+            )
+        })?
         .collect();
     match addrs.iter().find(|a| !a.ip().is_loopback()) {
         Some(a) if !has_token => Err(ConfigError::new(
@@ -55,7 +75,10 @@ pub(crate) fn require_token_off_loopback(listen: &str, flag: &str, has_token: bo
 /// Checks the `Authorization` header value against the token; the error is the 401 to send.
 pub(super) fn check_bearer(token: &str, authorization: Option<&str>) -> Result<(), Reply> {
     // The scheme is case-insensitive (RFC 9110, 11.1): `bearer` is `Bearer`.
-    let given = authorization.and_then(|v| v.split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t);
+    let given = authorization
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t);
     let ok = given.is_some_and(|g| ct_eq(g.trim().as_bytes(), token.as_bytes()));
     if ok {
         return Ok(());

@@ -18,7 +18,11 @@ pub(crate) struct Request {
 impl Request {
     /// Value of `name` in the query string (no percent-decoding: values here are plain words).
     pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 }
 

@@ -25,7 +25,11 @@ pub(super) struct Names {
 impl Names {
     pub(super) fn new(bound: SocketAddr, hosts: &[String], origins: &[String]) -> Names {
         let norm = |s: &String| s.trim().trim_end_matches('/').to_ascii_lowercase();
-        Names { bound, hosts: hosts.iter().map(norm).collect(), origins: origins.iter().map(norm).collect() }
+        Names {
+            bound,
+            hosts: hosts.iter().map(norm).collect(),
+            origins: origins.iter().map(norm).collect(),
+        }
     }
 
     /// Refuses a `Host` that is not this server's address (see the module docs) nor allowed by
@@ -57,7 +61,8 @@ impl Names {
         if ip.is_unspecified() {
             return literal.is_some() || name == "localhost";
         }
-        let port_ok = port == Some(self.bound.port()) || (port.is_none() && self.bound.port() == 80);
+        let port_ok =
+            port == Some(self.bound.port()) || (port.is_none() && self.bound.port() == 80);
         port_ok
             && match literal {
                 Some(asked) => asked == ip || (ip.is_loopback() && asked.is_loopback()),
@@ -67,13 +72,18 @@ impl Names {
 
     /// Refuses a state change whose `Origin` is present and is neither this server's (as named
     /// by the request's already checked `Host`, or its listen address) nor an allowed one.
-    pub(super) fn check_origin(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Reply> {
+    pub(super) fn check_origin(
+        &self,
+        origin: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<(), Reply> {
         let Some(origin) = origin else { return Ok(()) };
         let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
         let own = o.strip_prefix("http://").is_some_and(|rest| {
             host.is_some_and(|h| h.trim().eq_ignore_ascii_case(rest))
                 || rest == self.bound.to_string()
-                || (self.bound.ip().is_loopback() && rest == format!("localhost:{}", self.bound.port()))
+                || (self.bound.ip().is_loopback()
+                    && rest == format!("localhost:{}", self.bound.port()))
         });
         if own || self.origins.contains(&o) {
             return Ok(());
@@ -120,12 +130,25 @@ mod tests {
     #[test]
     fn hosts() {
         let n = names("127.0.0.1:8080", &["spate.internal", "ui.example:9000"], &[]);
-        for ok in
-            ["127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080", "[::1]:8080", "spate.internal", "spate.internal:1", "ui.example:9000"]
-        {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "spate.internal",
+            "spate.internal:1",
+            "ui.example:9000",
+        ] {
             assert!(n.check_host(Some(ok)).is_ok(), "{ok}");
         }
-        for bad in ["evil.example:8080", "127.0.0.1:8081", "127.0.0.1", "10.0.0.1:8080", "ui.example:9001", "spate.internal.evil:8080"] {
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1:8081",
+            "127.0.0.1",
+            "10.0.0.1:8080",
+            "ui.example:9001",
+            "spate.internal.evil:8080",
+        ] {
             assert_eq!(n.check_host(Some(bad)).err().map(|r| r.status), Some(421), "{bad}");
         }
         assert!(n.check_host(None).is_ok());
@@ -143,13 +166,26 @@ mod tests {
     fn origins() {
         let n = names("127.0.0.1:8080", &[], &["http://ui.example"]);
         let host = Some("127.0.0.1:8080");
-        for ok in ["http://127.0.0.1:8080", "http://localhost:8080", "http://ui.example", "http://UI.example/"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://ui.example",
+            "http://UI.example/",
+        ] {
             assert!(n.check_origin(Some(ok), host).is_ok(), "{ok}");
         }
-        for bad in ["http://evil.example", "null", "https://127.0.0.1:8080", "http://127.0.0.1:8080.evil.example"] {
+        for bad in [
+            "http://evil.example",
+            "null",
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1:8080.evil.example",
+        ] {
             assert_eq!(n.check_origin(Some(bad), host).err().map(|r| r.status), Some(403), "{bad}");
         }
         assert!(n.check_origin(None, host).is_ok());
-        assert!(n.check_origin(Some("http://spate:8080"), Some("spate:8080")).is_ok(), "same as Host");
+        assert!(
+            n.check_origin(Some("http://spate:8080"), Some("spate:8080")).is_ok(),
+            "same as Host"
+        );
     }
 }

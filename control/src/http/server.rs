@@ -58,10 +58,12 @@ const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may finish when the server stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Status codes counted apart in `spate_api_requests_total` (others count as "other").
-const CODES: [u16; 17] = [200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 421, 429, 431, 500, 503];
+const CODES: [u16; 17] =
+    [200, 202, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 421, 429, 431, 500, 503];
 /// Content types a state change may carry: a run config or rate as JSON or YAML. Browsers send
 /// others (forms, text/plain) across origins without asking first.
-const CONFIG_TYPES: [&str; 4] = ["application/json", "application/yaml", "application/x-yaml", "text/yaml"];
+const CONFIG_TYPES: [&str; 4] =
+    ["application/json", "application/yaml", "application/x-yaml", "text/yaml"];
 
 /// Counters of the HTTP server itself.
 #[derive(Debug, Default)]
@@ -77,10 +79,12 @@ impl ApiStats {
 
     /// Replies so far by status code label ("200", ..., "other"), for the exposition.
     pub(crate) fn by_code(&self) -> impl Iterator<Item = (String, u64)> + '_ {
-        self.by_code
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (CODES.get(i).map_or_else(|| "other".into(), std::string::ToString::to_string), c.load(Relaxed)))
+        self.by_code.iter().enumerate().map(|(i, c)| {
+            (
+                CODES.get(i).map_or_else(|| "other".into(), std::string::ToString::to_string),
+                c.load(Relaxed),
+            )
+        })
     }
 }
 
@@ -104,15 +108,22 @@ pub(crate) struct HttpServer {
 }
 
 impl HttpServer {
-    pub(crate) fn start(listen: &str, opts: HttpOptions, api: Arc<ApiStats>, handler: Handler) -> Result<HttpServer> {
+    pub(crate) fn start(
+        listen: &str,
+        opts: HttpOptions,
+        api: Arc<ApiStats>,
+        handler: Handler,
+    ) -> Result<HttpServer> {
         let addr = resolve(listen)?;
         // Bound here, so a taken port is the caller's error, not the server thread's.
-        let listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; pick a free port or another address"))?;
+        let listener = std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr}; pick a free port or another address")
+        })?;
         listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr().unwrap_or(addr);
         let names = Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins);
-        let gate = Arc::new(Gate { opts, names, limiter: Mutex::new(HashMap::new()), api, handler });
+        let gate =
+            Arc::new(Gate { opts, names, limiter: Mutex::new(HashMap::new()), api, handler });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -194,7 +205,11 @@ enum Slot {
     ProbesOnly(#[allow(dead_code)] OwnedSemaphorePermit),
 }
 
-async fn serve(listener: std::net::TcpListener, gate: Arc<Gate>, mut stopped: watch::Receiver<bool>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    gate: Arc<Gate>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
     let full = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let probes = Arc::new(Semaphore::new(PROBE_SLOTS));
@@ -230,7 +245,8 @@ async fn serve(listener: std::net::TcpListener, gate: Arc<Gate>, mut stopped: wa
         };
         let Some(slot) = slot else {
             // Every slot is held: say so at once, without reading the request.
-            let busy = format!("{MAX_CONNECTIONS} connections are served already; retry in a moment");
+            let busy =
+                format!("{MAX_CONNECTIONS} connections are served already; retry in a moment");
             gate.api.count(503);
             let body = Reply::error(503, busy, json!({})).body;
             let head = format!(
@@ -274,7 +290,8 @@ struct Gate {
 
 fn response(reply: Reply) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::from(reply.body)));
-    *r.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     h.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -299,20 +316,37 @@ impl Gate {
         response(reply)
     }
 
-    async fn decide(self: Arc<Self>, req: hyper::Request<Incoming>, peer: IpAddr, probes_only: bool, accepted: Instant) -> Reply {
+    async fn decide(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+        peer: IpAddr,
+        probes_only: bool,
+        accepted: Instant,
+    ) -> Reply {
         let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if target_len > URL_LIMIT {
-            return Reply::error(414, format!("the request target is {target_len} bytes; at most {URL_LIMIT} are accepted"), json!({}));
+            return Reply::error(
+                414,
+                format!(
+                    "the request target is {target_len} bytes; at most {URL_LIMIT} are accepted"
+                ),
+                json!({}),
+            );
         }
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let method = req.method().as_str().to_string();
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header =
+            |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let route = self.opts.routes.iter().find(|r| r.path == path);
         let open = route.is_some_and(|r| r.open);
         if probes_only && !open {
-            return Reply::error(503, format!("{MAX_CONNECTIONS} connections are served already; retry in a moment"), json!({}))
-                .with_header("Retry-After", "1");
+            return Reply::error(
+                503,
+                format!("{MAX_CONNECTIONS} connections are served already; retry in a moment"),
+                json!({}),
+            )
+            .with_header("Retry-After", "1");
         }
         if !open {
             if let Some(rate) = self.opts.api_rate {
@@ -343,30 +377,48 @@ impl Gate {
         }
         let Some(route) = route else {
             let known: Vec<&str> = self.opts.routes.iter().map(|r| r.path).collect();
-            return Reply::error(404, format!("no such path `{path}`; the paths are {}", known.join(", ")), json!({"paths": known}));
+            return Reply::error(
+                404,
+                format!("no such path `{path}`; the paths are {}", known.join(", ")),
+                json!({"paths": known}),
+            );
         };
         if !route.methods.contains(&method.as_str()) {
             let allow = route.methods.join(", ");
-            return Reply::error(405, format!("method {method} is not allowed on {path}; use {allow}"), json!({"allow": route.methods}))
-                .with_header("Allow", allow);
+            return Reply::error(
+                405,
+                format!("method {method} is not allowed on {path}; use {allow}"),
+                json!({"allow": route.methods}),
+            )
+            .with_header("Allow", allow);
         }
         let content_type = header("Content-Type").unwrap_or_default().to_ascii_lowercase();
         let mut body = Vec::new();
         if method == "POST" || method == "PUT" {
             let media = content_type.split(';').next().unwrap_or("").trim();
             if !CONFIG_TYPES.contains(&media) {
-                let sent = if media.is_empty() { "no Content-Type".to_string() } else { format!("Content-Type `{media}`") };
+                let sent = if media.is_empty() {
+                    "no Content-Type".to_string()
+                } else {
+                    format!("Content-Type `{media}`")
+                };
                 return Reply::error(
                     415,
                     format!("{method} {path} with {sent}; send `Content-Type: application/json` (or application/yaml)"),
                     json!({"accepted": CONFIG_TYPES}),
                 );
             }
-            if let Err(denied) = self.names.check_origin(header("Origin").as_deref(), host.as_deref()) {
+            if let Err(denied) =
+                self.names.check_origin(header("Origin").as_deref(), host.as_deref())
+            {
                 return denied;
             }
             if let Some(e) = header("Expect").filter(|e| !e.eq_ignore_ascii_case("100-continue")) {
-                return Reply::error(417, format!("`Expect: {e}` is not supported; send the request without it"), json!({}));
+                return Reply::error(
+                    417,
+                    format!("`Expect: {e}` is not supported; send the request without it"),
+                    json!({}),
+                );
             }
             body = match read_body(req.into_body(), accepted).await {
                 Ok(b) => b,
@@ -415,7 +467,9 @@ async fn read_body(mut body: Incoming, accepted: Instant) -> Result<Vec<u8>, Rep
         let mut seen = 0u64;
         let keep = declared.is_none_or(|n| n <= BODY_LIMIT as u64);
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Reply::error(400, format!("the request body could not be read: {e}"), json!({})))?;
+            let frame = frame.map_err(|e| {
+                Reply::error(400, format!("the request body could not be read: {e}"), json!({}))
+            })?;
             if let Some(d) = frame.data_ref() {
                 seen += d.len() as u64;
                 if keep && seen <= BODY_LIMIT as u64 {
@@ -435,12 +489,19 @@ async fn read_body(mut body: Incoming, accepted: Instant) -> Result<Vec<u8>, Rep
         Err(_) if declared.is_some_and(|n| n > BODY_LIMIT as u64) => Err(too_large()),
         Err(_) => Err(Reply::error(
             408,
-            format!("the request did not arrive within {} s of connecting; send it whole, promptly", REQUEST_TIMEOUT.as_secs()),
+            format!(
+                "the request did not arrive within {} s of connecting; send it whole, promptly",
+                REQUEST_TIMEOUT.as_secs()
+            ),
             json!({}),
         )),
     }
 }
 
 fn too_large() -> Reply {
-    Reply::error(413, format!("the body is larger than 1 MiB ({BODY_LIMIT} bytes); send a smaller config"), json!({"limit": BODY_LIMIT}))
+    Reply::error(
+        413,
+        format!("the body is larger than 1 MiB ({BODY_LIMIT} bytes); send a smaller config"),
+        json!({"limit": BODY_LIMIT}),
+    )
 }

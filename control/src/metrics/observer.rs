@@ -52,13 +52,17 @@ impl Observer {
             events += w.events_pushed.load(Relaxed);
             generated += w.generated.load(Relaxed);
         }
-        let closed = breakers_of(shared).map(|b| b.is_none_or(|b| b.state() == BreakerState::Closed));
+        let closed =
+            breakers_of(shared).map(|b| b.is_none_or(|b| b.state() == BreakerState::Closed));
         let mut g = self.inner.lock();
         g.samples.push_back((now, generated));
-        while g.samples.len() > 2 && now.duration_since(g.samples[0].0) > Duration::from_millis(1500) {
+        while g.samples.len() > 2
+            && now.duration_since(g.samples[0].0) > Duration::from_millis(1500)
+        {
             g.samples.pop_front();
         }
-        let (db, de) = (batches.saturating_sub(g.batches_seen), events.saturating_sub(g.events_seen));
+        let (db, de) =
+            (batches.saturating_sub(g.batches_seen), events.saturating_sub(g.events_seen));
         if db > 0 {
             // The interval's batches all land in the bucket of the interval's mean size: exact
             // count and sum, approximate shape, at no cost to the workers.
@@ -84,7 +88,9 @@ impl Observer {
     pub(crate) fn current_rate(&self) -> f64 {
         let g = self.inner.lock();
         match (g.samples.front(), g.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64(),
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1.saturating_sub(a.1)) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
             _ => 0.0,
         }
     }
@@ -112,7 +118,10 @@ impl Observer {
 }
 
 /// Runs `f` every `TICK` on its own thread until `stop` is set.
-pub(crate) fn spawn_ticker(stop: Arc<AtomicBool>, f: impl Fn() + Send + 'static) -> Result<JoinHandle<()>> {
+pub(crate) fn spawn_ticker(
+    stop: Arc<AtomicBool>,
+    f: impl Fn() + Send + 'static,
+) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("spate-observer".into())
         .spawn(move || {

@@ -24,9 +24,11 @@ use super::view::{BreakerView, RunView};
 use crate::http::ApiStats;
 
 /// Content type of the Prometheus text format 0.0.4.
-pub(crate) const PROM_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const PROM_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// Upper bounds (seconds) of the ack-latency histogram: 0.5 ms to 30 s.
-const LATENCY_BOUNDS_S: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BOUNDS_S: [f64; 15] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 type Result = std::result::Result<(), std::fmt::Error>;
 
@@ -48,7 +50,9 @@ struct Exposition {
 
 impl std::fmt::Debug for RunView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunView").field("run_id", &self.shared.run_id.to_string()).finish_non_exhaustive()
+        f.debug_struct("RunView")
+            .field("run_id", &self.shared.run_id.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +98,14 @@ fn one(enc: &mut DescriptorEncoder, m: &MetricDef, v: f64) -> Result {
 }
 
 /// A histogram from cumulative counts at `bounds`, a sum and a count.
-fn histogram(enc: &mut DescriptorEncoder, m: &MetricDef, bounds: &[f64], cumulative: &[u64], sum: f64, count: u64) -> Result {
+fn histogram(
+    enc: &mut DescriptorEncoder,
+    m: &MetricDef,
+    bounds: &[f64],
+    cumulative: &[u64],
+    sum: f64,
+    count: u64,
+) -> Result {
     // The encoder takes each bucket's own count and accumulates them itself.
     let mut buckets = Vec::with_capacity(bounds.len() + 1);
     let mut below = 0;
@@ -110,12 +121,17 @@ fn histogram(enc: &mut DescriptorEncoder, m: &MetricDef, bounds: &[f64], cumulat
 impl Collector for Exposition {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result {
         samples(&mut enc, &BUILD_INFO, &[(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)])?;
-        one(&mut enc, &RUN_ACTIVE, f64::from(u8::from(self.run.as_ref().is_some_and(|r| r.active()))))?;
+        one(
+            &mut enc,
+            &RUN_ACTIVE,
+            f64::from(u8::from(self.run.as_ref().is_some_and(|r| r.active()))),
+        )?;
         if let Some(r) = &self.run {
             run(&mut enc, r)?;
         }
         let codes: Vec<(String, u64)> = self.api.by_code().collect();
-        let rows: Vec<([(&str, &str); 1], f64)> = codes.iter().map(|(c, n)| ([("code", c.as_str())], *n as f64)).collect();
+        let rows: Vec<([(&str, &str); 1], f64)> =
+            codes.iter().map(|(c, n)| ([("code", c.as_str())], *n as f64)).collect();
         let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
         samples(&mut enc, &API_REQUESTS, &rows)?;
         if let Some(rss) = resident_bytes() {
@@ -136,7 +152,11 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     // Only the sink kind: a file path would be unbounded cardinality.
     let sink_kind = c.sink.kind();
     let format = c.events.format.to_string();
-    samples(enc, &RUN_INFO, &[(&[("run_id", &run_id), ("sink", sink_kind), ("format", &format)], 1.0)])?;
+    samples(
+        enc,
+        &RUN_INFO,
+        &[(&[("run_id", &run_id), ("sink", sink_kind), ("format", &format)], 1.0)],
+    )?;
     one(enc, &RUN_ELAPSED, s.started.elapsed().as_secs_f64())?;
     one(enc, &THREADS, c.threads.get() as f64)?;
     one(enc, &TARGET_RATE, s.current_rate().per_sec().unwrap_or(0) as f64)?;
@@ -171,8 +191,10 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     {
         let depths = s.counters.ring_depths();
         let workers: Vec<String> = (0..depths.len()).map(|i| i.to_string()).collect();
-        let labels: Vec<[(&str, &str); 1]> = workers.iter().map(|w| [("worker", w.as_str())]).collect();
-        let rows: Vec<(&[(&str, &str)], f64)> = labels.iter().zip(&depths).map(|(l, d)| (&l[..], *d as f64)).collect();
+        let labels: Vec<[(&str, &str); 1]> =
+            workers.iter().map(|w| [("worker", w.as_str())]).collect();
+        let rows: Vec<(&[(&str, &str)], f64)> =
+            labels.iter().zip(&depths).map(|(l, d)| (&l[..], *d as f64)).collect();
         samples(enc, &RING_DEPTH, &rows)?;
     }
     one(enc, &PRODUCER_QUEUE, s.counters.flush.producer_queue.load(Relaxed) as f64)?;
@@ -194,7 +216,10 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         for b in &breakers {
             let cur = b.breaker.state();
             for st in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                rows.push(([("breaker", b.name), ("state", st.as_str())], f64::from(u8::from(st == cur))));
+                rows.push((
+                    [("breaker", b.name), ("state", st.as_str())],
+                    f64::from(u8::from(st == cur)),
+                ));
             }
         }
         let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
@@ -207,14 +232,18 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
             (&BREAKER_OPENED, |b| b.breaker.opened() as f64),
         ];
         for (m, v) in values {
-            let labels: Vec<[(&str, &str); 1]> = breakers.iter().map(|b| [("breaker", b.name)]).collect();
-            let rows: Vec<(&[(&str, &str)], f64)> = labels.iter().zip(&breakers).map(|(l, b)| (&l[..], v(b))).collect();
+            let labels: Vec<[(&str, &str); 1]> =
+                breakers.iter().map(|b| [("breaker", b.name)]).collect();
+            let rows: Vec<(&[(&str, &str)], f64)> =
+                labels.iter().zip(&breakers).map(|(l, b)| (&l[..], v(b))).collect();
             samples(enc, m, &rows)?;
         }
     }
     let mode = s.limiter.mode_name();
-    let modes: Vec<([(&str, &str); 1], f64)> =
-        spate_limit::stats::MODES.iter().map(|m| ([("mode", *m)], f64::from(u8::from(*m == mode)))).collect();
+    let modes: Vec<([(&str, &str); 1], f64)> = spate_limit::stats::MODES
+        .iter()
+        .map(|m| ([("mode", *m)], f64::from(u8::from(*m == mode))))
+        .collect();
     let rows: Vec<(&[(&str, &str)], f64)> = modes.iter().map(|(l, v)| (&l[..], *v)).collect();
     samples(enc, &LIMITER_MODE, &rows)?;
     one(enc, &LIMITER_LEASE, s.limiter.lease_size.load(Relaxed) as f64)?;

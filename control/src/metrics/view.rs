@@ -40,7 +40,10 @@ impl RunView {
             SinkConfig::Postgres(p) => p.breaker.open_wait,
             _ => Default::default(),
         };
-        let waits = [sink_wait, self.config.redis.as_ref().map(|r| r.breaker.open_wait).unwrap_or_default()];
+        let waits = [
+            sink_wait,
+            self.config.redis.as_ref().map(|r| r.breaker.open_wait).unwrap_or_default(),
+        ];
         breakers_of(&self.shared)
             .into_iter()
             .zip(BREAKERS)

@@ -50,7 +50,11 @@ impl Slot {
             let summary = run.join();
             if let Some(au) = &self.auditor {
                 let code = crate::exit::exit_code(&summary);
-                au.run_ended(&summary.run_id, serde_json::to_value(&summary).unwrap_or(Value::Null), code);
+                au.run_ended(
+                    &summary.run_id,
+                    serde_json::to_value(&summary).unwrap_or(Value::Null),
+                    code,
+                );
             }
             self.summary = Some(summary);
             self.stopping = false;
@@ -105,7 +109,11 @@ impl Control {
             }
             "/metrics" => {
                 let view = self.view();
-                Reply::text(200, metrics::PROM_CONTENT_TYPE, metrics::render(view, self.api.clone()))
+                Reply::text(
+                    200,
+                    metrics::PROM_CONTENT_TYPE,
+                    metrics::render(view, self.api.clone()),
+                )
             }
             "/v1/status" => self.status(),
             "/v1/start" => self.start(rq),
@@ -196,14 +204,22 @@ impl Control {
         }
         let run_id = spate_gen::RunId::random();
         let notes = self.slot.lock().auditor.as_ref().map(|a| a.notes_for(&run_id.to_string()));
-        let res = spate_engine::start(cfg, StartOptions { run_id: Some(run_id), notes, ..StartOptions::default() });
+        let res = spate_engine::start(
+            cfg,
+            StartOptions { run_id: Some(run_id), notes, ..StartOptions::default() },
+        );
         let mut s = self.slot.lock();
         s.starting = false;
         match res {
             Ok(run) => {
                 if let Some(au) = &s.auditor {
                     let origin = crate::audit::api_origin(rq.remote, self.token);
-                    au.run_started(&run.shared.run_id.to_string(), origin, run.config.events.seed, secrets.config(&raw));
+                    au.run_started(
+                        &run.shared.run_id.to_string(),
+                        origin,
+                        run.config.events.seed,
+                        secrets.config(&raw),
+                    );
                 }
                 let view = Arc::new(RunView::new(run.shared.clone(), run.config.clone()));
                 let mut doc = status::document(&view);
@@ -215,7 +231,9 @@ impl Control {
                 Reply::json(200, &Value::Object(doc))
             }
             Err(EngineError::Config(e)) => config_reply(400, &e, &secrets),
-            Err(e) => Reply::error(500, secrets.text(&format!("cannot start the run: {e}")), json!({})),
+            Err(e) => {
+                Reply::error(500, secrets.text(&format!("cannot start the run: {e}")), json!({}))
+            }
         }
     }
 
@@ -229,7 +247,11 @@ impl Control {
                     return match &s.summary {
                         // Idempotent: stopping a finished run returns its summary again.
                         Some(sum) => finished(sum, s.view.as_deref()),
-                        None => Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()})),
+                        None => Reply::error(
+                            409,
+                            "no run in progress; start one with POST /v1/start",
+                            json!({"state": s.state()}),
+                        ),
                     };
                 }
                 Some(run) => {
@@ -276,7 +298,11 @@ impl Control {
             rate: RawRate,
         }
         let Ok(text) = std::str::from_utf8(&rq.body) else {
-            return Reply::error(400, "the request body is not UTF-8; send JSON like {\"rate\": 5000}", json!({}));
+            return Reply::error(
+                400,
+                "the request body is not UTF-8; send JSON like {\"rate\": 5000}",
+                json!({}),
+            );
         };
         if let Err(e) = spate_engine::config::check_nesting(text) {
             return config_reply(400, &e, &Secrets::default());
@@ -299,7 +325,11 @@ impl Control {
         let mut s = self.slot.lock();
         s.reap();
         let (Some(run), false) = (&s.run, s.stopping) else {
-            return Reply::error(409, "no run in progress; start one with POST /v1/start", json!({"state": s.state()}));
+            return Reply::error(
+                409,
+                "no run in progress; start one with POST /v1/start",
+                json!({"state": s.state()}),
+            );
         };
         if run.config.redis.is_some() {
             return Reply::error(
@@ -328,19 +358,28 @@ impl Control {
             }
         }
         let show = |r: Rate| r.per_sec().map_or_else(|| json!("max"), Value::from);
-        Reply::json(200, &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}))
+        Reply::json(
+            200,
+            &json!({"rate": show(rate), "previous": show(previous), "run_id": run.shared.run_id.to_string()}),
+        )
     }
 }
 
 /// Parses a start body into a tree: empty means "the base config as is"; JSON or YAML otherwise.
 fn parse_config(rq: &Request) -> Result<serde_yaml_ng::Value, Reply> {
-    let text = std::str::from_utf8(&rq.body)
-        .map_err(|_| Reply::error(400, "the request body is not UTF-8; send the run config as JSON or YAML", json!({})))?;
+    let text = std::str::from_utf8(&rq.body).map_err(|_| {
+        Reply::error(
+            400,
+            "the request body is not UTF-8; send the run config as JSON or YAML",
+            json!({}),
+        )
+    })?;
     if text.trim().is_empty() {
         return Ok(serde_yaml_ng::Value::Mapping(Default::default()));
     }
     // Before either parser: the YAML scanner's time grows with the square of the nesting.
-    spate_engine::config::check_nesting(text).map_err(|e| config_reply(400, &e, &Secrets::default()))?;
+    spate_engine::config::check_nesting(text)
+        .map_err(|e| config_reply(400, &e, &Secrets::default()))?;
     let looks_json = rq.content_type.contains("json") || text.trim_start().starts_with('{');
     if looks_json {
         // serde_json reports JSON syntax errors with exact positions; YAML's parser would
@@ -349,10 +388,17 @@ fn parse_config(rq: &Request) -> Result<serde_yaml_ng::Value, Reply> {
         return match serde_json::from_str::<Value>(text) {
             Ok(v) => serde_yaml_ng::to_value(v)
                 .map_err(|e| Reply::error(400, format!("cannot read the body: {e}"), json!({})))
-                .and_then(|v| spate_engine::config::normalize(v).map_err(|e| config_reply(400, &e, &Secrets::default()))),
+                .and_then(|v| {
+                    spate_engine::config::normalize(v)
+                        .map_err(|e| config_reply(400, &e, &Secrets::default()))
+                }),
             Err(e) => Err(Reply::error(
                 400,
-                format!("malformed JSON at line {} column {}: {e}; fix the request body", e.line(), e.column()),
+                format!(
+                    "malformed JSON at line {} column {}: {e}; fix the request body",
+                    e.line(),
+                    e.column()
+                ),
                 json!({"key": "(document)", "line": e.line(), "column": e.column()}),
             )),
         };

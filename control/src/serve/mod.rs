@@ -79,7 +79,13 @@ fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<_> = listen
         .to_socket_addrs()
-        .map_err(|e| ConfigError::new("--listen", format!("cannot resolve `{listen}`: {e}"), "write host:port, e.g. 127.0.0.1:8080"))?
+        .map_err(|e| {
+            ConfigError::new(
+                "--listen",
+                format!("cannot resolve `{listen}`: {e}"),
+                "write host:port, e.g. 127.0.0.1:8080",
+            )
+        })?
         .collect();
     if !allow_remote {
         if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
@@ -97,9 +103,14 @@ fn check_listen(listen: &str, allow_remote: bool) -> Result<()> {
 /// `--data-dir` made canonical, so that paths resolved later can be compared with it.
 fn data_dir(p: &Path) -> Result<PathBuf, ConfigError> {
     let fix = "give an existing directory that runs started over HTTP may write in, e.g. --data-dir /var/lib/spate";
-    let dir = std::fs::canonicalize(p).map_err(|e| ConfigError::new("--data-dir", format!("`{}`: {e}", p.display()), fix))?;
+    let dir = std::fs::canonicalize(p)
+        .map_err(|e| ConfigError::new("--data-dir", format!("`{}`: {e}", p.display()), fix))?;
     if !dir.is_dir() {
-        return Err(ConfigError::new("--data-dir", format!("`{}` is not a directory", p.display()), fix));
+        return Err(ConfigError::new(
+            "--data-dir",
+            format!("`{}` is not a directory", p.display()),
+            fix,
+        ));
     }
     Ok(dir)
 }
@@ -136,9 +147,11 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     let audit = match (&a.audit, &base.audit) {
-        (Some(url), _) => {
-            spate_engine::audit::RawAudit { url: Some(url.as_str().into()), ..base.audit.clone().unwrap_or_default() }.validate()?
+        (Some(url), _) => spate_engine::audit::RawAudit {
+            url: Some(url.as_str().into()),
+            ..base.audit.clone().unwrap_or_default()
         }
+        .validate()?,
         (None, Some(raw)) => raw.validate()?,
         (None, None) => None,
     };
@@ -148,13 +161,24 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     };
     let slot = Slot::new(auditor.clone());
     let api = Arc::new(ApiStats::default());
-    let control = Arc::new(Control { token: token.is_some(), base, data_dir, slot: Mutex::new(slot), api: api.clone() });
+    let control = Arc::new(Control {
+        token: token.is_some(),
+        base,
+        data_dir,
+        slot: Mutex::new(slot),
+        api: api.clone(),
+    });
     let handler = {
         let c = control.clone();
         Arc::new(move |rq: &Request| c.handle(rq)) as Handler
     };
-    let opts =
-        HttpOptions { routes: ROUTES, token, api_rate: a.api_rate, allowed_hosts: a.allowed_hosts, allowed_origins: a.allowed_origins };
+    let opts = HttpOptions {
+        routes: ROUTES,
+        token,
+        api_rate: a.api_rate,
+        allowed_hosts: a.allowed_hosts,
+        allowed_origins: a.allowed_origins,
+    };
     let server = HttpServer::start(&a.listen, opts, api, handler)?;
     say!("spate: serve listening on http://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
@@ -181,7 +205,11 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         let s = run.join();
         if let Some(au) = &auditor {
             au.change(&s.run_id, "stop", json!({"by": "signal"}));
-            au.run_ended(&s.run_id, serde_json::to_value(&s).unwrap_or(Value::Null), crate::exit::exit_code(&s));
+            au.run_ended(
+                &s.run_id,
+                serde_json::to_value(&s).unwrap_or(Value::Null),
+                crate::exit::exit_code(&s),
+            );
         }
         say!(
             "spate: run {} stopped: generated {}, delivered {}, failed {}",
@@ -196,7 +224,12 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     let _ = ticker.join();
     if let Some(au) = &auditor {
         let r = au.finish();
-        say!("spate: audit: {} rows written, {} dropped, {} not written", r.written, r.dropped, r.pending);
+        say!(
+            "spate: audit: {} rows written, {} dropped, {} not written",
+            r.written,
+            r.dropped,
+            r.pending
+        );
     }
     Ok(0)
 }

@@ -34,13 +34,20 @@ impl Drop for Dir {
 
 pub(crate) fn spate(args: &[&str], summary: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spate"));
-    c.args(args).arg("--summary-json").arg(summary).arg("--no-pin").stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args)
+        .arg("--summary-json")
+        .arg(summary)
+        .arg("--no-pin")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     c
 }
 
 /// Collects a child's stderr on a thread: every line is also sent on the channel, so a test
 /// can wait for a line (a readiness signal) and still get the whole text at the end.
-pub(crate) fn watch_stderr(child: &mut Child) -> (mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
+pub(crate) fn watch_stderr(
+    child: &mut Child,
+) -> (mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
     let err = BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -71,7 +78,12 @@ impl Watched {
         let (lines, reader) = watch_stderr(&mut child);
         let mut w = Watched { child, lines, reader, addr: String::new() };
         let line = w.line_with("spate: metrics on http://", Duration::from_secs(20));
-        w.addr = line.split("http://").nth(1).unwrap().trim_end_matches("/metrics (status on /v1/status)").to_string();
+        w.addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("/metrics (status on /v1/status)")
+            .to_string();
         w
     }
 
@@ -118,7 +130,11 @@ pub(crate) fn wait_exit(mut child: Child, started: Instant, limit: Duration) -> 
 }
 
 /// Waits for `child` at most `limit` (then kills it and fails): (exit code, elapsed, stderr).
-pub(crate) fn finish(mut child: Child, started: Instant, limit: Duration) -> (i32, Duration, String) {
+pub(crate) fn finish(
+    mut child: Child,
+    started: Instant,
+    limit: Duration,
+) -> (i32, Duration, String) {
     let (_, reader) = watch_stderr(&mut child);
     let code = wait_exit(child, started, limit);
     (code, started.elapsed(), reader.join().unwrap())
@@ -138,8 +154,14 @@ impl Outcome {
 
     /// The identity, with nothing left in flight.
     pub(crate) fn balanced(&self) {
-        let (g, d, l, s, f, i) =
-            (self.n("generated"), self.n("delivered"), self.n("dead_lettered"), self.n("shed"), self.n("failed"), self.n("in_flight"));
+        let (g, d, l, s, f, i) = (
+            self.n("generated"),
+            self.n("delivered"),
+            self.n("dead_lettered"),
+            self.n("shed"),
+            self.n("failed"),
+            self.n("in_flight"),
+        );
         assert_eq!(g, d + l + s + f + i, "identity: {}\n{}", self.s, self.stderr);
         assert_eq!(i, 0, "in flight at exit: {}\n{}", self.s, self.stderr);
         assert!(g > 0, "nothing generated: {}", self.s);
@@ -166,7 +188,8 @@ pub(crate) fn outcome(child: Child, started: Instant, limit: Duration, summary: 
 }
 
 pub(crate) fn outcome_of(code: i32, elapsed: Duration, stderr: String, summary: &Path) -> Outcome {
-    let text = std::fs::read_to_string(summary).unwrap_or_else(|e| panic!("no summary ({e}); exit {code}; stderr:\n{stderr}"));
+    let text = std::fs::read_to_string(summary)
+        .unwrap_or_else(|e| panic!("no summary ({e}); exit {code}; stderr:\n{stderr}"));
     Outcome { code, elapsed, s: serde_json::from_str(&text).unwrap(), stderr }
 }
 

@@ -29,8 +29,13 @@ impl Proc {
     /// Spawns `spate args...` and waits (up to 30 s) for the stderr line starting with `marker`
     /// followed by `http://ADDR`.
     pub(crate) fn spawn(args: &[&str], marker: &str) -> Proc {
-        let mut child =
-            Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn spate");
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spate");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let needle = marker.to_string();
@@ -49,7 +54,10 @@ impl Proc {
         });
         let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
-            panic!("spate {args:?} did not print `{marker} http://...` within 30 s: {}", log.lock().unwrap());
+            panic!(
+                "spate {args:?} did not print `{marker} http://...` within 30 s: {}",
+                log.lock().unwrap()
+            );
         };
         Proc { child, addr, stderr: log }
     }
@@ -82,15 +90,27 @@ impl Resp {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub(crate) fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error field: {}", self.body)).to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {}", self.body))
+            .to_string()
     }
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -104,7 +124,8 @@ pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)
 pub(crate) fn read_response(mut s: TcpStream) -> Resp {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    parse_response(&raw).unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)))
+    parse_response(&raw)
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)))
 }
 
 pub(crate) fn get(addr: &str, path: &str) -> Resp {
@@ -137,14 +158,18 @@ pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// Where `name` (promtool or prometheus) is on PATH. When it is not there: panics, unless
 /// SPATE_SKIP_PROMTOOL=1, in which case it reports the skipped check and returns None.
 pub(crate) fn prometheus_tool(name: &str, check: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()));
+    let found = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()));
     if found.is_some() {
         return found;
     }
     if std::env::var("SPATE_SKIP_PROMTOOL").as_deref() == Ok("1") {
         // Straight to the stderr handle: the test harness captures eprintln! of passing tests,
         // and a skipped check must not go unnoticed.
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {check}: `{name}` is not on PATH (SPATE_SKIP_PROMTOOL=1)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {check}: `{name}` is not on PATH (SPATE_SKIP_PROMTOOL=1)"
+        );
         return None;
     }
     panic!(
@@ -177,14 +202,22 @@ pub(crate) fn promtool_check_metrics(text: &str) {
 /// Runs `spate args...` to completion, killing it (and failing) if it is still running after
 /// `limit`: a command expected to refuse must not hang the test instead.
 pub(crate) fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {
-    let mut child =
-        Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn spate");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spate");
     let end = std::time::Instant::now() + limit;
     while child.try_wait().expect("wait for spate").is_none() {
         if std::time::Instant::now() >= end {
             let _ = child.kill();
             let o = child.wait_with_output().unwrap();
-            panic!("spate {args:?} still running after {limit:?}; stderr: {}", String::from_utf8_lossy(&o.stderr));
+            panic!(
+                "spate {args:?} still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -208,8 +241,12 @@ pub(crate) fn parse_response(raw: &[u8]) -> Option<Resp> {
     let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok())?;
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok())?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     Some(Resp { status, headers, body: body.to_string() })
 }
 
@@ -224,7 +261,10 @@ pub(crate) fn port(addr: &str) -> &str {
 /// A memory figure of a process in kB (`VmRSS`, `VmHWM`), from /proc.
 pub(crate) fn status_kb(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = s.lines().find(|l| l.split(':').next() == Some(field)).unwrap_or_else(|| panic!("no {field} line"));
+    let line = s
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))
+        .unwrap_or_else(|| panic!("no {field} line"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 

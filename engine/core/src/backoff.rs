@@ -25,14 +25,22 @@ impl Backoff {
     /// Waits below `base × 2^attempt`, never above `cap`; `seed` makes the jitter repeatable.
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Self {
         let base_ns = (base.as_nanos() as u64).max(1);
-        Self { base_ns, cap_ns: (cap.as_nanos() as u64).max(base_ns), rng: Rng::new(seed), failures: 0 }
+        Self {
+            base_ns,
+            cap_ns: (cap.as_nanos() as u64).max(base_ns),
+            rng: Rng::new(seed),
+            failures: 0,
+        }
     }
 
     /// A reconnect schedule for the peer `key`, seeded from the key, this process and the wall
     /// clock, so that instances that lost the same peer together draw different waits.
     pub fn reconnects(base: Duration, cap: Duration, key: &str) -> Self {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let seed = crate::rng::fnv1a(key.as_bytes()) ^ u64::from(std::process::id()).rotate_left(32) ^ now;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed =
+            crate::rng::fnv1a(key.as_bytes()) ^ u64::from(std::process::id()).rotate_left(32) ^ now;
         Self::new(base, cap, seed)
     }
 

@@ -86,7 +86,8 @@ pub struct WallAnchor {
 impl WallAnchor {
     /// Anchors `clock`'s time to the wall clock now.
     pub fn new(clock: &dyn Clock) -> Self {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        let unix =
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         Self { unix_ns_at_zero: unix.saturating_sub(clock.now_ns()) }
     }
     /// Unix time in ns of monotonic time `mono_ns`.

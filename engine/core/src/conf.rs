@@ -34,8 +34,11 @@ impl HumanDuration {
     /// Parses `250ms`, `30s`, `5m`, `2h`, `1.5s` or plain seconds; at most a year.
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
-        let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration: write e.g. 500ms, 30s, 5m or 1h"))?;
+        let (num, unit) =
+            t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration: write e.g. 500ms, 30s, 5m or 1h"))?;
         let secs = match unit.trim() {
             "ms" => v / 1000.0,
             "s" => v,
@@ -47,7 +50,8 @@ impl HumanDuration {
     }
 
     fn from_secs(secs: f64) -> Option<Self> {
-        (secs.is_finite() && (0.0..=365.0 * 86_400.0).contains(&secs)).then(|| HumanDuration(Duration::from_secs_f64(secs)))
+        (secs.is_finite() && (0.0..=365.0 * 86_400.0).contains(&secs))
+            .then(|| HumanDuration(Duration::from_secs_f64(secs)))
     }
 
     /// The duration.
@@ -95,13 +99,17 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration such as 500ms, 30s, 5m or 1h (or a number of seconds)")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                HumanDuration::from_secs(v as f64).ok_or_else(|| E::custom(format!("{v} s is more than a year")))
+                HumanDuration::from_secs(v as f64)
+                    .ok_or_else(|| E::custom(format!("{v} s is more than a year")))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                u64::try_from(v).map_err(|_| E::custom(format!("{v} s is negative"))).and_then(|v| self.visit_u64(v))
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} s is negative")))
+                    .and_then(|v| self.visit_u64(v))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HumanDuration, E> {
-                HumanDuration::from_secs(v).ok_or_else(|| E::custom(format!("{v} s is out of range: use 0 to a year")))
+                HumanDuration::from_secs(v)
+                    .ok_or_else(|| E::custom(format!("{v} s is out of range: use 0 to a year")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 HumanDuration::parse(v).map_err(E::custom)
@@ -137,7 +145,9 @@ impl ByteSize {
         let t = s.trim();
         let i = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(i);
-        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size: write e.g. 1048576, 64KiB or 256MiB"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size: write e.g. 1048576, 64KiB or 256MiB"))?;
         let mul: u64 = match unit.trim() {
             "" | "B" => 1,
             "kB" | "KB" => 1_000,
@@ -146,7 +156,11 @@ impl ByteSize {
             "MiB" => 1 << 20,
             "GB" => 1_000_000_000,
             "GiB" => 1 << 30,
-            u => return Err(format!("unknown unit `{u}` in `{s}`: use B, KiB, MiB, GiB (or kB, MB, GB)")),
+            u => {
+                return Err(format!(
+                    "unknown unit `{u}` in `{s}`: use B, KiB, MiB, GiB (or kB, MB, GB)"
+                ))
+            }
         };
         n.checked_mul(mul).map(ByteSize).ok_or_else(|| format!("`{s}` is too large"))
     }
@@ -181,7 +195,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("{v} bytes is negative")))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} bytes is negative")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 ByteSize::parse(v).map_err(E::custom)
@@ -381,7 +397,15 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print_back() {
-        for (s, ms) in [("250ms", 250), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("3", 3000), ("0s", 0), ("1.5s", 1500)] {
+        for (s, ms) in [
+            ("250ms", 250),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("3", 3000),
+            ("0s", 0),
+            ("1.5s", 1500),
+        ] {
             let d = HumanDuration::parse(s).unwrap();
             assert_eq!(d.0, Duration::from_millis(ms), "{s}");
             assert_eq!(HumanDuration::parse(&d.to_string()).unwrap(), d, "{s} prints as {d}");
@@ -397,7 +421,14 @@ mod tests {
 
     #[test]
     fn sizes_parse_and_print_back() {
-        for (s, n) in [("1048576", 1 << 20), ("64KiB", 64 << 10), ("256MiB", 256 << 20), ("1GiB", 1 << 30), ("5MB", 5_000_000), ("7", 7)] {
+        for (s, n) in [
+            ("1048576", 1 << 20),
+            ("64KiB", 64 << 10),
+            ("256MiB", 256 << 20),
+            ("1GiB", 1 << 30),
+            ("5MB", 5_000_000),
+            ("7", 7),
+        ] {
             let b = ByteSize::parse(s).unwrap();
             assert_eq!(b.0, n, "{s}");
             assert_eq!(ByteSize::parse(&b.to_string()).unwrap(), b);
@@ -410,7 +441,10 @@ mod tests {
     fn secrets_never_serialize() {
         assert_eq!(serde_json::to_string(&SecretText("hunter2".into())).unwrap(), "\"<redacted>\"");
         let u = SecretUrl("postgres://spate:pw@127.0.0.1:5432/db".into());
-        assert_eq!(serde_json::to_string(&u).unwrap(), "\"postgres://spate:<redacted>@127.0.0.1:5432/db\"");
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            "\"postgres://spate:<redacted>@127.0.0.1:5432/db\""
+        );
         assert_eq!(u.password(), Some("pw"));
         // A user without a password keeps its name: only passwords are secret.
         assert_eq!(mask_url_password("postgres://spate@h/db"), "postgres://spate@h/db");

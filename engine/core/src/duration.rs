@@ -19,8 +19,10 @@ pub fn parse_duration_or_zero(s: &str, key: &str) -> Result<Duration, ConfigErro
 pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
     let fix = "write a duration like 500ms, 30s, 5m or 1h";
     let t = s.trim();
-    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
-    let v: f64 = num.parse().map_err(|_| ConfigError::new(key, format!("`{s}` is not a duration"), fix))?;
+    let (num, unit) =
+        t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
+    let v: f64 =
+        num.parse().map_err(|_| ConfigError::new(key, format!("`{s}` is not a duration"), fix))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
@@ -29,7 +31,11 @@ pub fn parse_duration(s: &str, key: &str) -> Result<Duration, ConfigError> {
         _ => return Err(ConfigError::new(key, format!("unknown unit `{unit}` in `{s}`"), fix)),
     };
     if secs.is_nan() || secs <= 0.0 || secs > 365.0 * 86400.0 {
-        return Err(ConfigError::new(key, format!("`{s}` is out of range"), "use a duration above 0 and below a year"));
+        return Err(ConfigError::new(
+            key,
+            format!("`{s}` is out of range"),
+            "use a duration above 0 and below a year",
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -98,7 +98,12 @@ pub fn expand(value: &str, key: &str) -> Result<String, ConfigError> {
 
 /// A secret given inline (`key`, with `${NAME}` expanded) or in a file (`file_key`: its
 /// contents, trailing whitespace trimmed). Both at once is an error; neither is `None`.
-pub fn resolve(inline: Option<&str>, file: Option<&Path>, key: &str, file_key: &str) -> Result<Option<Secret>, ConfigError> {
+pub fn resolve(
+    inline: Option<&str>,
+    file: Option<&Path>,
+    key: &str,
+    file_key: &str,
+) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(ConfigError::new(
             key,
@@ -108,7 +113,11 @@ pub fn resolve(inline: Option<&str>, file: Option<&Path>, key: &str, file_key: &
         (Some(v), None) => {
             let v = expand(v, key)?;
             if v.is_empty() {
-                return Err(ConfigError::new(key, "the value is empty", format!("give the secret, or remove {key}")));
+                return Err(ConfigError::new(
+                    key,
+                    "the value is empty",
+                    format!("give the secret, or remove {key}"),
+                ));
             }
             Ok(Some(Secret(v)))
         }
@@ -122,7 +131,11 @@ pub fn resolve(inline: Option<&str>, file: Option<&Path>, key: &str, file_key: &
             })?;
             let v = text.trim_end_matches(['\n', '\r', ' ', '\t']);
             if v.is_empty() {
-                return Err(ConfigError::new(file_key, format!("`{}` is empty", p.display()), "write the secret into the file"));
+                return Err(ConfigError::new(
+                    file_key,
+                    format!("`{}` is empty", p.display()),
+                    "write the secret into the file",
+                ));
             }
             Ok(Some(Secret(v.to_string())))
         }

@@ -87,7 +87,12 @@ impl NumGen {
         let scale = 10f64.powi(i32::from(self.decimals));
         let mut pts: Vec<i64> = if matches!(self.dist, Dist::Uniform) {
             // Exact evenly spaced points: uniform cells give an exactly uniform result.
-            (0..=TABLE).map(|i| ((self.min + (self.max - self.min) * i as f64 / TABLE as f64) * scale).round() as i64).collect()
+            (0..=TABLE)
+                .map(|i| {
+                    ((self.min + (self.max - self.min) * i as f64 / TABLE as f64) * scale).round()
+                        as i64
+                })
+                .collect()
         } else {
             (0..=TABLE).map(|_| self.sample(rng)).collect()
         };
@@ -104,7 +109,8 @@ impl NumGen {
 }
 
 /// Powers of ten for scaled decimals (at most 9 decimals).
-pub(crate) const POW10: [u64; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+pub(crate) const POW10: [u64; 10] =
+    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /// Writes `v / 10^decimals` with exactly `decimals` digits after the point.
 #[inline]

@@ -30,12 +30,25 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order the CLI lists them.
-    pub const ALL: [Format; 7] =
-        [Format::Json, Format::Logfmt, Format::ApacheCommon, Format::ApacheCombined, Format::Rfc5424, Format::Rfc3164, Format::Avro];
+    pub const ALL: [Format; 7] = [
+        Format::Json,
+        Format::Logfmt,
+        Format::ApacheCommon,
+        Format::ApacheCombined,
+        Format::Rfc5424,
+        Format::Rfc3164,
+        Format::Avro,
+    ];
 
     /// The line formats (all but Avro).
-    pub const TEXT: [Format; 6] =
-        [Format::Json, Format::Logfmt, Format::ApacheCommon, Format::ApacheCombined, Format::Rfc5424, Format::Rfc3164];
+    pub const TEXT: [Format; 6] = [
+        Format::Json,
+        Format::Logfmt,
+        Format::ApacheCommon,
+        Format::ApacheCombined,
+        Format::Rfc5424,
+        Format::Rfc3164,
+    ];
 
     /// The format's name in configs and flags.
     pub fn name(self) -> &'static str {
@@ -88,7 +101,10 @@ impl std::error::Error for UnknownFormat {}
 impl FromStr for Format {
     type Err = UnknownFormat;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL.into_iter().find(|f| f.name() == s.trim()).ok_or_else(|| UnknownFormat(s.to_string()))
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s.trim())
+            .ok_or_else(|| UnknownFormat(s.to_string()))
     }
 }
 
@@ -106,7 +122,8 @@ pub enum TraceContext {
 
 impl TraceContext {
     /// Every form, in the order the CLI lists them.
-    pub const ALL: [TraceContext; 3] = [TraceContext::Traceparent, TraceContext::Ids, TraceContext::None];
+    pub const ALL: [TraceContext; 3] =
+        [TraceContext::Traceparent, TraceContext::Ids, TraceContext::None];
 
     /// The form's name in configs and flags.
     pub fn name(self) -> &'static str {
@@ -157,7 +174,8 @@ pub(crate) fn json_str(s: &str, out: &mut Vec<u8>) {
 
 /// Whether a logfmt value must be quoted.
 fn logfmt_needs_quotes(s: &str) -> bool {
-    s.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f)
+    s.is_empty()
+        || s.bytes().any(|b| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7f)
 }
 
 /// A logfmt value: bare when it can be, else quoted with `\"`, `\\`, `\n`, `\r`, `\t` escapes

@@ -123,7 +123,10 @@ impl Generator {
         trace.extend_from_slice(&[0; CHUNK]);
         // Trace context has its own stream, keyed by the run as well as the seed: two runs with
         // the same seed make the same events but never share a trace id.
-        let trace_rng = Rng::derive(spec.seed ^ spate_core::rng::splitmix64(run_id.0), 0x7ace_0000_0000 | u64::from(worker));
+        let trace_rng = Rng::derive(
+            spec.seed ^ spate_core::rng::splitmix64(run_id.0),
+            0x7ace_0000_0000 | u64::from(worker),
+        );
         let mut g = Generator {
             spec,
             rng,
@@ -159,7 +162,13 @@ impl Generator {
     /// Appends one complete event, terminated by `b'\n'` (a separator that is not part of
     /// the event: binary formats may hold that byte inside), to `out`, and fills `meta`.
     #[inline]
-    pub fn write_event(&mut self, seq: u64, ts_unix_ns: u64, out: &mut BytesMut, meta: &mut EventMeta) {
+    pub fn write_event(
+        &mut self,
+        seq: u64,
+        ts_unix_ns: u64,
+        out: &mut BytesMut,
+        meta: &mut EventMeta,
+    ) {
         let sec = ts_unix_ns / 1_000_000_000;
         if sec != self.sec {
             self.set_second(sec);
@@ -171,7 +180,9 @@ impl Generator {
         let (src, v) = spec.pick(r);
         let (start, len) = (v.start, v.len);
         spec.touch(spec.pick(self.next).1);
-        let trace = (u128::from(self.trace_rng.next_u64()) << 64 | u128::from(self.trace_rng.next_u64())).max(1);
+        let trace = (u128::from(self.trace_rng.next_u64()) << 64
+            | u128::from(self.trace_rng.next_u64()))
+        .max(1);
         let span = self.trace_rng.next_u64().max(1);
         *meta = EventMeta {
             seq,
@@ -229,7 +240,8 @@ impl Generator {
                     put_scaled(out, v, decimals);
                 }
                 Op::Pool { base } => {
-                    let (off, len) = spec.pool_entries[base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
+                    let (off, len) = spec.pool_entries
+                        [base as usize + (self.rng.next_u64() as usize & (TABLE - 1))];
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Uuid => {
@@ -252,13 +264,16 @@ impl Generator {
                     put_chunked(out, &b, n);
                 }
                 Op::Session { slot } => {
-                    let (off, len) = spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
+                    let (off, len) =
+                        spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
                     put_chunked(out, &spec.blob[off as usize..], len as usize);
                 }
                 Op::Pad { tail } => {
                     let have = out.len() - begin + tail as usize;
                     if spec.size > have {
-                        out.extend_from_slice(&spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)]);
+                        out.extend_from_slice(
+                            &spec.blob[spec.pad_off..spec.pad_off + (spec.size - have)],
+                        );
                     }
                 }
                 Op::AvroTs => {
@@ -282,7 +297,8 @@ impl Generator {
                     out.extend_from_slice(&b[..n]);
                 }
                 Op::AvroDouble { table, decimals } => {
-                    let v = spec.draw(&mut self.rng, table) as f64 / dist::POW10[decimals as usize] as f64;
+                    let v = spec.draw(&mut self.rng, table) as f64
+                        / dist::POW10[decimals as usize] as f64;
                     out.extend_from_slice(&v.to_le_bytes());
                 }
                 Op::AvroSeq => {
@@ -291,7 +307,8 @@ impl Generator {
                     out.extend_from_slice(&b[..n]);
                 }
                 Op::AvroSession { slot } => {
-                    let (off, len) = spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
+                    let (off, len) =
+                        spec.session_entry(&mut self.sessions[slot as usize], &mut self.rng, slot);
                     let mut b = [0u8; 10];
                     let n = crate::avro::put_long(&mut b, i64::from(len));
                     out.extend_from_slice(&b[..n]);
@@ -307,7 +324,9 @@ impl Generator {
                         let n = crate::avro::put_long(&mut b, v);
                         out.extend_from_slice(&b[..n]);
                     } else {
-                        out.extend_from_slice(&(v as f64 / dist::POW10[decimals as usize] as f64).to_le_bytes());
+                        out.extend_from_slice(
+                            &(v as f64 / dist::POW10[decimals as usize] as f64).to_le_bytes(),
+                        );
                     }
                 }
                 Op::Epoch { millis, avro } => {
@@ -331,13 +350,20 @@ impl Generator {
                 Op::BlockEnd => {
                     let n = out.len() - block_at - 3;
                     let z = crate::avro::zigzag(n as i64);
-                    out[block_at..block_at + 3].copy_from_slice(&[0x80 | (z & 0x7f) as u8, 0x80 | (z >> 7 & 0x7f) as u8, (z >> 14) as u8]);
+                    out[block_at..block_at + 3].copy_from_slice(&[
+                        0x80 | (z & 0x7f) as u8,
+                        0x80 | (z >> 7 & 0x7f) as u8,
+                        (z >> 14) as u8,
+                    ]);
                 }
                 Op::AvroPad { tail } => {
                     // A string whose length prefix plus bytes fill the datum up to `size`. Where
                     // the prefix grows a byte (63 -> 64) no length fits exactly: one byte short.
                     let left = spec.size.saturating_sub(out.len() - begin + tail as usize);
-                    let n = (1..=4).map(|k| left.saturating_sub(k)).find(|&n| crate::avro::long_len(n as i64) + n <= left).unwrap_or(0);
+                    let n = (1..=4)
+                        .map(|k| left.saturating_sub(k))
+                        .find(|&n| crate::avro::long_len(n as i64) + n <= left)
+                        .unwrap_or(0);
                     let mut b = [0u8; 10];
                     let p = crate::avro::put_long(&mut b, n as i64);
                     out.extend_from_slice(&b[..p]);

@@ -27,7 +27,16 @@ pub struct EventMeta {
 
 impl Default for EventMeta {
     fn default() -> Self {
-        Self { seq: 0, trace_id: 0, span_id: 0, source: 0, worker: 0, id_at: Self::NONE, id_len: 0, tp_at: Self::NONE }
+        Self {
+            seq: 0,
+            trace_id: 0,
+            span_id: 0,
+            source: 0,
+            worker: 0,
+            id_at: Self::NONE,
+            id_len: 0,
+            tp_at: Self::NONE,
+        }
     }
 }
 
@@ -55,7 +64,9 @@ pub struct RunId(pub u64);
 impl RunId {
     /// A fresh id from the wall clock and the process id (not from the seed: runs differ).
     pub fn random() -> RunId {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         RunId(spate_core::rng::splitmix64(now ^ (u64::from(std::process::id()) << 40)))
     }
 }

@@ -233,7 +233,12 @@ impl Builder {
     }
 
     /// The pool `raw` rendered for `ctx` with `render` (cached); returns the base index.
-    pub(crate) fn rendered_pool(&mut self, raw: u32, ctx: Ctx, render: impl Fn(&str, Kind, &mut Vec<u8>)) -> u32 {
+    pub(crate) fn rendered_pool(
+        &mut self,
+        raw: u32,
+        ctx: Ctx,
+        render: impl Fn(&str, Kind, &mut Vec<u8>),
+    ) -> u32 {
         if let Some(&b) = self.rendered.get(&(raw, ctx)) {
             return b;
         }
@@ -253,7 +258,10 @@ impl Builder {
 
     /// Average rendered length of a pool (for size estimates).
     pub(crate) fn pool_avg_len(&self, base: u32, n: u32) -> usize {
-        let s: usize = self.pool_entries[base as usize..(base + n) as usize].iter().map(|e| e.1 as usize).sum();
+        let s: usize = self.pool_entries[base as usize..(base + n) as usize]
+            .iter()
+            .map(|e| e.1 as usize)
+            .sum();
         s / n.max(1) as usize
     }
 }

@@ -30,13 +30,30 @@ impl SourceGen {
         Some(match name {
             "web" => SourceGen::Web {
                 // Response sizes and latencies are heavy-tailed: lognormal.
-                bytes: table(b, rng, NumGen::new(120.0, 5_000_000.0, 0, Dist::LogNormal { median: 3_200.0, sigma: 1.3 })),
-                latency: table(b, rng, NumGen::new(0.08, 30_000.0, 3, Dist::LogNormal { median: 18.0, sigma: 1.1 })),
+                bytes: table(
+                    b,
+                    rng,
+                    NumGen::new(
+                        120.0,
+                        5_000_000.0,
+                        0,
+                        Dist::LogNormal { median: 3_200.0, sigma: 1.3 },
+                    ),
+                ),
+                latency: table(
+                    b,
+                    rng,
+                    NumGen::new(0.08, 30_000.0, 3, Dist::LogNormal { median: 18.0, sigma: 1.1 }),
+                ),
             },
             "app" => SourceGen::App,
-            "payment" => {
-                SourceGen::Payment { amount: table(b, rng, NumGen::new(0.5, 20_000.0, 2, Dist::LogNormal { median: 42.0, sigma: 1.0 })) }
-            }
+            "payment" => SourceGen::Payment {
+                amount: table(
+                    b,
+                    rng,
+                    NumGen::new(0.5, 20_000.0, 2, Dist::LogNormal { median: 42.0, sigma: 1.0 }),
+                ),
+            },
             "syslog" => SourceGen::Syslog,
             _ => return None,
         })
@@ -105,7 +122,8 @@ const SLUGS: [&str; 12] = [
     "smart-thermostat-gen3",
 ];
 
-const CATEGORIES: [&str; 8] = ["electronics", "home-kitchen", "outdoor", "books", "fashion", "toys", "garden", "sports"];
+const CATEGORIES: [&str; 8] =
+    ["electronics", "home-kitchen", "outdoor", "books", "fashion", "toys", "garden", "sports"];
 const QUERIES: [&str; 10] = [
     "headphones",
     "usb+c+cable",
@@ -209,7 +227,9 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
         "/.env" | "/wp-login.php" | "/.git/config" => wpick(rng, &[(404, 90), (403, 10)]),
         "/healthz" => 200,
         p if p.starts_with("/static/") => wpick(rng, &[(200, 70), (304, 30)]),
-        _ if method == "POST" => wpick(rng, &[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)]),
+        _ if method == "POST" => {
+            wpick(rng, &[(200, 70), (201, 15), (400, 5), (401, 4), (422, 3), (500, 3)])
+        }
         _ => wpick(rng, &STATUS),
     };
     let ip = if rng.chance(0.12) { public_ipv6(rng) } else { public_ipv4(rng) };
@@ -266,8 +286,18 @@ fn web(rng: &mut Rng, bytes_dyn: Dyn, latency_dyn: Dyn) -> Record {
 
 // ---- app ----
 
-const SERVICES: [&str; 10] =
-    ["checkout", "cart", "catalog", "auth", "search", "inventory", "notification", "gateway", "recommendation", "user-profile"];
+const SERVICES: [&str; 10] = [
+    "checkout",
+    "cart",
+    "catalog",
+    "auth",
+    "search",
+    "inventory",
+    "notification",
+    "gateway",
+    "recommendation",
+    "user-profile",
+];
 const CLASSES: [&str; 10] = [
     "OrderController",
     "CartService",
@@ -335,7 +365,12 @@ fn app(rng: &mut Rng) -> Record {
         ("logger".to_string(), s(&logger)),
         ("message".to_string(), s(&message)),
     ];
-    let msg = vec![Val::Str(format!("{} {} {}", kv_text("level", level), kv_text("logger", &logger), kv_text("msg", &message)))];
+    let msg = vec![Val::Str(format!(
+        "{} {} {}",
+        kv_text("level", level),
+        kv_text("logger", &logger),
+        kv_text("msg", &message)
+    ))];
     Record {
         fields,
         facility: 16, // local0
@@ -356,10 +391,25 @@ fn app(rng: &mut Rng) -> Record {
 
 // ---- payment ----
 
-const CURRENCIES: [(&str, u32); 6] = [("USD", 48), ("EUR", 26), ("GBP", 11), ("CAD", 6), ("AUD", 5), ("CHF", 4)];
-const METHODS: [(&str, u32); 6] = [("card", 60), ("paypal", 14), ("apple_pay", 10), ("google_pay", 7), ("bank_transfer", 5), ("klarna", 4)];
-const STATES: [(&str, u32); 7] =
-    [("captured", 45), ("authorized", 28), ("pending", 8), ("declined", 8), ("refunded", 5), ("failed", 3), ("voided", 3)];
+const CURRENCIES: [(&str, u32); 6] =
+    [("USD", 48), ("EUR", 26), ("GBP", 11), ("CAD", 6), ("AUD", 5), ("CHF", 4)];
+const METHODS: [(&str, u32); 6] = [
+    ("card", 60),
+    ("paypal", 14),
+    ("apple_pay", 10),
+    ("google_pay", 7),
+    ("bank_transfer", 5),
+    ("klarna", 4),
+];
+const STATES: [(&str, u32); 7] = [
+    ("captured", 45),
+    ("authorized", 28),
+    ("pending", 8),
+    ("declined", 8),
+    ("refunded", 5),
+    ("failed", 3),
+    ("voided", 3),
+];
 
 fn payment(rng: &mut Rng, amount: Dyn) -> Record {
     let order = format!("ord_{}", alnum(rng, 14));
@@ -394,7 +444,8 @@ fn payment(rng: &mut Rng, amount: Dyn) -> Record {
 
 // ---- syslog ----
 
-const SYS_HOSTS: [&str; 8] = ["bastion-1", "db-01", "db-02", "web-03", "worker-12", "mail-1", "ci-runner-4", "lb-edge-2"];
+const SYS_HOSTS: [&str; 8] =
+    ["bastion-1", "db-01", "db-02", "web-03", "worker-12", "mail-1", "ci-runner-4", "lb-edge-2"];
 const FACILITY_NAMES: [&str; 24] = [
     "kern",
     "user",
@@ -421,7 +472,8 @@ const FACILITY_NAMES: [&str; 24] = [
     "local6",
     "local7",
 ];
-const SEVERITY_NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+const SEVERITY_NAMES: [&str; 8] =
+    ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 
 fn syslog(rng: &mut Rng) -> Record {
     let ip = public_ipv4(rng);

@@ -117,7 +117,8 @@ impl EventSpec {
         let schema_sources;
         let cfg = match &user_schema {
             Some(src) => {
-                schema_sources = EventConfig { sources: vec![(src.name.clone(), 1)], ..cfg.clone() };
+                schema_sources =
+                    EventConfig { sources: vec![(src.name.clone(), 1)], ..cfg.clone() };
                 &schema_sources
             }
             None => cfg,
@@ -126,22 +127,39 @@ impl EventSpec {
             return Err(ConfigError::new(
                 "sources",
                 "no sources given",
-                format!("list at least one with a weight, e.g. `{{web: 1}}`; known: {}", known_sources(&cfg.templates)),
+                format!(
+                    "list at least one with a weight, e.g. `{{web: 1}}`; known: {}",
+                    known_sources(&cfg.templates)
+                ),
             ));
         }
         if cfg.sources.len() > u16::MAX as usize {
-            return Err(ConfigError::new("sources", "too many sources", "use fewer than 65536 sources"));
+            return Err(ConfigError::new(
+                "sources",
+                "too many sources",
+                "use fewer than 65536 sources",
+            ));
         }
         for (i, (name, w)) in cfg.sources.iter().enumerate() {
             let key = format!("sources.{name}");
             if cfg.sources[..i].iter().any(|(n, _)| n == name) {
-                return Err(ConfigError::new(key, format!("source `{name}` is listed twice"), "list each source once"));
+                return Err(ConfigError::new(
+                    key,
+                    format!("source `{name}` is listed twice"),
+                    "list each source once",
+                ));
             }
-            if user_schema.is_none() && !BUILTIN.contains(&name.as_str()) && !cfg.templates.contains_key(name) {
+            if user_schema.is_none()
+                && !BUILTIN.contains(&name.as_str())
+                && !cfg.templates.contains_key(name)
+            {
                 return Err(ConfigError::new(
                     key,
                     format!("unknown source `{name}`"),
-                    format!("use one of: {}, or define it under `templates`", known_sources(&cfg.templates)),
+                    format!(
+                        "use one of: {}, or define it under `templates`",
+                        known_sources(&cfg.templates)
+                    ),
                 ));
             }
             if *w == 0 {
@@ -168,7 +186,13 @@ impl EventSpec {
                     "omit `size`, or use json, logfmt, rfc5424 or rfc3164",
                 ))
             }
-            Some(0) => return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes")),
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "size",
+                    "size must be at least 1 byte",
+                    "omit `size` for natural event sizes",
+                ))
+            }
             Some(s) if s > MAX_SIZE => {
                 return Err(ConfigError::new(
                     "size",
@@ -188,7 +212,11 @@ impl EventSpec {
                 ));
             }
             if fields.is_empty() {
-                return Err(ConfigError::new("fields", "no fields listed", "list at least one field, or omit `fields` for all"));
+                return Err(ConfigError::new(
+                    "fields",
+                    "no fields listed",
+                    "list at least one field, or omit `fields` for all",
+                ));
             }
         }
         // Compile every template, used or not, so mistakes surface now.
@@ -213,7 +241,8 @@ impl EventSpec {
         for (name, _) in &cfg.sources {
             let mut rng = Rng::derive(cfg.seed, fnv1a(name.as_bytes()));
             if let Some(src) = &user_schema {
-                let enc = if format == Format::Avro { schema::Enc::Avro } else { schema::Enc::Json };
+                let enc =
+                    if format == Format::Avro { schema::Enc::Avro } else { schema::Enc::Json };
                 let prefix = cfg.wire_prefix.first().map_or(&[][..], Vec::as_slice);
                 let mut variants = Vec::with_capacity(VARIANTS);
                 for _ in 0..VARIANTS {
@@ -226,7 +255,10 @@ impl EventSpec {
                 sources.push(CompiledSource { variants });
                 estimates.push(0);
                 if format == Format::Avro {
-                    schemas.push(serde_json::from_str(cfg.schema.as_deref().unwrap_or("null")).unwrap_or(serde_json::Value::Null));
+                    schemas.push(
+                        serde_json::from_str(cfg.schema.as_deref().unwrap_or("null"))
+                            .unwrap_or(serde_json::Value::Null),
+                    );
                 }
                 continue;
             }
@@ -261,7 +293,11 @@ impl EventSpec {
                     crate::avro::push_long(&mut branch, names.len() as i64);
                 }
             }
-            let prefix = cfg.wire_prefix.get(names.len()).or(cfg.wire_prefix.first()).map_or(&[][..], Vec::as_slice);
+            let prefix = cfg
+                .wire_prefix
+                .get(names.len())
+                .or(cfg.wire_prefix.first())
+                .map_or(&[][..], Vec::as_slice);
             let frame = avro::record::Frame { prefix, branch: &branch, sync: cfg.container_sync };
             for rec in &mut records {
                 let mut v = if format == Format::Avro {
@@ -272,7 +308,11 @@ impl EventSpec {
                     render_variant(&mut b, format, name, rec, size)
                 };
                 // Under `size`, fields that do not fit are left out, last first (json, logfmt).
-                while size > 0 && format != Format::Avro && estimate(&b, v, tb_len) > size && !rec.fields.is_empty() {
+                while size > 0
+                    && format != Format::Avro
+                    && estimate(&b, v, tb_len) > size
+                    && !rec.fields.is_empty()
+                {
                     rec.fields.pop();
                     v = render_variant(&mut b, format, name, rec, size);
                 }
@@ -306,7 +346,9 @@ impl EventSpec {
             for (name, &est) in names.iter().zip(&estimates) {
                 if size < est {
                     let hint = if cfg.trace != TraceContext::None {
-                        format!("use at least {est}, or `trace_context: none` for a smaller envelope")
+                        format!(
+                            "use at least {est}, or `trace_context: none` for a smaller envelope"
+                        )
                     } else {
                         format!("use at least {est}, or omit `size`")
                     };
@@ -347,9 +389,14 @@ impl EventSpec {
             .rev()
             .find(|s| s.1)
             .and_then(|&(pos, _)| pos.checked_sub(3))
-            .filter(|&p| trace_block.get(p..p + 55).is_some_and(|t| t.starts_with(b"00-") && t.ends_with(b"-01")))
+            .filter(|&p| {
+                trace_block
+                    .get(p..p + 55)
+                    .is_some_and(|t| t.starts_with(b"00-") && t.ends_with(b"-01"))
+            })
             .map_or(EventMeta::NONE, |p| p as u32);
-        let avro_records: Vec<String> = schemas.iter().map(std::string::ToString::to_string).collect();
+        let avro_records: Vec<String> =
+            schemas.iter().map(std::string::ToString::to_string).collect();
         let avro_schema = match schemas.len() {
             0 => None,
             1 => Some(schemas.pop().expect("one").to_string()),
@@ -357,7 +404,11 @@ impl EventSpec {
         };
         if let Some(text) = &avro_schema {
             apache_avro::Schema::parse_str(text).map_err(|e| {
-                ConfigError::new("format", format!("the derived Avro schema does not parse: {e}"), "report this schema as a bug")
+                ConfigError::new(
+                    "format",
+                    format!("the derived Avro schema does not parse: {e}"),
+                    "report this schema as a bug",
+                )
             })?;
         }
         Ok(EventSpec {
@@ -429,7 +480,12 @@ impl EventSpec {
     /// The blob (offset, length) of session field `slot`'s id for this event; `st` is the
     /// generator's (current id, events left on it).
     #[inline]
-    pub(crate) fn session_entry(&self, st: &mut (u32, u32), rng: &mut Rng, slot: u32) -> (u32, u32) {
+    pub(crate) fn session_entry(
+        &self,
+        st: &mut (u32, u32),
+        rng: &mut Rng,
+        slot: u32,
+    ) -> (u32, u32) {
         let d = self.sessions[slot as usize];
         if st.1 == 0 {
             st.0 = rng.below(u64::from(d.n)) as u32;
@@ -456,7 +512,13 @@ impl EventSpec {
 }
 
 /// Renders one variant of `rec` as a program; returns its ops' (start, len).
-fn render_variant(b: &mut Builder, format: Format, source: &str, rec: &program::Record, size: usize) -> (u32, u32) {
+fn render_variant(
+    b: &mut Builder,
+    format: Format,
+    source: &str,
+    rec: &program::Record,
+    size: usize,
+) -> (u32, u32) {
     let mut e = Emitter::new(b);
     format::render(format, source, rec, size > 0, &mut e);
     e.finish()
@@ -489,7 +551,9 @@ fn estimate(b: &Builder, (start, len): (u32, u32), trace_block: usize) -> usize 
             Op::Iter { .. } | Op::Epoch { .. } => 8,
             Op::AvroTs => 8,
             Op::AvroId => 26,
-            Op::AvroLong { table } => crate::avro::long_len(b.tables[table as usize * (TABLE + 1) + TABLE / 2]),
+            Op::AvroLong { table } => {
+                crate::avro::long_len(b.tables[table as usize * (TABLE + 1) + TABLE / 2])
+            }
             Op::AvroDouble { .. } => 8,
             Op::AvroSeq => 3,
             Op::AvroSession { slot } => {

@@ -121,8 +121,9 @@ struct SessionSpec {
 }
 
 const DEFAULT_WORDS: [&str; 24] = [
-    "alpha", "bravo", "cache", "delta", "edge", "fetch", "gamma", "hot", "index", "join", "key", "lag", "merge", "node", "offset", "peer",
-    "queue", "retry", "shard", "token", "update", "vector", "write", "zone",
+    "alpha", "bravo", "cache", "delta", "edge", "fetch", "gamma", "hot", "index", "join", "key",
+    "lag", "merge", "node", "offset", "peer", "queue", "retry", "shard", "token", "update",
+    "vector", "write", "zone",
 ];
 
 /// Field names the common part of every event already uses.
@@ -160,7 +161,9 @@ impl FieldGen {
 
     fn kind(&self) -> Kind {
         match self {
-            FieldGen::Choice { values, .. } if values.iter().all(|v| matches!(v, Val::Num(_))) => Kind::Num,
+            FieldGen::Choice { values, .. } if values.iter().all(|v| matches!(v, Val::Num(_))) => {
+                Kind::Num
+            }
             FieldGen::Num(_) => Kind::Num,
             _ => Kind::Str,
         }
@@ -171,7 +174,14 @@ impl FieldGen {
 pub(crate) fn uuid_v4(hi: u64, lo: u64) -> String {
     let hi = (hi & !0xf000) | 0x4000;
     let lo = (lo & !(0b11 << 62)) | (0b10 << 62);
-    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48, lo & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
 }
 
 /// A template checked and ready to make records.
@@ -182,7 +192,8 @@ pub(crate) struct CompiledTemplate {
 
 impl CompiledTemplate {
     pub(crate) fn record(&self, rng: &mut Rng) -> Record {
-        let fields: Vec<(String, Val)> = self.fields.iter().map(|(k, g)| (k.clone(), g.sample(rng))).collect();
+        let fields: Vec<(String, Val)> =
+            self.fields.iter().map(|(k, g)| (k.clone(), g.sample(rng))).collect();
         let msg = logfmt_msg(&fields);
         Record {
             fields,
@@ -199,7 +210,9 @@ impl CompiledTemplate {
 }
 
 fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
-    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }
 
 /// A scalar YAML value as a field value.
@@ -221,7 +234,12 @@ fn scalar(v: &Value) -> Option<Val> {
 }
 
 /// Checks template `name` and prepares its generators (tables and pools go into `b`).
-pub(crate) fn compile(name: &str, raw: &RawTemplate, b: &mut Builder, rng: &mut Rng) -> Result<CompiledTemplate, ConfigError> {
+pub(crate) fn compile(
+    name: &str,
+    raw: &RawTemplate,
+    b: &mut Builder,
+    rng: &mut Rng,
+) -> Result<CompiledTemplate, ConfigError> {
     let tkey = format!("templates.{name}");
     if !valid_name(name, 32, &['_', '-']) {
         return Err(ConfigError::new(
@@ -243,7 +261,10 @@ pub(crate) fn compile(name: &str, raw: &RawTemplate, b: &mut Builder, rng: &mut 
         if !valid_name(&f.name, 64, &['_', '-', '.']) {
             return Err(ConfigError::new(
                 format!("{fkey}.name"),
-                format!("field {i}: name `{}` is not 1 to 64 letters, digits, `_`, `-` or `.`", f.name),
+                format!(
+                    "field {i}: name `{}` is not 1 to 64 letters, digits, `_`, `-` or `.`",
+                    f.name
+                ),
                 "rename the field",
             ));
         }
@@ -261,8 +282,9 @@ pub(crate) fn compile(name: &str, raw: &RawTemplate, b: &mut Builder, rng: &mut 
                 "give each field a distinct name",
             ));
         }
-        let g = compile_gen(&f.gen, f.per_event, b, rng)
-            .map_err(|(message, fix)| ConfigError::new(format!("{fkey}.gen"), format!("field `{}`: {message}", f.name), fix))?;
+        let g = compile_gen(&f.gen, f.per_event, b, rng).map_err(|(message, fix)| {
+            ConfigError::new(format!("{fkey}.gen"), format!("field `{}`: {message}", f.name), fix)
+        })?;
         fields.push((f.name.clone(), g));
     }
     Ok(CompiledTemplate { name: name.to_string(), fields })
@@ -276,7 +298,12 @@ fn err<T>(message: impl Into<String>, fix: impl Into<String>) -> Result<T, GenEr
 
 const GEN_FIX: &str = "use one of: ipv4, ipv6, uuid, timestamp, sequence, or a map with one of choice, int, float, words, session, const";
 
-fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Result<FieldGen, GenError> {
+fn compile_gen(
+    v: &Value,
+    per_event: bool,
+    b: &mut Builder,
+    rng: &mut Rng,
+) -> Result<FieldGen, GenError> {
     let fg = match v {
         Value::String(s) => match s.as_str() {
             "ipv4" => FieldGen::Ipv4,
@@ -288,16 +315,31 @@ fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Re
             other => return err(format!("unknown generator `{other}`"), GEN_FIX),
         },
         Value::Mapping(_) => {
-            let m: GenMap = serde_yaml_ng::from_value(v.clone()).map_err(|e| (e.to_string(), GEN_FIX.to_string()))?;
-            let given =
-                [m.choice.is_some(), m.int.is_some(), m.float.is_some(), m.words.is_some(), m.session.is_some(), m.constant.is_some()];
+            let m: GenMap = serde_yaml_ng::from_value(v.clone())
+                .map_err(|e| (e.to_string(), GEN_FIX.to_string()))?;
+            let given = [
+                m.choice.is_some(),
+                m.int.is_some(),
+                m.float.is_some(),
+                m.words.is_some(),
+                m.session.is_some(),
+                m.constant.is_some(),
+            ];
             match given.iter().filter(|&&g| g).count() {
                 0 => return err("no generator given", GEN_FIX),
                 1 => {}
-                _ => return err("more than one generator given", "give exactly one of choice, int, float, words, session, const"),
+                _ => {
+                    return err(
+                        "more than one generator given",
+                        "give exactly one of choice, int, float, words, session, const",
+                    )
+                }
             }
             if m.weights.is_some() && m.choice.is_none() {
-                return err("`weights` only applies to `choice`", "remove `weights` or use `choice`");
+                return err(
+                    "`weights` only applies to `choice`",
+                    "remove `weights` or use `choice`",
+                );
             }
             if let Some(values) = m.choice {
                 if values.is_empty() {
@@ -308,16 +350,24 @@ fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Re
                     .enumerate()
                     .map(|(j, v)| {
                         scalar(v).ok_or_else(|| {
-                            (format!("choice value {j} is not a string, number or boolean"), "quote it as a string".to_string())
+                            (
+                                format!("choice value {j} is not a string, number or boolean"),
+                                "quote it as a string".to_string(),
+                            )
                         })
                     })
                     .collect::<Result<_, _>>()?;
                 let weights = match m.weights {
                     None => vec![1; vals.len()],
                     Some(w) if w.len() != vals.len() => {
-                        return err(format!("{} weights for {} choices", w.len(), vals.len()), "give exactly one weight per choice")
+                        return err(
+                            format!("{} weights for {} choices", w.len(), vals.len()),
+                            "give exactly one weight per choice",
+                        )
                     }
-                    Some(w) if w.iter().all(|&x| x == 0) => return err("all weights are 0", "give at least one weight above 0"),
+                    Some(w) if w.iter().all(|&x| x == 0) => {
+                        return err("all weights are 0", "give at least one weight above 0")
+                    }
                     Some(w) => w,
                 };
                 FieldGen::Choice { values: vals, weights }
@@ -326,33 +376,50 @@ fn compile_gen(v: &Value, per_event: bool, b: &mut Builder, rng: &mut Rng) -> Re
             } else if let Some(n) = m.float {
                 num_gen(&n, false)?
             } else if let Some(w) = m.words {
-                let list = w.list.unwrap_or_else(|| DEFAULT_WORDS.iter().map(std::string::ToString::to_string).collect());
+                let list = w.list.unwrap_or_else(|| {
+                    DEFAULT_WORDS.iter().map(std::string::ToString::to_string).collect()
+                });
                 if list.is_empty() {
-                    return err("`words.list` is empty", "list at least one word, or omit `list` for the built-in words");
+                    return err(
+                        "`words.list` is empty",
+                        "list at least one word, or omit `list` for the built-in words",
+                    );
                 }
                 let min = w.min.unwrap_or(1);
                 let max = w.max.unwrap_or(min.max(3));
                 if min == 0 || min > max || max > 64 {
-                    return err(format!("words min {min} / max {max} is not 1 <= min <= max <= 64"), "use e.g. `min: 1, max: 5`");
+                    return err(
+                        format!("words min {min} / max {max} is not 1 <= min <= max <= 64"),
+                        "use e.g. `min: 1, max: 5`",
+                    );
                 }
                 FieldGen::Words { list, min, max }
             } else if let Some(s) = m.session {
                 if s.pool == 0 || s.pool > 1_000_000 {
-                    return err(format!("session pool {} is out of range", s.pool), "use a pool of 1 to 1000000 ids");
+                    return err(
+                        format!("session pool {} is out of range", s.pool),
+                        "use a pool of 1 to 1000000 ids",
+                    );
                 }
                 if s.reuse == 0 || s.reuse > 1_000_000 {
-                    return err(format!("session reuse {} is out of range", s.reuse), "use 1 to 1000000 events per session");
+                    return err(
+                        format!("session reuse {} is out of range", s.reuse),
+                        "use 1 to 1000000 events per session",
+                    );
                 }
-                let ids: Vec<String> = (0..s.pool).map(|_| format!("sess-{:016x}", rng.next_u64())).collect();
+                let ids: Vec<String> =
+                    (0..s.pool).map(|_| format!("sess-{:016x}", rng.next_u64())).collect();
                 let base = b.add_entries(&ids);
                 let slot = b.add_session(SessionDef { base, n: s.pool, reuse: s.reuse });
                 return Ok(FieldGen::Dyn(Dyn::Session { slot }));
             } else {
                 let c = m.constant.unwrap_or(Value::Null);
-                FieldGen::Const(
-                    scalar(&c)
-                        .ok_or_else(|| ("`const` is not a string, number or boolean".to_string(), "quote it as a string".to_string()))?,
-                )
+                FieldGen::Const(scalar(&c).ok_or_else(|| {
+                    (
+                        "`const` is not a string, number or boolean".to_string(),
+                        "quote it as a string".to_string(),
+                    )
+                })?)
             }
         }
         _ => return err("the generator is neither a name nor a map", GEN_FIX),
@@ -386,14 +453,20 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
         return err("min and max must be finite numbers", "give plain numbers");
     }
     if n.min > n.max {
-        return err(format!("min {} is greater than max {}", n.min, n.max), "swap them, or fix the range");
+        return err(
+            format!("min {} is greater than max {}", n.min, n.max),
+            "swap them, or fix the range",
+        );
     }
     let decimals = if int {
         if n.decimals.is_some() {
             return err("`decimals` does not apply to int", "remove `decimals`, or use `float`");
         }
         if n.min.fract() != 0.0 || n.max.fract() != 0.0 {
-            return err("int min and max must be whole numbers", "use whole numbers, or use `float`");
+            return err(
+                "int min and max must be whole numbers",
+                "use whole numbers, or use `float`",
+            );
         }
         0
     } else {
@@ -405,7 +478,10 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
     };
     let limit = 9.0e15 / 10f64.powi(i32::from(decimals));
     if n.min.abs() > limit || n.max.abs() > limit {
-        return err(format!("the range is too large for {decimals} decimals"), format!("keep min and max within ±{limit:e}"));
+        return err(
+            format!("the range is too large for {decimals} decimals"),
+            format!("keep min and max within ±{limit:e}"),
+        );
     }
     let dist_name = n.dist.as_deref().unwrap_or("uniform");
     let allowed: &[&str] = match dist_name {
@@ -414,9 +490,20 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
         "lognormal" => &["median", "sigma"],
         "exponential" => &["mean"],
         "zipf" => &["exponent"],
-        other => return err(format!("unknown distribution `{other}`"), "use uniform, normal, lognormal, exponential or zipf"),
+        other => {
+            return err(
+                format!("unknown distribution `{other}`"),
+                "use uniform, normal, lognormal, exponential or zipf",
+            )
+        }
     };
-    for (k, given) in [("mean", n.mean), ("stddev", n.stddev), ("median", n.median), ("sigma", n.sigma), ("exponent", n.exponent)] {
+    for (k, given) in [
+        ("mean", n.mean),
+        ("stddev", n.stddev),
+        ("median", n.median),
+        ("sigma", n.sigma),
+        ("exponent", n.exponent),
+    ] {
         if given.is_some() && !allowed.contains(&k) {
             return err(
                 format!("`{k}` does not apply to the {dist_name} distribution"),
@@ -437,10 +524,17 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
             Dist::Normal { mean: n.mean.unwrap_or(n.min + range / 2.0), stddev }
         }
         "lognormal" => {
-            let median = n.median.unwrap_or(if n.min > 0.0 { (n.min * n.max).sqrt() } else { n.min + range / 2.0 });
+            let median = n.median.unwrap_or(if n.min > 0.0 {
+                (n.min * n.max).sqrt()
+            } else {
+                n.min + range / 2.0
+            });
             let sigma = n.sigma.unwrap_or(1.0);
             if median <= 0.0 {
-                return err("a lognormal distribution needs a positive median", "give `median` above 0, or a range above 0");
+                return err(
+                    "a lognormal distribution needs a positive median",
+                    "give `median` above 0, or a range above 0",
+                );
             }
             if sigma <= 0.0 {
                 return err("sigma must be above 0", "use e.g. `sigma: 1.0`");
@@ -450,17 +544,26 @@ fn num_gen(n: &NumSpec, int: bool) -> Result<FieldGen, GenError> {
         "exponential" => {
             let mean = n.mean.unwrap_or(range / 4.0);
             if mean < 0.0 {
-                return err("mean is negative", "give a mean of 0 or more (it is the mean above min)");
+                return err(
+                    "mean is negative",
+                    "give a mean of 0 or more (it is the mean above min)",
+                );
             }
             Dist::Exponential { mean }
         }
         "zipf" => {
             if !int {
-                return err("zipf only applies to int", format!("use `int`, or another distribution for `{what}`"));
+                return err(
+                    "zipf only applies to int",
+                    format!("use `int`, or another distribution for `{what}`"),
+                );
             }
             let count = (n.max - n.min) as u64 + 1;
             if count > ZIPF_MAX_N {
-                return err(format!("zipf over {count} values is more than {ZIPF_MAX_N}"), "narrow the range");
+                return err(
+                    format!("zipf over {count} values is more than {ZIPF_MAX_N}"),
+                    "narrow the range",
+                );
             }
             let s = n.exponent.unwrap_or(1.1);
             if s <= 0.0 {

@@ -1,6 +1,8 @@
 //! Calendar arithmetic for timestamps (UTC), done once per second per worker.
 
-pub(crate) const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+pub(crate) const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
 
 /// Broken-down UTC time of a Unix second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

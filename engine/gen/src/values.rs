@@ -71,7 +71,11 @@ pub(crate) fn zipf_rank(rng: &mut Rng, n: usize, s: f64) -> usize {
     let u = rng.f64();
     let a = 1.0 - s;
     let top = n as f64 + 1.0;
-    let x = if a.abs() < 1e-9 { (top.ln() * u).exp() } else { ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a) };
+    let x = if a.abs() < 1e-9 {
+        (top.ln() * u).exp()
+    } else {
+        ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a)
+    };
     (x as usize).saturating_sub(1).min(n - 1)
 }
 

@@ -43,7 +43,13 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// Worker `worker` of `workers` gets `rate / workers` events/s and `burst / workers` burst.
-    pub fn for_worker(rate: NonZeroU64, burst: u64, worker: usize, workers: usize, now_ns: u64) -> Self {
+    pub fn for_worker(
+        rate: NonZeroU64,
+        burst: u64,
+        worker: usize,
+        workers: usize,
+        now_ns: u64,
+    ) -> Self {
         let share = workers.max(1) as u64;
         let mut b = Self {
             rate: rate.get(),
@@ -69,7 +75,8 @@ impl TokenBucket {
     }
 
     fn catch_up_tokens(&self) -> u64 {
-        let t = u128::from(self.rate) * u128::from(self.catch_up_ns) / (u128::from(self.share) * NS_PER_SEC);
+        let t = u128::from(self.rate) * u128::from(self.catch_up_ns)
+            / (u128::from(self.share) * NS_PER_SEC);
         (t.min(u128::from(u64::MAX)) as u64).max(self.chunk)
     }
 
@@ -89,7 +96,9 @@ impl TokenBucket {
             return 0;
         }
         let elapsed = u128::from(now_ns - self.start_ns);
-        (elapsed * u128::from(self.rate) / (u128::from(self.share) * NS_PER_SEC)) as u64 + 1 + self.burst
+        (elapsed * u128::from(self.rate) / (u128::from(self.share) * NS_PER_SEC)) as u64
+            + 1
+            + self.burst
     }
 
     /// Earliest time at which `allowed` reaches `total`.
@@ -156,7 +165,10 @@ impl RateLimiter for Local {
     fn set_rate(&mut self, rate: Rate, now_ns: u64) {
         self.bucket = match rate {
             Rate::Max => None,
-            Rate::PerSec(r) => Some(TokenBucket::for_worker(r, self.burst, self.worker, self.workers, now_ns).with_catch_up(self.catch_up)),
+            Rate::PerSec(r) => Some(
+                TokenBucket::for_worker(r, self.burst, self.worker, self.workers, now_ns)
+                    .with_catch_up(self.catch_up),
+            ),
         };
     }
     fn mode(&self) -> &'static str {
@@ -169,7 +181,14 @@ impl RateLimiter for Local {
 }
 
 /// Builds the limiter a worker uses for a local (non-Redis) run.
-pub fn local(rate: Rate, burst: u64, catch_up: std::time::Duration, worker: usize, workers: usize, now_ns: u64) -> Box<dyn RateLimiter> {
+pub fn local(
+    rate: Rate,
+    burst: u64,
+    catch_up: std::time::Duration,
+    worker: usize,
+    workers: usize,
+    now_ns: u64,
+) -> Box<dyn RateLimiter> {
     let mut l = Local { bucket: None, burst, catch_up, worker, workers };
     l.set_rate(rate, now_ns);
     Box::new(l)
@@ -188,7 +207,8 @@ mod tests {
     /// does (take up to `want`, otherwise sleep until told), and returns grant timestamps.
     fn simulate(rate: u64, burst: u64, workers: usize, secs: u64, want: u32) -> Vec<(u64, u32)> {
         let clock = FakeClock::new();
-        let mut buckets: Vec<_> = (0..workers).map(|w| TokenBucket::for_worker(nz(rate), burst, w, workers, 0)).collect();
+        let mut buckets: Vec<_> =
+            (0..workers).map(|w| TokenBucket::for_worker(nz(rate), burst, w, workers, 0)).collect();
         let mut next = vec![0u64; workers];
         let end = secs * 1_000_000_000;
         let mut grants = Vec::new();
@@ -212,13 +232,18 @@ mod tests {
 
     #[test]
     fn exact_totals_over_ten_seconds() {
-        for &(rate, workers) in &[(1u64, 1usize), (10, 2), (1_000, 2), (100_000, 2), (1_000_000, 2), (7, 3)] {
+        for &(rate, workers) in
+            &[(1u64, 1usize), (10, 2), (1_000, 2), (100_000, 2), (1_000_000, 2), (7, 3)]
+        {
             let grants = simulate(rate, 0, workers, 10, 1024);
             let total: u64 = grants.iter().map(|g| u64::from(g.1)).sum();
             // Exact but for the final partial chunk (under 1 ms of events per worker) that was
             // not yet due as a whole when the 10 s ended.
             let chunk = (rate / workers as u64 / 1000).max(1);
-            assert!(total <= rate * 10 && total + workers as u64 * chunk > rate * 10, "rate {rate} x{workers}: {total}");
+            assert!(
+                total <= rate * 10 && total + workers as u64 * chunk > rate * 10,
+                "rate {rate} x{workers}: {total}"
+            );
         }
     }
 
@@ -285,12 +310,22 @@ mod tests {
             }
             got
         };
-        let mut b = TokenBucket::for_worker(rate, 0, 0, 1, 0).with_catch_up(std::time::Duration::from_secs(1));
+        let mut b = TokenBucket::for_worker(rate, 0, 0, 1, 0)
+            .with_catch_up(std::time::Duration::from_secs(1));
         drain(&mut b, 0);
         assert_eq!(drain(&mut b, 800 * ms), 8_000, "a 0.8 s stall is made up");
-        assert_eq!(drain(&mut b, 3_800 * ms), 10_000 + 1, "a 3 s stall: 1 s made up (plus the bucket's one token)");
-        let mut off = TokenBucket::for_worker(rate, 0, 0, 1, 0).with_catch_up(std::time::Duration::ZERO);
+        assert_eq!(
+            drain(&mut b, 3_800 * ms),
+            10_000 + 1,
+            "a 3 s stall: 1 s made up (plus the bucket's one token)"
+        );
+        let mut off =
+            TokenBucket::for_worker(rate, 0, 0, 1, 0).with_catch_up(std::time::Duration::ZERO);
         drain(&mut off, 0);
-        assert_eq!(drain(&mut off, 800 * ms), 10 + 1, "catch-up off: one chunk (1 ms) and the bucket's token");
+        assert_eq!(
+            drain(&mut off, 800 * ms),
+            10 + 1,
+            "catch-up off: one chunk (1 ms) and the bucket's token"
+        );
     }
 }

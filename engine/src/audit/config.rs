@@ -43,7 +43,11 @@ impl RawAudit {
     pub fn validate(&self) -> Result<Option<AuditConfig>, ConfigError> {
         let Some(url) = &self.url else {
             if *self != RawAudit::default() {
-                return Err(ConfigError::new("audit.url", "audit settings without a URL", "set audit.url (--audit postgres://...)"));
+                return Err(ConfigError::new(
+                    "audit.url",
+                    "audit settings without a URL",
+                    "set audit.url (--audit postgres://...)",
+                ));
             }
             return Ok(None);
         };
@@ -56,16 +60,32 @@ impl RawAudit {
             ));
         }
         let parsed: postgres::Config = url.parse().map_err(|e| {
-            ConfigError::new("audit.url", format!("the URL does not parse: {e}"), "write postgres://USER@HOST:PORT/DATABASE")
+            ConfigError::new(
+                "audit.url",
+                format!("the URL does not parse: {e}"),
+                "write postgres://USER@HOST:PORT/DATABASE",
+            )
         })?;
         if parsed.get_user().is_none() {
-            return Err(ConfigError::new("audit.url", "no user in the URL", "write postgres://USER@HOST:PORT/DATABASE"));
+            return Err(ConfigError::new(
+                "audit.url",
+                "no user in the URL",
+                "write postgres://USER@HOST:PORT/DATABASE",
+            ));
         }
-        let password =
-            spate_core::secret::resolve(None, self.password_file.as_ref().map(SecretFile::path), "audit.password", "audit.password_file")?;
+        let password = spate_core::secret::resolve(
+            None,
+            self.password_file.as_ref().map(SecretFile::path),
+            "audit.password",
+            "audit.password_file",
+        )?;
         let queue = self.queue.unwrap_or(10_000);
         if !(1..=10_000_000).contains(&queue) {
-            return Err(ConfigError::new("audit.queue", format!("{queue} records is out of range"), "use 1 to 10000000 (default 10000)"));
+            return Err(ConfigError::new(
+                "audit.queue",
+                format!("{queue} records is out of range"),
+                "use 1 to 10000000 (default 10000)",
+            ));
         }
         let flush_timeout = self.flush_timeout.map_or(Duration::from_secs(5), HumanDuration::get);
         if flush_timeout > Duration::from_secs(600) {

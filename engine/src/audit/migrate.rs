@@ -38,12 +38,16 @@ pub(super) fn migrate(c: &mut Client) -> Result<(), postgres::Error> {
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS spate_schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
     )?;
-    let have: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM spate_schema_version", &[])?.get(0);
+    let have: i32 =
+        tx.query_one("SELECT coalesce(max(version), 0) FROM spate_schema_version", &[])?.get(0);
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let v = i as i32 + 1;
         if v > have {
             tx.batch_execute(sql)?;
-            tx.execute("INSERT INTO spate_schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING", &[&v])?;
+            tx.execute(
+                "INSERT INTO spate_schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&v],
+            )?;
         }
     }
     tx.commit()

@@ -59,7 +59,10 @@ impl Auditor {
     }
 
     /// As [`Auditor::start`], with the writer's reconnect times read from `clock`.
-    pub fn start_with_clock(cfg: &AuditConfig, clock: Arc<dyn spate_core::clock::Clock>) -> Result<Auditor, crate::error::EngineError> {
+    pub fn start_with_clock(
+        cfg: &AuditConfig,
+        clock: Arc<dyn spate_core::clock::Clock>,
+    ) -> Result<Auditor, crate::error::EngineError> {
         let (tx, rx) = sync_channel(cfg.queue);
         let shared = Arc::new(Shared {
             written: Default::default(),
@@ -69,11 +72,16 @@ impl Auditor {
             stop: Default::default(),
         });
         let w = writer::Writer::new(cfg, rx, shared.clone(), clock);
-        let thread = std::thread::Builder::new()
-            .name("spate-audit".into())
-            .spawn(move || w.run())
-            .map_err(|source| crate::error::EngineError::Spawn { name: "spate-audit".into(), source })?;
-        Ok(Auditor { tx, shared, thread: Arc::new(Mutex::new(Some(thread))), flush_timeout: cfg.flush_timeout })
+        let thread =
+            std::thread::Builder::new().name("spate-audit".into()).spawn(move || w.run()).map_err(
+                |source| crate::error::EngineError::Spawn { name: "spate-audit".into(), source },
+            )?;
+        Ok(Auditor {
+            tx,
+            shared,
+            thread: Arc::new(Mutex::new(Some(thread))),
+            flush_timeout: cfg.flush_timeout,
+        })
     }
 
     /// Connects and migrates now, within `timeout`. A refusal (wrong password, no permission
@@ -96,7 +104,13 @@ impl Auditor {
 
     /// A run began; it becomes the run that [`note`] records changes for.
     pub fn run_started(&self, run_id: &str, origin: Value, seed: u64, config: Value) {
-        self.send(Record::Started { run_id: run_id.into(), at: SystemTime::now(), origin, seed, config });
+        self.send(Record::Started {
+            run_id: run_id.into(),
+            at: SystemTime::now(),
+            origin,
+            seed,
+            config,
+        });
     }
 
     /// The listener of run `run_id`'s rare changes (breaker transitions, limiter fallbacks), to
@@ -108,12 +122,22 @@ impl Auditor {
     /// Records a change of run `run_id` (a `spate_run_changes` row): `kind` names it, `detail`
     /// holds its fields.
     pub fn change(&self, run_id: &str, kind: &str, detail: Value) {
-        self.send(Record::Change { run_id: run_id.into(), at: SystemTime::now(), kind: kind.into(), detail });
+        self.send(Record::Change {
+            run_id: run_id.into(),
+            at: SystemTime::now(),
+            kind: kind.into(),
+            detail,
+        });
     }
 
     /// Run `run_id` ended, with its summary and exit status.
     pub fn run_ended(&self, run_id: &str, summary: Value, exit_status: i32) {
-        self.send(Record::Ended { run_id: run_id.into(), at: SystemTime::now(), summary, exit_status });
+        self.send(Record::Ended {
+            run_id: run_id.into(),
+            at: SystemTime::now(),
+            summary,
+            exit_status,
+        });
     }
 
     /// Counts so far.

@@ -53,7 +53,8 @@ fn classify(e: &postgres::Error) -> ConnectError {
 
 /// A connection with the schema migrated, within `timeout`.
 pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<Client, ConnectError> {
-    let mut pc: postgres::Config = cfg.url.parse().map_err(|e| ConnectError::Refused(format!("{e}")))?;
+    let mut pc: postgres::Config =
+        cfg.url.parse().map_err(|e| ConnectError::Refused(format!("{e}")))?;
     if let Some(p) = &cfg.password {
         pc.password(p.expose());
     }
@@ -63,7 +64,9 @@ pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<Client, Co
     pc.options("-c statement_timeout=5000");
     let mut c = pc.connect(NoTls).map_err(|e| classify(&e))?;
     super::migrate::migrate(&mut c).map_err(|e| match classify(&e) {
-        ConnectError::Refused(m) => ConnectError::Refused(format!("cannot create the audit tables: {m}")),
+        ConnectError::Refused(m) => {
+            ConnectError::Refused(format!("cannot create the audit tables: {m}"))
+        }
         u => u,
     })?;
     Ok(c)
@@ -79,7 +82,12 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 impl Writer {
-    pub(super) fn new(cfg: &AuditConfig, rx: Receiver<Record>, shared: Arc<Shared>, clock: Arc<dyn Clock>) -> Writer {
+    pub(super) fn new(
+        cfg: &AuditConfig,
+        rx: Receiver<Record>,
+        shared: Arc<Shared>,
+        clock: Arc<dyn Clock>,
+    ) -> Writer {
         Writer { cfg: cfg.clone(), rx, shared, held: VecDeque::new(), clock }
     }
 
@@ -105,7 +113,11 @@ impl Writer {
 
     pub(super) fn run(mut self) {
         let mut client: Option<Client> = None;
-        let mut backoff = Backoff::reconnects(Duration::from_millis(500), Duration::from_secs(5), &self.cfg.display);
+        let mut backoff = Backoff::reconnects(
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            &self.cfg.display,
+        );
         let mut next_try = self.clock.now_ns();
         loop {
             self.take(Duration::from_millis(100));
@@ -138,13 +150,20 @@ impl Writer {
                     }
                     Err(e) if e.is_closed() || e.as_db_error().is_none() => {
                         // The connection is gone: keep the record, reconnect.
-                        self.fail(format!("audit: lost the connection to {}: {}; retrying", self.cfg.display, describe(&e)));
+                        self.fail(format!(
+                            "audit: lost the connection to {}: {}; retrying",
+                            self.cfg.display,
+                            describe(&e)
+                        ));
                         client = None;
                         next_try = self.clock.now_ns() + backoff.failed().as_nanos() as u64;
                         break;
                     }
                     Err(e) => {
-                        self.fail(format!("audit: the database refused a record: {}", describe(&e)));
+                        self.fail(format!(
+                            "audit: the database refused a record: {}",
+                            describe(&e)
+                        ));
                         self.held.pop_front();
                         self.shared.dropped.fetch_add(1, Relaxed);
                         self.shared.pending.fetch_sub(1, Relaxed);

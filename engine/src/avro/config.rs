@@ -134,7 +134,13 @@ pub struct AvroConfig {
 
 impl Default for AvroConfig {
     fn default() -> Self {
-        Self { codec: Codec::Null, framing: Framing::Raw, schema_id: None, registry: None, avro_keys: false }
+        Self {
+            codec: Codec::Null,
+            framing: Framing::Raw,
+            schema_id: None,
+            registry: None,
+            avro_keys: false,
+        }
     }
 }
 
@@ -151,9 +157,13 @@ impl RawAvro {
         }
         let codec = match &self.codec {
             None => Codec::Null,
-            Some(c) => {
-                c.parse().map_err(|_| ConfigError::new("avro.codec", format!("unknown codec `{c}`"), "use null, deflate or zstandard"))?
-            }
+            Some(c) => c.parse().map_err(|_| {
+                ConfigError::new(
+                    "avro.codec",
+                    format!("unknown codec `{c}`"),
+                    "use null, deflate or zstandard",
+                )
+            })?,
         };
         let registry = self.schema_registry.as_ref().map(RawRegistry::validate).transpose()?;
         if registry.is_some() && self.schema_id.is_some() {
@@ -186,7 +196,10 @@ impl RawAvro {
         if framing != Framing::Confluent && (registry.is_some() || self.schema_id.is_some()) {
             return Err(ConfigError::new(
                 "avro.framing",
-                format!("a schema id is only written with `confluent` framing, not `{}`", self.framing.as_deref().unwrap_or("raw")),
+                format!(
+                    "a schema id is only written with `confluent` framing, not `{}`",
+                    self.framing.as_deref().unwrap_or("raw")
+                ),
                 "use `framing: confluent`, or drop schema_id / schema_registry",
             ));
         }
@@ -200,7 +213,13 @@ impl RawAvro {
                     "set `avro.schema_registry`, or use `key_format: string`",
                 ))
             }
-            Some(o) => return Err(ConfigError::new("avro.key_format", format!("unknown key format `{o}`"), "use string or avro")),
+            Some(o) => {
+                return Err(ConfigError::new(
+                    "avro.key_format",
+                    format!("unknown key format `{o}`"),
+                    "use string or avro",
+                ))
+            }
         };
         Ok(AvroConfig { codec, framing, schema_id: self.schema_id, registry, avro_keys })
     }
@@ -212,7 +231,11 @@ impl RawRegistry {
         let u = self.url.trim();
         let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
         if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-            return Err(ConfigError::new(key, format!("`{u}` is not an http(s) URL"), "write http://HOST:PORT or https://HOST:PORT"));
+            return Err(ConfigError::new(
+                key,
+                format!("`{u}` is not an http(s) URL"),
+                "write http://HOST:PORT or https://HOST:PORT",
+            ));
         }
         let strategy = match self.subject_strategy.as_deref() {
             None | Some("topic") => SubjectStrategy::Topic,
@@ -255,7 +278,11 @@ impl RawRegistry {
                 ))
             }
             (None, Some(_), _) => {
-                return Err(ConfigError::new("avro.schema_registry.username", "a password without a username", "set username"))
+                return Err(ConfigError::new(
+                    "avro.schema_registry.username",
+                    "a password without a username",
+                    "set username",
+                ))
             }
             (None, None, Some(t)) => RegistryAuth::Bearer(t),
             (None, None, None) => RegistryAuth::None,

@@ -21,7 +21,12 @@ use crate::error::EngineError;
 const REPLY_LIMIT: usize = 4 << 20;
 
 /// The subject of a value (or key) schema named `record` (full name) on `topic`.
-pub fn subject(strategy: SubjectStrategy, topic: &str, record: Option<&str>, is_key: bool) -> Result<String, String> {
+pub fn subject(
+    strategy: SubjectStrategy,
+    topic: &str,
+    record: Option<&str>,
+    is_key: bool,
+) -> Result<String, String> {
     let part = if is_key { "key" } else { "value" };
     match (strategy, record) {
         (SubjectStrategy::Topic, _) => Ok(format!("{topic}-{part}")),
@@ -35,7 +40,11 @@ pub fn subject(strategy: SubjectStrategy, topic: &str, record: Option<&str>, is_
 /// its id.
 pub fn schema_id(cfg: &RegistryConfig, subject: &str, schema: &str) -> Result<u32, EngineError> {
     let body = json!({ "schema": schema }).to_string();
-    let path = if cfg.auto_register { format!("/subjects/{subject}/versions") } else { format!("/subjects/{subject}") };
+    let path = if cfg.auto_register {
+        format!("/subjects/{subject}/versions")
+    } else {
+        format!("/subjects/{subject}")
+    };
     let (status, reply) = request(cfg, "POST", &path, &body)?;
     let doc: serde_json::Value = serde_json::from_slice(&reply).unwrap_or(serde_json::Value::Null);
     let err = |what: String| EngineError::Registry { url: cfg.url.clone(), message: what };
@@ -44,10 +53,19 @@ pub fn schema_id(cfg: &RegistryConfig, subject: &str, schema: &str) -> Result<u3
             .get("id")
             .and_then(serde_json::Value::as_u64)
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| err(format!("the reply to {path} has no schema id: {}", String::from_utf8_lossy(&reply))));
+            .ok_or_else(|| {
+                err(format!(
+                    "the reply to {path} has no schema id: {}",
+                    String::from_utf8_lossy(&reply)
+                ))
+            });
     }
-    let code = doc.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(i64::from(status));
-    let msg = doc.get("message").and_then(|m| m.as_str()).map_or_else(|| String::from_utf8_lossy(&reply).into_owned(), str::to_string);
+    let code =
+        doc.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(i64::from(status));
+    let msg = doc
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map_or_else(|| String::from_utf8_lossy(&reply).into_owned(), str::to_string);
     Err(err(match status {
         401 | 403 => format!(
             "the registry refused the credentials ({status}, error {code}: {msg}); check avro.schema_registry username/password or token"
@@ -98,8 +116,12 @@ fn tls_config(cfg: &RegistryConfig) -> Result<Arc<rustls::ClientConfig>, String>
     match &cfg.ca_file {
         Some(p) => {
             use rustls::pki_types::pem::PemObject;
-            for c in rustls::pki_types::CertificateDer::pem_file_iter(p).map_err(|e| format!("{}: {e}", p.display()))? {
-                roots.add(c.map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?;
+            for c in rustls::pki_types::CertificateDer::pem_file_iter(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+            {
+                roots
+                    .add(c.map_err(|e| format!("{}: {e}", p.display()))?)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
             }
         }
         None => {
@@ -118,13 +140,20 @@ fn tls_config(cfg: &RegistryConfig) -> Result<Arc<rustls::ClientConfig>, String>
 }
 
 /// One request; returns the status and the body.
-fn request(cfg: &RegistryConfig, method: &str, path: &str, body: &str) -> Result<(u16, Vec<u8>), EngineError> {
+fn request(
+    cfg: &RegistryConfig,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Vec<u8>), EngineError> {
     let err = |what: String| EngineError::Registry { url: cfg.url.clone(), message: what };
     let url = parse_url(&cfg.url).ok_or_else(|| err("not an http(s) URL".into()))?;
     let deadline = Instant::now() + cfg.timeout;
     let addrs: Vec<_> = (url.host, url.port)
         .to_socket_addrs()
-        .map_err(|e| err(format!("cannot resolve {}: {e}; check avro.schema_registry.url", url.host)))?
+        .map_err(|e| {
+            err(format!("cannot resolve {}: {e}; check avro.schema_registry.url", url.host))
+        })?
         .collect();
     let mut last = None;
     let mut tcp = None;
@@ -145,12 +174,16 @@ fn request(cfg: &RegistryConfig, method: &str, path: &str, body: &str) -> Result
         ))
     })?;
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    tcp.set_read_timeout(Some(left)).and_then(|()| tcp.set_write_timeout(Some(left))).map_err(|e| err(e.to_string()))?;
+    tcp.set_read_timeout(Some(left))
+        .and_then(|()| tcp.set_write_timeout(Some(left)))
+        .map_err(|e| err(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut stream: Box<dyn Stream> = if url.tls {
         let tls = tls_config(cfg).map_err(|e| err(format!("TLS setup: {e}")))?;
-        let name = rustls::pki_types::ServerName::try_from(url.host.to_string()).map_err(|e| err(format!("TLS server name: {e}")))?;
-        let conn = rustls::ClientConnection::new(tls, name).map_err(|e| err(format!("TLS: {e}")))?;
+        let name = rustls::pki_types::ServerName::try_from(url.host.to_string())
+            .map_err(|e| err(format!("TLS server name: {e}")))?;
+        let conn =
+            rustls::ClientConnection::new(tls, name).map_err(|e| err(format!("TLS: {e}")))?;
         Box::new(rustls::StreamOwned::new(conn, tcp))
     } else {
         Box::new(tcp)
@@ -159,11 +192,16 @@ fn request(cfg: &RegistryConfig, method: &str, path: &str, body: &str) -> Result
         RegistryAuth::None => String::new(),
         RegistryAuth::Basic { username, password } => format!(
             "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()))
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{username}:{}", password.expose()))
         ),
         RegistryAuth::Bearer(t) => format!("Authorization: Bearer {}\r\n", t.expose()),
     };
-    let host = if url.host.contains(':') { format!("[{}]:{}", url.host, url.port) } else { format!("{}:{}", url.host, url.port) };
+    let host = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
     let req = format!(
         "{method} {}{path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.schemaregistry.v1+json, application/json\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n{auth}Connection: close\r\nUser-Agent: spate\r\n\r\n{body}",
         url.base,
@@ -181,7 +219,10 @@ fn request(cfg: &RegistryConfig, method: &str, path: &str, body: &str) -> Result
     let mut buf = [0u8; 8192];
     loop {
         if Instant::now() >= deadline {
-            return Err(err(format!("no whole reply within {:?} (avro.schema_registry.timeout)", cfg.timeout)));
+            return Err(err(format!(
+                "no whole reply within {:?} (avro.schema_registry.timeout)",
+                cfg.timeout
+            )));
         }
         match stream.read(&mut buf) {
             Ok(0) => break,
@@ -206,7 +247,8 @@ fn complete(raw: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), String>> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
     let Some(status) = status else {
         return Some(Err(format!("not an HTTP reply: {:?}", head.lines().next().unwrap_or(""))));
     };
@@ -216,7 +258,9 @@ fn complete(raw: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), String>> {
         if let Some((k, v)) = l.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse::<usize>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
+            } else if k.eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+            {
                 chunked = true;
             }
         }
@@ -227,7 +271,11 @@ fn complete(raw: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), String>> {
         let mut rest = body;
         loop {
             let nl = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).split(';').next()?.trim(), 16).ok()?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..nl]).split(';').next()?.trim(),
+                16,
+            )
+            .ok()?;
             rest = &rest[nl + 2..];
             if size == 0 {
                 return Some(Ok((status, out)));
@@ -261,21 +309,34 @@ mod tests {
         assert!(parse_url("ftp://h").is_none() && parse_url("http://h:x").is_none());
         assert_eq!(subject(SubjectStrategy::Topic, "t", None, false).unwrap(), "t-value");
         assert_eq!(subject(SubjectStrategy::Topic, "t", None, true).unwrap(), "t-key");
-        assert_eq!(subject(SubjectStrategy::Record, "t", Some("spate.web"), false).unwrap(), "spate.web");
-        assert_eq!(subject(SubjectStrategy::TopicRecord, "t", Some("spate.web"), false).unwrap(), "t-spate.web");
+        assert_eq!(
+            subject(SubjectStrategy::Record, "t", Some("spate.web"), false).unwrap(),
+            "spate.web"
+        );
+        assert_eq!(
+            subject(SubjectStrategy::TopicRecord, "t", Some("spate.web"), false).unwrap(),
+            "t-spate.web"
+        );
         assert!(subject(SubjectStrategy::Record, "t", None, false).is_err());
     }
 
     #[test]
     fn replies_are_read_whole() {
         assert_eq!(
-            complete(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}", false).unwrap().unwrap(),
+            complete(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}", false)
+                .unwrap()
+                .unwrap(),
             (200, b"{\"id\":1}".to_vec())
         );
-        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"id\":1}", false).is_none());
+        assert!(
+            complete(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"id\":1}", false).is_none()
+        );
         let c = b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
         assert_eq!(complete(c, false).unwrap().unwrap(), (409, b"{\"a\":1}".to_vec()));
         assert!(complete(b"HTTP/1.0 200 OK\r\n\r\n{}", false).is_none());
-        assert_eq!(complete(b"HTTP/1.0 200 OK\r\n\r\n{}", true).unwrap().unwrap(), (200, b"{}".to_vec()));
+        assert_eq!(
+            complete(b"HTTP/1.0 200 OK\r\n\r\n{}", true).unwrap().unwrap(),
+            (200, b"{}".to_vec())
+        );
     }
 }

@@ -32,9 +32,11 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
     let kafka = config.sink.is_kafka();
     // Subjects are named after the topic (the Kafka sink's, `spate` for the others).
     let template = config.sink.kafka().map_or("spate", |k| k.topic.as_str());
-    let topics: Vec<String> = events.sources.iter().map(|(s, _)| template.replace("{source}", s)).collect();
+    let topics: Vec<String> =
+        events.sources.iter().map(|(s, _)| template.replace("{source}", s)).collect();
     // Sources with topics of their own get a record schema each; a shared topic gets the union.
-    events.avro_records_apart = kafka && topics.len() > 1 && topics.iter().skip(1).all(|t| *t != topics[0]);
+    events.avro_records_apart =
+        kafka && topics.len() > 1 && topics.iter().skip(1).all(|t| *t != topics[0]);
     let apart = events.avro_records_apart;
     let schemas_needed = if apart { topics.len() } else { 1 };
     match avro.framing {
@@ -43,9 +45,11 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
             let spec = EventSpec::build(&events)?;
             let sync = random_sync();
             for i in 0..schemas_needed {
-                let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }.expect("avro has schemas");
+                let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }
+                    .expect("avro has schemas");
                 let (_, mut header) =
-                    spate_gen::avro::ocf::OcfWriter::new(schema, Codec::Null, sync).map_err(EngineError::AvroContainer)?;
+                    spate_gen::avro::ocf::OcfWriter::new(schema, Codec::Null, sync)
+                        .map_err(EngineError::AvroContainer)?;
                 push_long(&mut header, 1);
                 events.wire_prefix.push(header);
             }
@@ -59,10 +63,16 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
                     let spec = EventSpec::build(&events)?;
                     let mut ids = Vec::with_capacity(schemas_needed);
                     for (i, topic) in topics.iter().enumerate().take(schemas_needed) {
-                        let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }.expect("avro has schemas");
-                        let name = (apart || topics.len() == 1).then(|| format!("spate.{}", events.sources[i].0));
-                        let subject = registry::subject(reg.strategy, topic, name.as_deref(), false)
-                            .map_err(|m| EngineError::Registry { url: reg.url.clone(), message: m })?;
+                        let schema = if apart { spec.avro_record(i) } else { spec.avro_schema() }
+                            .expect("avro has schemas");
+                        let name = (apart || topics.len() == 1)
+                            .then(|| format!("spate.{}", events.sources[i].0));
+                        let subject =
+                            registry::subject(reg.strategy, topic, name.as_deref(), false)
+                                .map_err(|m| EngineError::Registry {
+                                    url: reg.url.clone(),
+                                    message: m,
+                                })?;
                         ids.push(registry::schema_id(reg, &subject, schema)?);
                     }
                     ids
@@ -73,8 +83,13 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
             };
             let key_header = match (&avro.registry, avro.avro_keys) {
                 (Some(reg), true) => {
-                    let subject = registry::subject(super::config::SubjectStrategy::Topic, &topics[0], None, true)
-                        .expect("the topic strategy always names a subject");
+                    let subject = registry::subject(
+                        super::config::SubjectStrategy::Topic,
+                        &topics[0],
+                        None,
+                        true,
+                    )
+                    .expect("the topic strategy always names a subject");
                     Some(confluent_header(registry::schema_id(reg, &subject, "\"string\"")?))
                 }
                 _ => None,
@@ -87,7 +102,9 @@ pub fn prepare(config: &RunConfig) -> Result<Wire, EngineError> {
 
 /// A container sync marker: random per run, so it cannot be guessed into the data.
 fn random_sync() -> [u8; 16] {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let a = spate_core::rng::splitmix64(now ^ u64::from(std::process::id()));
     let b = spate_core::rng::splitmix64(a ^ 0x5bd1_e995);
     let mut s = [0u8; 16];

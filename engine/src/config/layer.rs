@@ -25,8 +25,15 @@ use crate::sink::config::{expand_shorthand, kind_of};
 pub fn parse(text: &str) -> Result<Value, ConfigError> {
     check_nesting(text)?;
     let v: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(" at line {} column {}", l.line(), l.column())).unwrap_or_default();
-        ConfigError::new("(document)", format!("not YAML{at}: {e}"), "correct the YAML at the position shown")
+        let at = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        ConfigError::new(
+            "(document)",
+            format!("not YAML{at}: {e}"),
+            "correct the YAML at the position shown",
+        )
     })?;
     normalize(v)
 }
@@ -153,7 +160,11 @@ fn move_legacy_kafka(v: &mut Value, deprecated: &mut Vec<String>) -> Result<(), 
     let Value::Mapping(m) = v else { return Ok(()) };
     let Some(legacy) = m.remove("kafka") else { return Ok(()) };
     if !matches!(legacy, Value::Mapping(_) | Value::Null) {
-        return Err(ConfigError::new("kafka", "the kafka section is not a table", "write the Kafka settings under `sink: {kafka: {...}}`"));
+        return Err(ConfigError::new(
+            "kafka",
+            "the kafka section is not a table",
+            "write the Kafka settings under `sink: {kafka: {...}}`",
+        ));
     }
     let sink = m.entry("sink".into()).or_insert_with(|| {
         let mut s = Mapping::new();
@@ -187,10 +198,16 @@ fn move_legacy_kafka(v: &mut Value, deprecated: &mut Vec<String>) -> Result<(), 
         Some(kind) => {
             // Unused, but its keys are still checked: a misspelt key is reported wherever it is.
             let json = serde_json::to_value(&legacy).unwrap_or(serde_json::Value::Null);
-            if let Err(e) = serde_path_to_error::deserialize::<_, crate::sink::kafka::config::RawKafka>(json) {
+            if let Err(e) =
+                serde_path_to_error::deserialize::<_, crate::sink::kafka::config::RawKafka>(json)
+            {
                 let path = e.path().to_string();
                 let key = if path == "." { "kafka".to_string() } else { format!("kafka.{path}") };
-                return Err(ConfigError::new(key, e.into_inner().to_string(), "correct the key, or write it under `sink: {kafka: ...}`"));
+                return Err(ConfigError::new(
+                    key,
+                    e.into_inner().to_string(),
+                    "correct the key, or write it under `sink: {kafka: ...}`",
+                ));
             }
             deprecated.push(format!("the top-level `kafka:` section is not used by the {kind} sink (and is deprecated: Kafka settings go under `sink: {{kafka: ...}}`)"));
         }
@@ -259,8 +276,15 @@ impl Flags {
                 if !kinds.contains(&kind.as_str()) {
                     return Err(ConfigError::new(
                         f.flag,
-                        format!("{} applies to the {} sink, and this run's sink is {kind}", f.flag, kinds.join(" and ")),
-                        format!("drop {}, or choose the sink it applies to (--sink {})", f.flag, kinds[0]),
+                        format!(
+                            "{} applies to the {} sink, and this run's sink is {kind}",
+                            f.flag,
+                            kinds.join(" and ")
+                        ),
+                        format!(
+                            "drop {}, or choose the sink it applies to (--sink {})",
+                            f.flag, kinds[0]
+                        ),
                     ));
                 }
                 let mut full: Vec<&str> = vec!["sink", kind.as_str()];
@@ -307,7 +331,10 @@ mod tests {
             yaml("rate: 10\nsources: {web: 1, app: 2}\nredis: {url: 'redis://a', global_rate: 5}"),
             yaml("sources: {app: 9}\nredis: {global_rate: 7}"),
         );
-        assert_eq!(m, yaml("rate: 10\nsources: {app: 9}\nredis: {url: 'redis://a', global_rate: 7}"));
+        assert_eq!(
+            m,
+            yaml("rate: 10\nsources: {app: 9}\nredis: {url: 'redis://a', global_rate: 7}")
+        );
     }
 
     #[test]
@@ -316,7 +343,10 @@ mod tests {
         assert_eq!(merge(file.clone(), yaml("sink: null")), yaml("sink: {'null': {}}"));
         assert_eq!(yaml("sink: {null: {}}"), yaml("sink: {'null': {}}"));
         assert_eq!(merge(file.clone(), yaml("sink: kafka")), file);
-        assert_eq!(merge(file, yaml("sink: {kafka: {topic: u}}")), yaml("sink: {kafka: {brokers: 'b:1', topic: u}}"));
+        assert_eq!(
+            merge(file, yaml("sink: {kafka: {topic: u}}")),
+            yaml("sink: {kafka: {brokers: 'b:1', topic: u}}")
+        );
     }
 
     #[test]
@@ -353,7 +383,11 @@ mod tests {
         assert_eq!(e.key, "--topic");
         assert!(e.message.contains("this run's sink is postgres"), "{e}");
         let mut f = Flags::default();
-        f.set("--dlq-file", Target::Sink { kinds: &["kafka", "postgres"], path: &["dlq_file"] }, Some("d.jsonl".into()));
+        f.set(
+            "--dlq-file",
+            Target::Sink { kinds: &["kafka", "postgres"], path: &["dlq_file"] },
+            Some("d.jsonl".into()),
+        );
         f.set("--sink", Target::Path(&["sink"]), Some("postgres://u@h/db".into()));
         let v = f.apply(Value::Null).unwrap();
         assert_eq!(v, yaml("sink: {postgres: {url: 'postgres://u@h/db', dlq_file: d.jsonl}}"));

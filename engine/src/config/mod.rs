@@ -81,7 +81,11 @@ impl RawConfig {
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new("--config", format!("cannot read `{}`: {e}", path.display()), "give the path of a readable YAML file")
+        ConfigError::new(
+            "--config",
+            format!("cannot read `{}`: {e}", path.display()),
+            "give the path of a readable YAML file",
+        )
     })
 }
 

@@ -68,7 +68,12 @@ fn nesting(text: &str, limit: usize) -> usize {
                 Some(q) if c == q => quote = None,
                 Some(_) => {}
                 None => match c {
-                    b'"' | b'\'' if matches!(prev, b' ' | b'\t' | b':' | b'[' | b'{' | b',' | b'-' | b'?') => {
+                    b'"' | b'\''
+                        if matches!(
+                            prev,
+                            b' ' | b'\t' | b':' | b'[' | b'{' | b',' | b'-' | b'?'
+                        ) =>
+                    {
                         quote = Some(c);
                     }
                     b'#' if matches!(prev, b' ' | b'\t') => {
@@ -77,7 +82,10 @@ fn nesting(text: &str, limit: usize) -> usize {
                     }
                     b'{' | b'[' => flow += 1,
                     b'}' | b']' => flow = flow.saturating_sub(1),
-                    b'-' if flow == 0 && prev == b' ' && !matches!(rest.get(i + 1), Some(&n) if n != b' ') => {
+                    b'-' if flow == 0
+                        && prev == b' '
+                        && !matches!(rest.get(i + 1), Some(&n) if n != b' ') =>
+                    {
                         depth += 1;
                     }
                     _ => {}
@@ -103,7 +111,8 @@ fn opens_block_scalar(content: &[u8]) -> bool {
     let t = content.trim_ascii_end();
     let start = t.iter().rposition(|&c| c == b' ').map_or(0, |i| i + 1);
     let (before, token) = t.split_at(start);
-    let header = matches!(token.first(), Some(b'|' | b'>')) && token[1..].iter().all(|c| matches!(c, b'+' | b'-' | b'0'..=b'9'));
+    let header = matches!(token.first(), Some(b'|' | b'>'))
+        && token[1..].iter().all(|c| matches!(c, b'+' | b'-' | b'0'..=b'9'));
     let before = before.trim_ascii_end();
     header && (before.is_empty() || before.ends_with(b":") || before.ends_with(b"-"))
 }
@@ -117,7 +126,11 @@ mod tests {
         let yaml = "rate: 10\nsources: {web: 1}\ntemplates:\n  checkout:\n    fields:\n      - name: amount\n        gen: {int: {min: 1, max: 9}}\n      - name: note\n        gen: |\n          {{{{ [[[[ not structure\n";
         let d = nesting(yaml, 100);
         assert!((5..=10).contains(&d), "{d}");
-        assert_eq!(nesting("a: '{{{{[[[['\nb: \"x\\\"{{{{\"\nc: it's {\n", 100), 2, "quotes hold no structure");
+        assert_eq!(
+            nesting("a: '{{{{[[[['\nb: \"x\\\"{{{{\"\nc: it's {\n", 100),
+            2,
+            "quotes hold no structure"
+        );
         assert_eq!(nesting("# {{{{{{\na: 1 # [[[[\n", 100), 1, "comments hold no structure");
         // The line's own block level plus four flow levels: one more than JSON counts.
         assert_eq!(nesting("{\"a\": {\"b\": [1, {\"c\": 2}]}}", 100), 5);

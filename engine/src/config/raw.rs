@@ -39,7 +39,9 @@ impl<'de> Deserialize<'de> for RawRate {
                 Ok(RawRate::Num(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawRate, E> {
-                u64::try_from(v).map(RawRate::Num).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+                u64::try_from(v)
+                    .map(RawRate::Num)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawRate, E> {
                 Ok(RawRate::Text(v.to_string()))

@@ -27,20 +27,31 @@ pub fn markdown() -> String {
          | key | type | meaning |\n|---|---|---|\n",
     );
     for (key, ty, doc) in rows {
-        let _ = writeln!(out, "| `{key}` | {ty} | {} |", doc.replace('\n', " ").replace('|', "\\|"));
+        let _ =
+            writeln!(out, "| `{key}` | {ty} | {} |", doc.replace('\n', " ").replace('|', "\\|"));
     }
     out
 }
 
 fn resolve<'a>(root: &'a Json, node: &'a Json) -> &'a Json {
-    match node.get("$ref").and_then(Json::as_str).and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p)) {
+    match node
+        .get("$ref")
+        .and_then(Json::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|p| root.pointer(p))
+    {
         Some(n) => resolve(root, n),
         None => node,
     }
 }
 
 fn description(root: &Json, node: &Json) -> String {
-    node.get("description").or_else(|| resolve(root, node).get("description")).and_then(Json::as_str).unwrap_or("").trim().to_string()
+    node.get("description")
+        .or_else(|| resolve(root, node).get("description"))
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// A short name of a node's type.
@@ -57,7 +68,11 @@ fn type_name(root: &Json, node: &Json) -> String {
         .to_string();
     }
     if let Some(values) = node.get("enum").and_then(Json::as_array) {
-        return values.iter().map(|v| format!("`{}`", v.as_str().map_or(v.to_string(), str::to_string))).collect::<Vec<_>>().join(" \\| ");
+        return values
+            .iter()
+            .map(|v| format!("`{}`", v.as_str().map_or(v.to_string(), str::to_string)))
+            .collect::<Vec<_>>()
+            .join(" \\| ");
     }
     if let Some(c) = node.get("const") {
         return format!("`{}`", c.as_str().map_or(c.to_string(), str::to_string));
@@ -69,14 +84,17 @@ fn type_name(root: &Json, node: &Json) -> String {
     }
     for alts in ["anyOf", "oneOf"] {
         if let Some(a) = node.get(alts).and_then(Json::as_array) {
-            let mut names: Vec<String> = a.iter().map(|x| type_name(root, x)).filter(|n| n != "null").collect();
+            let mut names: Vec<String> =
+                a.iter().map(|x| type_name(root, x)).filter(|n| n != "null").collect();
             names.dedup();
             return names.join(" or ");
         }
     }
     let types: Vec<&str> = match node.get("type") {
         Some(Json::String(t)) => vec![t.as_str()],
-        Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect(),
+        Some(Json::Array(ts)) => {
+            ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect()
+        }
         _ => Vec::new(),
     };
     let mut names: Vec<String> = types
@@ -102,7 +120,13 @@ fn type_name(root: &Json, node: &Json) -> String {
 }
 
 /// Rows for the properties of `node` (an object schema) under `prefix`.
-fn section(root: &Json, node: &Json, prefix: &str, rows: &mut Vec<(String, String, String)>, refs: &mut Vec<String>) {
+fn section(
+    root: &Json,
+    node: &Json,
+    prefix: &str,
+    rows: &mut Vec<(String, String, String)>,
+    refs: &mut Vec<String>,
+) {
     let node = resolve(root, node);
     if let Some(props) = node.get("properties").and_then(Json::as_object) {
         for (k, sub) in props {
@@ -119,7 +143,13 @@ fn section(root: &Json, node: &Json, prefix: &str, rows: &mut Vec<(String, Strin
 
 /// Into a property's own tables: objects, the object alternatives of `anyOf`/`oneOf` (an
 /// `Option`, the sink's kinds), maps' values and lists' items.
-fn descend(root: &Json, node: &Json, key: &str, rows: &mut Vec<(String, String, String)>, refs: &mut Vec<String>) {
+fn descend(
+    root: &Json,
+    node: &Json,
+    key: &str,
+    rows: &mut Vec<(String, String, String)>,
+    refs: &mut Vec<String>,
+) {
     if let Some(r) = node.get("$ref").and_then(Json::as_str) {
         if refs.iter().any(|x| x == r) {
             return;
@@ -137,7 +167,10 @@ fn descend(root: &Json, node: &Json, key: &str, rows: &mut Vec<(String, String, 
                 Some(p) if p.len() == 1 && alt_r.get("required").is_some() => {
                     let (k, sub) = p.iter().next().expect("one property");
                     let sub_key = format!("{key}.{k}");
-                    let doc = [description(root, alt_r), description(root, sub)].into_iter().find(|d| !d.is_empty()).unwrap_or_default();
+                    let doc = [description(root, alt_r), description(root, sub)]
+                        .into_iter()
+                        .find(|d| !d.is_empty())
+                        .unwrap_or_default();
                     rows.push((sub_key.clone(), type_name(root, sub), doc));
                     descend(root, sub, &sub_key, rows, refs);
                 }
@@ -163,11 +196,16 @@ mod tests {
     /// `spate config reference > docs/config.md`.
     #[test]
     fn the_committed_reference_matches_the_types() {
-        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md")).unwrap_or_default();
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+                .unwrap_or_default();
         let now = super::markdown();
         if committed != now {
-            let first =
-                committed.lines().zip(now.lines()).position(|(a, b)| a != b).unwrap_or(committed.lines().count().min(now.lines().count()));
+            let first = committed
+                .lines()
+                .zip(now.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(committed.lines().count().min(now.lines().count()));
             panic!(
                 "docs/config.md differs from the config types at line {} (run `spate config reference > docs/config.md`):\n  committed: {:?}\n  types:     {:?}",
                 first + 1,

@@ -8,7 +8,10 @@ use crate::sink::config::{RawSink, SinkConfig};
 use spate_limit::Rate;
 
 fn valid(yaml: &str) -> RunConfig {
-    RawConfig::from_yaml(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}")).validate().unwrap_or_else(|e| panic!("{yaml}: {e}"))
+    RawConfig::from_yaml(yaml)
+        .unwrap_or_else(|e| panic!("{yaml}: {e}"))
+        .validate()
+        .unwrap_or_else(|e| panic!("{yaml}: {e}"))
 }
 
 fn error(yaml: &str) -> ConfigError {
@@ -102,7 +105,10 @@ fn zero_values_are_refused_not_raised() {
         ("sink: {kafka: {breaker: {slow_call_ms: 0}}}", "sink.kafka.breaker.slow_call"),
         ("sink: {kafka: {retries: 1000}}", "sink.kafka.retries"),
         ("sink: {kafka: {max_inflight_bytes: 1KiB}}", "sink.kafka.max_inflight_bytes"),
-        ("sink: {postgres: {url: 'postgres://u@h/db', commit_rows: 0}}", "sink.postgres.commit_rows"),
+        (
+            "sink: {postgres: {url: 'postgres://u@h/db', commit_rows: 0}}",
+            "sink.postgres.commit_rows",
+        ),
     ] {
         assert_eq!(error(yaml).key, key, "{yaml}");
     }
@@ -183,7 +189,8 @@ proptest! {
 #[test]
 fn the_sink_schema_accepts_what_the_shorthands_give() {
     for s in ["stdout", "null", "kafka", "file:x", "tcp://h:1", "postgres://u@h/db?table=t"] {
-        let raw = RawConfig::from_yaml(&format!("sink: '{s}'")).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let raw =
+            RawConfig::from_yaml(&format!("sink: '{s}'")).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert!(!matches!(raw.sink, RawSink::Stdout(_)) || s == "stdout", "{s}");
     }
 }

@@ -25,7 +25,11 @@ impl RawConfig {
         let duration = match self.duration {
             None => None,
             Some(d) if d.get().is_zero() => {
-                return Err(ConfigError::new("duration", "a duration of 0 would generate nothing", "give a duration above 0, or omit it"))
+                return Err(ConfigError::new(
+                    "duration",
+                    "a duration of 0 would generate nothing",
+                    "give a duration above 0, or omit it",
+                ))
             }
             Some(d) => Some(d.get()),
         };
@@ -43,14 +47,20 @@ impl RawConfig {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut deprecated = self.deprecated.clone();
         let sink = match &self.sink {
-            RawSink::Kafka(k) => SinkConfig::Kafka(Box::new(KafkaConfig::from_raw_with(k, &mut deprecated)?)),
-            RawSink::Postgres(p) => SinkConfig::Postgres(Box::new(p.validate_with(&mut deprecated)?)),
+            RawSink::Kafka(k) => {
+                SinkConfig::Kafka(Box::new(KafkaConfig::from_raw_with(k, &mut deprecated)?))
+            }
+            RawSink::Postgres(p) => {
+                SinkConfig::Postgres(Box::new(p.validate_with(&mut deprecated)?))
+            }
             other => other.validate()?,
         };
         let threads = match self.threads {
             // One worker per core, except that the Kafka sink keeps a core for the flush thread
             // and librdkafka's broker threads (see tuning.md).
-            None if sink.is_kafka() => NonZeroUsize::new(cores.saturating_sub(1)).unwrap_or(NonZeroUsize::MIN),
+            None if sink.is_kafka() => {
+                NonZeroUsize::new(cores.saturating_sub(1)).unwrap_or(NonZeroUsize::MIN)
+            }
             // One worker generates millions of events/s, many times what a PostgreSQL backend
             // loads; more would only take CPU from a server on the same machine.
             None if sink.is_postgres() => NonZeroUsize::MIN,
@@ -110,7 +120,11 @@ impl RawConfig {
         };
         if let Some(s) = self.size {
             if s == 0 {
-                return Err(ConfigError::new("size", "size must be at least 1 byte", "omit `size` for natural event sizes"));
+                return Err(ConfigError::new(
+                    "size",
+                    "size must be at least 1 byte",
+                    "omit `size` for natural event sizes",
+                ));
             }
         }
         // With `size` the envelope is the smallest one unless trace context is asked for.
@@ -148,15 +162,24 @@ impl RawConfig {
         }
         let catch_up = self.catch_up.map_or(Duration::from_secs(1), HumanDuration::get);
         if catch_up > Duration::from_secs(60) {
-            return Err(ConfigError::new("catch_up", format!("{catch_up:?} is longer than a minute"), "use 0s to 60s (default 1s)"));
+            return Err(ConfigError::new(
+                "catch_up",
+                format!("{catch_up:?} is longer than a minute"),
+                "use 0s to 60s (default 1s)",
+            ));
         }
         let warmup = self.warmup.map_or(Duration::from_secs(1), HumanDuration::get);
         if warmup > Duration::from_secs(3600) {
-            return Err(ConfigError::new("warmup", format!("{warmup:?} is longer than an hour"), "use 0s to 1h (default 1s)"));
+            return Err(ConfigError::new(
+                "warmup",
+                format!("{warmup:?} is longer than an hour"),
+                "use 0s to 1h (default 1s)",
+            ));
         }
         let burst = self.burst.unwrap_or(0);
         // A burst is a catch-up allowance, not a second rate: at most 10 s of the rate.
-        let burst_max = rate.per_sec().unwrap_or(Rate::MAX_PER_SEC).saturating_mul(10).min(Rate::MAX_PER_SEC);
+        let burst_max =
+            rate.per_sec().unwrap_or(Rate::MAX_PER_SEC).saturating_mul(10).min(Rate::MAX_PER_SEC);
         if burst > burst_max {
             return Err(ConfigError::new(
                 "burst",
@@ -185,14 +208,26 @@ impl RawConfig {
         };
         let ring_capacity = match self.ring_capacity.unwrap_or(16) {
             n @ 2..=65_536 => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
-            n => return Err(ConfigError::new("ring_capacity", format!("{n} batches is out of range"), "use 2 to 65536 (default 16)")),
+            n => {
+                return Err(ConfigError::new(
+                    "ring_capacity",
+                    format!("{n} batches is out of range"),
+                    "use 2 to 65536 (default 16)",
+                ))
+            }
         };
         // A PostgreSQL batch is a transaction, and each commit waits for the WAL flush: larger
         // batches by default (tuning.md: 1,024 gave 76k rows/s, 8,192 gave 107k, 32,768 139k).
         let default_batch = if sink.is_postgres() { 8192 } else { 1024 };
         let batch_size = match self.batch_size.unwrap_or(default_batch) {
             n @ 1..=65_536 => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
-            n => return Err(ConfigError::new("batch_size", format!("{n} events is out of range"), "use 1 to 65536 (default 1024)")),
+            n => {
+                return Err(ConfigError::new(
+                    "batch_size",
+                    format!("{n} events is out of range"),
+                    "use 1 to 65536 (default 1024)",
+                ))
+            }
         };
         let avro = self.avro.clone().unwrap_or_default().validate(format == Format::Avro)?;
         if format == Format::Avro {
@@ -243,7 +278,10 @@ impl RawConfig {
 
 /// Where Avro can go: files and stdout get object containers, Kafka and TCP (with octet
 /// framing: a datum may hold newline bytes) get one datum per record or frame.
-fn check_avro_sink(sink: &SinkConfig, avro: &crate::avro::config::AvroConfig) -> Result<(), ConfigError> {
+fn check_avro_sink(
+    sink: &SinkConfig,
+    avro: &crate::avro::config::AvroConfig,
+) -> Result<(), ConfigError> {
     use crate::avro::config::Framing;
     match sink {
         SinkConfig::Tcp(t) if t.framing == crate::sink::tcp::Framing::Newline => Err(ConfigError::new(
@@ -267,9 +305,13 @@ fn check_avro_sink(sink: &SinkConfig, avro: &crate::avro::config::AvroConfig) ->
 fn random_seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
-    spate_core::rng::splitmix64(now ^ (u64::from(std::process::id()) << 32) ^ spate_core::rng::splitmix64(n))
+    spate_core::rng::splitmix64(
+        now ^ (u64::from(std::process::id()) << 32) ^ spate_core::rng::splitmix64(n),
+    )
 }
 
 /// `max`, or 1 to 10,000,000 events per second.
@@ -280,14 +322,17 @@ pub fn parse_rate(r: &RawRate, key: &str) -> Result<Rate, ConfigError> {
         RawRate::Text(t) if t.trim() == "max" => return Ok(Rate::Max),
         RawRate::Text(t) => {
             let t = t.trim().trim_end_matches("/s").replace('_', "");
-            t.parse::<u64>().map_err(|_| ConfigError::new(key, format!("`{t}` is not a rate"), fix))?
+            t.parse::<u64>()
+                .map_err(|_| ConfigError::new(key, format!("`{t}` is not a rate"), fix))?
         }
     };
     match n {
         0 => Err(ConfigError::new(key, "a rate of 0 would never send anything", fix)),
-        n if n > Rate::MAX_PER_SEC => {
-            Err(ConfigError::new(key, format!("{n}/s is above the 10000000/s limit"), "use `max` for as fast as possible, or a lower rate"))
-        }
+        n if n > Rate::MAX_PER_SEC => Err(ConfigError::new(
+            key,
+            format!("{n}/s is above the 10000000/s limit"),
+            "use `max` for as fast as possible, or a lower rate",
+        )),
         n => Ok(Rate::PerSec(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN))), // 0 is refused above
     }
 }

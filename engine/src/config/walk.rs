@@ -42,7 +42,9 @@ impl Kind {
 /// The JSON Schema of [`RawConfig`] (draft 2020-12), made once.
 pub fn schema() -> &'static Json {
     static SCHEMA: OnceLock<Json> = OnceLock::new();
-    SCHEMA.get_or_init(|| serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema serializes"))
+    SCHEMA.get_or_init(|| {
+        serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema serializes")
+    })
 }
 
 /// Follows `$ref`s to `#/$defs/...` within the root schema.
@@ -62,7 +64,10 @@ fn resolve<'a>(root: &'a Json, mut node: &'a Json) -> &'a Json {
 /// Calls `f(path, kind, value)` for every string of `tree` whose schema is marked, with its
 /// dotted path (`sink.kafka.dlq_file`, `templates.NAME...`, list items as `key[i]`). `f` may
 /// rewrite the value. Stops at the first error `f` returns.
-pub fn visit<E>(tree: &mut Value, f: &mut dyn FnMut(&str, Kind, &mut Value) -> Result<(), E>) -> Result<(), E> {
+pub fn visit<E>(
+    tree: &mut Value,
+    f: &mut dyn FnMut(&str, Kind, &mut Value) -> Result<(), E>,
+) -> Result<(), E> {
     let root = schema();
     let mut seen = BTreeSet::new();
     walk(root, root, tree, &mut String::new(), f, &mut seen, 0)
@@ -100,7 +105,9 @@ fn walk<E>(
                 let Some(key) = k.as_str() else { continue };
                 // The deprecated top-level `kafka:` section is read as the Kafka sink's: walked
                 // by the same schema, so its paths and secrets are found too.
-                let legacy = (depth == 0 && key == "kafka").then(|| root.pointer("/$defs/RawKafka")).flatten();
+                let legacy = (depth == 0 && key == "kafka")
+                    .then(|| root.pointer("/$defs/RawKafka"))
+                    .flatten();
                 let Some(sub) = props.and_then(|p| p.get(key)).or(legacy).or(extra) else {
                     continue;
                 };
@@ -137,7 +144,13 @@ pub fn marked_keys() -> Vec<(String, Kind)> {
     out.into_iter().map(|(p, k)| (p, Kind::of(&k).expect("collected marks are kinds"))).collect()
 }
 
-fn collect(root: &Json, node: &Json, path: &mut String, out: &mut BTreeSet<(String, String)>, refs: &mut Vec<String>) {
+fn collect(
+    root: &Json,
+    node: &Json,
+    path: &mut String,
+    out: &mut BTreeSet<(String, String)>,
+    refs: &mut Vec<String>,
+) {
     if let Some(r) = node.get("$ref").and_then(Json::as_str) {
         if refs.iter().any(|x| x == r) || refs.len() > 32 {
             return;
@@ -156,7 +169,11 @@ fn collect(root: &Json, node: &Json, path: &mut String, out: &mut BTreeSet<(Stri
             collect(root, alt, path, out, refs);
         }
     }
-    let sub = |name: &str, node: &Json, path: &mut String, out: &mut BTreeSet<(String, String)>, refs: &mut Vec<String>| {
+    let sub = |name: &str,
+               node: &Json,
+               path: &mut String,
+               out: &mut BTreeSet<(String, String)>,
+               refs: &mut Vec<String>| {
         let len = path.len();
         if !path.is_empty() && !name.starts_with('[') {
             path.push('.');
@@ -220,7 +237,12 @@ mod tests {
         for p in ["sink.file.path", "sink.kafka.dlq_file", "sink.postgres.dlq_file", "schema"] {
             assert!(has(p, Kind::DataPath), "{p} in {keys:?}");
         }
-        for p in ["sink.kafka.tls.ca_file", "sink.kafka.sasl.password_file", "redis.password_file", "redis.tls.key_file"] {
+        for p in [
+            "sink.kafka.tls.ca_file",
+            "sink.kafka.sasl.password_file",
+            "redis.password_file",
+            "redis.tls.key_file",
+        ] {
             assert!(has(p, Kind::SecretFile), "{p} in {keys:?}");
         }
         for p in ["sink.kafka.sasl.password", "redis.password"] {
@@ -250,6 +272,9 @@ mod tests {
             ]
         );
         let secrets = secrets_in(&t);
-        assert!(secrets.contains(&"pw".to_string()) && secrets.contains(&"s3".to_string()), "{secrets:?}");
+        assert!(
+            secrets.contains(&"pw".to_string()) && secrets.contains(&"s3".to_string()),
+            "{secrets:?}"
+        );
     }
 }

@@ -169,7 +169,11 @@ impl RawSink {
             RawSink::Null(_) => SinkConfig::Null,
             RawSink::File(f) => {
                 if f.path.path().as_os_str().is_empty() {
-                    return Err(ConfigError::new("sink.file.path", "the path is empty", "give the file to write, e.g. file:events.jsonl"));
+                    return Err(ConfigError::new(
+                        "sink.file.path",
+                        "the path is empty",
+                        "give the file to write, e.g. file:events.jsonl",
+                    ));
                 }
                 SinkConfig::File(f.path.clone())
             }
@@ -249,10 +253,14 @@ mod tests {
         assert_eq!(kind_of(&expand("stdout")), Some("stdout"));
         assert_eq!(kind_of(&expand("-")), Some("stdout"));
         assert_eq!(kind_of(&expand_shorthand(&Value::Null, "sink").unwrap()), Some("null"));
-        assert_eq!(expand("file:/tmp/x.jsonl"), serde_yaml_ng::from_str::<Value>("file: {path: /tmp/x.jsonl}").unwrap());
+        assert_eq!(
+            expand("file:/tmp/x.jsonl"),
+            serde_yaml_ng::from_str::<Value>("file: {path: /tmp/x.jsonl}").unwrap()
+        );
         assert_eq!(
             expand("tcp://127.0.0.1:5140?framing=octet"),
-            serde_yaml_ng::from_str::<Value>("tcp: {address: '127.0.0.1:5140', framing: octet}").unwrap()
+            serde_yaml_ng::from_str::<Value>("tcp: {address: '127.0.0.1:5140', framing: octet}")
+                .unwrap()
         );
         let pg = expand("postgres://u@h:5432/db?table=ev&commit_rows=500&layout=typed&dlq_file=d.jsonl&sslmode=disable");
         assert_eq!(
@@ -270,9 +278,12 @@ mod tests {
 
     #[test]
     fn the_tagged_form_is_checked_per_kind() {
-        let s: RawSink = serde_json::from_value(serde_json::to_value(expand("file:out.jsonl")).unwrap()).unwrap();
+        let s: RawSink =
+            serde_json::from_value(serde_json::to_value(expand("file:out.jsonl")).unwrap())
+                .unwrap();
         assert_eq!(s.validate().unwrap(), SinkConfig::File("out.jsonl".into()));
-        let e = crate::config::RawConfig::from_yaml("sink: {file: {path: x, mode: append}}").unwrap_err();
+        let e = crate::config::RawConfig::from_yaml("sink: {file: {path: x, mode: append}}")
+            .unwrap_err();
         assert!(e.message.contains("unknown field `mode`") && e.key == "sink.file.mode", "{e}");
         let e = crate::config::RawConfig::from_yaml("sink: {ftp: {}}").unwrap_err();
         assert!(e.message.contains("unknown variant `ftp`") && e.key == "sink", "{e}");

@@ -27,7 +27,12 @@ pub trait Sink: Send {
     /// later (Kafka delivery reports, PostgreSQL commits) by `poll`. A sink reports the events
     /// it took with [`Outcomes::taken`] (or a `*_from` report) once it no longer needs their
     /// bytes in the batch, or releases their bytes itself when it learns their outcome.
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError>;
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError>;
 
     /// Serves pending outcomes and timers; waits at most `timeout_ms` (0: do not wait).
     fn poll(&mut self, _acct: &mut Outcomes, _timeout_ms: u64) {}
@@ -53,7 +58,12 @@ pub struct NullSink;
 
 impl Sink for NullSink {
     #[inline]
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError> {
         let n = batch.len() - from;
         acct.delivered_from(batch, from, n);
         Ok(n)
@@ -97,15 +107,30 @@ impl WriterSink<std::io::Stdout> {
         // `Stdout` is line-buffered, but a `write_all` of a whole batch ending in '\n' goes out
         // in one write: the line writer passes everything up to the last newline straight
         // through.
-        Self { target: "stdout".into(), out: std::io::stdout(), whole: 0, container: None, gone: false }
+        Self {
+            target: "stdout".into(),
+            out: std::io::stdout(),
+            whole: 0,
+            container: None,
+            gone: false,
+        }
     }
 }
 
 impl WriterSink<File> {
     /// A sink writing to the file at `path`, created or truncated.
     pub fn file(path: &std::path::Path) -> Result<Self, EngineError> {
-        let f = File::create(path).map_err(|source| EngineError::SinkOpen { target: format!("file:{}", path.display()), source })?;
-        Ok(Self { target: format!("file:{}", path.display()), out: f, whole: 0, container: None, gone: false })
+        let f = File::create(path).map_err(|source| EngineError::SinkOpen {
+            target: format!("file:{}", path.display()),
+            source,
+        })?;
+        Ok(Self {
+            target: format!("file:{}", path.display()),
+            out: f,
+            whole: 0,
+            container: None,
+            gone: false,
+        })
     }
 }
 
@@ -116,8 +141,8 @@ impl<W: Output> WriterSink<W> {
         let r = spate_gen::RunId::random().0;
         sync[..8].copy_from_slice(&r.to_le_bytes());
         sync[8..].copy_from_slice(&spate_core::rng::splitmix64(r).to_le_bytes());
-        let (w, header) =
-            OcfWriter::new(schema, codec, sync).map_err(|source| EngineError::SinkOpen { target: self.target.clone(), source })?;
+        let (w, header) = OcfWriter::new(schema, codec, sync)
+            .map_err(|source| EngineError::SinkOpen { target: self.target.clone(), source })?;
         self.container = Some((w, header));
         Ok(self)
     }
@@ -145,7 +170,12 @@ impl<W: Output> WriterSink<W> {
 }
 
 impl<W: Output> Sink for WriterSink<W> {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError> {
         let n = batch.len() - from;
         if self.gone {
             acct.shed_from(batch, from);
@@ -157,7 +187,9 @@ impl<W: Output> Sink for WriterSink<W> {
         });
         let bytes = match res {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(self.reader_left(batch, from, acct)),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(self.reader_left(batch, from, acct))
+            }
             Err(source) => {
                 self.out.cut_to(self.whole);
                 acct.failed_from(batch, from, Some(source.to_string()));
@@ -170,7 +202,9 @@ impl<W: Output> Sink for WriterSink<W> {
                 acct.delivered_as(batch, from, n, bytes.len() as u64);
                 Ok(n)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(self.reader_left(batch, from, acct)),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Ok(self.reader_left(batch, from, acct))
+            }
             Err(source) => {
                 // Part of the batch may be on disk: cut it off, so the file holds exactly the
                 // events counted delivered, and count the whole batch failed.
@@ -194,6 +228,8 @@ impl<W: Output> Sink for WriterSink<W> {
             return Ok(());
         }
         // A run without events still leaves a valid (empty) container.
-        self.header().and_then(|()| self.out.flush()).map_err(|source| EngineError::SinkWrite { target: self.target.clone(), source })
+        self.header()
+            .and_then(|()| self.out.flush())
+            .map_err(|source| EngineError::SinkWrite { target: self.target.clone(), source })
     }
 }

@@ -33,13 +33,23 @@ pub struct Outcomes {
 
 impl Outcomes {
     /// Outcomes released from `budget`, spans ended through `tracer`, timed by `clock`.
-    pub fn new(budget: Arc<ByteBudget>, tracer: Option<Arc<Tracer>>, clock: Arc<dyn Clock>, lifecycle: Arc<Lifecycle>) -> Self {
+    pub fn new(
+        budget: Arc<ByteBudget>,
+        tracer: Option<Arc<Tracer>>,
+        clock: Arc<dyn Clock>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
         Self { counts: LocalFlush::default(), budget, tracer, clock, lifecycle, reader_gone: false }
     }
 
     /// Without a budget or a tracer: for a sink used on its own (tests, tools).
     pub fn detached() -> Self {
-        Self::new(Arc::new(ByteBudget::new(0)), None, Arc::new(MonotonicClock::new()), Arc::new(Lifecycle::new(1)))
+        Self::new(
+            Arc::new(ByteBudget::new(0)),
+            None,
+            Arc::new(MonotonicClock::new()),
+            Arc::new(Lifecycle::new(1)),
+        )
     }
 
     /// The counts so far.
@@ -168,7 +178,12 @@ mod tests {
         let budget = Arc::new(ByteBudget::new(1 << 20));
         let b = batch(&["a\n", "bb\n", "ccc\n"]);
         assert!(budget.reserve(b.buf.len() as u64));
-        let mut o = Outcomes::new(budget.clone(), None, Arc::new(MonotonicClock::new()), Arc::new(Lifecycle::new(1)));
+        let mut o = Outcomes::new(
+            budget.clone(),
+            None,
+            Arc::new(MonotonicClock::new()),
+            Arc::new(Lifecycle::new(1)),
+        );
         // A sink that took nothing (full) reports nothing.
         o.delivered_from(&b, 0, 0);
         assert_eq!((budget.used(), o.delivered, o.delivered_bytes), (9, 0, 0));

@@ -30,7 +30,11 @@ impl RawTracing {
         }
         let Some(url) = &self.endpoint else { return Ok(None) };
         let endpoint = Endpoint::parse(url)?;
-        Ok(Some(TracingConfig { endpoint, sample, sample_every: (1.0 / sample).round().max(1.0) as u64 }))
+        Ok(Some(TracingConfig {
+            endpoint,
+            sample,
+            sample_every: (1.0 / sample).round().max(1.0) as u64,
+        }))
     }
 }
 
@@ -58,16 +62,28 @@ impl Endpoint {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let fix = "give an http:// URL of an OTLP collector (http://127.0.0.1:4318/v1/traces) or a Zipkin one (.../api/v2/spans)";
         let Some(rest) = url.strip_prefix("http://") else {
-            let why = if url.starts_with("https://") { "https is not supported" } else { "the URL must start with http://" };
+            let why = if url.starts_with("https://") {
+                "https is not supported"
+            } else {
+                "the URL must start with http://"
+            };
             return Err(ConfigError::new("tracing.endpoint", format!("`{url}`: {why}"), fix));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let port = authority.rsplit_once(':').filter(|(h, _)| !h.is_empty()).and_then(|(_, p)| p.parse::<u16>().ok()).filter(|p| *p > 0);
+        let port = authority
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.is_empty())
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .filter(|p| *p > 0);
         let Some(port) = port else {
-            return Err(ConfigError::new("tracing.endpoint", format!("`{url}` has no host:port"), fix));
+            return Err(ConfigError::new(
+                "tracing.endpoint",
+                format!("`{url}` has no host:port"),
+                fix,
+            ));
         };
         let (path, protocol) = match path {
             "" | "/" if port == 9411 => ("/api/v2/spans", Protocol::Zipkin),

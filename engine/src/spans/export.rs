@@ -10,11 +10,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use opentelemetry::trace::{Span as _, SpanId, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanId, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _,
+    TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, IdGenerator, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, SdkTracer, SdkTracerProvider, SpanData,
+    SpanExporter,
+};
 use opentelemetry_sdk::Resource;
 
 use super::config::{Endpoint, Protocol};
@@ -61,8 +67,15 @@ impl Sdk {
                     .build();
                 let stats2 = stats.clone();
                 match e {
-                    Ok(e) => Box::new(move |c| BatchSpanProcessor::new(Counting { inner: e, stats: stats2 }, c.0)),
-                    Err(err) => Box::new(move |c| BatchSpanProcessor::new(Failing { why: err.to_string(), stats: stats2 }, c.0)),
+                    Ok(e) => Box::new(move |c| {
+                        BatchSpanProcessor::new(Counting { inner: e, stats: stats2 }, c.0)
+                    }),
+                    Err(err) => Box::new(move |c| {
+                        BatchSpanProcessor::new(
+                            Failing { why: err.to_string(), stats: stats2 },
+                            c.0,
+                        )
+                    }),
                 }
             }
             // The SDK deprecates its Zipkin exporter (Zipkin reads OTLP now); it is kept for the
@@ -75,8 +88,15 @@ impl Sdk {
                     .build();
                 let stats2 = stats.clone();
                 match e {
-                    Ok(e) => Box::new(move |c| BatchSpanProcessor::new(Counting { inner: e, stats: stats2 }, c.0)),
-                    Err(err) => Box::new(move |c| BatchSpanProcessor::new(Failing { why: err.to_string(), stats: stats2 }, c.0)),
+                    Ok(e) => Box::new(move |c| {
+                        BatchSpanProcessor::new(Counting { inner: e, stats: stats2 }, c.0)
+                    }),
+                    Err(err) => Box::new(move |c| {
+                        BatchSpanProcessor::new(
+                            Failing { why: err.to_string(), stats: stats2 },
+                            c.0,
+                        )
+                    }),
                 }
             }
         };
@@ -110,7 +130,11 @@ impl Sdk {
         let cx = Context::new().with_span(span);
         for s in &stages[1..] {
             NEXT.with(|n| n.set(Some((trace, SpanId::from(s.span_id)))));
-            let kind = if matches!(s.name, "produce" | "ack") { SpanKind::Producer } else { SpanKind::Internal };
+            let kind = if matches!(s.name, "produce" | "ack") {
+                SpanKind::Producer
+            } else {
+                SpanKind::Internal
+            };
             let mut child = self
                 .tracer
                 .span_builder(s.name)
@@ -190,7 +214,11 @@ struct Ureq(ureq::Agent);
 
 impl Ureq {
     fn new(timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
         Ureq(agent)
     }
 }
@@ -200,7 +228,10 @@ impl opentelemetry_http::HttpClient for Ureq {
     async fn send_bytes(
         &self,
         req: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
         let (parts, body) = req.into_parts();
         let resp = self.0.run(http::Request::from_parts(parts, body.to_vec()))?;
         let (parts, mut body) = resp.into_parts();

@@ -54,11 +54,23 @@ pub struct Tracer {
 
 impl Tracer {
     /// Starts the exporter thread; `wall` dates the spans, `sink` and `run_id` label them.
-    pub fn start(config: TracingConfig, wall: WallAnchor, sink: String, run_id: String) -> Result<Arc<Self>, EngineError> {
+    pub fn start(
+        config: TracingConfig,
+        wall: WallAnchor,
+        sink: String,
+        run_id: String,
+    ) -> Result<Arc<Self>, EngineError> {
         let (tx, rx) = sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SpanStats::default());
-        let exporter = Exporter { endpoint: config.endpoint.clone(), wall, sink, run_id, stats: stats.clone(), stop: stop.clone() };
+        let exporter = Exporter {
+            endpoint: config.endpoint.clone(),
+            wall,
+            sink,
+            run_id,
+            stats: stats.clone(),
+            stop: stop.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("spate-spans".into())
             .spawn(move || exporter.run(rx))
@@ -147,20 +159,35 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        let bad = RawTracing { endpoint: Some("https://x:1".into()), sample: None }.validate().unwrap_err();
+        let bad = RawTracing { endpoint: Some("https://x:1".into()), sample: None }
+            .validate()
+            .unwrap_err();
         assert_eq!(bad.key, "tracing.endpoint");
         assert!(bad.message.contains("https"));
-        let bad = RawTracing { endpoint: Some("http://nohost".into()), sample: None }.validate().unwrap_err();
+        let bad = RawTracing { endpoint: Some("http://nohost".into()), sample: None }
+            .validate()
+            .unwrap_err();
         assert!(bad.message.contains("host:port"));
-        let bad = RawTracing { endpoint: Some("http://a:9411".into()), sample: Some(1.5) }.validate().unwrap_err();
+        let bad = RawTracing { endpoint: Some("http://a:9411".into()), sample: Some(1.5) }
+            .validate()
+            .unwrap_err();
         assert_eq!(bad.key, "tracing.sample");
         let off = RawTracing { endpoint: None, sample: Some(0.5) }.validate().unwrap();
         assert!(off.is_none());
-        let on = RawTracing { endpoint: Some("http://127.0.0.1:9411".into()), sample: Some(0.25) }.validate().unwrap().unwrap();
+        let on = RawTracing { endpoint: Some("http://127.0.0.1:9411".into()), sample: Some(0.25) }
+            .validate()
+            .unwrap()
+            .unwrap();
         assert_eq!(on.sample_every, 4);
-        assert_eq!((on.endpoint.url.as_str(), on.endpoint.protocol), ("http://127.0.0.1:9411/api/v2/spans", Protocol::Zipkin));
+        assert_eq!(
+            (on.endpoint.url.as_str(), on.endpoint.protocol),
+            ("http://127.0.0.1:9411/api/v2/spans", Protocol::Zipkin)
+        );
         let otlp = Endpoint::parse("http://127.0.0.1:4318").unwrap();
-        assert_eq!((otlp.url.as_str(), otlp.protocol), ("http://127.0.0.1:4318/v1/traces", Protocol::Otlp));
+        assert_eq!(
+            (otlp.url.as_str(), otlp.protocol),
+            ("http://127.0.0.1:4318/v1/traces", Protocol::Otlp)
+        );
         assert_eq!(Endpoint::parse("http://c:80/otlp/v1/traces").unwrap().protocol, Protocol::Otlp);
     }
 

@@ -113,7 +113,9 @@ pub(super) fn spans_of(r: &SpanRecord) -> u64 {
 
 /// Span ids derived from the trace id through splitmix64, distinct per stage and never zero.
 fn span_id(trace_id: u128, stage: u64) -> u64 {
-    let x = (trace_id as u64) ^ ((trace_id >> 64) as u64).rotate_left(17) ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (trace_id as u64)
+        ^ ((trace_id >> 64) as u64).rotate_left(17)
+        ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     spate_core::rng::splitmix64(x).max(1)
 }
 
@@ -140,7 +142,11 @@ pub fn stages(b: &SpanRecord, wall: &WallAnchor, sink: &str, run_id: &str) -> Ve
         end_unix_ns: at(end.max(b.sched_ns)),
         attributes,
     }];
-    let mut steps = vec![("generate", b.sched_ns, b.pushed_ns), ("ring", b.pushed_ns, b.popped_ns), ("produce", b.popped_ns, b.written_ns)];
+    let mut steps = vec![
+        ("generate", b.sched_ns, b.pushed_ns),
+        ("ring", b.pushed_ns, b.popped_ns),
+        ("produce", b.popped_ns, b.written_ns),
+    ];
     if let Some(a) = b.acked_ns {
         steps.push(("ack", b.written_ns, a));
     }

@@ -64,7 +64,11 @@ pub struct RawBreaker {
 impl RawBreaker {
     /// Checks every value; `at` is the section's key (e.g. `sink.kafka.breaker`). Deprecated
     /// keys in use are pushed to `deprecated`.
-    pub fn validate(&self, at: &str, deprecated: &mut Vec<String>) -> Result<BreakerConfig, crate::ConfigError> {
+    pub fn validate(
+        &self,
+        at: &str,
+        deprecated: &mut Vec<String>,
+    ) -> Result<BreakerConfig, crate::ConfigError> {
         use crate::ConfigError;
         let d = BreakerConfig::default();
         let key = |k: &str| format!("{at}.{k}");
@@ -72,17 +76,29 @@ impl RawBreaker {
             match v {
                 None => Ok(dflt),
                 Some(n @ 1..=100_000) => Ok(n),
-                Some(n) => Err(ConfigError::new(key(k), format!("{n} calls is out of range"), format!("use 1 to 100000 (default {dflt})"))),
+                Some(n) => Err(ConfigError::new(
+                    key(k),
+                    format!("{n} calls is out of range"),
+                    format!("use 1 to 100000 (default {dflt})"),
+                )),
             }
         };
         let share = |v: Option<f64>, dflt: f64, k: &str| -> Result<f64, ConfigError> {
             match v {
                 None => Ok(dflt),
                 Some(x) if x > 0.0 && x <= 1.0 => Ok(x),
-                Some(x) => Err(ConfigError::new(key(k), format!("{x} is not a share"), "give a number above 0 and at most 1, e.g. 0.5")),
+                Some(x) => Err(ConfigError::new(
+                    key(k),
+                    format!("{x} is not a share"),
+                    "give a number above 0 and at most 1, e.g. 0.5",
+                )),
             }
         };
-        let time = |v: Option<crate::conf::HumanDuration>, ms: Option<u64>, dflt: Duration, k: &str, deprecated: &mut Vec<String>| {
+        let time = |v: Option<crate::conf::HumanDuration>,
+                    ms: Option<u64>,
+                    dflt: Duration,
+                    k: &str,
+                    deprecated: &mut Vec<String>| {
             let t = match (v, ms) {
                 (Some(_), Some(_)) => {
                     return Err(ConfigError::new(
@@ -93,13 +109,21 @@ impl RawBreaker {
                 }
                 (Some(v), None) => v.get(),
                 (None, Some(ms)) => {
-                    deprecated.push(format!("`{}` is deprecated: write `{}: {ms}ms`", key(&format!("{k}_ms")), key(k)));
+                    deprecated.push(format!(
+                        "`{}` is deprecated: write `{}: {ms}ms`",
+                        key(&format!("{k}_ms")),
+                        key(k)
+                    ));
                     Duration::from_millis(ms)
                 }
                 (None, None) => dflt,
             };
             if t.is_zero() {
-                return Err(ConfigError::new(key(k), "a zero duration", "give a duration above 0, e.g. 2s"));
+                return Err(ConfigError::new(
+                    key(k),
+                    "a zero duration",
+                    "give a duration above 0, e.g. 2s",
+                ));
             }
             Ok(t)
         };
@@ -116,9 +140,21 @@ impl RawBreaker {
             window,
             min_calls,
             failure_rate: share(self.failure_rate, d.failure_rate, "failure_rate")?,
-            slow_call: time(self.slow_call, self.slow_call_ms, d.slow_call, "slow_call", deprecated)?,
+            slow_call: time(
+                self.slow_call,
+                self.slow_call_ms,
+                d.slow_call,
+                "slow_call",
+                deprecated,
+            )?,
             slow_rate: share(self.slow_rate, d.slow_rate, "slow_rate")?,
-            open_wait: time(self.open_wait, self.open_wait_ms, d.open_wait, "open_wait", deprecated)?,
+            open_wait: time(
+                self.open_wait,
+                self.open_wait_ms,
+                d.open_wait,
+                "open_wait",
+                deprecated,
+            )?,
             half_open_calls: count(self.half_open_calls, d.half_open_calls, "half_open_calls")?,
         })
     }

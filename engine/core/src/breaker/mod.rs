@@ -149,7 +149,10 @@ mod tests {
                     while !stop.load(Ordering::Relaxed) {
                         let s = b.state();
                         let t = b.transitions();
-                        assert!(s == State::Closed || t >= 1, "saw {s:?} before its transition was counted");
+                        assert!(
+                            s == State::Closed || t >= 1,
+                            "saw {s:?} before its transition was counted"
+                        );
                         assert!(t >= last_t, "the transition count went back: {t} < {last_t}");
                         last_t = t;
                         masks[i].fetch_or(1 << s as u8, Ordering::Relaxed);
@@ -178,7 +181,10 @@ mod tests {
             r.join().unwrap();
         }
         let seen: Vec<u8> = masks.iter().map(|m| m.load(Ordering::Relaxed)).collect();
-        assert!(all_seen(), "a reader missed a state within 20 s (bits closed/open/half_open): {seen:?}");
+        assert!(
+            all_seen(),
+            "a reader missed a state within 20 s (bits closed/open/half_open): {seen:?}"
+        );
         assert_eq!(b.transitions(), 3 * cycles);
     }
 }

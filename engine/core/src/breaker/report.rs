@@ -37,7 +37,16 @@ impl BreakerReporter {
             State::Open => "breaker_open",
             State::HalfOpen => "breaker_half_open",
         };
-        crate::rate_log::warn(site, &format!("{}: circuit breaker {} -> {}: {}", self.name, t.from.as_str(), t.to.as_str(), t.why));
+        crate::rate_log::warn(
+            site,
+            &format!(
+                "{}: circuit breaker {} -> {}: {}",
+                self.name,
+                t.from.as_str(),
+                t.to.as_str(),
+                t.why
+            ),
+        );
         self.notes.note("breaker", serde_json::json!({"sink": self.name, "from": t.from.as_str(), "to": t.to.as_str(), "why": t.why}));
     }
 }

@@ -25,7 +25,17 @@ impl BreakerWindow {
     /// An empty window judged by `cfg`.
     pub fn new(cfg: BreakerConfig) -> Self {
         let w = cfg.window.max(1);
-        Self { cfg, calls: vec![(false, false); w], next: 0, filled: 0, failures: 0, slows: 0, opened_at_ns: 0, trials: 0, changed: None }
+        Self {
+            cfg,
+            calls: vec![(false, false); w],
+            next: 0,
+            filled: 0,
+            failures: 0,
+            slows: 0,
+            opened_at_ns: 0,
+            trials: 0,
+            changed: None,
+        }
     }
 
     fn reset_window(&mut self) {
@@ -55,9 +65,15 @@ impl BreakerWindow {
 
     /// Time-driven transition OPEN -> HALF_OPEN; call regularly.
     pub fn tick(&mut self, b: &Breaker, now_ns: u64) {
-        if b.state() == State::Open && now_ns.saturating_sub(self.opened_at_ns) >= self.cfg.open_wait.as_nanos() as u64 {
+        if b.state() == State::Open
+            && now_ns.saturating_sub(self.opened_at_ns) >= self.cfg.open_wait.as_nanos() as u64
+        {
             self.trials = 0;
-            self.set(b, State::HalfOpen, format!("open for {:?}: letting trial calls through", self.cfg.open_wait));
+            self.set(
+                b,
+                State::HalfOpen,
+                format!("open for {:?}: letting trial calls through", self.cfg.open_wait),
+            );
         }
     }
 
@@ -79,13 +95,21 @@ impl BreakerWindow {
             State::Open => {}
             State::HalfOpen => {
                 if failed || slow {
-                    let why = if failed { "a trial call failed".to_string() } else { format!("a trial call took {took:?}") };
+                    let why = if failed {
+                        "a trial call failed".to_string()
+                    } else {
+                        format!("a trial call took {took:?}")
+                    };
                     self.open(b, now_ns, why);
                 } else {
                     self.trials += 1;
                     if self.trials >= self.cfg.half_open_calls {
                         self.reset_window();
-                        self.set(b, State::Closed, format!("{} trial call(s) succeeded", self.trials));
+                        self.set(
+                            b,
+                            State::Closed,
+                            format!("{} trial call(s) succeeded", self.trials),
+                        );
                     }
                 }
             }
@@ -104,11 +128,16 @@ impl BreakerWindow {
                 self.next = (self.next + 1) % w;
                 if self.filled >= self.cfg.min_calls {
                     let n = self.filled as f64;
-                    if self.failures as f64 / n >= self.cfg.failure_rate || self.slows as f64 / n >= self.cfg.slow_rate {
+                    if self.failures as f64 / n >= self.cfg.failure_rate
+                        || self.slows as f64 / n >= self.cfg.slow_rate
+                    {
                         let why = if self.failures as f64 / n >= self.cfg.failure_rate {
                             format!("{} of the last {} calls failed", self.failures, self.filled)
                         } else {
-                            format!("{} of the last {} calls took {:?} or more", self.slows, self.filled, self.cfg.slow_call)
+                            format!(
+                                "{} of the last {} calls took {:?} or more",
+                                self.slows, self.filled, self.cfg.slow_call
+                            )
                         };
                         self.open(b, now_ns, why);
                     }

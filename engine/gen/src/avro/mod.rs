@@ -66,7 +66,8 @@ pub fn push_str(out: &mut Vec<u8>, s: &[u8]) {
 /// An Avro name (record, enum, fixed, field): `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn valid_name(s: &str) -> bool {
     let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// Compression of container-file blocks.
@@ -124,9 +125,15 @@ mod tests {
     #[test]
     fn longs_match_the_specification() {
         // Examples from the specification's table of zig-zag encodings.
-        for (v, want) in
-            [(0i64, &[0x00u8][..]), (-1, &[0x01]), (1, &[0x02]), (-2, &[0x03]), (2, &[0x04]), (-64, &[0x7f]), (64, &[0x80, 0x01])]
-        {
+        for (v, want) in [
+            (0i64, &[0x00u8][..]),
+            (-1, &[0x01]),
+            (1, &[0x02]),
+            (-2, &[0x03]),
+            (2, &[0x04]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+        ] {
             let mut b = [0u8; 10];
             let n = put_long(&mut b, v);
             assert_eq!(&b[..n], want, "{v}");
@@ -136,7 +143,8 @@ mod tests {
             let mut b = [0u8; 10];
             let n = put_long(&mut b, v);
             assert_eq!(long_len(v), n);
-            let back = apache_avro::from_avro_datum(&apache_avro::Schema::Long, &mut &b[..n], None).unwrap();
+            let back = apache_avro::from_avro_datum(&apache_avro::Schema::Long, &mut &b[..n], None)
+                .unwrap();
             assert_eq!(back, apache_avro::types::Value::Long(v));
         }
     }

@@ -43,7 +43,18 @@ impl OcfWriter {
             Codec::Zstandard => Some(zstd::bulk::Compressor::new(1)?),
             _ => None,
         };
-        Ok((OcfWriter { codec, sync, raw: Vec::new(), out: Vec::new(), z: Vec::new(), deflate, zstd }, header))
+        Ok((
+            OcfWriter {
+                codec,
+                sync,
+                raw: Vec::new(),
+                out: Vec::new(),
+                z: Vec::new(),
+                deflate,
+                zstd,
+            },
+            header,
+        ))
     }
 
     /// One block holding `datums` (binary-encoded records of the file's schema).
@@ -69,7 +80,9 @@ impl OcfWriter {
                 loop {
                     self.z.reserve(self.raw.len() / 2 + 1024);
                     let done = c.total_in() as usize;
-                    let st = c.compress_vec(&self.raw[done..], &mut self.z, FlushCompress::Finish).map_err(io::Error::other)?;
+                    let st = c
+                        .compress_vec(&self.raw[done..], &mut self.z, FlushCompress::Finish)
+                        .map_err(io::Error::other)?;
                     if st == flate2::Status::StreamEnd {
                         break;
                     }
@@ -114,7 +127,13 @@ mod tests {
             let vals: Vec<_> = r.map(|v| v.unwrap()).collect();
             assert_eq!(vals.len(), 300, "{codec}");
             use apache_avro::types::Value;
-            assert_eq!(vals[299], Value::Record(vec![("a".into(), Value::Long(299)), ("s".into(), Value::String("value 299".into()))]));
+            assert_eq!(
+                vals[299],
+                Value::Record(vec![
+                    ("a".into(), Value::Long(299)),
+                    ("s".into(), Value::String("value 299".into()))
+                ])
+            );
         }
     }
 }

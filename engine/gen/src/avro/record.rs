@@ -88,9 +88,12 @@ fn value_type(v: &Val, b: &Builder) -> AType {
             Dyn::Ts => AType::TsMicros,
             Dyn::Uuid => AType::Uuid,
             Dyn::Session { .. } | Dyn::Pool { kind: Kind::Str, .. } => AType::Str,
-            Dyn::Pool { raw, kind: Kind::Num } => {
-                b.raw_pool(raw).iter().map(|s| literal_type(s)).reduce(|a, t| a.join(t).unwrap_or(AType::Str)).unwrap_or(AType::Str)
-            }
+            Dyn::Pool { raw, kind: Kind::Num } => b
+                .raw_pool(raw)
+                .iter()
+                .map(|s| literal_type(s))
+                .reduce(|a, t| a.join(t).unwrap_or(AType::Str))
+                .unwrap_or(AType::Str),
         },
     }
 }
@@ -99,7 +102,11 @@ fn value_type(v: &Val, b: &Builder) -> AType {
 fn renders_as(v: &Val, ty: AType) -> bool {
     match v {
         Val::Str(_) => ty == AType::Str,
-        Val::Num(s) => ty == AType::Str || ty == literal_type(s) || (ty == AType::Double && literal_type(s) == AType::Long),
+        Val::Num(s) => {
+            ty == AType::Str
+                || ty == literal_type(s)
+                || (ty == AType::Double && literal_type(s) == AType::Long)
+        }
         Val::Dyn(d) => match *d {
             Dyn::Pool { .. } => ty != AType::TsMicros && ty != AType::Uuid,
             Dyn::Num { decimals: 0, .. } => matches!(ty, AType::Long | AType::Double),
@@ -113,7 +120,11 @@ fn renders_as(v: &Val, ty: AType) -> bool {
 }
 
 /// The fields of `source`'s schema, from all its variants' records.
-pub(crate) fn infer(source: &str, records: &[Record], b: &Builder) -> Result<Vec<AField>, ConfigError> {
+pub(crate) fn infer(
+    source: &str,
+    records: &[Record],
+    b: &Builder,
+) -> Result<Vec<AField>, ConfigError> {
     let mut fields: Vec<AField> = Vec::new();
     let mut clash = None;
     for rec in records {
@@ -121,7 +132,10 @@ pub(crate) fn infer(source: &str, records: &[Record], b: &Builder) -> Result<Vec
             let t = value_type(v, b);
             match fields.iter_mut().find(|f| &f.name == k) {
                 None => {
-                    if !valid_name(k) || ["ts", "source", "id", "traceparent", "trace_id", "span_id", "pad"].contains(&k.as_str()) {
+                    if !valid_name(k)
+                        || ["ts", "source", "id", "traceparent", "trace_id", "span_id", "pad"]
+                            .contains(&k.as_str())
+                    {
                         return Err(ConfigError::new(
                             format!("templates.{source}.fields.{k}"),
                             format!("`{k}` cannot be an Avro field name"),
@@ -140,7 +154,11 @@ pub(crate) fn infer(source: &str, records: &[Record], b: &Builder) -> Result<Vec
     for f in &mut fields {
         f.nullable = records.iter().any(|r| !r.fields.iter().any(|(k, _)| k == &f.name));
         if clash.is_none() {
-            if let Some((_, v)) = records.iter().flat_map(|r| &r.fields).find(|(k, v)| k == &f.name && !renders_as(v, f.ty)) {
+            if let Some((_, v)) = records
+                .iter()
+                .flat_map(|r| &r.fields)
+                .find(|(k, v)| k == &f.name && !renders_as(v, f.ty))
+            {
                 clash = Some((f.name.clone(), f.ty, value_type(v, b)));
             }
         }
@@ -156,7 +174,12 @@ pub(crate) fn infer(source: &str, records: &[Record], b: &Builder) -> Result<Vec
 }
 
 /// The record schema of `source` (a JSON value).
-pub(crate) fn record_schema(source: &str, fields: &[AField], trace: TraceContext, pad: bool) -> Json {
+pub(crate) fn record_schema(
+    source: &str,
+    fields: &[AField],
+    trace: TraceContext,
+    pad: bool,
+) -> Json {
     let mut fs = vec![
         json!({"name": "ts", "type": AType::TsMicros.schema(), "doc": "Event time"}),
         json!({"name": "source", "type": "string"}),
@@ -180,7 +203,9 @@ pub(crate) fn record_schema(source: &str, fields: &[AField], trace: TraceContext
         }
     }
     if pad {
-        fs.push(json!({"name": "pad", "type": "string", "doc": "Filler up to the configured size"}));
+        fs.push(
+            json!({"name": "pad", "type": "string", "doc": "Filler up to the configured size"}),
+        );
     }
     json!({"type": "record", "name": source, "namespace": "spate", "fields": fs})
 }
@@ -255,7 +280,14 @@ pub(crate) struct Frame<'a> {
 }
 
 /// Renders `rec` as the datum of a record with `fields`, framed, then the event terminator.
-pub(crate) fn render(source: &str, fields: &[AField], rec: &Record, frame: &Frame<'_>, pad: bool, e: &mut Emitter<'_>) {
+pub(crate) fn render(
+    source: &str,
+    fields: &[AField],
+    rec: &Record,
+    frame: &Frame<'_>,
+    pad: bool,
+    e: &mut Emitter<'_>,
+) {
     e.lit(frame.prefix);
     if frame.sync.is_some() {
         e.op(Op::BlockStart);

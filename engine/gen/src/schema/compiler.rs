@@ -19,7 +19,12 @@ pub(super) struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    pub(super) fn node(&mut self, t: &Json, path: &str, ns: Option<&str>) -> Result<Node, ConfigError> {
+    pub(super) fn node(
+        &mut self,
+        t: &Json,
+        path: &str,
+        ns: Option<&str>,
+    ) -> Result<Node, ConfigError> {
         match t {
             Json::String(s) => self.named_or_primitive(s, path, ns, None),
             Json::Array(branches) => {
@@ -31,14 +36,22 @@ impl Compiler<'_> {
             }
             Json::Object(o) => {
                 let hints = o.get("arg.properties").and_then(Json::as_object);
-                let ty = o.get("type").ok_or_else(|| err(path, "a type object without `type`", "add \"type\""))?;
+                let ty = o
+                    .get("type")
+                    .ok_or_else(|| err(path, "a type object without `type`", "add \"type\""))?;
                 let node = match ty {
                     Json::String(s) => self.typed(s, o, path, ns, hints)?,
                     other => self.node(other, &format!("{path}.type"), ns)?,
                 };
                 match hints.and_then(|h| h.get("options")) {
-                    Some(Json::Array(opts)) if !opts.is_empty() => Ok(Node::Options(Box::new(node), opts.clone())),
-                    Some(_) => Err(err(path, "`options` is not a non-empty list", "list the values: \"options\": [..]")),
+                    Some(Json::Array(opts)) if !opts.is_empty() => {
+                        Ok(Node::Options(Box::new(node), opts.clone()))
+                    }
+                    Some(_) => Err(err(
+                        path,
+                        "`options` is not a non-empty list",
+                        "list the values: \"options\": [..]",
+                    )),
                     None => Ok(node),
                 }
             }
@@ -67,10 +80,18 @@ impl Compiler<'_> {
                 Node::Bytes(a, b)
             }
             name => {
-                let full = if name.contains('.') { name.to_string() } else { ns.map_or(name.to_string(), |n| format!("{n}.{name}")) };
+                let full = if name.contains('.') {
+                    name.to_string()
+                } else {
+                    ns.map_or(name.to_string(), |n| format!("{n}.{name}"))
+                };
                 let def = self.names.get(&full).or_else(|| self.names.get(name)).cloned();
                 let Some(def) = def else {
-                    return Err(err(path, format!("unknown type `{name}`"), "define the named type before using it"));
+                    return Err(err(
+                        path,
+                        format!("unknown type `{name}`"),
+                        "define the named type before using it",
+                    ));
                 };
                 if self.open.iter().any(|o| *o == full || o.rsplit('.').next() == Some(name)) {
                     return Err(err(
@@ -95,18 +116,32 @@ impl Compiler<'_> {
         let e = serde_json::Map::new();
         let h = hints.unwrap_or(&e);
         let logical = o.get("logicalType").and_then(Json::as_str);
-        let hinted = h.contains_key("range") || h.contains_key("iteration") || h.contains_key("options");
+        let hinted =
+            h.contains_key("range") || h.contains_key("iteration") || h.contains_key("options");
         match (s, logical) {
-            ("long", Some("timestamp-millis" | "local-timestamp-millis")) if !hinted => return Ok(Node::Time { millis: true }),
-            ("long", Some("timestamp-micros" | "local-timestamp-micros")) if !hinted => return Ok(Node::Time { millis: false }),
+            ("long", Some("timestamp-millis" | "local-timestamp-millis")) if !hinted => {
+                return Ok(Node::Time { millis: true })
+            }
+            ("long", Some("timestamp-micros" | "local-timestamp-micros")) if !hinted => {
+                return Ok(Node::Time { millis: false })
+            }
             ("int", Some("date")) if !hinted => return Ok(Node::Date),
             ("string", Some("uuid")) if !hinted => return Ok(Node::Uuid),
             ("bytes" | "fixed", Some("decimal")) => {
-                let precision = o.get("precision").and_then(Json::as_u64).unwrap_or(10).clamp(1, 38) as u32;
+                let precision =
+                    o.get("precision").and_then(Json::as_u64).unwrap_or(10).clamp(1, 38) as u32;
                 let scale = o.get("scale").and_then(Json::as_u64).unwrap_or(0) as u32;
-                let fixed = if s == "fixed" { o.get("size").and_then(Json::as_u64).map(|n| n as usize) } else { None };
+                let fixed = if s == "fixed" {
+                    o.get("size").and_then(Json::as_u64).map(|n| n as usize)
+                } else {
+                    None
+                };
                 if fixed == Some(0) {
-                    return Err(err(path, "a decimal in a fixed of size 0", "give the fixed a size"));
+                    return Err(err(
+                        path,
+                        "a decimal in a fixed of size 0",
+                        "give the fixed a size",
+                    ));
                 }
                 self.define(o, ns)?;
                 return Ok(Node::Decimal { precision, scale, fixed });
@@ -118,12 +153,25 @@ impl Compiler<'_> {
             "record" | "error" => {
                 let full = self.define(o, ns)?;
                 self.open.push(full);
-                let ns2 = o.get("name").and_then(Json::as_str).and_then(|n| n.rsplit_once('.').map(|x| x.0)).or(own_ns).map(str::to_string);
+                let ns2 = o
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .and_then(|n| n.rsplit_once('.').map(|x| x.0))
+                    .or(own_ns)
+                    .map(str::to_string);
                 let mut fields = Vec::new();
-                for (i, f) in o.get("fields").and_then(Json::as_array).into_iter().flatten().enumerate() {
+                for (i, f) in
+                    o.get("fields").and_then(Json::as_array).into_iter().flatten().enumerate()
+                {
                     let fname = f.get("name").and_then(Json::as_str).unwrap_or("?");
-                    let fpath = if path.is_empty() { format!("fields.{fname}") } else { format!("{path}.fields.{fname}") };
-                    let ft = f.get("type").ok_or_else(|| err(&fpath, format!("field {i} has no type"), "give the field a type"))?;
+                    let fpath = if path.is_empty() {
+                        format!("fields.{fname}")
+                    } else {
+                        format!("{path}.fields.{fname}")
+                    };
+                    let ft = f.get("type").ok_or_else(|| {
+                        err(&fpath, format!("field {i} has no type"), "give the field a type")
+                    })?;
                     fields.push((fname.to_string(), self.node(ft, &fpath, ns2.as_deref())?));
                 }
                 self.open.pop();
@@ -145,25 +193,39 @@ impl Compiler<'_> {
                 Ok(Node::Fixed(o.get("size").and_then(Json::as_u64).unwrap_or(0) as usize))
             }
             "array" => {
-                let items = o.get("items").ok_or_else(|| err(path, "an array without `items`", "add \"items\""))?;
+                let items = o
+                    .get("items")
+                    .ok_or_else(|| err(path, "an array without `items`", "add \"items\""))?;
                 let (a, b) = length(h.get("length"), path, (0, 4))?;
                 Ok(Node::Array(Box::new(self.node(items, &format!("{path}.items"), own_ns)?), a, b))
             }
             "map" => {
-                let values = o.get("values").ok_or_else(|| err(path, "a map without `values`", "add \"values\""))?;
+                let values = o
+                    .get("values")
+                    .ok_or_else(|| err(path, "a map without `values`", "add \"values\""))?;
                 let (a, b) = length(h.get("length"), path, (0, 4))?;
                 let keys = match h.get("keys").and_then(Json::as_object) {
                     Some(k) => self.str_hint(k, &format!("{path}.keys"))?,
                     None => StrHint::Length(4, 8),
                 };
-                Ok(Node::Map(Box::new(self.node(values, &format!("{path}.values"), own_ns)?), keys, a, b))
+                Ok(Node::Map(
+                    Box::new(self.node(values, &format!("{path}.values"), own_ns)?),
+                    keys,
+                    a,
+                    b,
+                ))
             }
             prim => self.named_or_primitive(prim, path, ns, Some(h)),
         }
     }
 
     /// Compiles a JSON Schema node (`root` resolves `$ref`s).
-    pub(super) fn json_schema(&mut self, n: &Json, path: &str, root: &Json) -> Result<Node, ConfigError> {
+    pub(super) fn json_schema(
+        &mut self,
+        n: &Json,
+        path: &str,
+        root: &Json,
+    ) -> Result<Node, ConfigError> {
         let Json::Object(o) = n else {
             return match n {
                 Json::Bool(true) => Ok(Node::Str(StrHint::None)),
@@ -182,7 +244,11 @@ impl Compiler<'_> {
         if let Some(r) = o.get("$ref").and_then(Json::as_str) {
             let target = r.strip_prefix("#/").map(|p| p.split('/').try_fold(root, |v, k| v.get(k)));
             let Some(Some(t)) = target else {
-                return Err(err(path, format!("`$ref` {r} does not resolve in this file"), "refer to #/definitions/NAME or #/$defs/NAME"));
+                return Err(err(
+                    path,
+                    format!("`$ref` {r} does not resolve in this file"),
+                    "refer to #/definitions/NAME or #/$defs/NAME",
+                ));
             };
             if self.open.iter().any(|o| o == r) {
                 return Err(err(
@@ -228,7 +294,13 @@ impl Compiler<'_> {
             None if o.contains_key("properties") => "object",
             None if o.contains_key("items") => "array",
             None => "string",
-            Some(_) => return Err(err(path, "`type` is not a name or a list", "write \"type\": \"string\" (or a list of types)")),
+            Some(_) => {
+                return Err(err(
+                    path,
+                    "`type` is not a name or a list",
+                    "write \"type\": \"string\" (or a list of types)",
+                ))
+            }
         };
         let f = |k: &str| o.get(k).and_then(Json::as_f64);
         let u = |k: &str| o.get(k).and_then(Json::as_u64).map(|n| n as usize);
@@ -239,7 +311,9 @@ impl Compiler<'_> {
                 let int = ty == "integer";
                 let nudge = if int { 1.0 } else { 1e-6 };
                 let min = f("minimum").or(f("exclusiveMinimum").map(|m| m + nudge)).unwrap_or(0.0);
-                let max = f("maximum").or(f("exclusiveMaximum").map(|m| m - nudge)).unwrap_or(min.max(0.0) + 1_000_000.0);
+                let max = f("maximum")
+                    .or(f("exclusiveMaximum").map(|m| m - nudge))
+                    .unwrap_or(min.max(0.0) + 1_000_000.0);
                 // `maximum` is inclusive; a range hint's max is not.
                 let max = if int { max + 1.0 } else { max };
                 let mut h = serde_json::Map::new();
@@ -262,9 +336,14 @@ impl Compiler<'_> {
                     (_, Some(p)) => regex(self, p)?,
                     (Some("date-time"), _) => Node::TimeText,
                     (Some("uuid"), _) => Node::Uuid,
-                    (Some("date"), _) => regex(self, "2026-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])")?,
+                    (Some("date"), _) => {
+                        regex(self, "2026-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])")?
+                    }
                     (Some("email"), _) => regex(self, "[a-z]{3,10}@[a-z]{3,8}\\.(com|net|org)")?,
-                    (Some("ipv4"), _) => regex(self, "(1[0-9]{2}|[1-9][0-9]?)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[1-9][0-9]?")?,
+                    (Some("ipv4"), _) => regex(
+                        self,
+                        "(1[0-9]{2}|[1-9][0-9]?)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[1-9][0-9]?",
+                    )?,
                     (Some("hostname"), _) => regex(self, "[a-z]{3,10}\\.example\\.(com|net|org)")?,
                     _ => match (u("minLength"), u("maxLength")) {
                         (None, None) => Node::Str(StrHint::None),
@@ -286,17 +365,31 @@ impl Compiler<'_> {
             "object" => {
                 let mut fields = Vec::new();
                 for (k, v) in o.get("properties").and_then(Json::as_object).into_iter().flatten() {
-                    let p = if path.is_empty() { format!("properties.{k}") } else { format!("{path}.properties.{k}") };
+                    let p = if path.is_empty() {
+                        format!("properties.{k}")
+                    } else {
+                        format!("{path}.properties.{k}")
+                    };
                     fields.push((k.clone(), self.json_schema(v, &p, root)?));
                 }
                 Node::Record(fields)
             }
-            o => return Err(err(path, format!("unknown type `{o}`"), "use null, boolean, integer, number, string, array or object")),
+            o => {
+                return Err(err(
+                    path,
+                    format!("unknown type `{o}`"),
+                    "use null, boolean, integer, number, string, array or object",
+                ))
+            }
         })
     }
 
     /// Registers a named type (record, enum, fixed); returns its full name.
-    fn define(&mut self, o: &serde_json::Map<String, Json>, ns: Option<&str>) -> Result<String, ConfigError> {
+    fn define(
+        &mut self,
+        o: &serde_json::Map<String, Json>,
+        ns: Option<&str>,
+    ) -> Result<String, ConfigError> {
         let name = o.get("name").and_then(Json::as_str).unwrap_or("");
         let full = match (name.contains('.'), o.get("namespace").and_then(Json::as_str).or(ns)) {
             (true, _) | (false, None) => name.to_string(),
@@ -308,19 +401,32 @@ impl Compiler<'_> {
         Ok(full)
     }
 
-    fn num_hint(&mut self, h: &serde_json::Map<String, Json>, path: &str, ty: &str) -> Result<NumHint, ConfigError> {
+    fn num_hint(
+        &mut self,
+        h: &serde_json::Map<String, Json>,
+        path: &str,
+        ty: &str,
+    ) -> Result<NumHint, ConfigError> {
         let decimals = match ty {
             "int" | "long" => 0,
             _ => DOUBLE_DECIMALS,
         };
         if let Some(r) = h.get("range") {
             let min = r.get("min").map(|v| num(v, path, "range.min")).transpose()?.unwrap_or(0.0);
-            let max = r.get("max").map(|v| num(v, path, "range.max")).transpose()?.unwrap_or(min + 1000.0);
+            let max = r
+                .get("max")
+                .map(|v| num(v, path, "range.max"))
+                .transpose()?
+                .unwrap_or(min + 1000.0);
             if max < min || !min.is_finite() || !max.is_finite() {
                 return Err(err(path, format!("range [{min}, {max}] is empty"), "give min <= max"));
             }
             if ty == "int" && (min < f64::from(i32::MIN) || max > f64::from(i32::MAX)) {
-                return Err(err(path, "range goes beyond an int", "keep it within -2147483648..2147483647, or use long"));
+                return Err(err(
+                    path,
+                    "range goes beyond an int",
+                    "keep it within -2147483648..2147483647, or use long",
+                ));
             }
             // Uniform in [min, max), as datagen draws (integers: min to max - 1). Cell i of the
             // table holds the values whose offset is i/TABLE of the way: for narrow integer
@@ -329,7 +435,11 @@ impl Compiler<'_> {
                 let scale = 10f64.powi(i32::from(decimals));
                 let (lo, hi) = ((min * scale).round() as i64, (max * scale).round() as i64);
                 let top = (hi - 1).max(lo);
-                let pts: Vec<i64> = (0..=TABLE).map(|i| (lo + (i128::from(hi - lo) * i as i128 / TABLE as i128) as i64).min(top)).collect();
+                let pts: Vec<i64> = (0..=TABLE)
+                    .map(|i| {
+                        (lo + (i128::from(hi - lo) * i as i128 / TABLE as i128) as i64).min(top)
+                    })
+                    .collect();
                 self.b.add_table(&pts)
             });
             return Ok(NumHint::Range(min, max, table));
@@ -338,8 +448,13 @@ impl Compiler<'_> {
             if ty == "float" {
                 return Err(err(path, "iteration over a float", "use a double or a long"));
             }
-            let start = it.get("start").map(|v| num(v, path, "iteration.start")).transpose()?.unwrap_or(0.0);
-            let step = it.get("step").map(|v| num(v, path, "iteration.step")).transpose()?.unwrap_or(1.0);
+            let start = it
+                .get("start")
+                .map(|v| num(v, path, "iteration.start"))
+                .transpose()?
+                .unwrap_or(0.0);
+            let step =
+                it.get("step").map(|v| num(v, path, "iteration.step")).transpose()?.unwrap_or(1.0);
             let scale = 10f64.powi(i32::from(decimals));
             let mut pts = vec![0i64; TABLE + 1];
             pts[0] = (start * scale).round() as i64;
@@ -349,9 +464,15 @@ impl Compiler<'_> {
         Ok(NumHint::None)
     }
 
-    fn str_hint(&mut self, h: &serde_json::Map<String, Json>, path: &str) -> Result<StrHint, ConfigError> {
+    fn str_hint(
+        &mut self,
+        h: &serde_json::Map<String, Json>,
+        path: &str,
+    ) -> Result<StrHint, ConfigError> {
         if let Some(r) = h.get("regex") {
-            let raw = r.as_str().ok_or_else(|| err(path, "`regex` is not a string", "write the pattern as a string"))?;
+            let raw = r.as_str().ok_or_else(|| {
+                err(path, "`regex` is not a string", "write the pattern as a string")
+            })?;
             let pat = &java_escapes(raw);
             let hir = regex_syntax::ParserBuilder::new()
                 .unicode(false)
@@ -361,7 +482,9 @@ impl Compiler<'_> {
                 .map_err(|e| e.to_string())
                 // Unicode classes (`\p{L}`) need the Unicode-aware parser.
                 .or_else(|_| regex_syntax::Parser::new().parse(pat).map_err(|e| e.to_string()))
-                .map_err(|e| err(path, format!("regex `{pat}` does not parse: {e}"), "fix the pattern"))?;
+                .map_err(|e| {
+                    err(path, format!("regex `{pat}` does not parse: {e}"), "fix the pattern")
+                })?;
             return Ok(StrHint::Regex(Box::new(hir)));
         }
         if h.contains_key("length") {

@@ -19,8 +19,12 @@ pub(crate) fn between(rng: &mut Rng, (a, b): (usize, usize)) -> usize {
 
 pub(crate) fn draw_str(h: &StrHint, rng: &mut Rng) -> String {
     match h {
-        StrHint::None => (0..between(rng, (8, 16))).map(|_| ALNUM[rng.below(36) as usize] as char).collect(),
-        StrHint::Length(a, b) => (0..between(rng, (*a, *b))).map(|_| ALNUM[rng.below(36) as usize] as char).collect(),
+        StrHint::None => {
+            (0..between(rng, (8, 16))).map(|_| ALNUM[rng.below(36) as usize] as char).collect()
+        }
+        StrHint::Length(a, b) => {
+            (0..between(rng, (*a, *b))).map(|_| ALNUM[rng.below(36) as usize] as char).collect()
+        }
         StrHint::Regex(hir) => {
             let mut out = Vec::new();
             gen_regex(hir, rng, &mut out);
@@ -49,14 +53,16 @@ pub(crate) fn gen_regex(h: &Hir, rng: &mut Rng, out: &mut Vec<u8>) {
         HirKind::Empty | HirKind::Look(_) => {}
         HirKind::Literal(l) => out.extend_from_slice(&l.0),
         HirKind::Class(Class::Unicode(c)) => {
-            let ranges: Vec<(u32, u32)> = c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect();
+            let ranges: Vec<(u32, u32)> =
+                c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect();
             if let Some(ch) = pick_in(&ranges, rng).and_then(char::from_u32) {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
             }
         }
         HirKind::Class(Class::Bytes(c)) => {
-            let ranges: Vec<(u32, u32)> = c.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect();
+            let ranges: Vec<(u32, u32)> =
+                c.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect();
             // Keep the text valid UTF-8: bytes above ASCII become '?'.
             if let Some(b) = pick_in(&ranges, rng) {
                 out.push(if b < 0x80 { b as u8 } else { b'?' });
@@ -108,7 +114,12 @@ fn put_text(e: &mut Emitter<'_>, enc: Enc, s: &str) {
 }
 
 /// A record: its fields in order (JSON: an object), each written by `each`.
-fn record<'n>(fields: &'n [(String, Node)], enc: Enc, e: &mut Emitter<'_>, mut each: impl FnMut(&'n str, &'n Node, &mut Emitter<'_>)) {
+fn record<'n>(
+    fields: &'n [(String, Node)],
+    enc: Enc,
+    e: &mut Emitter<'_>,
+    mut each: impl FnMut(&'n str, &'n Node, &mut Emitter<'_>),
+) {
     if enc == Enc::Json {
         e.lit(b"{");
     }
@@ -151,7 +162,12 @@ fn array(n: usize, enc: Enc, e: &mut Emitter<'_>, mut each: impl FnMut(usize, &m
 }
 
 /// A map of `keys` (Avro: one block then the end marker), each value written by `each`.
-fn map<'k>(keys: impl ExactSizeIterator<Item = &'k str>, enc: Enc, e: &mut Emitter<'_>, mut each: impl FnMut(&'k str, &mut Emitter<'_>)) {
+fn map<'k>(
+    keys: impl ExactSizeIterator<Item = &'k str>,
+    enc: Enc,
+    e: &mut Emitter<'_>,
+    mut each: impl FnMut(&'k str, &mut Emitter<'_>),
+) {
     let n = keys.len();
     match enc {
         Enc::Avro => {
@@ -283,7 +299,10 @@ pub(crate) fn draw(n: &Node, enc: Enc, rng: &mut Rng, e: &mut Emitter<'_>) {
             let be = v.to_be_bytes();
             // Two's complement, big-endian: minimal for bytes, sign-extended for fixed.
             let mut start = 0;
-            while start < 7 && ((be[start] == 0 && be[start + 1] < 0x80) || (be[start] == 0xff && be[start + 1] >= 0x80)) {
+            while start < 7
+                && ((be[start] == 0 && be[start + 1] < 0x80)
+                    || (be[start] == 0xff && be[start + 1] >= 0x80))
+            {
                 start += 1;
             }
             match (enc, fixed) {

@@ -82,7 +82,9 @@ pub fn strip_comments(text: &str) -> String {
 pub fn is_json_schema(text: &str) -> bool {
     match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(o)) => {
-            o.contains_key("$schema") || o.contains_key("properties") || o.get("type").and_then(Json::as_str) == Some("object")
+            o.contains_key("$schema")
+                || o.contains_key("properties")
+                || o.get("type").and_then(Json::as_str) == Some("object")
         }
         _ => false,
     }
@@ -92,22 +94,44 @@ pub fn is_json_schema(text: &str) -> bool {
 /// `properties` or `"type": "object"`) or else an Avro schema, which `apache-avro` checks
 /// first, so the errors here are about generation, each naming its path in the schema.
 pub(crate) fn compile(text: &str, b: &mut Builder) -> Result<SchemaSource, ConfigError> {
-    let doc: Json = serde_json::from_str(text).map_err(|e| err("", format!("not JSON: {e}"), "fix the schema file"))?;
+    let doc: Json = serde_json::from_str(text)
+        .map_err(|e| err("", format!("not JSON: {e}"), "fix the schema file"))?;
     if let Json::Object(o) = &doc {
         if is_json_schema(text) {
-            let name = o.get("title").and_then(Json::as_str).filter(|t| crate::avro::valid_name(t)).unwrap_or("record").to_string();
+            let name = o
+                .get("title")
+                .and_then(Json::as_str)
+                .filter(|t| crate::avro::valid_name(t))
+                .unwrap_or("record")
+                .to_string();
             let mut c = Compiler { b, names: HashMap::new(), open: Vec::new() };
             let root = c.json_schema(&doc, "", &doc)?;
             return Ok(SchemaSource { name, json_schema: true, root });
         }
     }
-    apache_avro::Schema::parse_str(text)
-        .map_err(|e| err("", format!("not a valid Avro schema: {e}"), "fix the schema file (Avro 1.12 specification)"))?;
+    apache_avro::Schema::parse_str(text).map_err(|e| {
+        err(
+            "",
+            format!("not a valid Avro schema: {e}"),
+            "fix the schema file (Avro 1.12 specification)",
+        )
+    })?;
     let name = match &doc {
-        Json::Object(o) if o.get("type").and_then(Json::as_str) == Some("record") => {
-            o.get("name").and_then(Json::as_str).unwrap_or("record").rsplit('.').next().unwrap_or("record").to_string()
+        Json::Object(o) if o.get("type").and_then(Json::as_str) == Some("record") => o
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or("record")
+            .rsplit('.')
+            .next()
+            .unwrap_or("record")
+            .to_string(),
+        _ => {
+            return Err(err(
+                "type",
+                "the top-level type is not a record",
+                "give a schema whose top level is {\"type\": \"record\", ...}",
+            ))
         }
-        _ => return Err(err("type", "the top-level type is not a record", "give a schema whose top level is {\"type\": \"record\", ...}")),
     };
     let mut c = Compiler { b, names: HashMap::new(), open: Vec::new() };
     let root = c.node(&doc, "", None)?;
@@ -122,7 +146,14 @@ impl SchemaSource {
 
     /// Renders one random record as a program after `prefix` (a wire header), in a container
     /// block when `sync` is given, then the event terminator.
-    pub(crate) fn render(&self, enc: Enc, prefix: &[u8], sync: Option<[u8; 16]>, rng: &mut Rng, e: &mut Emitter<'_>) {
+    pub(crate) fn render(
+        &self,
+        enc: Enc,
+        prefix: &[u8],
+        sync: Option<[u8; 16]>,
+        rng: &mut Rng,
+        e: &mut Emitter<'_>,
+    ) {
         e.lit(prefix);
         if sync.is_some() {
             e.op(Op::BlockStart);

@@ -80,23 +80,42 @@ pub(crate) enum Enc {
 }
 
 pub(crate) fn err(path: &str, what: impl Into<String>, fix: impl Into<String>) -> ConfigError {
-    ConfigError::new(if path.is_empty() { "schema".to_string() } else { format!("schema: {path}") }, what, fix)
+    ConfigError::new(
+        if path.is_empty() { "schema".to_string() } else { format!("schema: {path}") },
+        what,
+        fix,
+    )
 }
 
 pub(crate) fn num(v: &Json, path: &str, what: &str) -> Result<f64, ConfigError> {
-    v.as_f64().ok_or_else(|| err(path, format!("`{what}` is not a number"), format!("write {what} as a number")))
+    v.as_f64().ok_or_else(|| {
+        err(path, format!("`{what}` is not a number"), format!("write {what} as a number"))
+    })
 }
 
 /// A `length` hint as an inclusive (min, max): a count, or `{min, max}` with `max` exclusive
 /// as datagen reads it (`{min: 1, max: 5}` gives 1 to 4).
-pub(crate) fn length(v: Option<&Json>, path: &str, default: (usize, usize)) -> Result<(usize, usize), ConfigError> {
-    let bad = || err(path, "`length` is not a count or {min, max}", "write \"length\": 8 or \"length\": {\"min\": 1, \"max\": 9}");
+pub(crate) fn length(
+    v: Option<&Json>,
+    path: &str,
+    default: (usize, usize),
+) -> Result<(usize, usize), ConfigError> {
+    let bad = || {
+        err(
+            path,
+            "`length` is not a count or {min, max}",
+            "write \"length\": 8 or \"length\": {\"min\": 1, \"max\": 9}",
+        )
+    };
     match v {
         None => Ok(default),
         Some(Json::Number(n)) => n.as_u64().map(|n| (n as usize, n as usize)).ok_or_else(bad),
         Some(Json::Object(o)) => {
             let min = o.get("min").and_then(Json::as_u64).unwrap_or(0) as usize;
-            let max = o.get("max").and_then(Json::as_u64).map_or(min.max(default.1), |m| (m as usize).saturating_sub(1).max(min));
+            let max = o
+                .get("max")
+                .and_then(Json::as_u64)
+                .map_or(min.max(default.1), |m| (m as usize).saturating_sub(1).max(min));
             if max > 1 << 20 {
                 return Err(bad());
             }
@@ -113,11 +132,15 @@ pub(crate) fn fits(n: &Node, v: &Json) -> bool {
         (Node::Int(_) | Node::Date | Node::Time { .. }, Json::Number(x)) => x.is_i64(),
         (Node::Double(_) | Node::Float(_), Json::Number(_)) => true,
         (Node::Enum(s), Json::String(x)) => s.contains(x),
-        (Node::Str(_) | Node::Uuid | Node::Bytes(..) | Node::Decimal { .. }, Json::String(_)) => true,
+        (Node::Str(_) | Node::Uuid | Node::Bytes(..) | Node::Decimal { .. }, Json::String(_)) => {
+            true
+        }
         (Node::Fixed(size), Json::String(x)) => x.chars().count() == *size,
         (Node::Array(items, ..), Json::Array(vs)) => vs.iter().all(|x| fits(items, x)),
         (Node::Map(values, ..), Json::Object(m)) => m.values().all(|x| fits(values, x)),
-        (Node::Record(fields), Json::Object(m)) => fields.iter().all(|(k, f)| fits(f, m.get(k).unwrap_or(&Json::Null))),
+        (Node::Record(fields), Json::Object(m)) => {
+            fields.iter().all(|(k, f)| fits(f, m.get(k).unwrap_or(&Json::Null)))
+        }
         (Node::Union(bs), v) => bs.iter().any(|b| fits(b, v)),
         (Node::Options(inner, _), v) => fits(inner, v),
         _ => false,
@@ -139,7 +162,9 @@ pub(crate) fn check_options(n: &Node, path: &str) -> Result<(), ConfigError> {
         }
         Node::Array(i, ..) | Node::Map(i, ..) => check_options(i, path),
         Node::Union(bs) => bs.iter().try_for_each(|b| check_options(b, path)),
-        Node::Record(fs) => fs.iter().try_for_each(|(k, f)| check_options(f, &format!("{path}.{k}"))),
+        Node::Record(fs) => {
+            fs.iter().try_for_each(|(k, f)| check_options(f, &format!("{path}.{k}")))
+        }
         _ => Ok(()),
     }
 }

@@ -25,7 +25,8 @@ fn datums(cfg: &EventConfig, n: usize) -> (Vec<Vec<u8>>, Vec<EventMeta>, Arc<Eve
 
 fn decode(schema: &Schema, d: &[u8]) -> Value {
     let mut r = d;
-    let v = apache_avro::from_avro_datum(schema, &mut r, None).unwrap_or_else(|e| panic!("{e}: {d:?}"));
+    let v =
+        apache_avro::from_avro_datum(schema, &mut r, None).unwrap_or_else(|e| panic!("{e}: {d:?}"));
     assert!(r.is_empty(), "{} bytes left after the datum", r.len());
     v
 }
@@ -64,7 +65,10 @@ fn every_source_decodes_with_its_schema() {
                 }
                 "payment" => assert!(matches!(field(&v, "amount"), Value::Double(x) if *x > 0.0)),
                 "checkout" => {
-                    assert!(matches!(field(&v, "amount"), Value::Double(x) if (1.0..=500.0).contains(x)), "{v:?}");
+                    assert!(
+                        matches!(field(&v, "amount"), Value::Double(x) if (1.0..=500.0).contains(x)),
+                        "{v:?}"
+                    );
                     assert!(matches!(field(&v, "rank"), Value::Long(x) if (1..=50).contains(x)));
                     assert!(matches!(field(&v, "items"), Value::Long(x) if (1..=9).contains(x)));
                     assert_eq!(field(&v, "n"), &Value::Long(i as i64));
@@ -88,7 +92,10 @@ fn several_sources_make_a_union_and_each_datum_names_its_branch() {
     for (d, m) in ds.iter().zip(&ms) {
         let Value::Union(branch, rec) = decode(&schema, d) else { panic!("not a union") };
         assert_eq!(branch, u32::from(m.source));
-        assert_eq!(field(&rec, "source"), &Value::String(spec.source_names()[m.source as usize].clone()));
+        assert_eq!(
+            field(&rec, "source"),
+            &Value::String(spec.source_names()[m.source as usize].clone())
+        );
         assert_eq!(field(&rec, "trace_id"), &Value::String(format!("{:032x}", m.trace_id)));
         assert_eq!(field(&rec, "span_id"), &Value::String(format!("{:016x}", m.span_id)));
         assert_eq!(m.traceparent_in(d), None);
@@ -99,7 +106,10 @@ fn several_sources_make_a_union_and_each_datum_names_its_branch() {
 fn the_wire_prefix_comes_first_and_size_is_the_record_size() {
     let prefix = crate::avro::confluent_header(0x0102_0304).to_vec();
     for size in [240, 300, 1000] {
-        let cfg = EventConfig { wire_prefix: vec![prefix.clone()], ..avro(&[("app", 1), ("payment", 1)], TraceContext::None, Some(size)) };
+        let cfg = EventConfig {
+            wire_prefix: vec![prefix.clone()],
+            ..avro(&[("app", 1), ("payment", 1)], TraceContext::None, Some(size))
+        };
         let (ds, _, spec) = datums(&cfg, 2000);
         let schema = Schema::parse_str(spec.avro_schema().unwrap()).unwrap();
         for d in &ds {
@@ -111,13 +121,17 @@ fn the_wire_prefix_comes_first_and_size_is_the_record_size() {
             assert!(matches!(field(&rec, "pad"), Value::String(_)));
         }
     }
-    let err = EventSpec::build(&avro(&[("web", 1)], TraceContext::None, Some(40))).expect_err("too small");
+    let err = EventSpec::build(&avro(&[("web", 1)], TraceContext::None, Some(40)))
+        .expect_err("too small");
     assert_eq!(err.key, "size");
 }
 
 #[test]
 fn fields_choose_the_schema_and_names_must_suit_avro() {
-    let cfg = EventConfig { fields: Some(vec!["status".into(), "path".into()]), ..avro(&[("web", 1)], TraceContext::None, None) };
+    let cfg = EventConfig {
+        fields: Some(vec!["status".into(), "path".into()]),
+        ..avro(&[("web", 1)], TraceContext::None, None)
+    };
     let (ds, _, spec) = datums(&cfg, 100);
     let schema = Schema::parse_str(spec.avro_schema().unwrap()).unwrap();
     let Schema::Record(r) = &schema else { panic!() };
@@ -127,7 +141,10 @@ fn fields_choose_the_schema_and_names_must_suit_avro() {
         decode(&schema, d);
     }
     let t: RawTemplate = serde_yaml_ng::from_str("fields: [{ name: a-b, gen: uuid }]").unwrap();
-    let cfg = EventConfig { templates: BTreeMap::from([("t".into(), t)]), ..avro(&[("t", 1)], TraceContext::None, None) };
+    let cfg = EventConfig {
+        templates: BTreeMap::from([("t".into(), t)]),
+        ..avro(&[("t", 1)], TraceContext::None, None)
+    };
     let err = EventSpec::build(&cfg).expect_err("a-b is no Avro name");
     assert!(err.to_string().contains("a-b"), "{err}");
 }

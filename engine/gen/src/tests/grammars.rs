@@ -52,8 +52,13 @@ pub(super) fn check_rfc3339_micros(ts: &str) {
 
 // ---- json ----
 
-pub(super) fn check_json(line: &str, m: &EventMeta, source: &str) -> serde_json::Map<String, serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
+pub(super) fn check_json(
+    line: &str,
+    m: &EventMeta,
+    source: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("invalid json ({e}): {line}"));
     let o = v.as_object().expect("object").clone();
     assert!(line.starts_with("{\"ts\":\""), "ts first: {line}");
     let order = ["\"ts\":", "\"source\":", "\"id\":", "\"traceparent\":"];
@@ -62,7 +67,10 @@ pub(super) fn check_json(line: &str, m: &EventMeta, source: &str) -> serde_json:
     check_rfc3339_micros(o["ts"].as_str().unwrap());
     assert_eq!(o["source"], source);
     check_id(o["id"].as_str().unwrap(), m);
-    assert!(!o.contains_key("trace_id") && !o.contains_key("span_id"), "trace context once: {line}");
+    assert!(
+        !o.contains_key("trace_id") && !o.contains_key("span_id"),
+        "trace context once: {line}"
+    );
     check_traceparent(o["traceparent"].as_str().unwrap(), m);
     match source {
         "web" => {
@@ -180,14 +188,18 @@ pub(super) fn check_logfmt(line: &str, m: &EventMeta, source: &str) -> HashMap<S
     check_rfc3339_micros(&map["ts"]);
     assert_eq!(map["source"], source);
     check_id(&map["id"], m);
-    assert!(!map.contains_key("trace_id") && !map.contains_key("span_id"), "trace context once: {line}");
+    assert!(
+        !map.contains_key("trace_id") && !map.contains_key("span_id"),
+        "trace context once: {line}"
+    );
     check_traceparent(&map["traceparent"], m);
     map
 }
 
 // ---- apache ----
 
-pub(super) const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+pub(super) const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Strict Common/Combined Log Format: `%h %l %u [%t] "%r" %>s %b` (+ `"%{Referer}i" "%{User-agent}i"`).
 pub(super) fn check_apache(line: &str, combined: bool) {
@@ -239,7 +251,10 @@ pub(super) fn check_apache(line: &str, combined: bool) {
         fail("%r");
     }
     let status = take(" ");
-    if status.len() != 3 || !status.bytes().all(|c| c.is_ascii_digit()) || !status.starts_with(['1', '2', '3', '4', '5']) {
+    if status.len() != 3
+        || !status.bytes().all(|c| c.is_ascii_digit())
+        || !status.starts_with(['1', '2', '3', '4', '5'])
+    {
         fail("%>s");
     }
     let bytes = if combined { take(" ") } else { rest };
@@ -273,7 +288,11 @@ pub(super) fn check_5424(line: &str) -> HashMap<String, String> {
     }
     let close = line.find('>').unwrap_or_else(|| fail(">"));
     let pri = &line[1..close];
-    if pri.is_empty() || pri.len() > 3 || !pri.bytes().all(|c| c.is_ascii_digit()) || (pri.len() > 1 && pri.starts_with('0')) {
+    if pri.is_empty()
+        || pri.len() > 3
+        || !pri.bytes().all(|c| c.is_ascii_digit())
+        || (pri.len() > 1 && pri.starts_with('0'))
+    {
         fail("PRI");
     }
     if pri.parse::<u32>().unwrap() > 191 {
@@ -324,7 +343,11 @@ pub(super) fn check_5424(line: &str) -> HashMap<String, String> {
                         while i < sb.len() && sd_name_char(sb[i]) {
                             i += 1;
                         }
-                        if i == s || i - s > 32 || sb.get(i) != Some(&b'=') || sb.get(i + 1) != Some(&b'"') {
+                        if i == s
+                            || i - s > 32
+                            || sb.get(i) != Some(&b'=')
+                            || sb.get(i + 1) != Some(&b'"')
+                        {
                             fail("PARAM-NAME");
                         }
                         let name = rest[s..i].to_string();
@@ -351,7 +374,8 @@ pub(super) fn check_5424(line: &str) -> HashMap<String, String> {
                                 }
                             }
                         }
-                        params.insert(name, String::from_utf8(val).unwrap_or_else(|_| fail("utf-8")));
+                        params
+                            .insert(name, String::from_utf8(val).unwrap_or_else(|_| fail("utf-8")));
                     }
                     _ => fail("SD-ELEMENT"),
                 }
@@ -389,7 +413,8 @@ pub(super) fn check_3164(line: &str) -> String {
     let rest = &line[close + 1..];
     let ts = rest.get(..15).unwrap_or_else(|| fail("TIMESTAMP"));
     let tb = ts.as_bytes();
-    let day_ok = (tb[4] == b' ' && (b'1'..=b'9').contains(&tb[5])) || ((b'1'..=b'3').contains(&tb[4]) && tb[5].is_ascii_digit());
+    let day_ok = (tb[4] == b' ' && (b'1'..=b'9').contains(&tb[5]))
+        || ((b'1'..=b'3').contains(&tb[4]) && tb[5].is_ascii_digit());
     if !(MONTHS.contains(&&ts[..3])
         && tb[3] == b' '
         && day_ok
@@ -425,7 +450,11 @@ pub(super) fn check_3164(line: &str) -> String {
 pub(super) fn msg_ids(msg: &str) -> (String, String) {
     let mut it = msg.split(' ');
     let id = it.next().and_then(|p| p.strip_prefix("id=")).expect("id= first").to_string();
-    let tp = it.next().and_then(|p| p.strip_prefix("traceparent=")).expect("traceparent= second").to_string();
+    let tp = it
+        .next()
+        .and_then(|p| p.strip_prefix("traceparent="))
+        .expect("traceparent= second")
+        .to_string();
     (id, tp)
 }
 

@@ -77,7 +77,10 @@ fn generate(cfg: &EventConfig, n: usize, worker: u16, run: RunId) -> (Vec<String
     let mut start = 0;
     for e in ends {
         let line = &text[start..e];
-        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'), "one line per event: {line:?}");
+        assert!(
+            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
+            "one line per event: {line:?}"
+        );
         lines.push(line[..line.len() - 1].to_string());
         start = e;
     }
@@ -107,18 +110,27 @@ fn metas_point_at_the_id_and_traceparent_in_the_line() {
         for &source in applicable(format) {
             let apache = matches!(format, Format::ApacheCommon | Format::ApacheCombined);
             for size in [None, Some(900)].into_iter().filter(|s| s.is_none() || !apache) {
-                let (lines, metas) = generate(&config(format, &[(source, 1)], size, 7), 500, 2, RUN);
+                let (lines, metas) =
+                    generate(&config(format, &[(source, 1)], size, 7), 500, 2, RUN);
                 for (line, m) in lines.iter().zip(&metas) {
                     let (mut tp, mut id) = ([0u8; 55], [0u8; 64]);
                     crate::hex::traceparent(&mut tp, m.trace_id, m.span_id);
                     let n = crate::hex::event_id(&mut id, &RUN.to_string(), m.worker, m.seq);
-                    let has_trace = !matches!(format, Format::ApacheCommon | Format::ApacheCombined);
+                    let has_trace =
+                        !matches!(format, Format::ApacheCommon | Format::ApacheCombined);
                     let want_tp = has_trace.then_some(&tp[..]);
-                    assert_eq!(m.traceparent_in(line.as_bytes()), want_tp, "{format:?} {source}: {line}");
+                    assert_eq!(
+                        m.traceparent_in(line.as_bytes()),
+                        want_tp,
+                        "{format:?} {source}: {line}"
+                    );
                     let want_id = (m.id_at != EventMeta::NONE).then_some(&id[..n]);
                     assert_eq!(m.id_in(line.as_bytes()), want_id, "{format:?} {source}: {line}");
                     if line.contains(std::str::from_utf8(&id[..n]).unwrap()) {
-                        assert!(want_id.is_some(), "{format:?} {source}: the id is in the line but not noted: {line}");
+                        assert!(
+                            want_id.is_some(),
+                            "{format:?} {source}: the id is in the line but not noted: {line}"
+                        );
                     }
                 }
             }
@@ -139,23 +151,43 @@ fn trace_context_is_written_once_in_the_form_asked_for() {
                 let tp = format!("00-{tid}-{sid}-01");
                 match trace {
                     TraceContext::Traceparent => {
-                        assert!(line.contains(&tp) && !line.contains("trace_id") && !line.contains("span_id"), "{line}");
+                        assert!(
+                            line.contains(&tp)
+                                && !line.contains("trace_id")
+                                && !line.contains("span_id"),
+                            "{line}"
+                        );
                         assert_eq!(m.traceparent_in(line.as_bytes()), Some(tp.as_bytes()));
                     }
                     TraceContext::Ids => {
-                        assert!(!line.contains("traceparent") && line.matches(&tid).count() == 1, "{line}");
-                        assert!(line.matches(&sid).count() == 1 && line.contains("trace_id") && line.contains("span_id"), "{line}");
+                        assert!(
+                            !line.contains("traceparent") && line.matches(&tid).count() == 1,
+                            "{line}"
+                        );
+                        assert!(
+                            line.matches(&sid).count() == 1
+                                && line.contains("trace_id")
+                                && line.contains("span_id"),
+                            "{line}"
+                        );
                         assert_eq!(m.traceparent_in(line.as_bytes()), None);
                     }
                     TraceContext::None => {
-                        assert!(!line.contains(&tid) && !line.contains(&sid) && !line.contains("trace"), "{line}");
+                        assert!(
+                            !line.contains(&tid) && !line.contains(&sid) && !line.contains("trace"),
+                            "{line}"
+                        );
                         assert_eq!(m.traceparent_in(line.as_bytes()), None);
                     }
                 }
                 if format == Format::Json {
-                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                    let v: serde_json::Value =
+                        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
                     if trace == TraceContext::Ids {
-                        assert_eq!((v["trace_id"].as_str(), v["span_id"].as_str()), (Some(tid.as_str()), Some(sid.as_str())));
+                        assert_eq!(
+                            (v["trace_id"].as_str(), v["span_id"].as_str()),
+                            (Some(tid.as_str()), Some(sid.as_str()))
+                        );
                     }
                 }
             }
@@ -167,7 +199,10 @@ fn trace_context_is_written_once_in_the_form_asked_for() {
 #[test]
 fn fields_choose_what_an_event_carries() {
     let keep = vec!["status".to_string(), "method".to_string(), "level".to_string()];
-    let cfg = EventConfig { fields: Some(keep), ..config(Format::Json, &[("web", 1), ("app", 1)], None, 5) };
+    let cfg = EventConfig {
+        fields: Some(keep),
+        ..config(Format::Json, &[("web", 1), ("app", 1)], None, 5)
+    };
     let (lines, _) = generate(&cfg, 200, 0, RUN);
     for line in &lines {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -176,14 +211,23 @@ fn fields_choose_what_an_event_carries() {
             _ => &["ts", "source", "id", "traceparent", "level"],
         };
         assert_eq!(v.as_object().unwrap().len(), want.len(), "{line}");
-        let at: Vec<usize> = want.iter().map(|k| line.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}"))).collect();
+        let at: Vec<usize> = want
+            .iter()
+            .map(|k| line.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}")))
+            .collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {line}");
     }
-    let bad = EventConfig { fields: Some(vec!["stauts".into()]), ..config(Format::Json, &[("web", 1)], None, 5) };
+    let bad = EventConfig {
+        fields: Some(vec!["stauts".into()]),
+        ..config(Format::Json, &[("web", 1)], None, 5)
+    };
     let e = build_err(&bad, "unknown field refused");
     assert_eq!(e.key, "fields");
     assert!(e.message.contains("stauts"), "{e:?}");
-    let fixed = EventConfig { fields: Some(vec!["status".into()]), ..config(Format::Rfc5424, &[("web", 1)], None, 5) };
+    let fixed = EventConfig {
+        fields: Some(vec!["status".into()]),
+        ..config(Format::Rfc5424, &[("web", 1)], None, 5)
+    };
     assert_eq!(build_err(&fixed, "fixed layout refused").key, "fields");
 }
 
@@ -195,19 +239,28 @@ fn small_sizes_leave_fields_out_and_pad_the_rest() {
         for size in [100, 160, 240] {
             let cfg = EventConfig {
                 trace: TraceContext::None,
-                ..config(format, &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1)], Some(size), 9)
+                ..config(
+                    format,
+                    &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1)],
+                    Some(size),
+                    9,
+                )
             };
             let (lines, _) = generate(&cfg, 2000, 0, RUN);
             let mean = lines.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / lines.len() as f64;
             assert!((mean - size as f64).abs() <= 5.0, "{format:?} size {size}: mean {mean}");
             if format == Format::Json {
                 for l in &lines {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .unwrap_or_else(|e| panic!("{e}: {l}"));
                 }
             }
         }
     }
-    let tiny = EventConfig { trace: TraceContext::None, ..config(Format::Json, &[("web", 1)], Some(64), 9) };
+    let tiny = EventConfig {
+        trace: TraceContext::None,
+        ..config(Format::Json, &[("web", 1)], Some(64), 9)
+    };
     let e = build_err(&tiny, "below the envelope");
     assert_eq!(e.key, "size");
 }
@@ -249,7 +302,9 @@ fn web_content_is_realistic() {
     let ok = status[&200] as f64 / lines.len() as f64;
     assert!(ok > 0.6 && ok < 0.95, "200 share {ok}");
     assert!(
-        status.keys().any(|s| *s >= 500) && status.keys().any(|s| (400..500).contains(s)) && status.keys().any(|s| (300..400).contains(s))
+        status.keys().any(|s| *s >= 500)
+            && status.keys().any(|s| (400..500).contains(s))
+            && status.keys().any(|s| (300..400).contains(s))
     );
     assert!(paths.get("/").copied().unwrap_or(0) > 1000, "zipf: `/` is the most popular");
     assert!(v6 > 500 && v6 < 5000, "some ipv6: {v6}");
@@ -273,13 +328,20 @@ fn same_seed_same_events_different_seed_different() {
             .collect()
     };
     for format in Format::TEXT {
-        let sources: &[(&str, u32)] = if format.is_apache() { &[("web", 1)] } else { &[("web", 5), ("app", 3), ("checkout", 2)] };
+        let sources: &[(&str, u32)] = if format.is_apache() {
+            &[("web", 1)]
+        } else {
+            &[("web", 5), ("app", 3), ("checkout", 2)]
+        };
         let (ra, rb) = (
             generate(&config(format, sources, None, 9), 2000, 1, RunId(1)),
             generate(&config(format, sources, None, 9), 2000, 1, RunId(2)),
         );
         let traces_a: std::collections::HashSet<u128> = ra.1.iter().map(|m| m.trace_id).collect();
-        assert!(rb.1.iter().all(|m| !traces_a.contains(&m.trace_id)), "{format}: two runs with one seed share a trace id");
+        assert!(
+            rb.1.iter().all(|m| !traces_a.contains(&m.trace_id)),
+            "{format}: two runs with one seed share a trace id"
+        );
         let a = norm(ra, RunId(1));
         let b = norm(rb, RunId(2));
         let c = norm(generate(&config(format, sources, None, 10), 2000, 1, RunId(1)), RunId(1));
@@ -294,7 +356,12 @@ fn same_seed_same_events_different_seed_different() {
 fn padding_hits_the_target() {
     for format in [Format::Json, Format::Logfmt, Format::Rfc5424, Format::Rfc3164] {
         for size in [800, 4096] {
-            let cfg = config(format, &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1), ("checkout", 1)], Some(size), 5);
+            let cfg = config(
+                format,
+                &[("web", 1), ("app", 1), ("payment", 1), ("syslog", 1), ("checkout", 1)],
+                Some(size),
+                5,
+            );
             let (lines, metas) = generate(&cfg, 2000, 0, RUN);
             let names = ["web", "app", "payment", "syslog", "checkout"];
             for (line, m) in lines.iter().zip(&metas) {
@@ -328,7 +395,10 @@ fn template_renders_valid_json() {
         check_rfc3339_micros(o["at"].as_str().unwrap());
         assert_eq!(o["n"].as_u64().unwrap(), m.seq);
         let words: Vec<&str> = o["note"].as_str().unwrap().split(' ').collect();
-        assert!((2..=5).contains(&words.len()) && words.iter().all(|w| ["fast", "slow", "retry", "ok"].contains(w)));
+        assert!(
+            (2..=5).contains(&words.len())
+                && words.iter().all(|w| ["fast", "slow", "retry", "ok"].contains(w))
+        );
         assert_eq!(o["region"], "eu-west-1");
         sessions.push(o["session"].as_str().unwrap().to_string());
     }
@@ -340,8 +410,15 @@ fn template_renders_valid_json() {
     let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
     assert!(distinct.len() > 50 && distinct.len() <= 100);
     // Per-event uuid: unique.
-    let orders: std::collections::HashSet<String> =
-        lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["order"].as_str().unwrap().to_string()).collect();
+    let orders: std::collections::HashSet<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["order"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(orders.len(), lines.len());
 }
 
@@ -355,25 +432,73 @@ fn build_err(cfg: &EventConfig, why: &str) -> ConfigError {
 
 fn template_error(yaml: &str) -> ConfigError {
     let t: RawTemplate = serde_yaml_ng::from_str(yaml).expect("parses");
-    let cfg = EventConfig { sources: vec![("t".into(), 1)], templates: BTreeMap::from([("t".to_string(), t)]), ..Default::default() };
+    let cfg = EventConfig {
+        sources: vec![("t".into(), 1)],
+        templates: BTreeMap::from([("t".to_string(), t)]),
+        ..Default::default()
+    };
     EventSpec::build(&cfg).expect_err("rejected")
 }
 
 #[test]
 fn template_errors_name_their_position() {
     let cases: &[(&str, &str, &str)] = &[
-        ("fields: [{ name: a, gen: ipv4 }, { name: b, gen: ipv5 }]", "templates.t.fields[1].gen", "unknown generator `ipv5`"),
-        ("fields: [{ name: x, gen: { int: { min: 5, max: 1 } } }]", "templates.t.fields[0].gen", "min 5 is greater than max 1"),
-        ("fields: [{ name: x, gen: { choice: [a, b], weights: [1] } }]", "templates.t.fields[0].gen", "1 weights for 2 choices"),
-        ("fields: [{ name: x, gen: { choice: [] } }]", "templates.t.fields[0].gen", "`choice` is empty"),
-        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, foo: 3 } } }]", "templates.t.fields[0].gen", "unknown field `foo`"),
-        ("fields: [{ name: x, gen: { bogus: 1 } }]", "templates.t.fields[0].gen", "unknown field `bogus`"),
-        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: zipf } } }]", "templates.t.fields[0].gen", "zipf only applies to int"),
-        ("fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: gauss } } }]", "templates.t.fields[0].gen", "unknown distribution"),
-        ("fields: [{ name: x, gen: { int: { min: 1, max: 2, mean: 1 } } }]", "templates.t.fields[0].gen", "`mean` does not apply"),
-        ("fields: [{ name: x, gen: { session: { pool: 0, reuse: 2 } } }]", "templates.t.fields[0].gen", "session pool 0"),
+        (
+            "fields: [{ name: a, gen: ipv4 }, { name: b, gen: ipv5 }]",
+            "templates.t.fields[1].gen",
+            "unknown generator `ipv5`",
+        ),
+        (
+            "fields: [{ name: x, gen: { int: { min: 5, max: 1 } } }]",
+            "templates.t.fields[0].gen",
+            "min 5 is greater than max 1",
+        ),
+        (
+            "fields: [{ name: x, gen: { choice: [a, b], weights: [1] } }]",
+            "templates.t.fields[0].gen",
+            "1 weights for 2 choices",
+        ),
+        (
+            "fields: [{ name: x, gen: { choice: [] } }]",
+            "templates.t.fields[0].gen",
+            "`choice` is empty",
+        ),
+        (
+            "fields: [{ name: x, gen: { int: { min: 1, max: 2, foo: 3 } } }]",
+            "templates.t.fields[0].gen",
+            "unknown field `foo`",
+        ),
+        (
+            "fields: [{ name: x, gen: { bogus: 1 } }]",
+            "templates.t.fields[0].gen",
+            "unknown field `bogus`",
+        ),
+        (
+            "fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: zipf } } }]",
+            "templates.t.fields[0].gen",
+            "zipf only applies to int",
+        ),
+        (
+            "fields: [{ name: x, gen: { float: { min: 1, max: 2, dist: gauss } } }]",
+            "templates.t.fields[0].gen",
+            "unknown distribution",
+        ),
+        (
+            "fields: [{ name: x, gen: { int: { min: 1, max: 2, mean: 1 } } }]",
+            "templates.t.fields[0].gen",
+            "`mean` does not apply",
+        ),
+        (
+            "fields: [{ name: x, gen: { session: { pool: 0, reuse: 2 } } }]",
+            "templates.t.fields[0].gen",
+            "session pool 0",
+        ),
         ("fields: [{ name: id, gen: uuid }]", "templates.t.fields[0].name", "already has `id`"),
-        ("fields: [{ name: a, gen: uuid }, { name: a, gen: ipv4 }]", "templates.t.fields[1].name", "defined twice"),
+        (
+            "fields: [{ name: a, gen: uuid }, { name: a, gen: ipv4 }]",
+            "templates.t.fields[1].name",
+            "defined twice",
+        ),
         ("fields: []", "templates.t.fields", "at least one field"),
     ];
     for (yaml, key, msg) in cases {
@@ -385,7 +510,9 @@ fn template_errors_name_their_position() {
     // The field name is part of the message.
     assert!(template_error(cases[0].0).message.contains("field `b`"));
     // Unknown keys in a field are rejected when the YAML is read.
-    let e = serde_yaml_ng::from_str::<RawTemplate>("fields: [{ name: a, gen: ipv4, per_evnt: true }]").unwrap_err();
+    let e =
+        serde_yaml_ng::from_str::<RawTemplate>("fields: [{ name: a, gen: ipv4, per_evnt: true }]")
+            .unwrap_err();
     assert!(e.to_string().contains("unknown field `per_evnt`"), "{e}");
 }
 
@@ -420,7 +547,10 @@ fn config_errors_are_clear() {
 fn run_id_and_format_names() {
     assert_eq!(RUN.to_string(), "00abcdef01234567");
     assert_ne!(RunId::random(), RunId::random());
-    assert_eq!(Format::ALL.map(|f| f.to_string()), ["json", "logfmt", "apache_common", "apache_combined", "rfc5424", "rfc3164", "avro"]);
+    assert_eq!(
+        Format::ALL.map(|f| f.to_string()),
+        ["json", "logfmt", "apache_common", "apache_combined", "rfc5424", "rfc3164", "avro"]
+    );
 }
 
 #[test]
@@ -432,7 +562,11 @@ fn timestamps_follow_the_clock() {
     let mut m = EventMeta::default();
     // 2026-11-05T01:02:03.5Z
     g.write_event(0, 1_793_840_523_500_000_000, &mut out, &mut m);
-    assert!(out.starts_with(b"<") && std::str::from_utf8(&out).unwrap().contains(">Nov  5 01:02:03 "), "{:?}", out);
+    assert!(
+        out.starts_with(b"<") && std::str::from_utf8(&out).unwrap().contains(">Nov  5 01:02:03 "),
+        "{:?}",
+        out
+    );
     let cfg = config(Format::Json, &[("web", 1)], None, 0);
     let mut g = Generator::new(Arc::new(EventSpec::build(&cfg).unwrap()), 0, RUN);
     out.clear();

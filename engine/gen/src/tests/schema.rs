@@ -7,11 +7,20 @@ use apache_avro::Schema;
 use super::*;
 
 fn example(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../schemas/examples/{name}.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/../../schemas/examples/{name}.avsc",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn spec(text: &str, format: Format) -> Result<EventSpec, ConfigError> {
-    EventSpec::build(&EventConfig { format, schema: Some(text.to_string()), seed: 5, ..Default::default() })
+    EventSpec::build(&EventConfig {
+        format,
+        schema: Some(text.to_string()),
+        seed: 5,
+        ..Default::default()
+    })
 }
 
 /// `n` events of one worker, terminators stripped.
@@ -39,7 +48,8 @@ fn decode_all(name: &str, n: u64) -> Vec<Value> {
         .iter()
         .map(|d| {
             let mut r = &d[..];
-            let v = apache_avro::from_avro_datum(&schema, &mut r, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let v = apache_avro::from_avro_datum(&schema, &mut r, None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(r.is_empty(), "{name}: {} bytes left", r.len());
             v
         })
@@ -58,9 +68,17 @@ fn pageviews_follow_their_hints() {
     for (i, v) in decode_all("pageviews", 2000).iter().enumerate() {
         assert_eq!(field(v, "viewtime"), &Value::Long(1 + 10 * i as i64));
         let u = text(field(v, "userid"));
-        assert!(u.len() == 6 && u.starts_with("User_") && (b'1'..=b'9').contains(&u.as_bytes()[5]), "{u}");
+        assert!(
+            u.len() == 6 && u.starts_with("User_") && (b'1'..=b'9').contains(&u.as_bytes()[5]),
+            "{u}"
+        );
         let p = text(field(v, "pageid")).strip_prefix("Page_").unwrap();
-        assert!((1..=2).contains(&p.len()) && p.as_bytes()[0] != b'0' && p.bytes().all(|c| c.is_ascii_digit()), "{p}");
+        assert!(
+            (1..=2).contains(&p.len())
+                && p.as_bytes()[0] != b'0'
+                && p.bytes().all(|c| c.is_ascii_digit()),
+            "{p}"
+        );
     }
 }
 
@@ -69,7 +87,9 @@ fn orders_follow_their_hints() {
     let all = decode_all("orders", 3000);
     let mut zips = std::collections::HashSet::new();
     for (i, v) in all.iter().enumerate() {
-        assert!(matches!(field(v, "ordertime"), Value::Long(t) if (1_487_715_775_521..=1_519_273_364_600).contains(t)));
+        assert!(
+            matches!(field(v, "ordertime"), Value::Long(t) if (1_487_715_775_521..=1_519_273_364_600).contains(t))
+        );
         assert_eq!(field(v, "orderid"), &Value::Int(i as i32));
         assert!(matches!(field(v, "orderunits"), Value::Double(x) if (0.1..=10.0).contains(x)));
         let a = field(v, "address");
@@ -95,8 +115,12 @@ fn every_construct_decodes_and_json_parses() {
         assert!(matches!(field(v, "tags"), Value::Array(a) if (1..=3).contains(&a.len())));
         let Value::Map(m) = field(v, "counts") else { panic!() };
         assert!(m.len() == 2 && m.keys().all(|k| k.len() == 4 && k.starts_with('k')), "{m:?}");
-        assert!(matches!(field(v, "at_ms"), Value::TimestampMillis(t) if *t == (T0 / 1_000_000 + i as u64) as i64));
-        assert!(matches!(field(v, "at_us"), Value::TimestampMicros(t) if *t == (T0 / 1000 + i as u64 * 1000) as i64));
+        assert!(
+            matches!(field(v, "at_ms"), Value::TimestampMillis(t) if *t == (T0 / 1_000_000 + i as u64) as i64)
+        );
+        assert!(
+            matches!(field(v, "at_us"), Value::TimestampMicros(t) if *t == (T0 / 1000 + i as u64 * 1000) as i64)
+        );
         assert!(matches!(field(v, "day"), Value::Date(_)));
         assert!(matches!(field(v, "uid"), Value::Uuid(_)));
         assert!(matches!(field(v, "price"), Value::Decimal(_)));
@@ -104,7 +128,8 @@ fn every_construct_decodes_and_json_parses() {
     }
     // JSON output of the same schema: one object per event, the same fields.
     for line in events(spec(&example("all_types"), Format::Json).unwrap(), 500) {
-        let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
+        let v: serde_json::Value = serde_json::from_slice(&line)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
         assert_eq!(v.as_object().unwrap().len(), 21);
     }
 }
@@ -114,9 +139,13 @@ fn unsupported_schemas_are_refused_naming_the_path() {
     let bad = |t: &str| spec(t, Format::Avro).expect_err("refused").to_string();
     let e = bad(r#"{"type":"record","name":"n","fields":[{"name":"next","type":["null","n"]}]}"#);
     assert!(e.contains("fields.next") && e.contains("itself"), "{e}");
-    let e = bad(r#"{"type":"record","name":"r","fields":[{"name":"s","type":{"type":"string","arg.properties":{"regex":"a(b"}}}]}"#);
+    let e = bad(
+        r#"{"type":"record","name":"r","fields":[{"name":"s","type":{"type":"string","arg.properties":{"regex":"a(b"}}}]}"#,
+    );
     assert!(e.contains("fields.s") && e.contains("regex"), "{e}");
-    let e = bad(r#"{"type":"record","name":"r","fields":[{"name":"n","type":{"type":"int","arg.properties":{"options":["x"]}}}]}"#);
+    let e = bad(
+        r#"{"type":"record","name":"r","fields":[{"name":"n","type":{"type":"int","arg.properties":{"options":["x"]}}}]}"#,
+    );
     assert!(e.contains("fields.n") && e.contains("option"), "{e}");
     let e = bad(r#"{"type":"record","name":"r","fields":[{"name":"n","type":"nope"}]}"#);
     assert!(e.contains("schema"), "{e}");
@@ -127,13 +156,18 @@ fn unsupported_schemas_are_refused_naming_the_path() {
 
 #[test]
 fn json_schema_records_are_json_within_their_constraints() {
-    let text = std::fs::read_to_string(format!("{}/../../schemas/examples/orders.schema.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../../schemas/examples/orders.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     assert!(is_json_schema(&text));
     let e = spec(&text, Format::Avro).expect_err("json schema as avro").to_string();
     assert!(e.contains("json"), "{e}");
     let mut coupons = 0;
     for line in events(spec(&text, Format::Json).unwrap(), 3000) {
-        let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
+        let v: serde_json::Value = serde_json::from_slice(&line)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)));
         assert_eq!(v["id"].as_str().unwrap().len(), 36);
         assert!(v["at"].as_str().unwrap().starts_with("2026-11-25T12:"), "{v}");
         assert!(["new", "paid", "shipped", "cancelled"].contains(&v["status"].as_str().unwrap()));

@@ -97,7 +97,11 @@ impl RawRedis {
         let url = secret::expand(self.url.as_ref().map_or("", |u| u.as_str().trim()), "redis.url")?;
         let url = url.as_str();
         if url.is_empty() {
-            return Err(ConfigError::new("redis.url", "no Redis URL given", "set redis.url (or --redis) to redis://host:port"));
+            return Err(ConfigError::new(
+                "redis.url",
+                "no Redis URL given",
+                "set redis.url (or --redis) to redis://host:port",
+            ));
         }
         let tls_url = url.starts_with("rediss://");
         if !url.starts_with("redis://") && !tls_url {
@@ -118,7 +122,12 @@ impl RawRedis {
             (t, true) => Some(RedisTls::from_raw(&t.clone().unwrap_or_default())?),
             (None, false) => None,
         };
-        let username = self.username.as_deref().map(|u| secret::expand(u, "redis.username")).transpose()?.filter(|u| !u.is_empty());
+        let username = self
+            .username
+            .as_deref()
+            .map(|u| secret::expand(u, "redis.username"))
+            .transpose()?
+            .filter(|u| !u.is_empty());
         let password = secret::resolve(
             self.password.as_ref().map(SecretText::as_str),
             self.password_file.as_ref().map(SecretFile::path),
@@ -128,7 +137,11 @@ impl RawRedis {
         if let Err(e) = redis::Client::open(url) {
             return Err(ConfigError::new(
                 "redis.url",
-                format!("`{}` is not a valid Redis URL: {}", redact(url), scrub(&e.to_string(), url)),
+                format!(
+                    "`{}` is not a valid Redis URL: {}",
+                    redact(url),
+                    scrub(&e.to_string(), url)
+                ),
                 "write redis://[user:password@]host:port[/db]",
             ));
         }
@@ -159,7 +172,11 @@ impl RawRedis {
             None => None,
             Some(n @ 1..=100_000) => NonZeroU64::new(n),
             Some(n) => {
-                return Err(ConfigError::new("redis.expected_instances", format!("{n} instances is out of range"), "use 1 to 100000"))
+                return Err(ConfigError::new(
+                    "redis.expected_instances",
+                    format!("{n} instances is out of range"),
+                    "use 1 to 100000",
+                ))
             }
         };
         let fallback_rate = match self.fallback_rate {
@@ -182,7 +199,13 @@ impl RawRedis {
         };
         let window_ms = match self.window_ms.unwrap_or(1000) {
             n @ 100..=60_000 => n,
-            n => return Err(ConfigError::new("redis.window_ms", format!("{n} ms is out of range"), "use 100 to 60000 (default 1000)")),
+            n => {
+                return Err(ConfigError::new(
+                    "redis.window_ms",
+                    format!("{n} ms is out of range"),
+                    "use 100 to 60000 (default 1000)",
+                ))
+            }
         };
         let lease_ms = match self.lease_ms.unwrap_or(50) {
             n @ 5..=1000 if n * 4 <= window_ms => n,
@@ -190,7 +213,10 @@ impl RawRedis {
                 return Err(ConfigError::new(
                     "redis.lease_ms",
                     format!("{n} ms is out of range"),
-                    format!("use 5 ms up to a quarter of the window ({} ms); default 50", window_ms / 4),
+                    format!(
+                        "use 5 ms up to a quarter of the window ({} ms); default 50",
+                        window_ms / 4
+                    ),
                 ))
             }
         };
@@ -262,21 +288,34 @@ impl RedisTls {
                 )
             })?;
             if !b.windows(11).any(|w| w == b"-----BEGIN ") {
-                return Err(ConfigError::new(key, format!("`{}` is not a PEM file", p.display()), "give a PEM file (-----BEGIN ...)"));
+                return Err(ConfigError::new(
+                    key,
+                    format!("`{}` is not a PEM file", p.display()),
+                    "give a PEM file (-----BEGIN ...)",
+                ));
             }
             Ok(b)
         };
         let ca = r.ca_file.as_ref().map(|p| read(p, "redis.tls.ca_file", "CA file")).transpose()?;
         let client = match (&r.cert_file, &r.key_file) {
-            (Some(c), Some(k)) => {
-                Some((read(c, "redis.tls.cert_file", "client certificate")?, read(k, "redis.tls.key_file", "client key")?))
-            }
+            (Some(c), Some(k)) => Some((
+                read(c, "redis.tls.cert_file", "client certificate")?,
+                read(k, "redis.tls.key_file", "client key")?,
+            )),
             (None, None) => None,
             (Some(_), None) => {
-                return Err(ConfigError::new("redis.tls.key_file", "a client certificate without its key", "set redis.tls.key_file too"))
+                return Err(ConfigError::new(
+                    "redis.tls.key_file",
+                    "a client certificate without its key",
+                    "set redis.tls.key_file too",
+                ))
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new("redis.tls.cert_file", "a client key without its certificate", "set redis.tls.cert_file too"))
+                return Err(ConfigError::new(
+                    "redis.tls.cert_file",
+                    "a client key without its certificate",
+                    "set redis.tls.cert_file too",
+                ))
             }
         };
         Ok(RedisTls { ca, client, verify_hostname: r.verify_hostname.unwrap_or(true) })
@@ -285,8 +324,11 @@ impl RedisTls {
 
 /// A limit key name: 1-64 chars of `[A-Za-z0-9_.:-]`.
 pub fn validate_key(name: &str) -> Result<(), ConfigError> {
-    let ok =
-        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -365,7 +407,10 @@ impl RedisConfig {
         }
         let Some(t) = &self.tls else { return redis::Client::open(info) };
         let certs = redis::TlsCertificates {
-            client_tls: t.client.as_ref().map(|(c, k)| redis::ClientTlsConfig { client_cert: c.clone(), client_key: k.clone() }),
+            client_tls: t.client.as_ref().map(|(c, k)| redis::ClientTlsConfig {
+                client_cert: c.clone(),
+                client_key: k.clone(),
+            }),
             root_cert: t.ca.clone(),
         };
         let client = redis::Client::build_with_tls(info, certs)?;
@@ -420,25 +465,42 @@ mod tests {
     use super::*;
 
     fn raw(url: &str) -> RawRedis {
-        RawRedis { url: Some(url.into()), global_rate: Some(1000), limit_key: Some("k".into()), ..Default::default() }
+        RawRedis {
+            url: Some(url.into()),
+            global_rate: Some(1000),
+            limit_key: Some("k".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn secrets_never_printed() {
         let mut r = raw("redis://u:s3cret@127.0.0.1:1");
         let c = r.validate().unwrap();
-        for text in [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap(), c.redacted_url()] {
+        for text in [
+            format!("{c:?}"),
+            c.to_string(),
+            format!("{r:?}"),
+            serde_json::to_string(&r).unwrap(),
+            c.redacted_url(),
+        ] {
             assert!(!text.contains("s3cret"), "{text}");
         }
         r.url = Some("rediss://u:s3cret@h:1".into());
         r.password = Some("pw-s3cret".into());
         let c = r.validate().unwrap();
-        assert!(c.tls.as_ref().is_some_and(|t| t.verify_hostname), "rediss:// is TLS, host names checked");
-        for text in [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap()] {
+        assert!(
+            c.tls.as_ref().is_some_and(|t| t.verify_hostname),
+            "rediss:// is TLS, host names checked"
+        );
+        for text in
+            [format!("{c:?}"), c.to_string(), format!("{r:?}"), serde_json::to_string(&r).unwrap()]
+        {
             assert!(!text.contains("s3cret"), "{text}");
         }
         r.password = None;
-        r.tls = Some(RawRedisTls { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() });
+        r.tls =
+            Some(RawRedisTls { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() });
         assert_eq!(r.validate().unwrap_err().key, "redis.tls.ca_file");
         r.url = Some("redis://u:s3cret@h:1".into());
         assert_eq!(r.validate().unwrap_err().key, "redis.tls", "TLS settings need rediss://");
@@ -468,7 +530,10 @@ mod tests {
             (RawRedis { limit_key: Some("k".repeat(65)), ..raw("redis://h") }, "redis.limit_key"),
             (RawRedis { limit_key: Some(String::new()), ..raw("redis://h") }, "redis.limit_key"),
             (RawRedis { fallback_rate: Some(2000), ..raw("redis://h") }, "redis.fallback_rate"),
-            (RawRedis { expected_instances: Some(0), ..raw("redis://h") }, "redis.expected_instances"),
+            (
+                RawRedis { expected_instances: Some(0), ..raw("redis://h") },
+                "redis.expected_instances",
+            ),
             (RawRedis { lease_ms: Some(600), ..raw("redis://h") }, "redis.lease_ms"),
             (RawRedis { window_ms: Some(10), ..raw("redis://h") }, "redis.window_ms"),
         ];

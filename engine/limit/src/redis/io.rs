@@ -28,7 +28,10 @@ const MIN_LEFT: Duration = Duration::from_millis(1);
 /// Opens a connection with every step bounded by `timeout`: connect, the `AUTH` of the setup
 /// (the crate's `CLIENT SETINFO` is compiled out, see the workspace manifest, so no other
 /// command runs before ours), and the reads and writes that follow.
-pub(super) fn connect(client: &redis::Client, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+pub(super) fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
     let con = client.get_connection_with_timeout(timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;
@@ -58,21 +61,35 @@ fn tls_problem(reason: &str) -> Option<(&'static str, &'static str, &'static str
             "connect by a name its certificate carries, or, only on a trusted network, set redis.tls.verify_hostname: false",
         ))
     } else if r.contains("expired") && r.contains("certificate") {
-        Some(("redis.tls.ca_file", "presented an expired certificate", "renew the server's certificate (or check this machine's clock)"))
+        Some((
+            "redis.tls.ca_file",
+            "presented an expired certificate",
+            "renew the server's certificate (or check this machine's clock)",
+        ))
     } else if r.contains("invalid peer certificate") || r.contains("unknownissuer") {
         Some((
             "redis.tls.ca_file",
             "presented a certificate spate does not trust",
             "set redis.tls.ca_file (--redis-ca) to the PEM file of the CA that signed it",
         ))
-    } else if r.contains("certificaterequired") || r.contains("certificate required") || r.contains("handshakefailure") {
+    } else if r.contains("certificaterequired")
+        || r.contains("certificate required")
+        || r.contains("handshakefailure")
+    {
         Some((
             "redis.tls.cert_file",
             "asked for a client certificate it did not get or accept",
             "set redis.tls.cert_file and key_file (--redis-cert/--redis-key)",
         ))
-    } else if r.contains("corrupt message") || r.contains("invalidcontenttype") || r.contains("received corrupt") {
-        Some(("redis.url", "does not speak TLS on that port", "use redis:// for a plaintext port, or the server's TLS port"))
+    } else if r.contains("corrupt message")
+        || r.contains("invalidcontenttype")
+        || r.contains("received corrupt")
+    {
+        Some((
+            "redis.url",
+            "does not speak TLS on that port",
+            "use redis:// for a plaintext port, or the server's TLS port",
+        ))
     } else {
         None
     }
@@ -91,7 +108,11 @@ pub(super) fn describe(e: &redis::RedisError, cfg: &RedisConfig) -> String {
 
 /// Connects and loads the grant script, or says what is wrong with `redis.url` and how to fix
 /// it. Counts its round trips in `stats`.
-pub(super) fn check_at_start(cfg: &RedisConfig, client: &redis::Client, stats: &LimiterStats) -> Result<redis::Connection, ConfigError> {
+pub(super) fn check_at_start(
+    cfg: &RedisConfig,
+    client: &redis::Client,
+    stats: &LimiterStats,
+) -> Result<redis::Connection, ConfigError> {
     stats.redis_calls.fetch_add(2, Ordering::Relaxed);
     let loaded = connect(client, cfg.timeout).and_then(|mut con| {
         let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(GRANT_SCRIPT).query(&mut con)?;
@@ -103,7 +124,8 @@ pub(super) fn check_at_start(cfg: &RedisConfig, client: &redis::Client, stats: &
     };
     let url = redact(&cfg.url);
     let reason = scrub(&e.to_string(), &cfg.url);
-    let later = "; once a run is going, losing Redis only makes it fall back to redis.fallback_rate";
+    let later =
+        "; once a run is going, losing Redis only makes it fall back to redis.fallback_rate";
     Err(if let Some(problem) = auth_problem(&e) {
         ConfigError::new(
             "redis.url",
@@ -173,7 +195,15 @@ pub(super) fn spawn(
 ) -> std::io::Result<(Sender<u64>, Receiver<Answer>)> {
     let (ask_tx, ask_rx) = mpsc::channel::<u64>();
     let (answer_tx, answer_rx) = mpsc::channel();
-    let mut io = RedisIo { cfg: cfg.clone(), client, conn: Some(conn), script: redis::Script::new(GRANT_SCRIPT), instance, seq: 0, stats };
+    let mut io = RedisIo {
+        cfg: cfg.clone(),
+        client,
+        conn: Some(conn),
+        script: redis::Script::new(GRANT_SCRIPT),
+        instance,
+        seq: 0,
+        stats,
+    };
     std::thread::Builder::new().name("spate-redis".into()).spawn(move || {
         while let Ok(want) = ask_rx.recv() {
             let started = Instant::now();

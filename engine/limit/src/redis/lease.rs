@@ -111,7 +111,8 @@ pub(super) fn spawn(
     clock: Arc<dyn Clock>,
     notes: SharedNotes,
 ) -> Result<(), (&'static str, std::io::Error)> {
-    let (asks, answers) = io::spawn(cfg, client, conn, instance_id(), stats.clone()).map_err(|e| ("spate-redis", e))?;
+    let (asks, answers) = io::spawn(cfg, client, conn, instance_id(), stats.clone())
+        .map_err(|e| ("spate-redis", e))?;
     let lease = LeaseThread {
         pool: Arc::downgrade(pool),
         cfg: cfg.clone(),
@@ -133,19 +134,26 @@ pub(super) fn spawn(
         stats,
         notes,
     };
-    std::thread::Builder::new().name("spate-lease".into()).spawn(move || lease.run()).map(drop).map_err(|e| ("spate-lease", e))
+    std::thread::Builder::new()
+        .name("spate-lease".into())
+        .spawn(move || lease.run())
+        .map(drop)
+        .map_err(|e| ("spate-lease", e))
 }
 
 /// The lease size at instance rate `r` (events/s): see "Lease size adapts" in the module doc.
 fn lease_size(r: u64, cfg: &RedisConfig) -> u64 {
-    let per = |d: std::time::Duration| (u128::from(r) * d.as_nanos()).div_ceil(1_000_000_000) as u64;
+    let per =
+        |d: std::time::Duration| (u128::from(r) * d.as_nanos()).div_ceil(1_000_000_000) as u64;
     let quarter_window = per(cfg.window / 4);
     per(cfg.lease).max(cfg.lease_min_events.min(quarter_window)).clamp(1, cfg.limit())
 }
 
 /// A random id for this instance's leases (distinguishes instances in the lease log).
 fn instance_id() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let x = t ^ u64::from(std::process::id()).rotate_left(32) ^ (&raw const t as u64);
     // splitmix64 spreads the bits of time, pid and a stack address.
     format!("{:016x}", spate_core::rng::splitmix64(x))
@@ -169,11 +177,13 @@ impl Lease {
         if now < self.start_ns {
             return 0;
         }
-        (u128::from(now - self.start_ns) * u128::from(self.rate) / 1_000_000_000 + 1).min(u128::from(self.n)) as u64
+        (u128::from(now - self.start_ns) * u128::from(self.rate) / 1_000_000_000 + 1)
+            .min(u128::from(self.n)) as u64
     }
     /// When the next token after `released` is due.
     fn next_ns(&self) -> u64 {
-        self.start_ns + (u128::from(self.released) * 1_000_000_000).div_ceil(u128::from(self.rate)) as u64
+        self.start_ns
+            + (u128::from(self.released) * 1_000_000_000).div_ceil(u128::from(self.rate)) as u64
     }
 }
 
@@ -259,7 +269,9 @@ impl LeaseThread {
         // Dry: the workers have nothing leased left to take. Overdue: the call in flight has had
         // its timeout; it may still fail later, but the workers do not wait for that.
         let dry = self.leases.is_empty() && pool.available() == 0;
-        let overdue = self.asked_at.is_some_and(|t| now.saturating_sub(t) >= self.cfg.timeout.as_nanos() as u64);
+        let overdue = self
+            .asked_at
+            .is_some_and(|t| now.saturating_sub(t) >= self.cfg.timeout.as_nanos() as u64);
         let unavailable = state != State::Closed || (dry && (self.failing.is_some() || overdue));
         self.set_mode(pool, now, if unavailable { MODE_FALLBACK } else { MODE_REDIS }, state);
         let mut wake = now + MAX_SLEEP_NS;
@@ -293,7 +305,8 @@ impl LeaseThread {
         // paces the next request (a one-token lease at 3/s is asked for every 333 ms).
         let end = self.paced_until;
         let want = self.lease_tokens();
-        let prefetch = if want >= PREFETCH_MIN_TOKENS { self.cfg.lease.as_nanos() as u64 / 2 } else { 0 };
+        let prefetch =
+            if want >= PREFETCH_MIN_TOKENS { self.cfg.lease.as_nanos() as u64 / 2 } else { 0 };
         let fetch_at = end.saturating_sub(prefetch).max(self.retry_at);
         if self.leases.is_empty() && pool.available() == 0 && !self.in_gap && end <= now {
             // Ran dry: this instance now waits for Redis (normal at low rates).
@@ -347,14 +360,16 @@ impl LeaseThread {
                 "redis_fallback",
                 &format!("redis limiter: no lease from {} ({why}); this instance falls back to {rate}/s (redis.fallback_rate)", self.url),
             );
-            self.notes.note("limiter", serde_json::json!({"mode": "fallback", "rate": rate, "why": why}));
+            self.notes
+                .note("limiter", serde_json::json!({"mode": "fallback", "rate": rate, "why": why}));
         } else {
             let secs = now.saturating_sub(self.fallback_since) as f64 / 1e9;
             spate_core::rate_log::warn(
                 "redis_recovered",
                 &format!("redis limiter: leases from {} again after {secs:.1} s at the fallback rate; back on the global rate", self.url),
             );
-            self.notes.note("limiter", serde_json::json!({"mode": "redis", "after_fallback_s": secs}));
+            self.notes
+                .note("limiter", serde_json::json!({"mode": "redis", "after_fallback_s": secs}));
         }
         self.in_gap = false;
         // Release: a worker that sees the new mode also sees the emptied pool.
@@ -394,7 +409,12 @@ impl LeaseThread {
                     self.stats.lease_size.store(g.granted, Ordering::Relaxed);
                     // Start where the queued leases end, or now: never before the grant.
                     let start = self.paced_until.max(now);
-                    let lease = Lease { start_ns: start, n: g.granted, rate: self.target_rate(), released: 0 };
+                    let lease = Lease {
+                        start_ns: start,
+                        n: g.granted,
+                        rate: self.target_rate(),
+                        released: 0,
+                    };
                     self.paced_until = lease.end_ns();
                     if g.granted < PREFETCH_MIN_TOKENS {
                         // A small lease is released whole, now: Redis counts its tokens at the

@@ -62,7 +62,12 @@ impl RedisLimiter {
     /// per step), then starts the lease thread. A Redis that cannot be reached or does not accept
     /// the credentials is a `ConfigError` at `redis.url`: better no run than a run that silently
     /// ignores the global rate.
-    pub fn start(cfg: &RedisConfig, stats: Arc<LimiterStats>, clock: Arc<dyn Clock>, notes: SharedNotes) -> Result<Self, LimitError> {
+    pub fn start(
+        cfg: &RedisConfig,
+        stats: Arc<LimiterStats>,
+        clock: Arc<dyn Clock>,
+        notes: SharedNotes,
+    ) -> Result<Self, LimitError> {
         for w in cfg.warnings() {
             spate_core::rate_log::warn("redis_security", &w);
         }

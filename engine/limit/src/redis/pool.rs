@@ -47,7 +47,12 @@ impl LeasePool {
                 return 0;
             }
             let n = cur.min(u64::from(want));
-            match self.tokens.compare_exchange_weak(cur, cur - n, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.tokens.compare_exchange_weak(
+                cur,
+                cur - n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return n as u32,
                 Err(actual) => cur = actual,
             }
@@ -61,7 +66,9 @@ impl LeasePool {
 
     /// Removes up to `n` tokens (expiry), never going below 0.
     pub(super) fn remove(&self, n: u64) {
-        let _ = self.tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| Some(cur.saturating_sub(n)));
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| Some(cur.saturating_sub(n)));
     }
 
     /// Tokens currently in the pool.
@@ -118,8 +125,13 @@ impl RateLimiter for LeasedLimiter {
             if self.fallback.is_none() || r != self.fallback_rate {
                 // A fresh schedule from now: no credit from before the switch.
                 self.fallback_rate = r;
-                self.fallback =
-                    Some(TokenBucket::for_worker(NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN), 0, self.worker, self.workers, now_ns));
+                self.fallback = Some(TokenBucket::for_worker(
+                    NonZeroU64::new(r).unwrap_or(NonZeroU64::MIN),
+                    0,
+                    self.worker,
+                    self.workers,
+                    now_ns,
+                ));
             }
             if let Some(b) = &mut self.fallback {
                 return b.acquire(want, now_ns);
@@ -127,7 +139,9 @@ impl RateLimiter for LeasedLimiter {
         }
         self.fallback = None;
         match self.pool.take(want) {
-            0 => Acquire::Wait { until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS },
+            0 => Acquire::Wait {
+                until_ns: self.pool.next_ns.load(Ordering::Relaxed).max(now_ns) + POLL_SLACK_NS,
+            },
             n => Acquire::Granted(n),
         }
     }

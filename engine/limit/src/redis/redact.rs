@@ -41,7 +41,9 @@ pub fn redact(url: &str) -> String {
             let parts: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
+                    {
                         format!("{k}={}", spate_core::secret::REDACTED)
                     }
                     _ => kv.to_string(),
@@ -72,11 +74,17 @@ mod tests {
 
     #[test]
     fn redact_hides_passwords() {
-        assert_eq!(redact("redis://user:s3cret@host:6379/0"), "redis://user:<redacted>@host:6379/0");
+        assert_eq!(
+            redact("redis://user:s3cret@host:6379/0"),
+            "redis://user:<redacted>@host:6379/0"
+        );
         assert_eq!(redact("redis://:s3cret@host:6379"), "redis://:<redacted>@host:6379");
         assert_eq!(redact("redis://s3cret@host"), "redis://<redacted>@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(redact("redis://h/0?password=s3cret&db=1"), "redis://h/0?password=<redacted>&db=1");
+        assert_eq!(
+            redact("redis://h/0?password=s3cret&db=1"),
+            "redis://h/0?password=<redacted>&db=1"
+        );
         assert_eq!(redact("redis://u:p@ss@h"), "redis://u:<redacted>@h");
         assert_eq!(redact("not a url"), "not a url");
     }

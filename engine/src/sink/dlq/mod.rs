@@ -126,7 +126,14 @@ mod tests {
     #[test]
     fn a_borrowed_line_reads_back_as_an_owned_one() {
         let h: &[(&str, &[u8])] = &[("traceparent", b"00-ab-cd-01"), ("spate-id", b"r-0-1")];
-        let l = DlqLineRef { topic: "t", key: Some(b"k"), headers: h, payload: b"{\"a\":1}", error: "boom", attempts: 2 };
+        let l = DlqLineRef {
+            topic: "t",
+            key: Some(b"k"),
+            headers: h,
+            payload: b"{\"a\":1}",
+            error: "boom",
+            attempts: 2,
+        };
         let s = serde_json::to_string(&l).unwrap();
         let back: DlqLine = serde_json::from_str(&s).unwrap();
         assert_eq!(back.topic, "t");
@@ -136,7 +143,14 @@ mod tests {
         assert_eq!((back.error.as_str(), back.attempts), ("boom", 2));
         // Binary payloads and keys (Avro) travel base64-encoded, byte for byte.
         let bin = [0u8, 0, 0, 0, 7, 0xff, b'\n', 0x80];
-        let l = DlqLineRef { topic: "t", key: Some(&bin[..6]), headers: h, payload: &bin, error: "e", attempts: 0 };
+        let l = DlqLineRef {
+            topic: "t",
+            key: Some(&bin[..6]),
+            headers: h,
+            payload: &bin,
+            error: "e",
+            attempts: 0,
+        };
         let back: DlqLine = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
         assert_eq!(back.payload_bytes().unwrap(), bin);
         assert_eq!(back.key_bytes().unwrap().unwrap(), &bin[..6]);

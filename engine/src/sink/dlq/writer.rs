@@ -29,7 +29,10 @@ impl DlqFile {
     }
 
     /// Appends `lines` as JSON lines in one write; all of them are in the file, or none.
-    pub fn append<'a, L: Serialize + 'a>(&mut self, lines: impl IntoIterator<Item = L>) -> std::io::Result<usize> {
+    pub fn append<'a, L: Serialize + 'a>(
+        &mut self,
+        lines: impl IntoIterator<Item = L>,
+    ) -> std::io::Result<usize> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut n = 0;

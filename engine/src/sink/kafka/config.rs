@@ -161,7 +161,13 @@ impl KafkaConfig {
         let acks = match r.acks.as_deref().unwrap_or("all") {
             "all" | "-1" => "all".to_string(),
             a @ ("0" | "1") => a.to_string(),
-            o => return Err(ConfigError::new("sink.kafka.acks", format!("unknown acks `{o}`"), "use all, 1 or 0")),
+            o => {
+                return Err(ConfigError::new(
+                    "sink.kafka.acks",
+                    format!("unknown acks `{o}`"),
+                    "use all, 1 or 0",
+                ))
+            }
         };
         let compression = match r.compression.as_deref().unwrap_or("lz4") {
             c @ ("none" | "lz4" | "zstd" | "snappy" | "gzip") => c.to_string(),
@@ -183,14 +189,17 @@ impl KafkaConfig {
         }
         let mut options = Vec::new();
         for (k, v) in r.options.clone().unwrap_or_default() {
-            if let Some((_, instead)) = TYPED.iter().chain(super::security::TYPED).find(|(t, _)| *t == k) {
+            if let Some((_, instead)) =
+                TYPED.iter().chain(super::security::TYPED).find(|(t, _)| *t == k)
+            {
                 return Err(ConfigError::new(
                     format!("sink.kafka.options.{k}"),
                     format!("`{k}` has a typed option"),
                     format!("set it with {instead} instead of --kafka-opt"),
                 ));
             }
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            {
                 return Err(ConfigError::new(
                     "sink.kafka.options",
                     format!("`{k}` is not a librdkafka property name"),
@@ -212,10 +221,15 @@ impl KafkaConfig {
                 ));
             }
         }
-        let breaker = r.breaker.clone().unwrap_or_default().validate("sink.kafka.breaker", deprecated)?;
+        let breaker =
+            r.breaker.clone().unwrap_or_default().validate("sink.kafka.breaker", deprecated)?;
         let partitions = r.partitions.unwrap_or(4);
         if !(1..=1024).contains(&partitions) {
-            return Err(ConfigError::new("sink.kafka.partitions", format!("{partitions} partitions is out of range"), "use 1 to 1024"));
+            return Err(ConfigError::new(
+                "sink.kafka.partitions",
+                format!("{partitions} partitions is out of range"),
+                "use 1 to 1024",
+            ));
         }
         let max_inflight_bytes = r.max_inflight_bytes.map_or(256 << 20, |b| b.0);
         if max_inflight_bytes < 1 << 20 {
@@ -232,7 +246,11 @@ impl KafkaConfig {
                 return Err(ConfigError::new(
                     "sink.kafka.inflight_records",
                     format!("{n} records is out of range"),
-                    format!("use {} to {}, or omit it for the ack-driven window", super::inflight::MIN, super::inflight::MAX),
+                    format!(
+                        "use {} to {}, or omit it for the ack-driven window",
+                        super::inflight::MIN,
+                        super::inflight::MAX
+                    ),
                 ))
             }
         };
@@ -240,13 +258,28 @@ impl KafkaConfig {
         let ranged = |v: Option<u64>, dflt: u64, lo: u64, hi: u64, key: &str| match v {
             None => Ok(dflt),
             Some(n) if (lo..=hi).contains(&n) => Ok(n),
-            Some(n) => Err(ConfigError::new(key, format!("{n} is out of range"), format!("use {lo} to {hi} (default {dflt})"))),
+            Some(n) => Err(ConfigError::new(
+                key,
+                format!("{n} is out of range"),
+                format!("use {lo} to {hi} (default {dflt})"),
+            )),
         };
         let linger_ms = ranged(r.linger_ms, 5, 0, 900_000, "sink.kafka.linger_ms")?;
-        let message_timeout_ms = ranged(r.message_timeout_ms, 30_000, 1, 2_147_483_647, "sink.kafka.message_timeout_ms")?;
-        let latency_target_ms = ranged(r.latency_target_ms, 50, 1, 60_000, "sink.kafka.latency_target_ms")?;
+        let message_timeout_ms = ranged(
+            r.message_timeout_ms,
+            30_000,
+            1,
+            2_147_483_647,
+            "sink.kafka.message_timeout_ms",
+        )?;
+        let latency_target_ms =
+            ranged(r.latency_target_ms, 50, 1, 60_000, "sink.kafka.latency_target_ms")?;
         let retries = ranged(r.retries.map(u64::from), 5, 0, 100, "sink.kafka.retries")? as u32;
-        let brokers = r.brokers.as_deref().map(|b| spate_core::secret::expand(b, "sink.kafka.brokers")).transpose()?;
+        let brokers = r
+            .brokers
+            .as_deref()
+            .map(|b| spate_core::secret::expand(b, "sink.kafka.brokers"))
+            .transpose()?;
         Ok(Self {
             brokers: brokers.filter(|b| !b.is_empty()),
             topic,
@@ -259,7 +292,10 @@ impl KafkaConfig {
             message_timeout_ms,
             retries,
             dlq_topic: r.dlq_topic.clone().unwrap_or_else(|| "spate.dlq".into()),
-            dlq_file: r.dlq_file.as_ref().map_or_else(|| PathBuf::from("spate-dlq.jsonl"), |p| p.0.clone()),
+            dlq_file: r
+                .dlq_file
+                .as_ref()
+                .map_or_else(|| PathBuf::from("spate-dlq.jsonl"), |p| p.0.clone()),
             max_inflight_bytes,
             latency_target_ms,
             inflight_records,
@@ -281,7 +317,10 @@ impl KafkaConfig {
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             // Large local queue: the in-flight byte budget is the real cap.
             .set("queue.buffering.max.messages", "1000000")
-            .set("queue.buffering.max.kbytes", (self.max_inflight_bytes / 1024).clamp(1024, 2_097_151).to_string())
+            .set(
+                "queue.buffering.max.kbytes",
+                (self.max_inflight_bytes / 1024).clamp(1024, 2_097_151).to_string(),
+            )
             .set("batch.num.messages", "10000")
             .set("batch.size", "1000000")
             .set("statistics.interval.ms", "0");
@@ -295,7 +334,10 @@ impl KafkaConfig {
 }
 
 fn check_topic(t: &str, key: &str) -> Result<(), ConfigError> {
-    if t.is_empty() || t.len() > 249 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    if t.is_empty()
+        || t.len() > 249
+        || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         return Err(ConfigError::new(
             key,
             format!("`{t}` is not a valid topic name"),

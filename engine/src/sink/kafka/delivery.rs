@@ -48,7 +48,8 @@ impl Opaque {
     }
 
     pub(super) fn pack(self) -> usize {
-        let mut v = (self.sched_ns & SCHED_MASK) | ((u64::from(self.attempt) & ATTEMPT_MASK) << ATTEMPT_SHIFT);
+        let mut v = (self.sched_ns & SCHED_MASK)
+            | ((u64::from(self.attempt) & ATTEMPT_MASK) << ATTEMPT_SHIFT);
         if self.traced {
             v |= TRACE_BIT;
         }
@@ -252,7 +253,13 @@ pub(crate) enum Route {
     DlqFile,
 }
 
-pub(crate) fn route(class: ErrorClass, possibly_persisted: bool, app_retries: bool, attempt: u8, max_attempts: u8) -> Route {
+pub(crate) fn route(
+    class: ErrorClass,
+    possibly_persisted: bool,
+    app_retries: bool,
+    attempt: u8,
+    max_attempts: u8,
+) -> Route {
     match class {
         // A record that may already be in the log (its request was sent, the answer was lost)
         // is not produced again: that could duplicate it. The DLQ file keeps it instead, where
@@ -309,7 +316,11 @@ impl ProducerContext for SinkContext {
                     payload: m.payload().unwrap_or_default().to_vec(),
                     headers: m
                         .headers()
-                        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     sched_ns: op.sched_ns,
                     attempt: op.attempt,
@@ -338,12 +349,18 @@ impl ProducerContext for SinkContext {
                     Route::DlqTopic => o.to_dlq.push(held),
                     Route::DlqFile if class == ErrorClass::Purged => {
                         let mut held = held;
-                        held.error = format!("{} (not acknowledged when the drain timeout ran out)", held.error);
+                        held.error = format!(
+                            "{} (not acknowledged when the drain timeout ran out)",
+                            held.error
+                        );
                         o.to_dlq_file.push(held);
                     }
                     Route::DlqFile if persisted => {
                         let mut held = held;
-                        held.error = format!("{} (possibly persisted: not retried, to avoid a duplicate)", held.error);
+                        held.error = format!(
+                            "{} (possibly persisted: not retried, to avoid a duplicate)",
+                            held.error
+                        );
                         o.to_dlq_file.push(held);
                     }
                     Route::DlqFile => o.to_dlq_file.push(held),
@@ -359,9 +376,12 @@ mod tests {
 
     #[test]
     fn opaque_round_trips_every_field() {
-        for &(sched, attempt, traced, dlq) in
-            &[(0u64, 0u8, false, false), (SCHED_MASK, 255, true, true), (123_456_789, 7, true, false), (1 << 47, 128, false, true)]
-        {
+        for &(sched, attempt, traced, dlq) in &[
+            (0u64, 0u8, false, false),
+            (SCHED_MASK, 255, true, true),
+            (123_456_789, 7, true, false),
+            (1 << 47, 128, false, true),
+        ] {
             let o = Opaque { sched_ns: sched, attempt, traced, dlq };
             assert_eq!(Opaque::unpack(o.pack()), o, "{o:?}");
         }
@@ -394,16 +414,27 @@ mod tests {
         let o = Opaque { sched_ns: SCHED_MASK, attempt: 255, traced: true, dlq: true };
         let p = o.pack() as u64;
         assert_eq!(p & SCHED_MASK, SCHED_MASK);
-        assert_eq!(Opaque::unpack(p as usize & !(DLQ_BIT | TRACE_BIT) as usize), Opaque { traced: false, dlq: false, ..o });
+        assert_eq!(
+            Opaque::unpack(p as usize & !(DLQ_BIT | TRACE_BIT) as usize),
+            Opaque { traced: false, dlq: false, ..o }
+        );
     }
 
     #[test]
     fn classification_of_known_codes() {
         use RDKafkaErrorCode::*;
-        for c in [MessageTimedOut, RequestTimedOut, AllBrokersDown, QueueFull, NotLeaderForPartition, UnknownProducerId] {
+        for c in [
+            MessageTimedOut,
+            RequestTimedOut,
+            AllBrokersDown,
+            QueueFull,
+            NotLeaderForPartition,
+            UnknownProducerId,
+        ] {
             assert_eq!(classify(Some(c)), ErrorClass::Retriable, "{c:?}");
         }
-        for c in [MessageSizeTooLarge, InvalidMessageSize, TopicAuthorizationFailed, InvalidRecord] {
+        for c in [MessageSizeTooLarge, InvalidMessageSize, TopicAuthorizationFailed, InvalidRecord]
+        {
             assert_eq!(classify(Some(c)), ErrorClass::Poison, "{c:?}");
         }
         assert_eq!(classify(None), ErrorClass::Poison);

@@ -28,7 +28,9 @@ unsafe impl Sync for EmbeddedBroker {}
 impl EmbeddedBroker {
     /// Starts a mock cluster of `brokers` brokers.
     pub fn start(brokers: i32) -> Result<Self, EngineError> {
-        let cluster = MockCluster::new(brokers).map_err(|e| EngineError::Kafka(format!("cannot start the embedded mock cluster: {e}")))?;
+        let cluster = MockCluster::new(brokers).map_err(|e| {
+            EngineError::Kafka(format!("cannot start the embedded mock cluster: {e}"))
+        })?;
         let bootstrap = cluster.bootstrap_servers();
         Ok(Self { cluster, bootstrap })
     }
@@ -41,7 +43,9 @@ impl EmbeddedBroker {
         match self.cluster.create_topic(topic, partitions, 1) {
             Ok(()) => Ok(()),
             Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
-            Err(e) => Err(EngineError::Kafka(format!("cannot create topic `{topic}` on the embedded cluster: {e}"))),
+            Err(e) => Err(EngineError::Kafka(format!(
+                "cannot create topic `{topic}` on the embedded cluster: {e}"
+            ))),
         }
     }
     /// The librdkafka mock cluster itself, to inject errors, latency or broker outages.

@@ -9,8 +9,9 @@
 use std::ffi::{c_char, c_void, CString};
 
 use rdkafka::bindings::{
-    rd_kafka_header_add, rd_kafka_headers_destroy, rd_kafka_headers_new, rd_kafka_message_status, rd_kafka_msg_status_t, rd_kafka_producev,
-    rd_kafka_resp_err_t, rd_kafka_topic_destroy, rd_kafka_topic_new, rd_kafka_topic_t, rd_kafka_vtype_t::*, RD_KAFKA_MSG_F_COPY,
+    rd_kafka_header_add, rd_kafka_headers_destroy, rd_kafka_headers_new, rd_kafka_message_status,
+    rd_kafka_msg_status_t, rd_kafka_producev, rd_kafka_resp_err_t, rd_kafka_topic_destroy,
+    rd_kafka_topic_new, rd_kafka_topic_t, rd_kafka_vtype_t::*, RD_KAFKA_MSG_F_COPY,
 };
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::BorrowedMessage;
@@ -31,14 +32,23 @@ pub(crate) struct TopicHandles {
 unsafe impl Send for TopicHandles {}
 
 impl TopicHandles {
-    pub(super) fn new<C: ProducerContext>(producer: &BaseProducer<C>, topics: &[String]) -> Result<Self, EngineError> {
+    pub(super) fn new<C: ProducerContext>(
+        producer: &BaseProducer<C>,
+        topics: &[String],
+    ) -> Result<Self, EngineError> {
         let mut handles = Self { rkts: Vec::with_capacity(topics.len()) };
         for t in topics {
             let name = CString::new(t.as_str()).map_err(|e| EngineError::Kafka(e.to_string()))?;
             // SAFETY: the client pointer is live for the producer's lifetime, which outlives
             // these handles (`KafkaSink` drops its handles first); `name` is a valid C string
             // that librdkafka copies; a null conf means defaults.
-            let rkt = unsafe { rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), std::ptr::null_mut()) };
+            let rkt = unsafe {
+                rd_kafka_topic_new(
+                    producer.client().native_ptr(),
+                    name.as_ptr(),
+                    std::ptr::null_mut(),
+                )
+            };
             if rkt.is_null() {
                 return Err(EngineError::Kafka(format!("cannot create a topic handle for `{t}`")));
             }
@@ -63,7 +73,8 @@ impl TopicHandles {
     ) -> Result<(), RDKafkaErrorCode> {
         let rk = producer.client().native_ptr();
         let rkt = self.rkts[topic];
-        let (kp, kl) = key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr() as *mut c_void, k.len()));
+        let (kp, kl) =
+            key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr() as *mut c_void, k.len()));
         let (vp, vl) = (payload.as_ptr() as *mut c_void, payload.len());
         // Why the block below is sound: `rk` and `rkt` are live (see `new`); every pointer/length
         // pair points into a slice that outlives the call, and librdkafka copies value, key and
@@ -192,10 +203,12 @@ impl QueueWake {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
-        let (read_fd, write_fd) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_fd, write_fd) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // SAFETY: the client pointer is live for the producer's lifetime, which outlives this
         // struct (see `new`'s doc); the returned queue is released in `drop`.
-        let queue = unsafe { rdkafka::bindings::rd_kafka_queue_get_main(producer.client().native_ptr()) };
+        let queue =
+            unsafe { rdkafka::bindings::rd_kafka_queue_get_main(producer.client().native_ptr()) };
         if queue.is_null() {
             return Err(std::io::Error::other("librdkafka has no main queue"));
         }
@@ -203,7 +216,12 @@ impl QueueWake {
         // SAFETY: `queue` is live; librdkafka copies the 1-byte payload and writes it to the
         // write end, which stays open until `drop` disables the event first.
         unsafe {
-            rdkafka::bindings::rd_kafka_queue_io_event_enable(queue, write_fd.as_raw_fd(), b"1".as_ptr().cast::<c_void>(), 1);
+            rdkafka::bindings::rd_kafka_queue_io_event_enable(
+                queue,
+                write_fd.as_raw_fd(),
+                b"1".as_ptr().cast::<c_void>(),
+                1,
+            );
         };
         Ok(Self { queue, read_fd, _write_fd: write_fd })
     }
@@ -227,7 +245,10 @@ impl QueueWake {
         unsafe { libc::poll(&raw mut p, 1, ms) };
         let mut buf = [0u8; 64];
         // SAFETY: reads into a local buffer of the given length from our own non-blocking fd.
-        while unsafe { libc::read(self.read_fd.as_raw_fd(), buf.as_mut_ptr().cast::<c_void>(), buf.len()) } > 0 {}
+        while unsafe {
+            libc::read(self.read_fd.as_raw_fd(), buf.as_mut_ptr().cast::<c_void>(), buf.len())
+        } > 0
+        {}
     }
 }
 

@@ -62,7 +62,15 @@ impl Default for InflightWindow {
 impl InflightWindow {
     /// A moving window starting at [`INITIAL`] records.
     pub fn new() -> Self {
-        Self { limit: INITIAL, fixed: false, recent: [u64::MAX; BASE_INTERVALS], next: 0, sum_ns: 0, n: 0, peak: 0 }
+        Self {
+            limit: INITIAL,
+            fixed: false,
+            recent: [u64::MAX; BASE_INTERVALS],
+            next: 0,
+            sum_ns: 0,
+            n: 0,
+            peak: 0,
+        }
     }
 
     /// A window that stays at `limit` records.

@@ -165,9 +165,12 @@ impl KafkaSink {
         let bootstrap = match (&cfg.brokers, &embedded) {
             (Some(b), _) => b.clone(),
             (None, Some(e)) => e.bootstrap().to_string(),
-            (None, None) => return Err(EngineError::Kafka("no brokers given and no embedded cluster".into())),
+            (None, None) => {
+                return Err(EngineError::Kafka("no brokers given and no embedded cluster".into()))
+            }
         };
-        let topics: Vec<String> = source_names.iter().map(|s| cfg.topic.replace("{source}", s)).collect();
+        let topics: Vec<String> =
+            source_names.iter().map(|s| cfg.topic.replace("{source}", s)).collect();
         if let Some(e) = &embedded {
             let mut seen = std::collections::BTreeSet::new();
             for t in topics.iter().chain(std::iter::once(&cfg.dlq_topic)) {
@@ -187,17 +190,24 @@ impl KafkaSink {
                 let md = producer
                     .client()
                     .fetch_metadata(Some(t), Duration::from_secs(10))
-                    .map_err(|e| EngineError::Kafka(format!("cannot read metadata of topic `{t}` for round_robin keys: {e}")))?;
+                    .map_err(|e| {
+                        EngineError::Kafka(format!(
+                            "cannot read metadata of topic `{t}` for round_robin keys: {e}"
+                        ))
+                    })?;
                 let n = md.topics().first().map_or(0, |t| t.partitions().len());
                 if n == 0 {
-                    return Err(EngineError::Kafka(format!("topic `{t}` has no partitions (does it exist?)")));
+                    return Err(EngineError::Kafka(format!(
+                        "topic `{t}` has no partitions (does it exist?)"
+                    )));
                 }
                 partitions[i] = n as i32;
             }
         }
         let now = shared.clock.now_ns();
         let rkts = TopicHandles::new(&producer, &handle_names(&topics, cfg))?;
-        let wake = ffi::QueueWake::new(&producer).map_err(|e| EngineError::Kafka(format!("cannot make the wake-up pipe: {e}")))?;
+        let wake = ffi::QueueWake::new(&producer)
+            .map_err(|e| EngineError::Kafka(format!("cannot make the wake-up pipe: {e}")))?;
         let mut sink = Self {
             rkts,
             wake,
@@ -222,7 +232,9 @@ impl KafkaSink {
             last_tick_ns: now,
             last_ack_ns: now,
             aimd: Aimd::new(batch_max, Duration::from_millis(cfg.latency_target_ms)),
-            inflight: cfg.inflight_records.map_or_else(inflight::InflightWindow::new, inflight::InflightWindow::fixed),
+            inflight: cfg
+                .inflight_records
+                .map_or_else(inflight::InflightWindow::new, inflight::InflightWindow::fixed),
             traced: Vec::new(),
             bootstrap,
             rebuild_pending: false,
@@ -355,7 +367,11 @@ impl KafkaSink {
             && self.breaker.state() == State::Closed
             && now.saturating_sub(self.last_ack_ns) > 1_000_000_000
         {
-            self.window.force_open(&self.breaker, now, "librdkafka reports all brokers down and nothing was acked for 1 s");
+            self.window.force_open(
+                &self.breaker,
+                now,
+                "librdkafka reports all brokers down and nothing was acked for 1 s",
+            );
         }
         self.window.tick(&self.breaker, now);
         self.log_breaker();
@@ -376,7 +392,12 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError> {
         if self.spill_when_open && self.breaker.state() == State::Open {
             self.spill(batch, from, acct, "circuit breaker open: spilled (backpressure: spill)");
             return Ok(batch.len() - from);
@@ -435,7 +456,15 @@ impl Sink for KafkaSink {
                     self.rr[src] += 1;
                 }
             }
-            match self.rkts.produce(&self.producer, src, partition, payload, key, op.pack(), headers) {
+            match self.rkts.produce(
+                &self.producer,
+                src,
+                partition,
+                payload,
+                key,
+                op.pack(),
+                headers,
+            ) {
                 Ok(()) => {
                     self.in_flight += 1;
                     taken += 1;
@@ -453,7 +482,10 @@ impl Sink for KafkaSink {
                         topic: self.topics[src].clone(),
                         key: key.map(<[u8]>::to_vec),
                         payload: payload.to_vec(),
-                        headers: vec![(H_TRACEPARENT.into(), tp.to_vec()), (H_SPATE_ID.into(), id[..id_len].to_vec())],
+                        headers: vec![
+                            (H_TRACEPARENT.into(), tp.to_vec()),
+                            (H_SPATE_ID.into(), id[..id_len].to_vec()),
+                        ],
                         sched_ns: batch.sched_ns,
                         attempt: 0,
                         due_ns: 0,
@@ -511,7 +543,8 @@ impl Sink for KafkaSink {
                 self.ctx().draining.store(true, Relaxed);
                 ffi::purge(&self.producer);
                 let settle_by = self.shared.clock.now_ns() + 5_000_000_000;
-                while self.producer.in_flight_count() > 0 && self.shared.clock.now_ns() < settle_by {
+                while self.producer.in_flight_count() > 0 && self.shared.clock.now_ns() < settle_by
+                {
                     self.poll_producer(acct, Duration::from_millis(10));
                 }
                 self.poll_producer(acct, Duration::ZERO);

@@ -35,8 +35,16 @@ pub(super) fn probe(
         producer.poll(Duration::ZERO);
     };
     let last = || producer.context().trap.take();
-    let answer =
-        security::await_metadata(producer.client(), &cfg.client_config(bootstrap), topic, wait, &cfg.security, bootstrap, &serve, &last)?;
+    let answer = security::await_metadata(
+        producer.client(),
+        &cfg.client_config(bootstrap),
+        topic,
+        wait,
+        &cfg.security,
+        bootstrap,
+        &serve,
+        &last,
+    )?;
     if answer.is_none() && secured {
         spate_core::rate_log::warn(
             "kafka_no_answer",
@@ -47,8 +55,15 @@ pub(super) fn probe(
 }
 
 /// A producer with spate's delivery context, on `bootstrap`.
-pub(super) fn make_producer(cfg: &KafkaConfig, bootstrap: &str) -> Result<BaseProducer<SinkContext>, EngineError> {
-    let ctx = SinkContext::new(cfg.breaker.slow_call.as_nanos() as u64, cfg.retries.min(100) as u8, cfg.idempotence);
+pub(super) fn make_producer(
+    cfg: &KafkaConfig,
+    bootstrap: &str,
+) -> Result<BaseProducer<SinkContext>, EngineError> {
+    let ctx = SinkContext::new(
+        cfg.breaker.slow_call.as_nanos() as u64,
+        cfg.retries.min(100) as u8,
+        cfg.idempotence,
+    );
     cfg.client_config(bootstrap).create_with_context(ctx).map_err(|e| {
         // librdkafka reads the CA, certificate and key here: a bad one is a config error.
         let text = e.to_string();

@@ -44,9 +44,18 @@ impl KafkaSink {
                 self.write_dlq_file(std::slice::from_ref(&h), acct);
                 continue;
             };
-            let pairs: Vec<(&str, &[u8])> = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+            let pairs: Vec<(&str, &[u8])> =
+                h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
             let op = Opaque::new(h.sched_ns, h.attempt).pack();
-            match self.rkts.produce(&self.producer, topic, -1, &h.payload, h.key.as_deref(), op, &pairs) {
+            match self.rkts.produce(
+                &self.producer,
+                topic,
+                -1,
+                &h.payload,
+                h.key.as_deref(),
+                op,
+                &pairs,
+            ) {
                 Ok(()) => {}
                 Err(RDKafkaErrorCode::QueueFull) => {
                     // The local queue is full: try again on the next poll.
@@ -70,12 +79,17 @@ impl KafkaSink {
     /// A poison record goes to the dead-letter topic with its error and original topic as
     /// headers; if even that is refused, to the file. The record counts as in flight here.
     pub(super) fn send_dlq(&mut self, h: Held, acct: &mut Outcomes) {
-        let mut pairs: Vec<(&str, &[u8])> = h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        let mut pairs: Vec<(&str, &[u8])> =
+            h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         pairs.push(("spate-error", h.error.as_bytes()));
         pairs.push(("spate-original-topic", h.topic.as_bytes()));
         let op = Opaque { dlq: true, ..Opaque::new(h.sched_ns, h.attempt) }.pack();
         let dlq_topic = self.topics.len();
-        if self.rkts.produce(&self.producer, dlq_topic, -1, &h.payload, h.key.as_deref(), op, &pairs).is_err() {
+        if self
+            .rkts
+            .produce(&self.producer, dlq_topic, -1, &h.payload, h.key.as_deref(), op, &pairs)
+            .is_err()
+        {
             self.write_dlq_file(std::slice::from_ref(&h), acct);
         }
     }
@@ -90,8 +104,10 @@ impl KafkaSink {
         self.in_flight -= n;
         acct.release(held.iter().map(|h| h.payload.len() as u64).sum());
         // Borrowed views of each record's headers for its line.
-        let owned: Vec<Vec<(&str, &[u8])>> =
-            held.iter().map(|h| h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()).collect();
+        let owned: Vec<Vec<(&str, &[u8])>> = held
+            .iter()
+            .map(|h| h.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect())
+            .collect();
         let lines = held.iter().zip(&owned).map(|(h, pairs)| DlqLineRef {
             topic: &h.topic,
             key: h.key.as_deref(),
@@ -122,12 +138,22 @@ impl KafkaSink {
                 KeyStrategy::None | KeyStrategy::RoundRobin => None,
             });
         }
-        let pairs: Vec<[(&str, &[u8]); 2]> = ids.iter().map(|(tp, id, n)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*n])]).collect();
+        let pairs: Vec<[(&str, &[u8]); 2]> = ids
+            .iter()
+            .map(|(tp, id, n)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*n])])
+            .collect();
         let lines = (from..batch.len()).map(|i| {
             let m = &batch.metas[i];
             let src = m.source as usize;
             let key = keys[i - from].as_deref();
-            DlqLineRef { topic: &self.topics[src], key, headers: &pairs[i - from], payload: batch.payload(i), error: reason, attempts: 0 }
+            DlqLineRef {
+                topic: &self.topics[src],
+                key,
+                headers: &pairs[i - from],
+                payload: batch.payload(i),
+                error: reason,
+                attempts: 0,
+            }
         });
         let lines: Vec<DlqLineRef<'_>> = lines.collect();
         let n = lines.len() as u64;
@@ -137,7 +163,12 @@ impl KafkaSink {
         acct.taken(batch, from, batch.len() - from, Some(reason.to_string()));
     }
 
-    fn dlq_append<'a>(&mut self, lines: impl IntoIterator<Item = DlqLineRef<'a>>, n: u64, acct: &mut Outcomes) {
+    fn dlq_append<'a>(
+        &mut self,
+        lines: impl IntoIterator<Item = DlqLineRef<'a>>,
+        n: u64,
+        acct: &mut Outcomes,
+    ) {
         let res = self.dlq.append(lines);
         self.count_dlq(res, n, acct);
     }
@@ -146,7 +177,10 @@ impl KafkaSink {
         match res {
             Ok(_) => acct.dead_lettered += n,
             Err(e) => {
-                spate_core::rate_log::warn("dlq_file", &format!("cannot write the DLQ file {}: {e}", self.dlq.path().display()));
+                spate_core::rate_log::warn(
+                    "dlq_file",
+                    &format!("cannot write the DLQ file {}: {e}", self.dlq.path().display()),
+                );
                 acct.failed += n;
             }
         }
@@ -161,8 +195,9 @@ impl KafkaSink {
         let names = handle_names(&self.topics, &self.cfg);
         let made = make_producer(&self.cfg, &self.bootstrap).and_then(|p| {
             let rkts = TopicHandles::new(&p, &names)?;
-            let wake = super::ffi::QueueWake::new(&p)
-                .map_err(|e| crate::error::EngineError::Kafka(format!("cannot make the wake-up pipe: {e}")))?;
+            let wake = super::ffi::QueueWake::new(&p).map_err(|e| {
+                crate::error::EngineError::Kafka(format!("cannot make the wake-up pipe: {e}"))
+            })?;
             Ok((p, rkts, wake))
         });
         match made {
@@ -180,7 +215,10 @@ impl KafkaSink {
                     "the broker no longer knows this producer's id (UnknownProducerId): started a new producer",
                 );
             }
-            Err(e) => spate_core::rate_log::warn("kafka_rebuild", &format!("cannot start a new producer: {e} (retrying)")),
+            Err(e) => spate_core::rate_log::warn(
+                "kafka_rebuild",
+                &format!("cannot start a new producer: {e} (retrying)"),
+            ),
         }
     }
 }

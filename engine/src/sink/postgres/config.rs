@@ -77,10 +77,18 @@ impl RawPostgres {
             ));
         }
         let parsed: postgres::Config = url.parse().map_err(|e| {
-            ConfigError::new("sink.postgres.url", format!("the PostgreSQL URL does not parse: {e}"), "write postgres://USER@HOST:PORT/DB")
+            ConfigError::new(
+                "sink.postgres.url",
+                format!("the PostgreSQL URL does not parse: {e}"),
+                "write postgres://USER@HOST:PORT/DB",
+            )
         })?;
         if parsed.get_user().is_none() {
-            return Err(ConfigError::new("sink.postgres.url", "no user in the PostgreSQL URL", "write postgres://USER@HOST:PORT/DB"));
+            return Err(ConfigError::new(
+                "sink.postgres.url",
+                "no user in the PostgreSQL URL",
+                "write postgres://USER@HOST:PORT/DB",
+            ));
         }
         let commit_rows = match self.commit_rows {
             None => DEFAULT_COMMIT_ROWS,
@@ -93,11 +101,18 @@ impl RawPostgres {
                 ))
             }
         };
-        let breaker = self.breaker.clone().unwrap_or_default().validate("sink.postgres.breaker", deprecated)?;
+        let breaker = self
+            .breaker
+            .clone()
+            .unwrap_or_default()
+            .validate("sink.postgres.breaker", deprecated)?;
         Ok(PgConfig {
             url,
             table,
-            dlq_file: self.dlq_file.as_ref().map_or_else(|| PathBuf::from("spate-dlq.jsonl"), |p| p.0.clone()),
+            dlq_file: self
+                .dlq_file
+                .as_ref()
+                .map_or_else(|| PathBuf::from("spate-dlq.jsonl"), |p| p.0.clone()),
             commit_rows,
             typed: self.layout == Layout::Typed,
             breaker,
@@ -186,7 +201,10 @@ mod tests {
         let c = raw("{url: 'postgres://u:pw@127.0.0.1:5432/db?sslmode=disable', table: ev, dlq_file: /tmp/d.jsonl}").validate().unwrap();
         assert_eq!((c.table.as_str(), c.dlq_file.to_str().unwrap()), ("ev", "/tmp/d.jsonl"));
         assert_eq!(c.url, "postgres://u:pw@127.0.0.1:5432/db?sslmode=disable");
-        assert_eq!(c.display(), "postgres://u:<redacted>@127.0.0.1:5432/db?sslmode=disable&table=ev");
+        assert_eq!(
+            c.display(),
+            "postgres://u:<redacted>@127.0.0.1:5432/db?sslmode=disable&table=ev"
+        );
         assert_eq!(c.commit_rows, DEFAULT_COMMIT_ROWS);
         assert!(!c.typed);
         assert!(raw("{url: 'postgres://u@h/db', layout: typed}").validate().unwrap().typed);
@@ -200,7 +218,8 @@ mod tests {
         ] {
             assert_eq!(raw(yaml).validate().unwrap_err().key, key, "{yaml}");
         }
-        let e = serde_yaml_ng::from_str::<RawPostgres>("{url: 'postgres://u@h/db', layout: wide}").unwrap_err();
+        let e = serde_yaml_ng::from_str::<RawPostgres>("{url: 'postgres://u@h/db', layout: wide}")
+            .unwrap_err();
         assert!(e.to_string().contains("unknown variant `wide`"), "{e}");
     }
 }

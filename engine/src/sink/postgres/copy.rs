@@ -13,7 +13,14 @@ pub(super) const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Appends one row of the JSONB layout.
 #[inline]
-pub(super) fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>, json: &[u8]) {
+pub(super) fn row(
+    out: &mut Vec<u8>,
+    ts_unix_us: i64,
+    source: &[u8],
+    id: &[u8],
+    traceparent: Option<&[u8]>,
+    json: &[u8],
+) {
     envelope(out, 5, ts_unix_us, source, id, traceparent);
     out.extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
     out.push(1);
@@ -22,7 +29,14 @@ pub(super) fn row(out: &mut Vec<u8>, ts_unix_us: i64, source: &[u8], id: &[u8], 
 
 /// Starts a row of `fields` fields with the envelope's four.
 #[inline]
-pub(super) fn envelope(out: &mut Vec<u8>, fields: i16, ts_unix_us: i64, source: &[u8], id: &[u8], traceparent: Option<&[u8]>) {
+pub(super) fn envelope(
+    out: &mut Vec<u8>,
+    fields: i16,
+    ts_unix_us: i64,
+    source: &[u8],
+    id: &[u8],
+    traceparent: Option<&[u8]>,
+) {
     out.extend_from_slice(&fields.to_be_bytes());
     field(out, &(ts_unix_us - PG_EPOCH_US).to_be_bytes());
     field(out, source);
@@ -54,7 +68,9 @@ pub(super) fn rfc3339_us(t: &[u8]) -> Option<i64> {
         return None;
     }
     let n = |a: usize, b: usize| -> Option<i64> {
-        t[a..b].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0')))
+        t[a..b]
+            .iter()
+            .try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0')))
     };
     let (y, m, d) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
     let (hh, mm, ss, us) = (n(11, 13)?, n(14, 16)?, n(17, 19)?, n(20, 26)?);

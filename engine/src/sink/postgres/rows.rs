@@ -9,7 +9,14 @@ use super::copy;
 use super::typed::{self, ColType, Column, Raw};
 /// Events `rows` (identity, payload) into the DLQ file with `reason`: dead-lettered, or failed
 /// if the file cannot be written.
-pub(super) fn dead_letter(dlq: &mut DlqFile, table: &str, run_id: &str, rows: &[(&EventMeta, &[u8])], acct: &mut Outcomes, reason: &str) {
+pub(super) fn dead_letter(
+    dlq: &mut DlqFile,
+    table: &str,
+    run_id: &str,
+    rows: &[(&EventMeta, &[u8])],
+    acct: &mut Outcomes,
+    reason: &str,
+) {
     let n = rows.len() as u64;
     let ids: Vec<([u8; 55], [u8; 64], usize)> = rows
         .iter()
@@ -20,7 +27,8 @@ pub(super) fn dead_letter(dlq: &mut DlqFile, table: &str, run_id: &str, rows: &[
             (tp, id, k)
         })
         .collect();
-    let pairs: Vec<[(&str, &[u8]); 2]> = ids.iter().map(|(tp, id, k)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*k])]).collect();
+    let pairs: Vec<[(&str, &[u8]); 2]> =
+        ids.iter().map(|(tp, id, k)| [(H_TRACEPARENT, &tp[..]), (H_SPATE_ID, &id[..*k])]).collect();
     let lines = rows.iter().zip(&pairs).map(|((_, payload), h)| DlqLineRef {
         topic: table,
         key: None,
@@ -32,7 +40,10 @@ pub(super) fn dead_letter(dlq: &mut DlqFile, table: &str, run_id: &str, rows: &[
     match dlq.append(lines) {
         Ok(_) => acct.dead_lettered += n,
         Err(e) => {
-            spate_core::rate_log::warn("dlq_file", &format!("cannot write the DLQ file {}: {e}", dlq.path().display()));
+            spate_core::rate_log::warn(
+                "dlq_file",
+                &format!("cannot write the DLQ file {}: {e}", dlq.path().display()),
+            );
             acct.failed += n;
         }
     }
@@ -41,7 +52,13 @@ pub(super) fn dead_letter(dlq: &mut DlqFile, table: &str, run_id: &str, rows: &[
 /// Appends the typed columns' values of the JSON event `line` (binary COPY fields): each
 /// member's value into its column's slot, then the slots in order, NULL where a member is
 /// missing or does not fit its column's type.
-pub(super) fn typed_values(out: &mut Vec<u8>, cols: &[Column], slots: &mut [Raw], scratch: &mut Vec<u8>, line: &[u8]) {
+pub(super) fn typed_values(
+    out: &mut Vec<u8>,
+    cols: &[Column],
+    slots: &mut [Raw],
+    scratch: &mut Vec<u8>,
+    line: &[u8],
+) {
     slots.fill(Raw::Null);
     typed::scan(line, |key, v| {
         if let Some(i) = cols.iter().position(|c| c.name.as_bytes() == key) {
@@ -61,14 +78,18 @@ pub(super) fn typed_values(out: &mut Vec<u8>, cols: &[Column], slots: &mut [Raw]
                     copy::null(out);
                 }
             }
-            (ColType::BigInt, Raw::Lit(a, b)) => match lit(a, b).and_then(|s| s.parse::<i64>().ok()) {
-                Some(x) => copy::field(out, &x.to_be_bytes()),
-                None => copy::null(out),
-            },
-            (ColType::Double, Raw::Lit(a, b)) => match lit(a, b).and_then(|s| s.parse::<f64>().ok()) {
-                Some(x) => copy::field(out, &x.to_bits().to_be_bytes()),
-                None => copy::null(out),
-            },
+            (ColType::BigInt, Raw::Lit(a, b)) => {
+                match lit(a, b).and_then(|s| s.parse::<i64>().ok()) {
+                    Some(x) => copy::field(out, &x.to_be_bytes()),
+                    None => copy::null(out),
+                }
+            }
+            (ColType::Double, Raw::Lit(a, b)) => {
+                match lit(a, b).and_then(|s| s.parse::<f64>().ok()) {
+                    Some(x) => copy::field(out, &x.to_bits().to_be_bytes()),
+                    None => copy::null(out),
+                }
+            }
             (ColType::Bool, Raw::Lit(a, b)) => match text(a, b) {
                 b"true" => copy::field(out, &[1]),
                 b"false" => copy::field(out, &[0]),

@@ -97,7 +97,8 @@ impl PgSink {
         typed: Option<Vec<Column>>,
         clock: Arc<dyn Clock>,
     ) -> Result<PgSink, EngineError> {
-        let bad = |what: String, fix: &str| EngineError::Config(ConfigError::new("sink", what, fix));
+        let bad =
+            |what: String, fix: &str| EngineError::Config(ConfigError::new("sink", what, fix));
         let mut c = connect(target, Duration::from_secs(5)).map_err(|e| match e.as_db_error() {
             Some(_) => bad(
                 format!("PostgreSQL at {} refused spate: {}", target.display(), describe(&e)),
@@ -122,7 +123,10 @@ impl PgSink {
             }
         }
         let t = &target.table;
-        let defs: Vec<String> = want.iter().map(|(n, ty, nn)| format!("\"{n}\" {ty}{}", if *nn { " NOT NULL" } else { "" })).collect();
+        let defs: Vec<String> = want
+            .iter()
+            .map(|(n, ty, nn)| format!("\"{n}\" {ty}{}", if *nn { " NOT NULL" } else { "" }))
+            .collect();
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {t} ({});
              CREATE TABLE IF NOT EXISTS spate_batches (batch_id text PRIMARY KEY, rows integer NOT NULL, at timestamptz NOT NULL DEFAULT now());",
@@ -130,7 +134,11 @@ impl PgSink {
         );
         c.batch_execute(&create).map_err(|e| {
             bad(
-                format!("cannot create table {t} (or spate_batches) at {}: {}", target.display(), describe(&e)),
+                format!(
+                    "cannot create table {t} (or spate_batches) at {}: {}",
+                    target.display(),
+                    describe(&e)
+                ),
                 "create the tables beforehand, or grant the user CREATE on the schema",
             )
         })?;
@@ -142,20 +150,22 @@ impl PgSink {
                 &[&name, &schema],
             )
             .map_err(|e| bad(format!("cannot read the columns of {t}: {}", describe(&e)), "grant the user SELECT on information_schema"))?;
-        let have: Vec<(String, String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        let have: Vec<(String, String, bool)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
         let names: Vec<&str> = want.iter().map(|w| w.0.as_str()).collect();
         for (col, ty, _) in &want {
             match have.iter().find(|h| &h.0 == col) {
                 Some((_, t2, _)) if t2 == ty => {}
-                Some((_, t2, _)) => {
-                    return Err(bad(
-                        format!("table {t} has column `{col}` of type {t2}; spate writes {ty}"),
-                        "point ?table= at a new table (spate creates it), or change the column's type",
-                    ))
-                }
+                Some((_, t2, _)) => return Err(bad(
+                    format!("table {t} has column `{col}` of type {t2}; spate writes {ty}"),
+                    "point ?table= at a new table (spate creates it), or change the column's type",
+                )),
                 None => {
                     return Err(bad(
-                        format!("table {t} has no column `{col}` ({ty}); spate writes {}", names.join(", ")),
+                        format!(
+                            "table {t} has no column `{col}` ({ty}); spate writes {}",
+                            names.join(", ")
+                        ),
                         "point ?table= at a new table (spate creates it), or add the column",
                     ))
                 }
@@ -190,7 +200,11 @@ impl PgSink {
             in_doubt: false,
             retry_at: clock.now_ns(),
             clock,
-            backoff: Backoff::reconnects(Duration::from_millis(100), Duration::from_secs(2), &target.display()),
+            backoff: Backoff::reconnects(
+                Duration::from_millis(100),
+                Duration::from_secs(2),
+                &target.display(),
+            ),
             dlq: DlqFile::new(target.dlq_file.clone()),
             breaker: None,
         })
@@ -206,7 +220,8 @@ impl PgSink {
         clock: Arc<dyn Clock>,
         spill: bool,
     ) -> Self {
-        self.breaker = Some(SinkBreaker { shared, window: BreakerWindow::new(cfg), reporter, clock, spill });
+        self.breaker =
+            Some(SinkBreaker { shared, window: BreakerWindow::new(cfg), reporter, clock, spill });
         self
     }
 
@@ -222,7 +237,9 @@ impl PgSink {
             self.first = (m.worker, m.seq);
             self.since = self.clock.now_ns();
         }
-        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
         let (mut tp, mut idb) = ([0u8; 55], [0u8; 64]);
         for i in from..batch.len() {
             let m: &EventMeta = &batch.metas[i];
@@ -283,7 +300,12 @@ impl PgSink {
         }
         spate_core::rate_log::warn(
             "pg_lost",
-            &format!("postgres sink: {}: {}; holding {} events and retrying", self.target.display(), describe(e), self.rows),
+            &format!(
+                "postgres sink: {}: {}; holding {} events and retrying",
+                self.target.display(),
+                describe(e),
+                self.rows
+            ),
         );
         self.client = None;
         self.in_doubt = in_doubt;
@@ -308,7 +330,10 @@ impl PgSink {
             Err(e) => {
                 let took = self.since_ns(t);
                 if let Some(b) = &mut self.breaker {
-                    b.down(&format!("cannot reconnect to {}: {}", self.target.display(), describe(&e)), took);
+                    b.down(
+                        &format!("cannot reconnect to {}: {}", self.target.display(), describe(&e)),
+                        took,
+                    );
                 }
                 let doubt = self.in_doubt;
                 self.lost(&e, doubt, Duration::ZERO);
@@ -329,7 +354,10 @@ impl PgSink {
         // The id is fixed at the first attempt: a retry (or the lookup after a commit in doubt)
         // is of the very same rows.
         let (w, seq) = self.first;
-        let id = self.attempt.get_or_insert_with(|| format!("{}-{}-{}-{}", self.run_id, w, seq, self.rows)).clone();
+        let id = self
+            .attempt
+            .get_or_insert_with(|| format!("{}-{}-{}-{}", self.run_id, w, seq, self.rows))
+            .clone();
         if self.in_doubt {
             let c = self.client.as_mut().expect("connected above");
             match c.query_opt("SELECT 1 FROM spate_batches WHERE batch_id = $1", &[&id]) {
@@ -368,7 +396,10 @@ impl PgSink {
             }
             // The server refused the rows themselves (not the connection): resending will not
             // help; they go to the DLQ file with the server's reason.
-            Err((e, false)) if e.as_db_error().is_some() && self.client.as_ref().is_some_and(|c| !c.is_closed()) => {
+            Err((e, false))
+                if e.as_db_error().is_some()
+                    && self.client.as_ref().is_some_and(|c| !c.is_closed()) =>
+            {
                 let why = format!("postgres refused the batch: {}", describe(&e));
                 self.dead_letter_open(acct, &why);
                 true
@@ -388,9 +419,13 @@ impl PgSink {
         let mut tx = c.transaction().map_err(|e| (e, false))?;
         let mut w = tx.copy_in(&self.copy_sql).map_err(|e| (e, false))?;
         // The writer's io::Error says little; finish() reports the connection's.
-        let _ = w.write_all(copy::HEADER).and_then(|()| w.write_all(&self.buf)).and_then(|()| w.write_all(copy::TRAILER));
+        let _ = w
+            .write_all(copy::HEADER)
+            .and_then(|()| w.write_all(&self.buf))
+            .and_then(|()| w.write_all(copy::TRAILER));
         w.finish().map_err(|e| (e, false))?;
-        tx.execute("INSERT INTO spate_batches (batch_id, rows) VALUES ($1, $2)", &[&id, &rows]).map_err(|e| (e, false))?;
+        tx.execute("INSERT INTO spate_batches (batch_id, rows) VALUES ($1, $2)", &[&id, &rows])
+            .map_err(|e| (e, false))?;
         tx.commit().map_err(|e| (e, true))
     }
 
@@ -413,12 +448,22 @@ impl PgSink {
 }
 
 impl Sink for PgSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError> {
         let n = batch.len() - from;
         if let Some(b) = &mut self.breaker {
             if b.tick() == State::Open {
                 if b.spill {
-                    self.abandon(batch, from, acct, "circuit breaker open: spilled (backpressure: spill)");
+                    self.abandon(
+                        batch,
+                        from,
+                        acct,
+                        "circuit breaker open: spilled (backpressure: spill)",
+                    );
                     return Ok(n);
                 }
                 // Fail fast: no connection attempt until the breaker lets a trial through.
@@ -427,7 +472,9 @@ impl Sink for PgSink {
         }
         // A transaction that failed is retried as it was before anything is added to it; a
         // full one is committed first.
-        if (self.attempt.is_some() || (self.rows > 0 && self.rows + n > self.target.commit_rows)) && !self.commit(acct) {
+        if (self.attempt.is_some() || (self.rows > 0 && self.rows + n > self.target.commit_rows))
+            && !self.commit(acct)
+        {
             return Ok(0);
         }
         self.append(batch, from);
@@ -452,7 +499,9 @@ impl Sink for PgSink {
         }
         // Waiting for a reconnect: sleep toward it, within the flush thread's timeout.
         if self.client.is_none() {
-            let wake = self.retry_at.min(self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000)));
+            let wake = self
+                .retry_at
+                .min(self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000)));
             self.clock.sleep_until(wake);
         }
     }
@@ -462,10 +511,14 @@ impl Sink for PgSink {
     fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError> {
         let deadline = self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
         while !self.commit(acct) && self.clock.now_ns() < deadline && !acct.is_aborting() {
-            self.clock.sleep_until(self.retry_at.min(self.clock.now_ns() + 20_000_000).min(deadline));
+            self.clock
+                .sleep_until(self.retry_at.min(self.clock.now_ns() + 20_000_000).min(deadline));
         }
         if self.rows > 0 {
-            self.dead_letter_open(acct, "not committed before the drain timeout (PostgreSQL unreachable)");
+            self.dead_letter_open(
+                acct,
+                "not committed before the drain timeout (PostgreSQL unreachable)",
+            );
         }
         Ok(())
     }
@@ -475,7 +528,8 @@ impl Sink for PgSink {
     }
 
     fn abandon(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes, reason: &str) {
-        let rows: Vec<(&EventMeta, &[u8])> = (from..batch.len()).map(|i| (&batch.metas[i], batch.payload(i))).collect();
+        let rows: Vec<(&EventMeta, &[u8])> =
+            (from..batch.len()).map(|i| (&batch.metas[i], batch.payload(i))).collect();
         dead_letter(&mut self.dlq, &self.target.table, &self.run_id, &rows, acct, reason);
         acct.taken(batch, from, batch.len() - from, Some(reason.to_string()));
     }

@@ -55,9 +55,11 @@ pub fn columns(records: &[(&str, &str)]) -> Result<Vec<Column>, ConfigError> {
     let mut cols: Vec<Column> = Vec::new();
     let mut seen_in: Vec<usize> = Vec::new();
     for (source, text) in records {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("the record schema of `{source}` does not parse: {e}")))?;
-        let fields = v["fields"].as_array().ok_or_else(|| bad(format!("the record schema of `{source}` has no fields")))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| bad(format!("the record schema of `{source}` does not parse: {e}")))?;
+        let fields = v["fields"]
+            .as_array()
+            .ok_or_else(|| bad(format!("the record schema of `{source}` has no fields")))?;
         for f in fields {
             let name = f["name"].as_str().unwrap_or_default();
             if ENVELOPE.contains(&name) {
@@ -109,7 +111,9 @@ fn avro_type(t: &serde_json::Value) -> Option<(ColType, bool)> {
             false,
         )),
         // Logical types on a primitive (uuid strings): the primitive's column.
-        Value::Object(o) if o.get("logicalType").is_some_and(|l| l == "uuid") => avro_type(o.get("type")?),
+        Value::Object(o) if o.get("logicalType").is_some_and(|l| l == "uuid") => {
+            avro_type(o.get("type")?)
+        }
         Value::Array(a) if a.len() == 2 && a.iter().any(|x| x == "null") => {
             let other = a.iter().find(|x| *x != "null")?;
             avro_type(other).map(|(ty, _)| (ty, true))
@@ -185,7 +189,10 @@ pub fn scan(line: &[u8], mut found: impl FnMut(&[u8], Raw)) -> bool {
             Some(b'{' | b'[') | None => return false,
             Some(_) => {
                 let start = i;
-                while line.get(i).is_some_and(|&c| c != b',' && c != b'}' && !c.is_ascii_whitespace()) {
+                while line
+                    .get(i)
+                    .is_some_and(|&c| c != b',' && c != b'}' && !c.is_ascii_whitespace())
+                {
                     i += 1;
                 }
                 if &line[start..i] == b"null" {
@@ -228,8 +235,11 @@ pub fn unescape(s: &[u8], out: &mut Vec<u8>) -> bool {
             b'r' => b'\r',
             b't' => b'\t',
             b'u' => {
-                let hex =
-                    |at: usize| s.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+                let hex = |at: usize| {
+                    s.get(at..at + 4)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                };
                 let Some(mut cp) = hex(i) else { return false };
                 i += 4;
                 if (0xD800..0xDC00).contains(&cp) && s.get(i..i + 2) == Some(b"\\u") {
@@ -261,7 +271,8 @@ mod tests {
             {"name":"ref","type":["null","string"]},{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#;
         let app = r#"{"type":"record","name":"app","fields":[{"name":"status","type":"long"},{"name":"ok","type":"boolean"}]}"#;
         let c = columns(&[("web", web), ("app", app)]).unwrap();
-        let got: Vec<(&str, ColType, bool)> = c.iter().map(|c| (c.name.as_str(), c.ty, c.nullable)).collect();
+        let got: Vec<(&str, ColType, bool)> =
+            c.iter().map(|c| (c.name.as_str(), c.ty, c.nullable)).collect();
         assert_eq!(
             got,
             [
@@ -273,9 +284,15 @@ mod tests {
             ]
         );
         let clash = r#"{"type":"record","name":"x","fields":[{"name":"status","type":"string"}]}"#;
-        assert!(columns(&[("web", web), ("x", clash)]).unwrap_err().to_string().contains("field `status` is bigint"));
+        assert!(columns(&[("web", web), ("x", clash)])
+            .unwrap_err()
+            .to_string()
+            .contains("field `status` is bigint"));
         let nested = r#"{"type":"record","name":"x","fields":[{"name":"tags","type":{"type":"array","items":"string"}}]}"#;
-        assert!(columns(&[("x", nested)]).unwrap_err().to_string().contains("field `tags` of source `x`"));
+        assert!(columns(&[("x", nested)])
+            .unwrap_err()
+            .to_string()
+            .contains("field `tags` of source `x`"));
     }
 
     #[test]
@@ -284,7 +301,9 @@ mod tests {
         let mut got = Vec::new();
         assert!(scan(line, |k, v| got.push((String::from_utf8_lossy(k).into_owned(), v))));
         let s = |r: Raw| match r {
-            Raw::Str(a, b, _) | Raw::Lit(a, b) => String::from_utf8_lossy(&line[a as usize..b as usize]).into_owned(),
+            Raw::Str(a, b, _) | Raw::Lit(a, b) => {
+                String::from_utf8_lossy(&line[a as usize..b as usize]).into_owned()
+            }
             Raw::Null => "NULL".into(),
         };
         let flat: Vec<(String, String)> = got.iter().map(|(k, v)| (k.clone(), s(*v))).collect();

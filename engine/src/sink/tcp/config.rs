@@ -51,9 +51,16 @@ impl RawTcp {
     /// Checks the address is `HOST:PORT`.
     pub fn validate(&self) -> Result<TcpConfig, ConfigError> {
         let a = &self.address;
-        let ok = a.rsplit_once(':').and_then(|(h, p)| (!h.is_empty()).then_some(p)).is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        let ok = a
+            .rsplit_once(':')
+            .and_then(|(h, p)| (!h.is_empty()).then_some(p))
+            .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
-            return Err(ConfigError::new("sink.tcp.address", format!("`{a}` is not HOST:PORT"), "write e.g. 127.0.0.1:5140"));
+            return Err(ConfigError::new(
+                "sink.tcp.address",
+                format!("`{a}` is not HOST:PORT"),
+                "write e.g. 127.0.0.1:5140",
+            ));
         }
         Ok(TcpConfig { address: a.clone(), framing: self.framing })
     }

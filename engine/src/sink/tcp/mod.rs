@@ -59,7 +59,8 @@ impl TcpSink {
     /// Resolves `addr` (an error if it does not) and starts connecting; a refused connection is
     /// retried.
     pub fn open(addr: &str, framing: Framing, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
-        let poll = Poll::new().map_err(|source| EngineError::SinkOpen { target: format!("tcp://{addr}"), source })?;
+        let poll = Poll::new()
+            .map_err(|source| EngineError::SinkOpen { target: format!("tcp://{addr}"), source })?;
         let mut s = Self {
             addr: addr.to_string(),
             framing,
@@ -84,9 +85,11 @@ impl TcpSink {
     }
 
     fn resolve(&self) -> Result<SocketAddr, EngineError> {
-        self.addr.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| EngineError::SinkOpen {
-            target: format!("tcp://{}", self.addr),
-            source: std::io::Error::new(ErrorKind::NotFound, "address does not resolve"),
+        self.addr.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+            EngineError::SinkOpen {
+                target: format!("tcp://{}", self.addr),
+                source: std::io::Error::new(ErrorKind::NotFound, "address does not resolve"),
+            }
         })
     }
 
@@ -116,7 +119,10 @@ impl TcpSink {
         self.connected = false;
         self.reconnects += 1;
         self.next_attempt = self.clock.now_ns() + self.backoff.failed().as_nanos() as u64;
-        spate_core::rate_log::warn("tcp_connect", &format!("tcp sink: cannot reach {}; retrying with backoff", self.addr));
+        spate_core::rate_log::warn(
+            "tcp_connect",
+            &format!("tcp sink: cannot reach {}; retrying with backoff", self.addr),
+        );
     }
 
     /// Writes as much of `pending` as the socket takes. Returns true when it is empty.
@@ -130,8 +136,9 @@ impl TcpSink {
             // While a non-blocking connect is in progress a write fails with NotConnected;
             // a connect that failed shows as a socket error, or never completes.
             let socket_error = matches!(c.take_error(), Ok(Some(_)) | Err(_));
-            let connect_timed_out =
-                !self.connected && self.clock.now_ns().saturating_sub(self.connect_started) > CONNECT_TIMEOUT.as_nanos() as u64;
+            let connect_timed_out = !self.connected
+                && self.clock.now_ns().saturating_sub(self.connect_started)
+                    > CONNECT_TIMEOUT.as_nanos() as u64;
             match res {
                 Ok(0) => {
                     self.fail_connect();
@@ -144,7 +151,13 @@ impl TcpSink {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::NotConnected && !socket_error && !connect_timed_out => return false,
+                Err(e)
+                    if e.kind() == ErrorKind::NotConnected
+                        && !socket_error
+                        && !connect_timed_out =>
+                {
+                    return false
+                }
                 Err(_) => {
                     self.fail_connect();
                     return false;
@@ -161,7 +174,12 @@ impl TcpSink {
 }
 
 impl Sink for TcpSink {
-    fn write(&mut self, batch: &Batch, from: usize, acct: &mut Outcomes) -> Result<usize, EngineError> {
+    fn write(
+        &mut self,
+        batch: &Batch,
+        from: usize,
+        acct: &mut Outcomes,
+    ) -> Result<usize, EngineError> {
         // One batch in the socket at a time: take a new one only when the last has drained.
         if !self.drain(acct) {
             return Ok(0);
@@ -212,7 +230,10 @@ impl Sink for TcpSink {
             self.pending_events = 0;
             return Err(EngineError::SinkWrite {
                 target: format!("tcp://{}", self.addr),
-                source: std::io::Error::new(ErrorKind::TimedOut, format!("{n} events not written before the drain timeout")),
+                source: std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("{n} events not written before the drain timeout"),
+                ),
             });
         }
         if let Some(c) = self.conn.as_mut() {

@@ -20,7 +20,9 @@ impl Security {
     pub fn explain(&self, reason: &str, bootstrap: &str) -> Option<ConfigError> {
         let r = reason.to_ascii_lowercase();
         let at = format!("the broker at {bootstrap}");
-        let err = |key: &str, what: String, fix: &str| Some(ConfigError::new(key, format!("{what} ({})", reason.trim()), fix));
+        let err = |key: &str, what: String, fix: &str| {
+            Some(ConfigError::new(key, format!("{what} ({})", reason.trim()), fix))
+        };
         // librdkafka reads the files when the client is made.
         if r.contains("ssl.key.location failed") {
             return match self.tls.as_ref().is_some_and(|t| t.key_password.is_some()) {
@@ -37,10 +39,18 @@ impl Security {
             };
         }
         if r.contains("ssl.certificate.location failed") {
-            return err("sink.kafka.tls.cert_file", "the client certificate cannot be read".into(), "give a PEM certificate");
+            return err(
+                "sink.kafka.tls.cert_file",
+                "the client certificate cannot be read".into(),
+                "give a PEM certificate",
+            );
         }
         if r.contains("ssl.ca.location failed") {
-            return err("sink.kafka.tls.ca_file", "the CA file cannot be read".into(), "give a PEM file of one or more CA certificates");
+            return err(
+                "sink.kafka.tls.ca_file",
+                "the CA file cannot be read".into(),
+                "give a PEM file of one or more CA certificates",
+            );
         }
         if r.contains("ssl handshake failed")
             || r.contains("certificate verify failed")
@@ -80,26 +90,40 @@ impl Security {
                     "set sink.kafka.tls.cert_file and key_file (--kafka-cert/--kafka-key) to a certificate signed by a CA the broker trusts",
                 );
             }
-            if r.contains("verify failed") || r.contains("self-signed") || r.contains("self signed") || r.contains("local issuer") {
+            if r.contains("verify failed")
+                || r.contains("self-signed")
+                || r.contains("self signed")
+                || r.contains("local issuer")
+            {
                 return err(
                     "sink.kafka.tls.ca_file",
                     format!("spate does not trust the certificate of {at}"),
                     "set sink.kafka.tls.ca_file (--kafka-ca) to the PEM file of the CA that signed the broker's certificate",
                 );
             }
-            if r.contains("wrong version number") || r.contains("packet length too long") || r.contains("unexpected eof") {
+            if r.contains("wrong version number")
+                || r.contains("packet length too long")
+                || r.contains("unexpected eof")
+            {
                 return err(
                     "sink.kafka.tls",
                     format!("{at} does not speak TLS on that port"),
                     "use the broker's TLS listener in --brokers, or remove sink.kafka.tls for a plaintext one",
                 );
             }
-            return err("sink.kafka.tls", format!("TLS with {at} failed"), "check sink.kafka.tls against the broker's TLS listener");
+            return err(
+                "sink.kafka.tls",
+                format!("TLS with {at} failed"),
+                "check sink.kafka.tls against the broker's TLS listener",
+            );
         }
         // A TLS listener resets a plaintext client at its first request (ApiVersion); a
         // plaintext broker never does.
-        let reset_at_hello = r.contains("state apiversion_query") && (r.contains("disconnected") || r.contains("reset"));
-        if r.contains("connecting to a ssl listener") || r.contains("incorrect security.protocol") || (self.tls.is_none() && reset_at_hello)
+        let reset_at_hello = r.contains("state apiversion_query")
+            && (r.contains("disconnected") || r.contains("reset"));
+        if r.contains("connecting to a ssl listener")
+            || r.contains("incorrect security.protocol")
+            || (self.tls.is_none() && reset_at_hello)
         {
             return err(
                 "sink.kafka.tls",
@@ -116,7 +140,10 @@ impl Security {
                 );
             }
             if r.contains("mechanism")
-                && (r.contains("not supported") || r.contains("unsupported") || r.contains("not enabled") || r.contains("not offered"))
+                && (r.contains("not supported")
+                    || r.contains("unsupported")
+                    || r.contains("not enabled")
+                    || r.contains("not offered"))
             {
                 return err(
                     "sink.kafka.sasl.mechanism",
@@ -234,13 +261,22 @@ pub fn await_metadata<C: ClientContext>(
 /// OpenSSL reports a wrong CA and a certificate for another host name alike ("certificate
 /// verify failed"). When verification failed with hostname checking on, one more short-lived
 /// client without it tells them apart: if that one connects, the name was the problem.
-fn refine_verify_failure(e: ConfigError, cfg: &ClientConfig, security: &Security, bootstrap: &str) -> ConfigError {
-    if e.key != "sink.kafka.tls.ca_file" || !security.tls.as_ref().is_some_and(|t| t.verify_hostname) {
+fn refine_verify_failure(
+    e: ConfigError,
+    cfg: &ClientConfig,
+    security: &Security,
+    bootstrap: &str,
+) -> ConfigError {
+    if e.key != "sink.kafka.tls.ca_file"
+        || !security.tls.as_ref().is_some_and(|t| t.verify_hostname)
+    {
         return e;
     }
     let mut c = cfg.clone();
     c.set("ssl.endpoint.identification.algorithm", "none");
-    let Ok(consumer) = c.create_with_context::<_, rdkafka::consumer::BaseConsumer<ErrorTrap>>(ErrorTrap::default()) else {
+    let Ok(consumer) = c
+        .create_with_context::<_, rdkafka::consumer::BaseConsumer<ErrorTrap>>(ErrorTrap::default())
+    else {
         return e;
     };
     // Its failures arrive as log lines, which need no polling.

@@ -36,7 +36,10 @@ mod tests {
         let p = props(&s);
         assert_eq!(p["security.protocol"], "sasl_ssl");
         assert_eq!(p["sasl.mechanism"], "SCRAM-SHA-512");
-        assert_eq!(p["ssl.endpoint.identification.algorithm"], "https", "hostname verification is on by default");
+        assert_eq!(
+            p["ssl.endpoint.identification.algorithm"], "https",
+            "hostname verification is on by default"
+        );
         let off = RawTls { enabled: Some(false), ..Default::default() };
         assert_eq!(Security::from_raw(Some(&off), None).unwrap().protocol(), "plaintext");
     }
@@ -44,7 +47,12 @@ mod tests {
     /// librdkafka accepts every combination spate sets: it was built with SSL, SCRAM and OIDC.
     #[test]
     fn librdkafka_takes_every_mechanism() {
-        for (m, oauth) in [("PLAIN", None), ("SCRAM-SHA-256", None), ("SCRAM-SHA-512", None), ("OAUTHBEARER", Some(()))] {
+        for (m, oauth) in [
+            ("PLAIN", None),
+            ("SCRAM-SHA-256", None),
+            ("SCRAM-SHA-512", None),
+            ("OAUTHBEARER", Some(())),
+        ] {
             let sasl = RawSasl {
                 mechanism: Some(m.into()),
                 username: Some("u".into()),
@@ -67,11 +75,31 @@ mod tests {
     #[test]
     fn bad_sections_name_their_key() {
         let cases: Vec<(RawSasl, &str)> = vec![
-            (RawSasl { mechanism: Some("GSSAPI".into()), ..Default::default() }, "sink.kafka.sasl.mechanism"),
+            (
+                RawSasl { mechanism: Some("GSSAPI".into()), ..Default::default() },
+                "sink.kafka.sasl.mechanism",
+            ),
             (RawSasl { mechanism: None, ..Default::default() }, "sink.kafka.sasl.mechanism"),
-            (RawSasl { mechanism: Some("PLAIN".into()), password: Some("x".into()), ..Default::default() }, "sink.kafka.sasl.username"),
-            (RawSasl { mechanism: Some("PLAIN".into()), username: Some("u".into()), ..Default::default() }, "sink.kafka.sasl.password"),
-            (RawSasl { mechanism: Some("OAUTHBEARER".into()), ..Default::default() }, "sink.kafka.sasl.oauth.token_endpoint"),
+            (
+                RawSasl {
+                    mechanism: Some("PLAIN".into()),
+                    password: Some("x".into()),
+                    ..Default::default()
+                },
+                "sink.kafka.sasl.username",
+            ),
+            (
+                RawSasl {
+                    mechanism: Some("PLAIN".into()),
+                    username: Some("u".into()),
+                    ..Default::default()
+                },
+                "sink.kafka.sasl.password",
+            ),
+            (
+                RawSasl { mechanism: Some("OAUTHBEARER".into()), ..Default::default() },
+                "sink.kafka.sasl.oauth.token_endpoint",
+            ),
         ];
         for (raw, key) in cases {
             assert_eq!(Security::from_raw(None, Some(&raw)).unwrap_err().key, key);
@@ -79,7 +107,10 @@ mod tests {
         let tls = RawTls { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() };
         assert_eq!(Security::from_raw(Some(&tls), None).unwrap_err().key, "sink.kafka.tls.ca_file");
         let tls = RawTls { cert_file: Some("/etc/hostname".into()), ..Default::default() };
-        assert_eq!(Security::from_raw(Some(&tls), None).unwrap_err().key, "sink.kafka.tls.key_file");
+        assert_eq!(
+            Security::from_raw(Some(&tls), None).unwrap_err().key,
+            "sink.kafka.tls.key_file"
+        );
     }
 
     #[test]
@@ -138,6 +169,9 @@ mod tests {
         };
         let s = Security::from_raw(None, Some(&sasl)).unwrap();
         assert_eq!(key(&s, "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256"), Some("sink.kafka.sasl.password".into()));
-        assert_eq!(key(&s, "Unsupported SASL mechanism: broker's supported mechanisms: PLAIN"), Some("sink.kafka.sasl.mechanism".into()));
+        assert_eq!(
+            key(&s, "Unsupported SASL mechanism: broker's supported mechanisms: PLAIN"),
+            Some("sink.kafka.sasl.mechanism".into())
+        );
     }
 }

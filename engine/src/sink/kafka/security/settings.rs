@@ -160,7 +160,10 @@ pub const TYPED: &[(&str, &str)] = &[
 impl Security {
     /// Checks the `tls` and `sasl` sections as written.
     pub fn from_raw(tls: Option<&RawTls>, sasl: Option<&RawSasl>) -> Result<Self, ConfigError> {
-        Ok(Security { tls: tls.map(Tls::from_raw).transpose()?.flatten(), sasl: sasl.map(Sasl::from_raw).transpose()? })
+        Ok(Security {
+            tls: tls.map(Tls::from_raw).transpose()?.flatten(),
+            sasl: sasl.map(Sasl::from_raw).transpose()?,
+        })
     }
 
     /// librdkafka's `security.protocol`.
@@ -190,13 +193,20 @@ impl Security {
             if let Some(pw) = &t.key_password {
                 c.set("ssl.key.password", pw.expose());
             }
-            c.set("ssl.endpoint.identification.algorithm", if t.verify_hostname { "https" } else { "none" });
+            c.set(
+                "ssl.endpoint.identification.algorithm",
+                if t.verify_hostname { "https" } else { "none" },
+            );
             c.set("enable.ssl.certificate.verification", "true");
         }
         match &self.sasl {
             None => {}
-            Some(s @ (Sasl::Plain { username, password } | Sasl::Scram { username, password, .. })) => {
-                c.set("sasl.mechanism", s.mechanism()).set("sasl.username", username).set("sasl.password", password.expose());
+            Some(
+                s @ (Sasl::Plain { username, password } | Sasl::Scram { username, password, .. }),
+            ) => {
+                c.set("sasl.mechanism", s.mechanism())
+                    .set("sasl.username", username)
+                    .set("sasl.password", password.expose());
             }
             Some(Sasl::Oauth { token_endpoint, client_id, client_secret, scope }) => {
                 c.set("sasl.mechanism", "OAUTHBEARER")
@@ -283,7 +293,8 @@ impl Sasl {
     fn from_raw(r: &RawSasl) -> Result<Self, ConfigError> {
         let mech = r.mechanism.as_deref().map(str::to_ascii_uppercase);
         let creds = |r: &RawSasl| -> Result<(String, Secret), ConfigError> {
-            let user = secret::expand(r.username.as_deref().unwrap_or(""), "sink.kafka.sasl.username")?;
+            let user =
+                secret::expand(r.username.as_deref().unwrap_or(""), "sink.kafka.sasl.username")?;
             if user.is_empty() {
                 return Err(ConfigError::new(
                     "sink.kafka.sasl.username",
