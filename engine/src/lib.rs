@@ -47,6 +47,7 @@ pub mod error;
 pub mod flush;
 pub mod latency;
 pub mod lifecycle;
+pub mod pgconn;
 pub mod ring;
 pub mod run;
 pub mod sink;

@@ -132,6 +132,39 @@ impl Postgres {
         );
     }
 
+    /// Stops every process of the server (SIGSTOP): it keeps its sockets, and the kernel keeps
+    /// accepting and acknowledging, but nothing answers: a hung server. `unpause` resumes it.
+    pub fn pause(&self) {
+        self.signal_all("-STOP");
+    }
+
+    /// Resumes a server stopped by `pause` (SIGCONT).
+    pub fn unpause(&self) {
+        self.signal_all("-CONT");
+    }
+
+    /// Sends `sig` to the postmaster and its children.
+    fn signal_all(&self, sig: &str) {
+        let pidfile =
+            std::fs::read_to_string(self.dir.join("data").join("postmaster.pid")).unwrap();
+        let main: u32 =
+            pidfile.lines().next().and_then(|l| l.trim().parse().ok()).expect("postmaster.pid");
+        let mut pids = vec![main.to_string()];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            // pid (comm) state ppid ...: the comm may hold spaces, so read after its ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(main) {
+                pids.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let ok = Command::new("kill").arg(sig).args(&pids).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pids:?} failed");
+    }
+
     /// Runs `sql` with psql over TCP as `postgres`; returns the unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
         self.try_psql(sql).unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))

@@ -3,7 +3,7 @@
 //! lock, so instances starting together, and databases made by older versions of spate, end
 //! at the same schema. A database at a newer version than this spate knows is left alone.
 
-use postgres::Client;
+use crate::pgconn::{PgConn, PgError};
 
 /// The schema version this spate writes.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -31,24 +31,34 @@ CREATE INDEX IF NOT EXISTS spate_run_changes_run ON spate_run_changes (run_id, a
 "];
 
 /// Brings the schema to [`SCHEMA_VERSION`].
-pub(super) fn migrate(c: &mut Client) -> Result<(), postgres::Error> {
-    let mut tx = c.transaction()?;
+pub(super) fn migrate(c: &mut PgConn) -> Result<(), PgError> {
+    c.batch_execute("BEGIN")?;
+    let res = steps(c);
+    if res.is_err() && !res.as_ref().err().is_some_and(PgError::is_lost) {
+        let _ = c.batch_execute("ROLLBACK");
+    }
+    res?;
+    c.batch_execute("COMMIT")
+}
+
+/// The migration's statements, inside its transaction.
+fn steps(c: &mut PgConn) -> Result<(), PgError> {
     // One migrator at a time (the key is "spate" in ASCII).
-    tx.execute("SELECT pg_advisory_xact_lock(495806674021)", &[])?;
-    tx.batch_execute(
+    c.execute("SELECT pg_advisory_xact_lock(495806674021)", &[])?;
+    c.batch_execute(
         "CREATE TABLE IF NOT EXISTS spate_schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
     )?;
-    let have: i32 =
-        tx.query_one("SELECT coalesce(max(version), 0) FROM spate_schema_version", &[])?.get(0);
+    let rows = c.query("SELECT coalesce(max(version), 0) FROM spate_schema_version", &[])?;
+    let have: i32 = rows.first().map_or(0, |r| r.get(0));
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let v = i as i32 + 1;
         if v > have {
-            tx.batch_execute(sql)?;
-            tx.execute(
+            c.batch_execute(sql)?;
+            c.execute(
                 "INSERT INTO spate_schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&v],
             )?;
         }
     }
-    tx.commit()
+    Ok(())
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use crate::pgconn::{PgConn, PgError};
 use spate_core::backoff::Backoff;
 use spate_core::clock::Clock;
 
@@ -43,7 +43,7 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
-fn classify(e: &postgres::Error) -> ConnectError {
+fn classify(e: &PgError) -> ConnectError {
     if e.as_db_error().is_some() {
         ConnectError::Refused(describe(e))
     } else {
@@ -52,8 +52,8 @@ fn classify(e: &postgres::Error) -> ConnectError {
 }
 
 /// A connection with the schema migrated, within `timeout`.
-pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<Client, ConnectError> {
-    let mut pc: postgres::Config =
+pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<PgConn, ConnectError> {
+    let mut pc: tokio_postgres::Config =
         cfg.url.parse().map_err(|e| ConnectError::Refused(format!("{e}")))?;
     if let Some(p) = &cfg.password {
         pc.password(p.expose());
@@ -62,7 +62,10 @@ pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<Client, Co
     pc.application_name("spate-audit");
     // Every statement bounded: a stalled server cannot hold the writer (or its stop).
     pc.options("-c statement_timeout=5000");
-    let mut c = pc.connect(NoTls).map_err(|e| classify(&e))?;
+    let mut c =
+        PgConn::connect(&pc, timeout.max(Duration::from_millis(100))).map_err(|e| classify(&e))?;
+    // A statement waits at most as long as the server's own limit, plus a margin.
+    c.set_deadline(Duration::from_secs(6));
     super::migrate::migrate(&mut c).map_err(|e| match classify(&e) {
         ConnectError::Refused(m) => {
             ConnectError::Refused(format!("cannot create the audit tables: {m}"))
@@ -74,11 +77,8 @@ pub(super) fn connect(cfg: &AuditConfig, timeout: Duration) -> Result<Client, Co
 
 /// The server's message when there is one (wrong password, missing permission), else the
 /// client's.
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
+fn describe(e: &PgError) -> String {
+    e.describe()
 }
 
 impl Writer {
@@ -112,7 +112,7 @@ impl Writer {
     }
 
     pub(super) fn run(mut self) {
-        let mut client: Option<Client> = None;
+        let mut client: Option<PgConn> = None;
         let mut backoff = Backoff::reconnects(
             Duration::from_millis(500),
             Duration::from_secs(5),
@@ -148,7 +148,7 @@ impl Writer {
                         self.shared.written.fetch_add(1, Relaxed);
                         self.shared.pending.fetch_sub(1, Relaxed);
                     }
-                    Err(e) if e.is_closed() || e.as_db_error().is_none() => {
+                    Err(e) if e.is_lost() => {
                         // The connection is gone: keep the record, reconnect.
                         self.fail(format!(
                             "audit: lost the connection to {}: {}; retrying",
@@ -179,7 +179,7 @@ impl Writer {
     }
 }
 
-fn write(c: &mut Client, r: &Record) -> Result<(), postgres::Error> {
+fn write(c: &mut PgConn, r: &Record) -> Result<(), PgError> {
     match r {
         Record::Started { run_id, at, origin, seed, config } => c
             .execute(

@@ -2,18 +2,23 @@
 //! and the dead-letter file; and the `postgres://...?table=T` shorthand.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
 use spate_core::breaker::{BreakerConfig, RawBreaker};
-use spate_core::conf::{DataPath, SecretUrl};
+use spate_core::conf::{DataPath, HumanDuration, SecretUrl};
 use spate_core::ConfigError;
 
 /// Default events per transaction: a commit per 32,768 rows costs about 1 % of a 1M-row load
 /// in commits and fsyncs, where one per 8,192 cost 17 % (tuning.md).
 pub const DEFAULT_COMMIT_ROWS: usize = 32_768;
+
+/// Default wait for one call: above the 1 s a 32,768-row COPY takes here, far below a
+/// drain timeout of runs that matter.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How events become rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -45,6 +50,9 @@ pub struct RawPostgres {
     pub dlq_file: Option<DataPath>,
     /// The sink's circuit breaker (each transaction is a call).
     pub breaker: Option<RawBreaker>,
+    /// How long one call (connect, COPY, COMMIT, a query) waits for the server before the
+    /// server counts as hung: the call fails like a lost connection (default `10s`).
+    pub call_timeout: Option<HumanDuration>,
 }
 
 /// A checked PostgreSQL sink.
@@ -62,6 +70,8 @@ pub struct PgConfig {
     pub typed: bool,
     /// The sink's circuit breaker (each transaction is a call).
     pub breaker: BreakerConfig,
+    /// How long one call waits for the server.
+    pub call_timeout: Duration,
 }
 
 impl RawPostgres {
@@ -106,6 +116,14 @@ impl RawPostgres {
             .clone()
             .unwrap_or_default()
             .validate("sink.postgres.breaker", deprecated)?;
+        let call_timeout = self.call_timeout.map_or(DEFAULT_CALL_TIMEOUT, HumanDuration::get);
+        if call_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "sink.postgres.call_timeout",
+                format!("{call_timeout:?} is too short for any server to answer"),
+                "give at least 100ms, e.g. 10s (the default)",
+            ));
+        }
         Ok(PgConfig {
             url,
             table,
@@ -116,6 +134,7 @@ impl RawPostgres {
             commit_rows,
             typed: self.layout == Layout::Typed,
             breaker,
+            call_timeout,
         })
     }
 
@@ -135,6 +154,7 @@ impl PgConfig {
             commit_rows: None,
             dlq_file: None,
             breaker: None,
+            call_timeout: None,
         }
         .validate()
     }
@@ -153,7 +173,7 @@ fn valid_table(t: &str) -> bool {
     parts.len() <= 2 && parts.iter().all(|p| spate_gen::avro::valid_name(p))
 }
 
-/// `postgres://...?table=T&dlq_file=P&commit_rows=N&layout=L&...` as the settings of the tagged
+/// `postgres://...?table=T&dlq_file=P&commit_rows=N&layout=L&call_timeout=D&...` as the settings of the tagged
 /// form: spate's own parameters become keys, the others stay in the URL (libpq's).
 pub fn shorthand(s: &str, key: &str) -> Result<Mapping, ConfigError> {
     let (base, query) = s.split_once('?').unwrap_or((s, ""));
@@ -169,6 +189,9 @@ pub fn shorthand(s: &str, key: &str) -> Result<Mapping, ConfigError> {
             }
             Some(("layout", l)) => {
                 m.insert("layout".into(), Value::from(l));
+            }
+            Some(("call_timeout", d)) => {
+                m.insert("call_timeout".into(), Value::from(d));
             }
             Some(("commit_rows", n)) => {
                 let n: u64 = n.parse().map_err(|_| {
@@ -215,6 +238,7 @@ mod tests {
             ("{url: 'postgres://u@h/db', commit_rows: 0}", "sink.postgres.commit_rows"),
             ("{url: 'postgres://u@h/db', commit_rows: 2000000}", "sink.postgres.commit_rows"),
             ("{url: 'postgres://u@h/db', breaker: {window: 0}}", "sink.postgres.breaker.window"),
+            ("{url: 'postgres://u@h/db', call_timeout: 10ms}", "sink.postgres.call_timeout"),
         ] {
             assert_eq!(raw(yaml).validate().unwrap_err().key, key, "{yaml}");
         }

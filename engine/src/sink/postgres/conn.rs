@@ -1,22 +1,24 @@
-//! Connections of the PostgreSQL sink: bounded connects and statements, and the server's own
-//! words for what went wrong.
+//! Connections of the PostgreSQL sink: every call bounded (`crate::pgconn`), statements bounded
+//! on the server too.
 
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use crate::pgconn::{PgConn, PgError};
 
 use super::config::PgConfig;
-pub(super) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
+
+/// The server's words for what went wrong, or the client's.
+pub(super) fn describe(e: &PgError) -> String {
+    e.describe()
 }
 
-pub(super) fn connect(target: &PgConfig, timeout: Duration) -> Result<Client, postgres::Error> {
-    let mut pc: postgres::Config = target.url.parse()?;
-    pc.connect_timeout(timeout);
+/// A connection to `target` within `deadline`; its calls wait at most `target.call_timeout`.
+pub(super) fn connect(target: &PgConfig, deadline: Duration) -> Result<PgConn, PgError> {
+    let mut pc: tokio_postgres::Config = target.url.parse().map_err(PgError::Pg)?;
+    pc.connect_timeout(deadline);
     pc.application_name("spate");
     pc.options("-c statement_timeout=30000");
-    pc.connect(NoTls)
+    let mut c = PgConn::connect(&pc, deadline)?;
+    c.set_deadline(target.call_timeout);
+    Ok(c)
 }

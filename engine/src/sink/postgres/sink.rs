@@ -22,14 +22,14 @@
 //! unknown; the rows are kept, and after reconnecting the id is looked up: found, it was
 //! committed (counted delivered, not sent again); missing, it was rolled back and is sent again.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::Client;
+use bytes::Bytes;
 
 use crate::batch::Batch;
 use crate::error::{ConfigError, EngineError};
+use crate::pgconn::{PgConn, PgError};
 use crate::sink::dlq::DlqFile;
 use crate::sink::{Outcomes, Sink};
 use spate_core::backoff::Backoff;
@@ -53,7 +53,7 @@ const TIMESTAMPTZ: &str = "timestamp with time zone";
 /// The PostgreSQL sink: binary COPY into one open transaction at a time, on the flush thread.
 pub struct PgSink {
     target: PgConfig,
-    client: Option<Client>,
+    client: Option<PgConn>,
     copy_sql: String,
     source_names: Vec<String>,
     run_id: String,
@@ -99,7 +99,7 @@ impl PgSink {
     ) -> Result<PgSink, EngineError> {
         let bad =
             |what: String, fix: &str| EngineError::Config(ConfigError::new("sink", what, fix));
-        let mut c = connect(target, Duration::from_secs(5)).map_err(|e| match e.as_db_error() {
+        let mut c = connect(target, target.call_timeout).map_err(|e| match e.as_db_error() {
             Some(_) => bad(
                 format!("PostgreSQL at {} refused spate: {}", target.display(), describe(&e)),
                 "check the user, the password (in the URL or ${ENV}) and the database name",
@@ -294,7 +294,7 @@ impl PgSink {
         self.clear();
     }
 
-    fn lost(&mut self, e: &postgres::Error, in_doubt: bool, took: Duration) {
+    fn lost(&mut self, e: &PgError, in_doubt: bool, took: Duration) {
         if let Some(b) = &mut self.breaker {
             b.record(true, took);
         }
@@ -321,7 +321,7 @@ impl PgSink {
             return false;
         }
         let t = self.clock.now_ns();
-        match connect(&self.target, Duration::from_secs(2)) {
+        match connect(&self.target, self.target.call_timeout) {
             Ok(c) => {
                 self.client = Some(c);
                 self.backoff.succeeded();
@@ -360,7 +360,10 @@ impl PgSink {
             .clone();
         if self.in_doubt {
             let c = self.client.as_mut().expect("connected above");
-            match c.query_opt("SELECT 1 FROM spate_batches WHERE batch_id = $1", &[&id]) {
+            match c
+                .query("SELECT 1 FROM spate_batches WHERE batch_id = $1", &[&id])
+                .map(|r| r.into_iter().next())
+            {
                 Ok(Some(_)) => {
                     spate_core::rate_log::warn(
                         "pg_in_doubt",
@@ -397,8 +400,7 @@ impl PgSink {
             // The server refused the rows themselves (not the connection): resending will not
             // help; they go to the DLQ file with the server's reason.
             Err((e, false))
-                if e.as_db_error().is_some()
-                    && self.client.as_ref().is_some_and(|c| !c.is_closed()) =>
+                if !e.is_lost() && self.client.as_ref().is_some_and(|c| !c.is_closed()) =>
             {
                 let why = format!("postgres refused the batch: {}", describe(&e));
                 self.dead_letter_open(acct, &why);
@@ -413,20 +415,29 @@ impl PgSink {
     }
 
     /// The open transaction's COPY and its id; `Err((e, committing))`.
-    fn transact(&mut self, id: &str) -> Result<(), (postgres::Error, bool)> {
+    fn transact(&mut self, id: &str) -> Result<(), (PgError, bool)> {
         let rows = self.rows as i32;
+        let data = vec![
+            Bytes::from_static(copy::HEADER),
+            Bytes::copy_from_slice(&self.buf),
+            Bytes::from_static(copy::TRAILER),
+        ];
+        let copy_sql = &self.copy_sql;
         let c = self.client.as_mut().expect("connected");
-        let mut tx = c.transaction().map_err(|e| (e, false))?;
-        let mut w = tx.copy_in(&self.copy_sql).map_err(|e| (e, false))?;
-        // The writer's io::Error says little; finish() reports the connection's.
-        let _ = w
-            .write_all(copy::HEADER)
-            .and_then(|()| w.write_all(&self.buf))
-            .and_then(|()| w.write_all(copy::TRAILER));
-        w.finish().map_err(|e| (e, false))?;
-        tx.execute("INSERT INTO spate_batches (batch_id, rows) VALUES ($1, $2)", &[&id, &rows])
-            .map_err(|e| (e, false))?;
-        tx.commit().map_err(|e| (e, true))
+        let rows_in = || -> Result<(), PgError> {
+            c.batch_execute("BEGIN")?;
+            c.copy_in(copy_sql, data)?;
+            c.execute("INSERT INTO spate_batches (batch_id, rows) VALUES ($1, $2)", &[&id, &rows])?;
+            Ok(())
+        };
+        if let Err(e) = rows_in() {
+            if !e.is_lost() {
+                // The server refused a statement: end the transaction, keep the connection.
+                let _ = c.batch_execute("ROLLBACK");
+            }
+            return Err((e, false));
+        }
+        c.batch_execute("COMMIT").map_err(|e| (e, true))
     }
 
     /// The open transaction's events into the DLQ file.
@@ -509,6 +520,12 @@ impl Sink for PgSink {
     /// Commits what is open within `timeout_ms` (reconnecting as needed); what cannot be
     /// committed by then goes to the DLQ file.
     fn finish(&mut self, acct: &mut Outcomes, timeout_ms: u64) -> Result<(), EngineError> {
+        // No call may outlast the drain: a hung server costs at most what is left of it.
+        let left = Duration::from_millis(timeout_ms).max(Duration::from_millis(100));
+        self.target.call_timeout = self.target.call_timeout.min(left);
+        if let Some(c) = &mut self.client {
+            c.set_deadline(self.target.call_timeout);
+        }
         let deadline = self.clock.now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
         while !self.commit(acct) && self.clock.now_ns() < deadline && !acct.is_aborting() {
             self.clock
