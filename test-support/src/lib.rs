@@ -27,6 +27,7 @@ pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<
         }
         let now = Instant::now();
         assert!(now < end, "timed out after {limit:?} waiting for {what}");
+        // The poll interval of a wait on a condition, bounded by the deadline.
         std::thread::sleep(POLL.min(end - now));
     }
 }
@@ -42,6 +43,7 @@ pub fn wait_for(deadline: Instant, mut condition: impl FnMut() -> bool) -> bool 
         if now >= deadline {
             return false;
         }
+        // The poll interval of a wait on a condition, bounded by the deadline.
         std::thread::sleep(POLL.min(deadline - now));
     }
 }

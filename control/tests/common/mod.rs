@@ -219,6 +219,7 @@ pub(crate) fn run_bounded(args: &[&str], limit: Duration) -> std::process::Outpu
                 String::from_utf8_lossy(&o.stderr)
             );
         }
+        // The poll interval of a wait on the child's exit, which has a deadline (above).
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
