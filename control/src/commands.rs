@@ -210,6 +210,13 @@ fn run(a: RunArgs) -> Result<i32> {
     };
     let run = spate_engine::start(cfg.clone(), opts).map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
+        // A registry that refuses the schema or the credentials, or is not there, is a setting
+        // to fix (exit 2), as the README's exit codes say.
+        e @ EngineError::Registry { .. } => anyhow::Error::from(ConfigError::new(
+            "avro.schema_registry",
+            secrets.text(&e.to_string()),
+            "check the registry's URL, that it is up, and its credentials",
+        )),
         e => anyhow::anyhow!(secrets.text(&e.to_string())),
     })?;
     if let Some(au) = &auditor {

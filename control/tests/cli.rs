@@ -483,3 +483,44 @@ fn the_shipped_avro_schemas_are_what_spate_derives() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("schema"), "{}", stderr(&o));
 }
+
+/// A schema registry that is not there, or refuses spate's credentials, is a setting to fix:
+/// exit 2 with the registry's words, before any event is generated.
+#[test]
+fn a_registry_that_refuses_or_is_absent_exits_2() {
+    use std::io::{Read, Write};
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = refusing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Answers every request 401, as a registry does to a wrong password.
+        for c in refusing.incoming().take(8) {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let body = r#"{"error_code":40101,"message":"Unauthorized"}"#;
+            let _ = write!(
+                c,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    for (what, url) in
+        [("absent", format!("http://{closed}")), ("refusing", format!("http://{addr}"))]
+    {
+        let o = spate(&[
+            "run",
+            "--sink",
+            "kafka",
+            "--format",
+            "avro",
+            "--schema-registry",
+            &url,
+            "--count",
+            "10",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains("avro.schema_registry"), "{what}: {}", stderr(&o));
+    }
+}

@@ -239,6 +239,29 @@ fn stdout_closed_early() {
     assert!(!o.stderr.to_lowercase().contains("broken pipe"), "{}", o.stderr);
 }
 
+/// A reader that leaves in the middle of a batch (`| head -c 200000`): the lines the pipe took
+/// whole count as delivered (at least every line the reader saw), the rest as shed.
+#[test]
+fn stdout_closed_mid_batch_counts_what_the_pipe_took() {
+    use std::io::Read;
+    let dir = Dir::new("stdout-bytes");
+    let sum = dir.join("s.json");
+    let t = Instant::now();
+    let mut c = spate(&["run", "--rate", "max", "--count", "200000", "--threads", "1"], &sum)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = vec![0u8; 200_000];
+    c.stdout.take().unwrap().read_exact(&mut got).unwrap(); // and the pipe closes here
+    let seen = got.iter().filter(|&&b| b == b'\n').count() as u64;
+    let o = outcome(c, t, Duration::from_secs(20), &sum);
+    o.report("stdout closed after 200,000 bytes (like `| head -c 200000`)");
+    o.balanced();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.n("delivered") >= seen, "{seen} lines read, {} counted delivered", o.n("delivered"));
+    assert!(o.n("shed") > 0, "{}", o.s);
+}
+
 /// Needs root (it mounts a 4 MiB tmpfs): `sudo -E cargo test --release -p spate --test faults
 /// disk_full -- --ignored`. scripts/test.sh runs it when it runs as root.
 #[test]

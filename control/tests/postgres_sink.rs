@@ -452,4 +452,55 @@ fn bad_targets_are_refused_at_start() {
     );
     let o = spate(&["run", "--sink", &pg.url(), "--format", "logfmt", "--count", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A table the user may see but not write: said as such, not as a table without columns.
+    pg.psql(
+        "CREATE TABLE theirs (ts timestamptz NOT NULL, source text NOT NULL, id text NOT NULL, \
+         traceparent text, body jsonb NOT NULL); GRANT CREATE, USAGE ON SCHEMA public TO limited",
+    );
+    let o = run(&format!(
+        "postgres://limited:limited-pass@127.0.0.1:{}/postgres?table=theirs",
+        pg.port
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("may not insert into table theirs"), "{}", stderr(&o));
+}
+
+/// Rows the server refuses (here a CHECK constraint) are not resent: they go to the DLQ file
+/// with the server's reason, and the reason is said on stderr too.
+#[test]
+fn a_batch_the_server_refuses_is_dead_lettered_and_said() {
+    let pg = Postgres::start();
+    pg.psql(
+        "CREATE TABLE refusing (ts timestamptz NOT NULL, source text NOT NULL, id text NOT NULL, \
+         traceparent text, body jsonb NOT NULL, CHECK (source <> 'web'))",
+    );
+    let (dlq, summary) = (tmp("refused.jsonl"), tmp("refused.json"));
+    let sink = format!("{}?table=refusing&dlq_file={}", pg.url(), dlq.display());
+    let o = spate(&[
+        "run",
+        "--sink",
+        &sink,
+        "--source",
+        "web",
+        "--count",
+        "1000",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{e}");
+    assert!(e.contains("postgres refused the batch") && e.contains("23514"), "{e}");
+    let s: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(
+        (s["generated"].as_u64(), s["dead_lettered"].as_u64()),
+        (Some(1000), Some(1000)),
+        "{s}"
+    );
+    let lines = std::fs::read_to_string(&dlq).unwrap();
+    assert_eq!(lines.lines().count(), 1000);
+    assert!(
+        lines.lines().all(|l| l.contains("violates check constraint")),
+        "{}",
+        &lines[..300.min(lines.len())]
+    );
 }

@@ -19,7 +19,8 @@ pub struct RawAudit {
     pub password_file: Option<SecretFile>,
     /// Records kept while PostgreSQL is unreachable, 1 to 10000000 (default 10000).
     pub queue: Option<usize>,
-    /// How long a finishing `spate run` waits for the audit rows to be written (default `5s`).
+    /// How long a finishing `spate run` waits for the audit rows to be written, while the database
+    /// answers (default `5s`; with it away the rows left are counted not written at once).
     pub flush_timeout: Option<HumanDuration>,
 }
 

@@ -70,6 +70,7 @@ impl Auditor {
             pending: Default::default(),
             last_error: Mutex::new(None),
             stop: Default::default(),
+            connected: Default::default(),
         });
         let w = writer::Writer::new(cfg, rx, shared.clone(), clock);
         let thread =
@@ -159,7 +160,12 @@ impl Auditor {
     /// returns the counts (records still pending are lost with the process).
     pub fn finish(&self) -> AuditReport {
         let deadline = std::time::Instant::now() + self.flush_timeout;
-        while self.report().pending > 0 && std::time::Instant::now() < deadline {
+        // Waiting is worth it only while rows can go out: with the database away, the rows left
+        // are counted as not written at once instead of after the whole flush timeout.
+        while self.report().pending > 0
+            && std::time::Instant::now() < deadline
+            && self.shared.connected.load(std::sync::atomic::Ordering::Acquire)
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.shared.stop.store(true, std::sync::atomic::Ordering::Release);

@@ -31,4 +31,6 @@ pub(crate) struct Shared {
     pub pending: std::sync::atomic::AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub stop: std::sync::atomic::AtomicBool,
+    /// Whether the writer holds a connection now (rows can still go out).
+    pub connected: std::sync::atomic::AtomicBool,
 }

@@ -5,7 +5,7 @@
 //! cannot block the trail.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +131,7 @@ impl Writer {
                 match connect(&self.cfg, Duration::from_secs(2)) {
                     Ok(c) => {
                         client = Some(c);
+                        self.shared.connected.store(true, Release);
                         backoff.succeeded();
                     }
                     Err(e) => {
@@ -156,6 +157,7 @@ impl Writer {
                             describe(&e)
                         ));
                         client = None;
+                        self.shared.connected.store(false, Release);
                         next_try = self.clock.now_ns() + backoff.failed().as_nanos() as u64;
                         break;
                     }

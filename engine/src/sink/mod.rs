@@ -196,14 +196,41 @@ impl<W: Output> Sink for WriterSink<W> {
                 return Err(EngineError::SinkWrite { target: self.target.clone(), source });
             }
         };
-        match self.out.write_all(bytes) {
+        let mut written = 0;
+        let res = loop {
+            if written == bytes.len() {
+                break Ok(());
+            }
+            match self.out.write(&bytes[written..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(k) => written += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match res {
             Ok(()) => {
                 self.whole += bytes.len() as u64;
                 acct.delivered_as(batch, from, n, bytes.len() as u64);
                 Ok(n)
             }
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                Ok(self.reader_left(batch, from, acct))
+                // The lines the pipe took whole before its reader left were delivered (an
+                // Avro block is all or nothing); the rest of the run is shed.
+                let base = if from == 0 { 0 } else { batch.ends[from - 1] as usize };
+                let whole = if self.container.is_some() {
+                    0
+                } else {
+                    batch.ends[from..]
+                        .iter()
+                        .take_while(|&&end| end as usize - base <= written)
+                        .count()
+                };
+                let line_bytes =
+                    batch.bytes_from(from).len() - batch.bytes_from(from + whole).len();
+                acct.delivered_as(batch, from, whole, line_bytes as u64);
+                self.reader_left(batch, from + whole, acct);
+                Ok(n)
             }
             Err(source) => {
                 // Part of the batch may be on disk: cut it off, so the file holds exactly the

@@ -142,6 +142,24 @@ impl PgSink {
                 "create the tables beforehand, or grant the user CREATE on the schema",
             )
         })?;
+        // information_schema shows only the columns the user has rights on: without INSERT the
+        // table would read as one with no columns. Say what is missing instead.
+        let may_insert = c
+            .query("SELECT has_table_privilege($1, 'INSERT')", &[&t.as_str()])
+            .map_err(|e| {
+                bad(
+                    format!("cannot check the rights on {t}: {}", describe(&e)),
+                    "grant the user access to the table",
+                )
+            })?
+            .first()
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if !may_insert {
+            return Err(bad(
+                format!("the user may not insert into table {t} at {}", target.display()),
+                "GRANT INSERT ON the table TO the user, or point ?table= at a table it may write",
+            ));
+        }
         let (schema, name) = t.split_once('.').map_or((None, t.as_str()), |(s, n)| (Some(s), n));
         let rows = c
             .query(
@@ -403,6 +421,15 @@ impl PgSink {
                 if !e.is_lost() && self.client.as_ref().is_some_and(|c| !c.is_closed()) =>
             {
                 let why = format!("postgres refused the batch: {}", describe(&e));
+                // Said where the operator looks, not only in the DLQ file's lines.
+                spate_core::rate_log::warn(
+                    "pg_refused",
+                    &format!(
+                        "postgres sink: {why}; its {} events go to the DLQ file {}",
+                        self.rows,
+                        self.target.dlq_file.display()
+                    ),
+                );
                 self.dead_letter_open(acct, &why);
                 true
             }
