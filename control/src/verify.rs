@@ -232,10 +232,13 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
         let _ = consumer.poll(Duration::ZERO);
     };
     let last = || consumer.context().take();
+    // A `{source}` topic (one topic per source) is every topic of the cluster the pattern
+    // matches: the run's events are audited together, whichever topic each went to.
+    let pattern = o.topic.split_once("{source}");
     let md = security::await_metadata(
         consumer.client(),
         &cc,
-        Some(&o.topic),
+        if pattern.is_some() { None } else { Some(&o.topic) },
         Duration::from_secs(10),
         &o.security,
         &o.brokers,
@@ -248,24 +251,28 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
             o.topic, o.brokers
         ))
     })?;
-    let parts: Vec<i32> = md
-        .topics()
-        .first()
-        .map(|t| t.partitions().iter().map(rdkafka::metadata::MetadataPartition::id).collect())
-        .unwrap_or_default();
-    if parts.is_empty() {
+    let matches = |name: &str| match pattern {
+        Some((pre, post)) => {
+            name.len() > pre.len() + post.len() && name.starts_with(pre) && name.ends_with(post)
+        }
+        None => name == o.topic,
+    };
+    let mut tpl = TopicPartitionList::new();
+    let (mut trimmed, mut partitions) = (0, 0);
+    for t in md.topics().iter().filter(|t| matches(t.name())) {
+        for p in t.partitions() {
+            let (low, _high) =
+                consumer.fetch_watermarks(t.name(), p.id(), Duration::from_secs(10)).map_err(k)?;
+            trimmed += low.max(0);
+            tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning).map_err(k)?;
+            partitions += 1;
+        }
+    }
+    if partitions == 0 {
         return Err(EngineError::Kafka(format!(
             "topic `{}` has no partitions (does it exist?)",
             o.topic
         )));
-    }
-    let mut tpl = TopicPartitionList::new();
-    let mut trimmed = 0;
-    for &p in &parts {
-        let (low, _high) =
-            consumer.fetch_watermarks(&o.topic, p, Duration::from_secs(10)).map_err(k)?;
-        trimmed += low.max(0);
-        tpl.add_partition_offset(&o.topic, p, Offset::Beginning).map_err(k)?;
     }
     consumer.assign(&tpl).map_err(k)?;
     let mut audit = Auditor::new(o.json, o.run_id.as_deref());
@@ -302,7 +309,7 @@ pub fn verify(o: &VerifyOptions) -> Result<VerifyReport, EngineError> {
     }
     let mut r = audit.report(o.expect);
     r.topic = o.topic.clone();
-    r.partitions = parts.len();
+    r.partitions = partitions;
     r.trimmed_before_read = trimmed;
     r.elapsed_s = started.elapsed().as_secs_f64();
     Ok(r)

@@ -524,3 +524,42 @@ fn a_registry_that_refuses_or_is_absent_exits_2() {
         assert!(stderr(&o).contains("avro.schema_registry"), "{what}: {}", stderr(&o));
     }
 }
+
+/// A run that wrote a topic per source (`--topic "cv.{source}"`) is verified with the same
+/// pattern: every matching topic is read, and the events are audited together.
+#[test]
+fn verify_reads_every_topic_of_a_source_pattern() {
+    let broker = Broker::start("cv.web,cv.app,cvx.web", 2);
+    let b = broker.bootstrap.as_str();
+    let run = spate(&[
+        "run",
+        "--sink",
+        "kafka",
+        "--brokers",
+        b,
+        "--topic",
+        "cv.{source}",
+        "--source",
+        "web=1,app=1",
+        "--count",
+        "4000",
+        "--rate",
+        "max",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let o = spate(&[
+        "verify",
+        "--brokers",
+        b,
+        "--topic",
+        "cv.{source}",
+        "--expect",
+        "4000",
+        "--timeout",
+        "10s",
+    ]);
+    assert!(o.status.success(), "verify exit {:?}: {}", o.status.code(), stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((r["unique"].as_u64(), r["missing"].as_u64()), (Some(4000), Some(0)), "{r}");
+    assert_eq!(r["partitions"], 4, "two topics of two partitions, not cvx.web: {r}");
+}
