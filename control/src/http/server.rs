@@ -260,14 +260,24 @@ async fn serve(
         let probes_only = matches!(slot, Slot::ProbesOnly(_));
         let accepted = Instant::now();
         let g = gate.clone();
+        // The slot is freed as soon as the reply is made (one request per connection), not when
+        // the connection's task ends a moment after the client has read it: a client that
+        // probes again at once must not meet its own last slot still held.
+        let held = Arc::new(std::sync::Mutex::new(Some(slot)));
+        let in_service = held.clone();
         let svc = service_fn(move |req| {
             let g = g.clone();
-            async move { Ok::<_, Infallible>(g.answer(req, peer.ip(), probes_only, accepted).await) }
+            let held = in_service.clone();
+            async move {
+                let reply = g.answer(req, peer.ip(), probes_only, accepted).await;
+                drop(held.lock().ok().and_then(|mut s| s.take()));
+                Ok::<_, Infallible>(reply)
+            }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
         tokio::spawn(async move {
-            let _slot = slot;
             let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+            drop(held);
         });
     }
     drop(listener);
