@@ -8,7 +8,9 @@
 //!   link; it is rewritten to the resolved absolute path;
 //! - a secret file (CA, certificate, key, password and token files) is refused;
 //! - `${NAME}` anywhere is refused;
-//! - librdkafka options that name files, libraries or commands are refused.
+//! - librdkafka options that name files, libraries, commands or URLs are refused.
+//!
+//! Where a run may connect is checked after validation (`allowlist.rs`).
 //!
 //! The base config (`--config`) is the operator's and is not checked.
 
@@ -113,11 +115,13 @@ fn refuse_env(v: &Value, path: &mut String) -> Result<(), ConfigError> {
     }
 }
 
-/// librdkafka properties that load code, run commands or read files of the server.
+/// librdkafka properties that load code, run commands, read files of the server or name a URL.
 fn names_local_resource(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('_', ".");
     k.ends_with(".location")
         || k.ends_with(".cmd")
+        // An OAUTHBEARER token endpoint is a destination the allowlist cannot see.
+        || k.ends_with(".url")
         || k.ends_with(".keytab")
         || k == "plugin.library.paths"
         || k == "ssl.providers"
@@ -188,6 +192,7 @@ mod tests {
             "sasl.kerberos.kinit.cmd",
             "sasl.kerberos.keytab",
             "ssl.providers",
+            "sasl.oauthbearer.token.endpoint.url",
         ] {
             assert!(names_local_resource(k), "{k}");
         }

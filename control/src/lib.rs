@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+mod allowlist;
 pub mod audit;
 pub mod cli;
 pub mod commands;

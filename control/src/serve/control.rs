@@ -14,6 +14,7 @@ use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summa
 use spate_limit::stats::MODES;
 use spate_limit::Rate;
 
+use crate::allowlist::Allowlist;
 use crate::http::{ApiStats, Reply, Request};
 use crate::metrics::{self, RunView};
 use crate::redact::Secrets;
@@ -83,6 +84,8 @@ pub(super) struct Control {
     pub(super) base: RawConfig,
     /// Canonical `--data-dir`.
     pub(super) data_dir: Option<PathBuf>,
+    /// Where runs started over HTTP may connect.
+    pub(super) allowlist: Allowlist,
     pub(super) slot: Mutex<Slot>,
     pub(super) api: Arc<ApiStats>,
 }
@@ -187,6 +190,9 @@ impl Control {
             Ok(c) => c,
             Err(e) => return config_reply(400, &e, &secrets),
         };
+        if let Err(e) = self.allowlist.check(&cfg) {
+            return config_reply(403, &e, &secrets);
+        }
         {
             let mut s = self.slot.lock();
             s.reap();

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use spate_engine::{ConfigError, RawConfig};
 
+use crate::allowlist::Allowlist;
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Request, Route};
 use crate::metrics::{self};
 
@@ -62,6 +63,11 @@ pub struct ServeArgs {
     /// Record every run in this PostgreSQL database's audit tables (or `audit:` in --config).
     #[arg(long)]
     pub audit: Option<String>,
+    /// Where runs started over HTTP may connect, besides the destinations of --config
+    /// (repeatable): `loopback` (the default when none is given), HOST, HOST:PORT, [V6]:PORT,
+    /// *.DOMAIN, ADDR/BITS, /SOCKET, or `*` for anywhere.
+    #[arg(long = "allow-destination", value_name = "RULE")]
+    pub allow_destinations: Vec<String>,
 }
 
 const ROUTES: &[Route] = &[
@@ -138,14 +144,11 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     }
     let data_dir = a.data_dir.as_deref().map(data_dir).transpose()?;
     let base = match &a.config {
-        Some(p) => {
-            let raw = RawConfig::from_file(p)?;
-            // Fail at startup, not at the first POST /v1/start.
-            raw.validate()?;
-            raw
-        }
+        Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),
     };
+    // Fail at startup, not at the first POST /v1/start.
+    let allowlist = Allowlist::new(&a.allow_destinations, &base.validate()?)?;
     let audit = match (&a.audit, &base.audit) {
         (Some(url), _) => spate_engine::audit::RawAudit {
             url: Some(url.as_str().into()),
@@ -165,6 +168,7 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         token: token.is_some(),
         base,
         data_dir,
+        allowlist,
         slot: Mutex::new(slot),
         api: api.clone(),
     });

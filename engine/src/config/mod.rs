@@ -10,12 +10,14 @@
 //!   which values are data paths, secret files, secrets;
 //! - `reference.rs`: the key reference (`spate config reference`, `docs/config.md`), generated
 //!   from the same schema and the types' doc comments;
-//! - `nesting.rs`: deep documents refused before parsing.
+//! - `nesting.rs`: deep documents refused before parsing;
+//! - `destinations.rs`: every host a checked config connects to (for `spate serve`'s allowlist).
 //!
 //! Each section's types live with the component that reads them: `sink:` in `sink/config.rs`
 //! (and each sink's folder), `redis:` in spate-limit, `templates` in spate-gen, `avro:` in
 //! `avro/config.rs`, `tracing:` in `spans/config.rs`, `audit:` in `audit/`.
 
+mod destinations;
 mod layer;
 mod nesting;
 mod raw;
@@ -30,6 +32,7 @@ use serde_yaml_ng::Value;
 
 use spate_core::ConfigError;
 
+pub use destinations::{split_host_port, Destination, Unreadable};
 pub use layer::{merge, normalize, parse, set_path, FlagSetting, Flags, Target};
 pub use nesting::{check_nesting, MAX_NESTING};
 pub use raw::{RawConfig, RawRate, SourceTree};

@@ -434,6 +434,16 @@ impl RedisConfig {
         }
     }
 
+    /// Where the client connects: `(host, port)`, or a Unix socket's path with no port.
+    pub fn address(&self) -> redis::RedisResult<(String, Option<u16>)> {
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())?;
+        Ok(match &info.addr {
+            redis::ConnectionAddr::Tcp(h, p)
+            | redis::ConnectionAddr::TcpTls { host: h, port: p, .. } => (h.clone(), Some(*p)),
+            redis::ConnectionAddr::Unix(path) => (path.to_string_lossy().into_owned(), None),
+        })
+    }
+
     /// The URL with any password replaced by `<redacted>`.
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
