@@ -40,6 +40,7 @@ fn batcher(c: &mut Criterion) {
         avro_records_apart: false,
         container_sync: None,
         schema: None,
+        memory_limit: 0,
     };
     let spec = Arc::new(EventSpec::build(&cfg).unwrap());
     g.bench_function("write_batch_json_web_1024", |b| {

@@ -279,6 +279,10 @@ pub struct RunArgs {
     /// Most events per batch.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Memory the run may use, e.g. 512MiB (default: half of the cgroup's or machine's memory);
+    /// above 80 % of it generation is held back (block) or shed (shed, spill).
+    #[arg(long)]
+    pub memory_budget: Option<String>,
     /// Write the final summary as JSON here.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -440,6 +444,7 @@ impl RunArgs {
         );
         f.set("--seed", Target::Path(&["seed"]), n(self.seed));
         f.set("--backpressure", Target::Path(&["backpressure"]), s(&self.backpressure));
+        f.set("--memory-budget", Target::Path(&["memory_budget"]), s(&self.memory_budget));
         f.set(
             "--ring-capacity",
             Target::Path(&["ring_capacity"]),

@@ -368,7 +368,8 @@ fn print_summary(s: &Summary) {
     );
     say!("  delivered     {:>14}", t.delivered);
     say!("  dead-lettered {:>14}", t.dead_lettered);
-    say!("  shed          {:>14}   (of which rejected by the breaker: {})", t.shed, t.rejected);
+    let reasons: Vec<String> = s.shed_reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    say!("  shed          {:>14}   {}", t.shed, reasons.join(", "));
     say!("  failed        {:>14}", t.failed);
     say!("  in flight     {:>14}", t.in_flight);
     if t.retried > 0 || s.breaker_transitions > 0 {
@@ -380,6 +381,15 @@ fn print_summary(s: &Summary) {
             l.p50, l.p99, l.p999, l.max, l.count
         )
     };
+    say!(
+        "  memory        peak {} MiB resident of a {} MiB budget{}",
+        s.memory.peak_rss_bytes >> 20,
+        s.memory.budget_bytes >> 20,
+        match s.memory.pressed {
+            0 => String::new(),
+            n => format!(", generation held back {n} times (over 80 %)"),
+        }
+    );
     if let Some(l) = &s.latency_ms {
         say!("  ack latency   {}", pct(l));
     }

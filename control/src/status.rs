@@ -55,6 +55,16 @@ pub(crate) fn document(run: &RunView) -> Map<String, Value> {
         json!({"value": run.config.events.seed, "given": run.config.seed_given}),
     );
     m.insert("pin_failures".into(), json!(s.pin_failures.load(Relaxed)));
+    m.insert(
+        "memory".into(),
+        json!({
+            "budget_bytes": s.memory.budget,
+            "rss_bytes": s.memory.rss.load(Relaxed),
+            "peak_rss_bytes": s.memory.peak_rss.load(Relaxed),
+            "cgroup_limit_bytes": s.memory.cgroup_limit,
+            "pressed": s.memory.pressed(),
+        }),
+    );
     m.insert("balanced".into(), json!(t.balanced()));
     m.insert(
         "batch_size".into(),

@@ -31,7 +31,8 @@
 //! - Accounting: `generated = delivered + dead_lettered + shed + failed + in_flight`, always;
 //!   at the end of a run `in_flight` is 0 unless the sink could not settle in time.
 //! - Under backpressure policy `block` nothing is dropped: a full ring (or the in-flight byte
-//!   budget, or an open breaker) makes workers wait.
+//!   budget, or an open breaker, or memory above the budget's high-water mark) makes workers
+//!   wait.
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
@@ -47,6 +48,7 @@ pub mod error;
 pub mod flush;
 pub mod latency;
 pub mod lifecycle;
+pub mod memory;
 pub mod pgconn;
 pub mod ring;
 pub mod run;

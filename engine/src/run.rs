@@ -71,6 +71,8 @@ pub struct RunShared {
     pub drain_timeout_ns: u64,
     /// Workers whose core pin failed (reported, not fatal).
     pub pin_failures: AtomicUsize,
+    /// The memory budget and its watch (`memory.rs`).
+    pub memory: crate::memory::Memory,
 }
 
 impl RunShared {
@@ -114,6 +116,7 @@ impl RunShared {
             deadline_ns: AtomicU64::new(u64::MAX),
             drain_timeout_ns: 10_000_000_000,
             pin_failures: AtomicUsize::new(0),
+            memory: crate::memory::Memory::default(),
         }
     }
 
@@ -133,6 +136,12 @@ impl RunShared {
     /// Sets how long after the sink is ready acks count as warm-up.
     pub fn with_warmup(mut self, warmup: std::time::Duration) -> Self {
         self.warmup_ns = warmup.as_nanos() as u64;
+        self
+    }
+
+    /// Sets the memory budget (before the run is shared).
+    pub fn with_memory_budget(mut self, budget: u64) -> Self {
+        self.memory = crate::memory::Memory::new(budget);
         self
     }
 
@@ -203,6 +212,13 @@ pub struct Summary {
     pub seed_given: bool,
     /// Workers that could not be pinned to their core.
     pub pin_failures: usize,
+    /// Why events were shed, by reason: `breaker` (rejected while it was open), `memory` (above
+    /// the budget's high-water mark), `backpressure` (a full ring or in-flight budget, or the
+    /// reader of stdout gone). Reasons with no event are left out.
+    pub shed_reasons: std::collections::BTreeMap<&'static str, u64>,
+    /// The memory budget, the highest resident memory sampled, and how many times generation
+    /// was held back for memory.
+    pub memory: MemoryReport,
     /// The reader of stdout went away and the run ended early, as asked.
     pub reader_gone: bool,
     /// How the run ended.
@@ -245,6 +261,9 @@ pub struct Run {
     pub config: RunConfig,
     pub(crate) workers: Vec<JoinHandle<()>>,
     pub(crate) flush: Option<JoinHandle<Result<(), EngineError>>>,
+    /// The memory watch; `None` if its thread could not be spawned (the budget still sized
+    /// the batches; only the watch is missing, said at start).
+    pub(crate) memory: Option<JoinHandle<()>>,
 }
 
 impl Run {
@@ -290,11 +309,25 @@ impl Run {
                 Err(_) => self.shared.set_error("the flush thread panicked".into()),
             }
         }
+        if let Some(m) = self.memory.take() {
+            let _ = m.join();
+        }
         if let Some(t) = &self.shared.tracer {
             t.finish();
         }
         summarize(&self.shared, &self.config)
     }
+}
+
+/// The run's memory, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryReport {
+    /// `memory_budget` in bytes.
+    pub budget_bytes: u64,
+    /// The highest resident memory sampled (every 50 ms).
+    pub peak_rss_bytes: u64,
+    /// Times memory crossed the high-water mark.
+    pub pressed: u64,
 }
 
 /// Milliseconds from the run's start to clock time `ns` (0: never happened).
@@ -332,6 +365,19 @@ pub fn summarize(shared: &RunShared, config: &RunConfig) -> Summary {
         seed: config.events.seed,
         seed_given: config.seed_given,
         pin_failures: shared.pin_failures.load(Relaxed),
+        shed_reasons: [
+            ("breaker", totals.rejected),
+            ("memory", totals.shed_memory),
+            ("backpressure", totals.shed - totals.rejected - totals.shed_memory),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect(),
+        memory: MemoryReport {
+            budget_bytes: shared.memory.budget,
+            peak_rss_bytes: shared.memory.peak_rss.load(Relaxed),
+            pressed: shared.memory.pressed_count.load(Relaxed),
+        },
         reader_gone: shared.lifecycle.is_reader_gone(),
         outcome: Outcome::of(&totals),
         error: shared.error.lock().clone(),

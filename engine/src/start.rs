@@ -41,6 +41,25 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
     let wire = crate::avro::wire::prepare(&config)?;
     let spec = Arc::new(EventSpec::build(&wire.events)?);
     let workers = config.threads.get();
+    // A worker's pool: a full ring, one batch being filled, one being written by the sink.
+    let pool = config.ring_capacity.get() + 2;
+    let bytes_hint = config.events.size.unwrap_or(256).max(64) + 64;
+    // Large events get fewer per batch, so that every batch buffer fits the memory budget.
+    let plan = crate::memory::plan(
+        config.memory_budget,
+        workers,
+        pool,
+        bytes_hint,
+        config.batch_size.get(),
+    )
+    .map_err(|why| {
+        EngineError::Config(spate_core::ConfigError::new(
+            "memory_budget",
+            why,
+            "raise memory_budget, or lower size, threads or ring_capacity",
+        ))
+    })?;
+    let batch_size = plan.batch_size;
     let run_id = opts.run_id.unwrap_or_else(RunId::random);
     let notes = opts.notes.clone().unwrap_or_else(spate_core::notes::none);
     // The sink's circuit breaker: Kafka's produce calls, PostgreSQL's transactions.
@@ -63,7 +82,8 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
         shared
             .with_tracer(tracer)
             .with_ends(config.duration, config.drain_timeout)
-            .with_warmup(config.warmup),
+            .with_warmup(config.warmup)
+            .with_memory_budget(config.memory_budget),
     );
     let mode = if config.rate == spate_limit::Rate::Max { 1 } else { 0 };
     shared.limiter.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
@@ -148,10 +168,6 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             .store(ready.saturating_add(d.as_nanos() as u64), std::sync::atomic::Ordering::Relaxed);
     }
 
-    let batch_size = config.batch_size.get();
-    // A worker's pool: a full ring, one batch being filled, one being written by the sink.
-    let pool = config.ring_capacity.get() + 2;
-    let bytes_hint = config.events.size.unwrap_or(256).max(64) + 64;
     let cores =
         if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let mut rings = Vec::with_capacity(workers);
@@ -218,7 +234,15 @@ pub fn start(config: RunConfig, opts: StartOptions) -> Result<Run, EngineError> 
             }
         }
     }
-    Ok(Run { shared, config, workers: handles, flush: Some(flush) })
+    // Last: it ends when the run's counters are final, which needs the threads above.
+    let memory = std::thread::Builder::new()
+        .name("spate-memory".into())
+        .spawn({
+            let shared = shared.clone();
+            move || crate::memory::watch(&shared.memory, || shared.lifecycle.is_finished())
+        })
+        .ok();
+    Ok(Run { shared, config, workers: handles, flush: Some(flush), memory })
 }
 
 /// The typed layout's columns for `events` (from their Avro record schemas), None for the

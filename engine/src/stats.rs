@@ -21,6 +21,8 @@ pub struct WorkerCounters {
     pub shed: AtomicU64,
     /// Events rejected because the circuit breaker was open (a kind of shed, counted apart).
     pub rejected: AtomicU64,
+    /// Events shed because memory was above the budget's high-water mark (a part of `shed`).
+    pub shed_memory: AtomicU64,
     /// Events that could not be handed on at a hard stop.
     pub failed: AtomicU64,
     /// Bytes of formatted events (shed ones included).
@@ -87,6 +89,8 @@ pub struct Totals {
     pub retried: u64,
     /// Events rejected because the circuit breaker was open (a part of `shed`).
     pub rejected: u64,
+    /// Events shed because memory was above the budget's high-water mark (a part of `shed`).
+    pub shed_memory: u64,
 }
 
 impl Totals {
@@ -113,6 +117,7 @@ impl std::ops::Add for Totals {
             delivered_bytes: self.delivered_bytes + o.delivered_bytes,
             retried: self.retried + o.retried,
             rejected: self.rejected + o.rejected,
+            shed_memory: self.shed_memory + o.shed_memory,
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct LocalWorker {
     pub shed: u64,
     /// Events rejected because the circuit breaker was open.
     pub rejected: u64,
+    /// Events shed because memory was above the budget's high-water mark (part of `shed`).
+    pub shed_memory: u64,
     /// Events that could not be handed on at a hard stop.
     pub failed: u64,
     /// Bytes of formatted events.
@@ -145,6 +152,7 @@ impl LocalWorker {
         to.generated.store(self.generated, Relaxed);
         to.shed.store(self.shed, Relaxed);
         to.rejected.store(self.rejected, Relaxed);
+        to.shed_memory.store(self.shed_memory, Relaxed);
         to.failed.store(self.failed, Relaxed);
         to.bytes.store(self.bytes, Relaxed);
         to.batches_pushed.store(self.batches, Relaxed);
@@ -223,6 +231,7 @@ impl Counters {
             t.generated += w.generated.load(Relaxed);
             t.shed += w.shed.load(Relaxed) + w.rejected.load(Relaxed);
             t.rejected += w.rejected.load(Relaxed);
+            t.shed_memory += w.shed_memory.load(Relaxed);
             worker_failed += w.failed.load(Relaxed);
             t.bytes += w.bytes.load(Relaxed);
         }

@@ -138,13 +138,12 @@ pub fn run(setup: WorkerSetup) {
                 match backpressure {
                     Backpressure::Block | Backpressure::Spill => clock.sleep_until(now + 1_000_000),
                     Backpressure::Shed => {
-                        match limiter.acquire(batch_size.min(remaining as usize) as u32, now) {
+                        let want = batch_size.min(remaining as usize) as u32;
+                        match limiter.acquire(want, now) {
                             Acquire::Granted(n) => {
-                                w.local.generated += u64::from(n);
-                                w.local.rejected += u64::from(n);
+                                w.shed_unformatted(n, Shed::Breaker);
                                 remaining -= u64::from(n);
                                 seq += u64::from(n);
-                                w.local.publish(&shared.counters.workers[index]);
                             }
                             Acquire::Wait { until_ns } => {
                                 clock.sleep_until(until_ns.min(now + MAX_NAP_NS));
@@ -154,6 +153,38 @@ pub fn run(setup: WorkerSetup) {
                 }
                 continue;
             }
+        }
+        if shared.memory.pressed() {
+            // Memory above the budget's high-water mark (`memory.rs`): hand on what is filled,
+            // then wait under `block` (nothing is lost) or shed what the schedule grants.
+            if let Some(batch) = cur.take() {
+                if batch.is_empty() {
+                    cur = Some(batch);
+                } else {
+                    w.push(batch);
+                }
+            }
+            match backpressure {
+                Backpressure::Block => {
+                    clock.sleep_until(now + 1_000_000);
+                    w.local.blocked_ns += clock.now_ns().saturating_sub(now);
+                    w.local.publish(&shared.counters.workers[index]);
+                }
+                Backpressure::Shed | Backpressure::Spill => {
+                    let want = batch_size.min(remaining as usize) as u32;
+                    match limiter.acquire(want, now) {
+                        Acquire::Granted(n) => {
+                            w.shed_unformatted(n, Shed::Memory);
+                            remaining -= u64::from(n);
+                            seq += u64::from(n);
+                        }
+                        Acquire::Wait { until_ns } => {
+                            clock.sleep_until(until_ns.min(now + MAX_NAP_NS));
+                        }
+                    }
+                }
+            }
+            continue;
         }
         let batch = match &mut cur {
             Some(b) => b,
@@ -239,7 +270,30 @@ struct Worker<'a> {
     local: LocalWorker,
 }
 
+/// Why granted events are shed before they are formatted.
+#[derive(Clone, Copy)]
+enum Shed {
+    /// The sink's circuit breaker is open (`rejected`).
+    Breaker,
+    /// Memory is above the budget's high-water mark (`shed_memory`).
+    Memory,
+}
+
 impl Worker<'_> {
+    /// Counts `n` granted events as generated and shed for `why`, then publishes.
+    fn shed_unformatted(&mut self, n: u32, why: Shed) {
+        let n = u64::from(n);
+        self.local.generated += n;
+        match why {
+            Shed::Breaker => self.local.rejected += n,
+            Shed::Memory => {
+                self.local.shed += n;
+                self.local.shed_memory += n;
+            }
+        }
+        self.local.publish(&self.shared.counters.workers[self.index]);
+    }
+
     /// A cleared batch from the return ring, a new one while the pool is not full, or (pool
     /// exhausted: everything is queued downstream) wait for one to come back.
     fn take_batch(&mut self) -> Option<Batch> {

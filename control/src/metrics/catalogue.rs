@@ -184,6 +184,21 @@ pub(crate) const API_REQUESTS: MetricDef = def(
 );
 pub(crate) const RSS: MetricDef =
     def("process_resident_memory_bytes", Kind::Gauge, "Resident memory of the spate process.");
+pub(crate) const MEMORY_BUDGET: MetricDef = def(
+    "spate_memory_budget_bytes",
+    Kind::Gauge,
+    "The run's memory budget (memory_budget); generation is held back above 80 % of it.",
+);
+pub(crate) const MEMORY_PRESSED: MetricDef = def(
+    "spate_memory_pressed",
+    Kind::Gauge,
+    "1 while memory is above the budget's high-water mark and generation is held back or shed.",
+);
+pub(crate) const SHED_MEMORY: MetricDef = def(
+    "spate_events_shed_memory_total",
+    Kind::Counter,
+    "Events shed because memory was above the budget's high-water mark (part of shed).",
+);
 
 /// Every family above, for the catalogue test (each name once, counters end in `_total`) and
 /// for anyone listing what spate exports; the renderer uses the constants directly.
@@ -230,6 +245,9 @@ pub(crate) const CATALOGUE: &[MetricDef] = &[
     SPANS,
     API_REQUESTS,
     RSS,
+    MEMORY_BUDGET,
+    MEMORY_PRESSED,
+    SHED_MEMORY,
 ];
 
 #[cfg(test)]

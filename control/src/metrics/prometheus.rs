@@ -134,7 +134,7 @@ impl Collector for Exposition {
             codes.iter().map(|(c, n)| ([("code", c.as_str())], *n as f64)).collect();
         let rows: Vec<(&[(&str, &str)], f64)> = rows.iter().map(|(l, v)| (&l[..], *v)).collect();
         samples(&mut enc, &API_REQUESTS, &rows)?;
-        if let Some(rss) = resident_bytes() {
+        if let Some(rss) = spate_engine::memory::rss() {
             one(&mut enc, &RSS, rss as f64)?;
         }
         Ok(())
@@ -166,6 +166,7 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         (&DELIVERED, t.delivered),
         (&SHED, t.shed),
         (&REJECTED, t.rejected),
+        (&SHED_MEMORY, t.shed_memory),
         (&FAILED, t.failed),
         (&DEAD_LETTERED, t.dead_lettered),
         (&RETRIED, t.retried),
@@ -202,6 +203,8 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
     one(enc, &PRODUCER_RESTARTS, s.counters.flush.producer_restarts.load(Relaxed) as f64)?;
     one(enc, &INFLIGHT_BYTES, s.budget.used() as f64)?;
     one(enc, &INFLIGHT_BUDGET, s.budget.max() as f64)?;
+    one(enc, &MEMORY_BUDGET, s.memory.budget as f64)?;
+    one(enc, &MEMORY_PRESSED, f64::from(u8::from(s.memory.pressed())))?;
     {
         // Hold the lock only to copy the numbers out: the flush thread merges into it.
         let lat = s.latency.lock();
@@ -261,15 +264,6 @@ fn run(enc: &mut DescriptorEncoder, r: &RunView) -> Result {
         )?;
     }
     Ok(())
-}
-
-/// Resident set size from /proc (Linux); None elsewhere.
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions; it only reads a system constant.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod duration;
 mod error;
 pub mod notes;
 pub mod rate_log;
+pub mod resident;
 pub mod rng;
 pub mod secret;
 

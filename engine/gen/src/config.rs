@@ -44,6 +44,9 @@ pub struct EventConfig {
     /// A user's Avro schema (JSON text): the run's one source, records generated to match it
     /// (see `schema.rs`); `sources` and `templates` are then unused.
     pub schema: Option<String>,
+    /// Bytes the pre-rendered events may take (0: no limit): a source that would need more is
+    /// refused at start, naming `memory_budget`.
+    pub memory_limit: usize,
 }
 
 impl Default for EventConfig {
@@ -60,6 +63,7 @@ impl Default for EventConfig {
             avro_records_apart: false,
             container_sync: None,
             schema: None,
+            memory_limit: 0,
         }
     }
 }

@@ -233,6 +233,7 @@ impl EventSpec {
             compiled.insert(name.clone(), template::compile(name, raw, &mut b, &mut rng)?);
         }
 
+        let mut room = Room::new(cfg.memory_limit);
         let mut names = Vec::new();
         let mut sources = Vec::new();
         let mut estimates = Vec::new();
@@ -250,6 +251,7 @@ impl EventSpec {
                     src.render(enc, prefix, cfg.container_sync, &mut rng, &mut e);
                     let v = e.finish();
                     variants.push(Variant::of(&b, v));
+                    room.check(b.blob.len(), name)?;
                 }
                 names.push(name.clone());
                 sources.push(CompiledSource { variants });
@@ -269,18 +271,21 @@ impl EventSpec {
             let mut variants = Vec::with_capacity(VARIANTS);
             let mut smallest = usize::MAX;
             let tb_len = format::trace_block(format, cfg.trace).0.len();
-            let mut records: Vec<program::Record> = (0..VARIANTS)
-                .map(|_| {
-                    let mut rec = gen.record(&mut rng);
-                    if let Some(keep) = &cfg.fields {
-                        rec.fields.retain(|(k, _)| keep.iter().any(|f| f == k));
-                        for (k, _) in &rec.fields {
-                            seen_fields.insert(k.clone());
-                        }
+            // The records are held until rendered: count them against the limit as they come.
+            let mut held = b.blob.len();
+            let mut records: Vec<program::Record> = Vec::with_capacity(VARIANTS);
+            for _ in 0..VARIANTS {
+                let mut rec = gen.record(&mut rng);
+                if let Some(keep) = &cfg.fields {
+                    rec.fields.retain(|(k, _)| keep.iter().any(|f| f == k));
+                    for (k, _) in &rec.fields {
+                        seen_fields.insert(k.clone());
                     }
-                    rec
-                })
-                .collect();
+                }
+                held += rec.fields.iter().map(|(k, _)| k.len() + 48).sum::<usize>() + 256;
+                room.check(held, name)?;
+                records.push(rec);
+            }
             // Avro: one record schema per source, from all its variants; the datum starts with
             // the wire prefix and, when several sources share the run, the union branch.
             let mut avro_fields = Vec::new();
@@ -328,6 +333,7 @@ impl EventSpec {
                     smallest.min(est)
                 };
                 variants.push(Variant::of(&b, v));
+                room.check(b.blob.len() + held, name)?;
             }
             names.push(name.clone());
             sources.push(CompiledSource { variants });
@@ -512,6 +518,50 @@ impl EventSpec {
 }
 
 /// Renders one variant of `rec` as a program; returns its ops' (start, len).
+/// Refuses pre-rendered events that would take more than `limit` bytes (0: no limit): by the
+/// bytes counted (`used`), and every 64 calls by the process's real growth since the build began
+/// (allocator slack and per-record structures the count does not see).
+/// What the pre-rendered events may take (`EventConfig::memory_limit`, 0: no limit), checked
+/// by the bytes counted and, every 64 checks, by the process's real growth since the build began
+/// (allocator slack and per-record structures the count does not see).
+struct Room {
+    limit: usize,
+    start_rss: u64,
+    checks: u32,
+}
+
+impl Room {
+    fn new(limit: usize) -> Room {
+        let start_rss =
+            if limit == 0 { 0 } else { spate_core::resident::resident_bytes().unwrap_or(0) };
+        Room { limit, start_rss, checks: 0 }
+    }
+
+    /// Refuses a source whose events would take more than the limit.
+    fn check(&mut self, used: usize, source: &str) -> Result<(), ConfigError> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        self.checks = self.checks.wrapping_add(1);
+        let mut over = used > self.limit;
+        if !over && self.checks.is_multiple_of(64) {
+            let now = spate_core::resident::resident_bytes().unwrap_or(0);
+            over = now.saturating_sub(self.start_rss) > self.limit as u64;
+        }
+        if !over {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "memory_budget",
+            format!(
+                "the {VARIANTS} pre-rendered events of source `{source}` need over {} MiB, more than the quarter of the memory budget they may take",
+                self.limit >> 20
+            ),
+            "raise memory_budget, or make the source's events smaller (fewer or shorter fields)",
+        ))
+    }
+}
+
 fn render_variant(
     b: &mut Builder,
     format: Format,

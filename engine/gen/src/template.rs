@@ -52,6 +52,9 @@ use crate::dist::{zipf_cdf, Dist, NumGen, ZIPF_MAX_N};
 use crate::program::{Builder, Dyn, Kind, Record, SessionDef, Val, TABLE};
 use crate::values::{logfmt_msg, public_ipv4, public_ipv6};
 
+/// Most fields in one template: each of the 1,024 pre-rendered events holds them all.
+pub(crate) const MAX_FIELDS: usize = 1024;
+
 /// A user-defined source as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +256,13 @@ pub(crate) fn compile(
             format!("{tkey}.fields"),
             "a template needs at least one field",
             "add fields, e.g. `- { name: user, gen: uuid }`",
+        ));
+    }
+    if raw.fields.len() > MAX_FIELDS {
+        return Err(ConfigError::new(
+            format!("{tkey}.fields"),
+            format!("{} fields; a template has at most {MAX_FIELDS}", raw.fields.len()),
+            "keep the fields a pipeline reads (a wide event can also be padded with `size`)",
         ));
     }
     let mut fields = Vec::with_capacity(raw.fields.len());

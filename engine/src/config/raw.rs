@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use spate_core::conf::{DataPath, HumanDuration};
+use spate_core::conf::{ByteSize, DataPath, HumanDuration};
 use spate_gen::RawTemplate;
 use spate_limit::redis::config::RawRedis;
 
@@ -139,6 +139,11 @@ pub struct RawConfig {
     pub ring_capacity: Option<usize>,
     /// Most events per batch, 1 to 65536 (default 1024; 8192 with the postgres sink).
     pub batch_size: Option<usize>,
+    /// Memory the run may use, e.g. `512MiB` (default: half of the cgroup's limit or of the
+    /// machine's memory, whichever is smaller). Batches and the sink's in-flight bytes are sized
+    /// within it; above 80 % of it (or of the cgroup's limit) generation is held back (`block`)
+    /// or shed (`shed`, `spill`) until memory falls below 70 %.
+    pub memory_budget: Option<ByteSize>,
     /// A global rate shared by every instance through Redis; `rate` is then ignored.
     pub redis: Option<RawRedis>,
     /// Sampled batch spans to a Zipkin v2 collector (off unless `endpoint` is set).

@@ -63,6 +63,8 @@ pub struct RunConfig {
     pub ring_capacity: NonZeroUsize,
     /// Most events per batch.
     pub batch_size: NonZeroUsize,
+    /// Bytes the run may use (`memory.rs`).
+    pub memory_budget: u64,
     /// The Redis global limiter, if configured (then `rate` is the global rate, for display).
     pub redis: Option<RedisConfig>,
     /// Batch spans, if an endpoint is configured.

@@ -46,7 +46,7 @@ impl RawConfig {
         };
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut deprecated = self.deprecated.clone();
-        let sink = match &self.sink {
+        let mut sink = match &self.sink {
             RawSink::Kafka(k) => {
                 SinkConfig::Kafka(Box::new(KafkaConfig::from_raw_with(k, &mut deprecated)?))
             }
@@ -139,7 +139,8 @@ impl RawConfig {
                 )
             })?,
         };
-        let events = EventConfig {
+        let mut events = EventConfig {
+            memory_limit: 0,
             wire_prefix: Vec::new(),
             avro_records_apart: false,
             container_sync: None,
@@ -245,6 +246,9 @@ impl RawConfig {
             Some(t) => t.validate()?,
             None => None,
         };
+        let memory_budget = memory_budget(self, &mut sink, &events)?;
+        // The pre-rendered events may take a quarter of it (`memory.rs`).
+        events.memory_limit = usize::try_from(memory_budget / 4).unwrap_or(usize::MAX);
         // With a global limit the instance rate is irrelevant; report the global rate.
         let rate = match &redis {
             Some(r) => Rate::PerSec(r.global_rate),
@@ -266,6 +270,7 @@ impl RawConfig {
             backpressure,
             ring_capacity,
             batch_size,
+            memory_budget,
             redis,
             tracing,
             avro,
@@ -278,6 +283,62 @@ impl RawConfig {
 
 /// Where Avro can go: files and stdout get object containers, Kafka and TCP (with octet
 /// framing: a datum may hold newline bytes) get one datum per record or frame.
+/// The memory budget, and what it bounds at once: the Kafka sink's in-flight bytes (by default a
+/// quarter of the budget, at most 256 MiB; set, at most half of it) and events larger than the
+/// Kafka producer accepts (`message.max.bytes`), refused here rather than dead-lettered by the
+/// million.
+fn memory_budget(
+    raw: &RawConfig,
+    sink: &mut SinkConfig,
+    events: &EventConfig,
+) -> Result<u64, ConfigError> {
+    let budget =
+        match raw.memory_budget {
+            Some(b) if b.0 < 16 << 20 => return Err(ConfigError::new(
+                "memory_budget",
+                format!("{} bytes is too little to run in", b.0),
+                "give at least 16MiB, or omit it for half of the machine's (or cgroup's) memory",
+            )),
+            Some(b) => b.0,
+            None => crate::memory::default_budget(),
+        };
+    let SinkConfig::Kafka(k) = sink else { return Ok(budget) };
+    let set = matches!(&raw.sink, RawSink::Kafka(r) if r.max_inflight_bytes.is_some());
+    if set && k.max_inflight_bytes > budget / 2 {
+        return Err(ConfigError::new(
+            "sink.kafka.max_inflight_bytes",
+            format!(
+                "{} MiB in flight is over half of the memory budget of {} MiB",
+                k.max_inflight_bytes >> 20,
+                budget >> 20
+            ),
+            "lower sink.kafka.max_inflight_bytes, or raise memory_budget",
+        ));
+    }
+    if !set {
+        k.max_inflight_bytes = k.max_inflight_bytes.min(budget / 4).max(1 << 20);
+    }
+    let option = k.options.iter().find(|(key, _)| key == "message.max.bytes");
+    let max = option.and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(1_000_000);
+    if let Some(size) = events.size {
+        // librdkafka counts the record's framing, key and headers too: leave them 1 KiB.
+        if size + 1024 > max {
+            return Err(ConfigError::new(
+                "size",
+                format!(
+                    "events of {size} bytes do not fit the Kafka producer's message.max.bytes of {max} (records of about {} bytes with key and headers)",
+                    size + 1024
+                ),
+                format!(
+                    "use a size of at most {}, or raise sink.kafka.options.message.max.bytes (and the broker's and topic's max.message.bytes)",
+                    max.saturating_sub(1024)
+                ),
+            ));
+        }
+    }
+    Ok(budget)
+}
+
 fn check_avro_sink(
     sink: &SinkConfig,
     avro: &crate::avro::config::AvroConfig,
