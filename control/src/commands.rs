@@ -157,6 +157,37 @@ fn out_line(text: &str) -> Result<()> {
     out(&format!("{text}\n"))
 }
 
+/// Starts the run on a thread of its own and waits for it, or for a signal: opening a sink can
+/// take as long as the peer makes it (a broker or database that accepts and never answers waits
+/// out its timeout), and a signal then ends spate at once, nothing having been generated.
+/// `None` when a signal came first (the start thread is left to the process's exit).
+fn start_unless_signalled(
+    cfg: &spate_engine::RunConfig,
+    opts: StartOptions,
+    sigs: &AtomicUsize,
+) -> Result<Option<Result<spate_engine::Run, EngineError>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cfg = cfg.clone();
+    std::thread::Builder::new()
+        .name("spate-start".into())
+        .spawn(move || {
+            let _ = tx.send(spate_engine::start(cfg, opts));
+        })
+        .context("cannot spawn the start thread")?;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(r) => return Ok(Some(r)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if sigs.load(Ordering::SeqCst) > 0 => {
+                return Ok(None)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the start thread ended without an answer")
+            }
+        }
+    }
+}
+
 /// Counts SIGINT/SIGTERM: the first asks for a graceful stop, the second for a hard one.
 fn signals() -> Result<Arc<AtomicUsize>> {
     let n = Arc::new(AtomicUsize::new(0));
@@ -208,7 +239,11 @@ fn run(a: RunArgs) -> Result<i32> {
         notes: auditor.as_ref().map(|a| a.notes_for(&run_id.to_string())),
         ..StartOptions::default()
     };
-    let run = spate_engine::start(cfg.clone(), opts).map_err(|e| match e {
+    let Some(started) = start_unless_signalled(&cfg, opts, &sigs)? else {
+        say!("spate: stopped by a signal while the run was starting (the sink was opening): nothing was generated");
+        return Ok(crate::exit::STOPPED_BEFORE_START);
+    };
+    let run = started.map_err(|e| match e {
         EngineError::Config(c) => anyhow::Error::from(secrets.error(c)),
         // A registry that refuses the schema or the credentials, or is not there, is a setting
         // to fix (exit 2), as the README's exit codes say.

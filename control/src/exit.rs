@@ -2,6 +2,9 @@
 
 use spate_engine::Summary;
 
+/// A signal came while the run was starting (its sink opening): nothing was generated.
+pub const STOPPED_BEFORE_START: i32 = 5;
+
 /// The documented exit codes.
 pub fn exit_code(s: &Summary) -> i32 {
     use spate_engine::Outcome;

@@ -11,7 +11,8 @@ use spate::{cli, commands, say};
 
 /// Exit codes (README "Exit codes"): 0 everything delivered (or shed as asked, or the reader of
 /// stdout went away); 1 an internal error, or verification found problems; 2 bad input;
-/// 3 some events were dead-lettered or failed; 4 nothing could be delivered.
+/// 3 some events were dead-lettered or failed; 4 nothing could be delivered; 5 stopped by a
+/// signal before the run started.
 fn main() {
     spate_engine::alloc::keep_freed_pages();
     let cli = cli::Cli::parse();

@@ -127,3 +127,67 @@ fn postgres_sink_server_stopped_mid_run() {
     );
     assert!(o.elapsed < Duration::from_secs(4 + 2 + 1 + 3), "{:?}", o.elapsed);
 }
+
+/// A Schema Registry that accepts and never answers: the run is refused at start, within the
+/// registry's timeout, naming it.
+#[test]
+fn schema_registry_that_never_answers() {
+    let silent = Silent::start();
+    let dir = Dir::new("registry-silent");
+    let (sum, cfg) = (dir.join("s.json"), dir.join("c.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "format: avro\nsink: kafka\nduration: 2s\navro: {{schema_registry: {{url: 'http://{}', timeout: 1s}}}}\n",
+            silent.addr
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let c = spate(&["run", "--config", cfg.to_str().unwrap()], &sum).spawn().unwrap();
+    let (code, elapsed, stderr) = finish(c, t, Duration::from_secs(30));
+    eprintln!(
+        "FAULT | Schema Registry accepts, never answers (timeout 1s) | {:.1} s | exit {code}",
+        elapsed.as_secs_f64()
+    );
+    assert!(silent.connections() > 0, "spate never connected");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no reply within") || stderr.contains("no whole reply"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(1 + 3), "{elapsed:?}");
+}
+
+/// SIGTERM while the sink opens (a Kafka broker, or a PostgreSQL server, that accepts and never
+/// answers): the run ends within a second or two of the signal, not after the open's own wait.
+#[test]
+fn sigterm_while_the_sink_opens() {
+    for kind in ["kafka", "postgres"] {
+        let silent = Silent::start();
+        let dir = Dir::new(&format!("open-{kind}"));
+        let sum = dir.join("s.json");
+        let args: Vec<String> = match kind {
+            "kafka" => ["--sink", "kafka", "--brokers", &silent.addr].map(String::from).to_vec(),
+            _ => vec![
+                "--sink".into(),
+                format!("postgres://u@{}/db?table=ev&call_timeout=30s", silent.addr),
+            ],
+        };
+        let mut all = vec!["run", "--rate", "1000", "--duration", "2s", "--drain-timeout", "30s"];
+        all.extend(args.iter().map(String::as_str));
+        let t = Instant::now();
+        let c = spate(&all, &sum).spawn().unwrap();
+        spate_test_support::eventually(Duration::from_secs(10), "spate to connect", || {
+            (silent.connections() > 0).then_some(())
+        });
+        let signalled = Instant::now();
+        signal(&c, libc::SIGTERM);
+        let (code, _, stderr) = finish(c, t, Duration::from_secs(60));
+        let after = signalled.elapsed();
+        eprintln!(
+            "FAULT | SIGTERM while the {kind} sink opens (peer accepts, never answers) | {:.1} s after the signal | exit {code}",
+            after.as_secs_f64()
+        );
+        assert!(after < Duration::from_secs(3), "{kind}: {after:?} after SIGTERM: {stderr}");
+        assert_eq!(code, 5, "{kind}: {stderr}");
+        assert!(stderr.contains("while the run was starting"), "{kind}: {stderr}");
+    }
+}

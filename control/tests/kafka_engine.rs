@@ -176,8 +176,14 @@ fn oversized_events_are_dead_lettered() {
     std::fs::create_dir_all(&dir).unwrap();
     let dlq = dir.join("dlq.jsonl");
     let _ = std::fs::remove_file(&dlq);
+    // `size` over message.max.bytes is refused at start; events that grow past it by their
+    // content (a template's long value) reach the producer and are dead-lettered.
+    let sized = "sink: kafka\nsize: 4000\nkafka: {options: {message.max.bytes: \"2000\"}}\n";
+    let e = RawConfig::from_yaml(sized).unwrap().validate().unwrap_err();
+    assert_eq!(e.key, "size", "{e}");
     let c = cfg(&format!(
-        "sink: kafka\nrate: max\ncount: 500\nthreads: 1\nduration: 60s\nsize: 4000\nkafka: {{topic: t-big, dlq_file: \"{}\", options: {{message.max.bytes: \"2000\"}}}}\n",
+        "sink: kafka\nrate: max\ncount: 500\nthreads: 1\nduration: 60s\nsources: {{big: 1}}\ntemplates: {{big: {{fields: [{{name: blob, gen: {{choice: [\"{}\"]}}}}]}}}}\nkafka: {{topic: t-big, dlq_file: \"{}\", options: {{message.max.bytes: \"2000\"}}}}\n",
+        "x".repeat(4000),
         dlq.display()
     ));
     let s = spate_engine::start(

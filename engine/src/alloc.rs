@@ -21,3 +21,27 @@ pub fn keep_freed_pages() {
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
 }
+
+/// While memory is above the run's high-water mark (`memory.rs`): pages freed from now on go
+/// back to the OS at once (`true`), until memory is low again (`false`, kept as by
+/// [`keep_freed_pages`]). `MIMALLOC_PURGE_DELAY` in the environment still wins.
+pub fn purge_freed_pages(now: bool) {
+    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+    extern "C" {
+        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: as in `keep_freed_pages`: mimalloc's thread-safe option setter.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, if now { 0 } else { -1 }) };
+    }
+}
+
+/// Returns what the calling thread's heap holds free to the OS (after a worker dropped its
+/// batches under memory pressure).
+pub fn collect() {
+    extern "C" {
+        fn mi_collect(force: bool);
+    }
+    // SAFETY: mi_collect is mimalloc's documented collector of the calling thread's heap.
+    unsafe { mi_collect(true) };
+}

@@ -66,6 +66,8 @@ impl Memory {
             share(rss, self.budget).max(self.cgroup_limit.map_or(0.0, |limit| share(used, limit)));
         let was = self.pressed();
         if !was && load > HIGH_WATER {
+            #[cfg(feature = "mimalloc")]
+            crate::alloc::purge_freed_pages(true);
             self.pressed.store(true, Relaxed);
             self.pressed_count.fetch_add(1, Relaxed);
             let msg = format!(
@@ -81,6 +83,8 @@ impl Memory {
             spate_core::rate_log::warn("memory_high", &msg);
         } else if was && load < LOW_WATER {
             self.pressed.store(false, Relaxed);
+            #[cfg(feature = "mimalloc")]
+            crate::alloc::purge_freed_pages(false);
             let msg = format!("memory: {} MiB resident, generation resumes", rss >> 20);
             spate_core::rate_log::warn("memory_low", &msg);
         }

@@ -156,14 +156,16 @@ pub fn run(setup: WorkerSetup) {
         }
         if shared.memory.pressed() {
             // Memory above the budget's high-water mark (`memory.rs`): hand on what is filled,
-            // then wait under `block` (nothing is lost) or shed what the schedule grants.
+            // free the batches that came back (the pool refills when memory allows), then wait
+            // under `block` (nothing is lost) or shed what the schedule grants.
             if let Some(batch) = cur.take() {
                 if batch.is_empty() {
-                    cur = Some(batch);
+                    w.allocated -= 1;
                 } else {
                     w.push(batch);
                 }
             }
+            w.free_returned();
             match backpressure {
                 Backpressure::Block => {
                     clock.sleep_until(now + 1_000_000);
@@ -280,6 +282,21 @@ enum Shed {
 }
 
 impl Worker<'_> {
+    /// Drops the batches the flush thread has sent back, giving their memory up.
+    fn free_returned(&mut self) {
+        let mut freed = false;
+        while let Some(b) = self.returns.pop() {
+            drop(b);
+            self.allocated -= 1;
+            freed = true;
+        }
+        #[cfg(feature = "mimalloc")]
+        if freed {
+            crate::alloc::collect();
+        }
+        let _ = freed;
+    }
+
     /// Counts `n` granted events as generated and shed for `why`, then publishes.
     fn shed_unformatted(&mut self, n: u32, why: Shed) {
         let n = u64::from(n);

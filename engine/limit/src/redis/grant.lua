@@ -7,6 +7,13 @@ local window = tonumber(ARGV[3])
 local me = ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowstr = string.format('%d', now)
+-- A call its client has given up on (Redis was stopped while it waited, and runs it now) grants
+-- nothing: the client is not there to use it, and the window would lose it.
+local expires = tonumber(ARGV[7] or '0')
+if expires > 0 and now > expires then
+  return {0, 0, 0, 0, nowstr}
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
 -- Oldest first: member, score, member, score...
 local members = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
@@ -34,7 +41,7 @@ end
 if grant > 0 and grant >= least then
   redis.call('ZADD', key, string.format('%d', now), string.format('%d', grant) .. ':' .. me .. ':' .. ARGV[5])
   redis.call('PEXPIRE', key, string.format('%d', math.floor(window / 1000) + 1000))
-  return {grant, 0, instances, used + grant}
+  return {grant, 0, instances, used + grant, nowstr}
 end
 -- Too little free: retry when enough of the oldest leases have left the window for `least`.
 local short = least - (limit - used)
@@ -52,4 +59,4 @@ end
 if retry < 1 then
   retry = 1
 end
-return {0, string.format('%d', retry), instances, used}
+return {0, string.format('%d', retry), instances, used, nowstr}

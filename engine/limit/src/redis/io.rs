@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::redis::config::RedisConfig;
-use crate::redis::grant::{call_grant, Grant, GRANT_SCRIPT};
+use crate::redis::grant::{call_grant_until, Grant, GRANT_SCRIPT};
 use crate::redis::redact::{redact, scrub};
 use crate::stats::LimiterStats;
 use spate_core::ConfigError;
@@ -181,6 +181,11 @@ struct RedisIo {
     instance: String,
     seq: u64,
     stats: Arc<LimiterStats>,
+    /// Redis's clock less this thread's (`anchor`), in µs, from the last answer: each call
+    /// tells Redis when it goes stale by Redis's own clock (no clock sync needed). It errs
+    /// early by at most the round trip of that answer.
+    offset_us: Option<i128>,
+    anchor: Instant,
 }
 
 /// Starts the Redis thread with the connection made at start. It answers each `want` sent on
@@ -203,6 +208,8 @@ pub(super) fn spawn(
         instance,
         seq: 0,
         stats,
+        offset_us: None,
+        anchor: Instant::now(),
     };
     std::thread::Builder::new().name("spate-redis".into()).spawn(move || {
         while let Ok(want) = ask_rx.recv() {
@@ -234,7 +241,10 @@ impl RedisIo {
         let window_us = self.cfg.window_with_guard_us();
         let c = &self.cfg;
         // Half a lease at least: slivers of the window would cost a call each (see lease.rs).
-        call_grant(
+        let local_us = |at: Instant| at.duration_since(self.anchor).as_micros() as i128;
+        let expires_us =
+            self.offset_us.map_or(0, |off| u64::try_from(local_us(deadline) + off).unwrap_or(0));
+        let g = call_grant_until(
             con,
             &self.script,
             &c.key,
@@ -244,7 +254,10 @@ impl RedisIo {
             window_us,
             &self.instance,
             self.seq,
+            expires_us,
             &self.stats.redis_calls,
-        )
+        )?;
+        self.offset_us = Some(i128::from(g.redis_now_us) - local_us(Instant::now()));
+        Ok(g)
     }
 }
