@@ -5,8 +5,10 @@
 #
 #   scripts/memory-cgroup.sh            # LIMIT_MB=320 SIZE=262144 STALL_S=3 DURATION=8s
 #
-# Prints the run's summary line for memory and exits non-zero if the run was killed, did not
-# balance, or was never held back. Loopback only; bounded by DURATION + the drain + 60 s.
+# The run takes its default budget (half of the cgroup's limit) and sends 256 KiB events as
+# fast as it can to a collector that reads nothing for STALL_S seconds. Prints the run's memory
+# figures and exits non-zero if the run was killed, did not balance, lost events, or peaked over
+# the limit; a budget above the limit must be refused (exit 2). Loopback only; bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPATE_BIN:-target/release/spate}
@@ -64,10 +66,19 @@ set +e
 (
   echo "$BASHPID" > "$cg/cgroup.procs"
   exec timeout -s KILL 120 "$BIN" run --sink "tcp://127.0.0.1:$port" --size "$SIZE" --rate max \
-    --duration "$DURATION" --memory-budget 4GiB --no-pin --quiet --summary-json "$work/s.json"
+    --duration "$DURATION" --no-pin --quiet --summary-json "$work/s.json"
 ) 2> "$work/err"
 rc=$?
+(
+  echo "$BASHPID" > "$cg/cgroup.procs"
+  exec "$BIN" run --sink null --duration 1s --memory-budget 4GiB --quiet
+) 2> "$work/err2"
+over=$?
 set -e
+if [ "$over" != 2 ] || ! grep -q memory_budget "$work/err2"; then
+  echo "memory-cgroup: a budget over the cgroup's limit was not refused (exit $over): $(cat "$work/err2")" >&2
+  exit 1
+fi
 grep -E "memory|shed" "$work/err" || true
 if [ "$rc" = 137 ]; then
   echo "memory-cgroup: killed (OOM or timeout): $(grep -h oom_kill "$cg/memory.oom_control" 2>/dev/null)" >&2
@@ -84,6 +95,6 @@ print(f"memory-cgroup: exit {rc}, limit {limit} MiB, peak resident {m['peak_rss_
       f"held back {m['pressed']} times, generated {s['generated']:,} = delivered {s['delivered']:,} "
       f"+ shed {s['shed']:,} + failed {s['failed']:,} + in flight {s['in_flight']:,}: "
       f"{'balanced' if balanced else 'UNBALANCED'}")
-ok = rc == 0 and balanced and m["pressed"] >= 1 and s["shed"] == 0
+ok = rc == 0 and balanced and s["shed"] == 0 and s["failed"] == 0 and m["peak_rss_bytes"] < limit << 20
 sys.exit(0 if ok else 1)
 PY

@@ -43,8 +43,10 @@ cargo test --release --workspace --locked -- --test-threads=2
 if [ "$(id -u)" = 0 ]; then
   echo "== tests that need root (a 4 MiB tmpfs for the disk-full fault)"
   cargo test --release -p spate --test faults --locked -- --ignored disk_full
+  echo "== a run under a cgroup memory limit with a stalled sink (root: it makes the cgroup)"
+  SPATE_BIN=${CARGO_TARGET_DIR:-target}/release/spate scripts/memory-cgroup.sh
 else
-  echo "== tests that need root: skipped (not root): disk_full_for_the_file_sink"
+  echo "== tests that need root: skipped (not root): disk_full_for_the_file_sink, memory-cgroup.sh"
 fi
 
 echo "== loom model check of the SPSC ring"

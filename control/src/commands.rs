@@ -270,6 +270,7 @@ fn run(a: RunArgs) -> Result<i32> {
             let opts = HttpOptions {
                 routes: RUN_ROUTES,
                 token: metrics_token,
+                read_token: None,
                 api_rate: None,
                 allowed_hosts: a.metrics_allowed_hosts.clone(),
                 allowed_origins: Vec::new(),

@@ -91,6 +91,34 @@ pub(super) fn check_bearer(token: &str, authorization: Option<&str>) -> Result<(
     Err(Reply::error(401, msg, json!({})).with_header("WWW-Authenticate", "Bearer realm=\"spate\""))
 }
 
+/// The scoped gate: the control token may do everything; the read token only `GET` (status and
+/// metrics), 403 otherwise; neither set, anything goes (a loopback server without tokens).
+pub(super) fn check_scoped(
+    control: Option<&str>,
+    read: Option<&str>,
+    authorization: Option<&str>,
+    is_get: bool,
+) -> Result<(), Reply> {
+    let Some(first) = control.or(read) else { return Ok(()) };
+    if control.is_some_and(|t| check_bearer(t, authorization).is_ok()) {
+        return Ok(());
+    }
+    match read {
+        Some(t) if check_bearer(t, authorization).is_ok() => {
+            if is_get {
+                Ok(())
+            } else {
+                Err(Reply::error(
+                    403,
+                    "this is a read token: it may read status and metrics; start, stop and rate need the control token (--token-file)",
+                    json!({}),
+                ))
+            }
+        }
+        _ => check_bearer(first, authorization),
+    }
+}
+
 /// Compares in time that depends only on the lengths, not on where the bytes differ.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());

@@ -90,8 +90,10 @@ impl ApiStats {
 
 pub(crate) struct HttpOptions {
     pub routes: &'static [Route],
-    /// Bearer token required on every non-open route.
+    /// Bearer token required on every non-open route (the control token: every route).
     pub token: Option<String>,
+    /// A second token that may only `GET` (status and metrics).
+    pub read_token: Option<String>,
     /// Requests per second per client IP (token bucket, burst of one second's worth).
     pub api_rate: Option<f64>,
     /// Further names the server answers to in `Host` (`name` or `name:port`).
@@ -379,10 +381,14 @@ impl Gate {
             return denied;
         }
         if !open {
-            if let Some(token) = &self.opts.token {
-                if let Err(denied) = auth::check_bearer(token, header("Authorization").as_deref()) {
-                    return denied;
-                }
+            let authz = header("Authorization");
+            if let Err(denied) = auth::check_scoped(
+                self.opts.token.as_deref(),
+                self.opts.read_token.as_deref(),
+                authz.as_deref(),
+                method == "GET" || method == "HEAD",
+            ) {
+                return denied;
             }
         }
         let Some(route) = route else {

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Read the bearer token from this file (its contents, trimmed).
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+    /// A second token that may only read status and metrics (GET); start, stop and rate need
+    /// the control token. Its contents, trimmed.
+    #[arg(long)]
+    pub read_token_file: Option<PathBuf>,
     /// Accept a non-loopback --listen address; needs --token-file or --token.
     #[arg(long)]
     pub allow_remote: bool,
@@ -124,6 +128,15 @@ fn data_dir(p: &Path) -> Result<PathBuf, ConfigError> {
 pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     check_listen(&a.listen, a.allow_remote)?;
     let token = crate::http::load_token("token", a.token.as_deref(), a.token_file.as_deref())?;
+    let read_token = crate::http::load_token("read-token", None, a.read_token_file.as_deref())?;
+    if read_token.is_some() && read_token == token {
+        return Err(ConfigError::new(
+            "--read-token-file",
+            "the read token is the control token: it would grant everything",
+            "give the read token a value of its own, e.g. from `openssl rand -hex 32`",
+        )
+        .into());
+    }
     if let Some(r) = a.api_rate {
         if !(r.is_finite() && r > 0.0) {
             return Err(ConfigError::new(
@@ -134,7 +147,7 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
             .into());
         }
     }
-    if a.allow_remote && token.is_none() {
+    if a.allow_remote && token.is_none() && read_token.is_none() {
         return Err(ConfigError::new(
             "--allow-remote",
             format!("other hosts would reach {} without a token: anyone there could start runs and stop them", a.listen),
@@ -143,6 +156,8 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         .into());
     }
     let data_dir = a.data_dir.as_deref().map(data_dir).transpose()?;
+    // Paths checked under --data-dir are opened without following a link swapped in since.
+    spate_engine::sink::refuse_symlinks();
     let base = match &a.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),
@@ -179,6 +194,7 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     let opts = HttpOptions {
         routes: ROUTES,
         token,
+        read_token,
         api_rate: a.api_rate,
         allowed_hosts: a.allowed_hosts,
         allowed_origins: a.allowed_origins,

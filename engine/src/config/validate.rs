@@ -299,7 +299,21 @@ fn memory_budget(
                 format!("{} bytes is too little to run in", b.0),
                 "give at least 16MiB, or omit it for half of the machine's (or cgroup's) memory",
             )),
-            Some(b) => b.0,
+            Some(b) => match crate::memory::cgroup_limit() {
+                // The kernel would kill the run before the watch could hold it back.
+                Some(limit) if b.0 > limit => {
+                    return Err(ConfigError::new(
+                        "memory_budget",
+                        format!(
+                            "{} MiB is above this process's cgroup memory limit of {} MiB",
+                            b.0 >> 20,
+                            limit >> 20
+                        ),
+                        "give at most the cgroup's limit, or omit it for half of it",
+                    ))
+                }
+                _ => b.0,
+            },
             None => crate::memory::default_budget(),
         };
     let SinkConfig::Kafka(k) = sink else { return Ok(budget) };

@@ -2,7 +2,7 @@
 //! dead-letters nothing leaves none behind). A write that fails part-way (disk full) is cut back
 //! to the last whole line, so the file holds exactly the records counted as dead-lettered.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ impl DlqFile {
 
     fn write_whole(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.file.is_none() {
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let f = crate::sink::write_options().create(true).append(true).open(&self.path)?;
             self.len = f.metadata()?.len();
             self.file = Some(f);
         }
