@@ -64,6 +64,7 @@ mod generator;
 pub mod hex;
 mod meta;
 mod program;
+mod room;
 mod schema;
 mod sources;
 mod spec;

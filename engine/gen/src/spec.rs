@@ -7,6 +7,7 @@ use spate_core::rng::{fnv1a, Rng};
 use spate_core::ConfigError;
 
 use crate::config::{EventConfig, BUILTIN, CHUNK, MAX_SIZE, VARIANTS};
+use crate::room::Room;
 use crate::format::{Format, TraceContext};
 use crate::meta::EventMeta;
 use crate::program::{self, Builder, Emitter, Op, SessionDef, TABLE};
@@ -518,50 +519,6 @@ impl EventSpec {
 }
 
 /// Renders one variant of `rec` as a program; returns its ops' (start, len).
-/// Refuses pre-rendered events that would take more than `limit` bytes (0: no limit): by the
-/// bytes counted (`used`), and every 64 calls by the process's real growth since the build began
-/// (allocator slack and per-record structures the count does not see).
-/// What the pre-rendered events may take (`EventConfig::memory_limit`, 0: no limit), checked
-/// by the bytes counted and, every 64 checks, by the process's real growth since the build began
-/// (allocator slack and per-record structures the count does not see).
-struct Room {
-    limit: usize,
-    start_rss: u64,
-    checks: u32,
-}
-
-impl Room {
-    fn new(limit: usize) -> Room {
-        let start_rss =
-            if limit == 0 { 0 } else { spate_core::resident::resident_bytes().unwrap_or(0) };
-        Room { limit, start_rss, checks: 0 }
-    }
-
-    /// Refuses a source whose events would take more than the limit.
-    fn check(&mut self, used: usize, source: &str) -> Result<(), ConfigError> {
-        if self.limit == 0 {
-            return Ok(());
-        }
-        self.checks = self.checks.wrapping_add(1);
-        let mut over = used > self.limit;
-        if !over && self.checks.is_multiple_of(64) {
-            let now = spate_core::resident::resident_bytes().unwrap_or(0);
-            over = now.saturating_sub(self.start_rss) > self.limit as u64;
-        }
-        if !over {
-            return Ok(());
-        }
-        Err(ConfigError::new(
-            "memory_budget",
-            format!(
-                "the {VARIANTS} pre-rendered events of source `{source}` need over {} MiB, more than the quarter of the memory budget they may take",
-                self.limit >> 20
-            ),
-            "raise memory_budget, or make the source's events smaller (fewer or shorter fields)",
-        ))
-    }
-}
-
 fn render_variant(
     b: &mut Builder,
     format: Format,
