@@ -272,6 +272,7 @@ fn run(a: RunArgs) -> Result<i32> {
                 token: metrics_token,
                 read_token: None,
                 api_rate: None,
+                shared_rate: None,
                 allowed_hosts: a.metrics_allowed_hosts.clone(),
                 allowed_origins: Vec::new(),
             };

@@ -8,7 +8,9 @@ mod auth;
 mod exchange;
 mod origin;
 mod server;
+mod shared_rate;
 
 pub(crate) use auth::{load_token, require_token_off_loopback};
 pub(crate) use exchange::{Handler, Reply, Request, Route};
 pub(crate) use server::{ApiStats, HttpOptions, HttpServer};
+pub(crate) use shared_rate::SharedRate;

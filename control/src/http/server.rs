@@ -96,6 +96,8 @@ pub(crate) struct HttpOptions {
     pub read_token: Option<String>,
     /// Requests per second per client IP (token bucket, burst of one second's worth).
     pub api_rate: Option<f64>,
+    /// The same limit shared with other instances through Redis (`shared_rate.rs`).
+    pub shared_rate: Option<Arc<super::shared_rate::SharedRate>>,
     /// Further names the server answers to in `Host` (`name` or `name:port`).
     pub allowed_hosts: Vec<String>,
     /// Further origins (`scheme://host[:port]`) allowed to change state.
@@ -362,7 +364,13 @@ impl Gate {
         }
         if !open {
             if let Some(rate) = self.opts.api_rate {
-                if let Err(wait) = self.take_token(peer, rate) {
+                let shared = match self.opts.shared_rate.clone() {
+                    Some(s) => {
+                        tokio::task::spawn_blocking(move || s.take(peer)).await.ok().flatten()
+                    }
+                    None => None,
+                };
+                if let Err(wait) = shared.unwrap_or_else(|| self.take_token(peer, rate)) {
                     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                     return Reply::error(
                         429,

@@ -61,7 +61,9 @@ pub struct ServeArgs {
     /// http://dash.example:3000 (repeatable).
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
-    /// Requests per second allowed per client IP (token bucket); 429 with Retry-After above it.
+    /// Requests per second allowed per client IP; 429 with Retry-After above it. With a Redis
+    /// in --config (`redis.url`), counted there over the last second, shared by every serve
+    /// instance on it; otherwise a token bucket of this instance.
     #[arg(long)]
     pub api_rate: Option<f64>,
     /// Record every run in this PostgreSQL database's audit tables (or `audit:` in --config).
@@ -163,7 +165,17 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         None => RawConfig::default(),
     };
     // Fail at startup, not at the first POST /v1/start.
-    let allowlist = Allowlist::new(&a.allow_destinations, &base.validate()?)?;
+    let checked = base.validate()?;
+    let allowlist = Allowlist::new(&a.allow_destinations, &checked)?;
+    // With a Redis in the base config, --api-rate is counted there, shared by every instance.
+    let shared_rate = match (a.api_rate, &checked.redis) {
+        (Some(rate), Some(r)) => {
+            Some(Arc::new(crate::http::SharedRate::new(r, rate).map_err(|e| {
+                ConfigError::new("redis.url", e.to_string(), "correct the base config's redis.url")
+            })?))
+        }
+        _ => None,
+    };
     let audit = match (&a.audit, &base.audit) {
         (Some(url), _) => spate_engine::audit::RawAudit {
             url: Some(url.as_str().into()),
@@ -196,6 +208,7 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         token,
         read_token,
         api_rate: a.api_rate,
+        shared_rate,
         allowed_hosts: a.allowed_hosts,
         allowed_origins: a.allowed_origins,
     };

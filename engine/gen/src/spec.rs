@@ -7,10 +7,10 @@ use spate_core::rng::{fnv1a, Rng};
 use spate_core::ConfigError;
 
 use crate::config::{EventConfig, BUILTIN, CHUNK, MAX_SIZE, VARIANTS};
-use crate::room::Room;
 use crate::format::{Format, TraceContext};
 use crate::meta::EventMeta;
 use crate::program::{self, Builder, Emitter, Op, SessionDef, TABLE};
+use crate::room::Room;
 use crate::sources::SourceGen;
 use crate::template::RawTemplate;
 use crate::{avro, dist, format, schema, template};
