@@ -8,7 +8,12 @@
 # The run takes its default budget (half of the cgroup's limit) and sends 256 KiB events as
 # fast as it can to a collector that reads nothing for STALL_S seconds. Prints the run's memory
 # figures and exits non-zero if the run was killed, did not balance, lost events, or peaked over
-# the limit; a budget above the limit must be refused (exit 2). Loopback only; bounded.
+# the limit; a budget above the limit must be refused (exit 2).
+#
+# Then a neighbour in the same cgroup (a sidecar, another process of the container) takes
+# memory for BALLAST_S seconds, up to about 85 % of the limit: spate must see the cgroup's
+# usage, hold generation back (`--backpressure block`: nothing shed), resume once the
+# neighbour lets go, and end balanced. Loopback only; bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPATE_BIN:-target/release/spate}
@@ -16,6 +21,7 @@ LIMIT_MB=${LIMIT_MB:-320}
 SIZE=${SIZE:-262144}
 STALL_S=${STALL_S:-3}
 DURATION=${DURATION:-8s}
+BALLAST_S=${BALLAST_S:-2}
 
 if [ "$(id -u)" != 0 ]; then
   echo "memory-cgroup: needs root to make a cgroup; skipped" >&2
@@ -84,7 +90,7 @@ if [ "$rc" = 137 ]; then
   echo "memory-cgroup: killed (OOM or timeout): $(grep -h oom_kill "$cg/memory.oom_control" 2>/dev/null)" >&2
   exit 1
 fi
-python3 - "$work/s.json" "$rc" "$LIMIT_MB" <<'PY'
+python3 - "$work/s.json" "$rc" "$LIMIT_MB" <<'PY' || exit 1
 import json, sys
 s = json.load(open(sys.argv[1]))
 rc, limit = int(sys.argv[2]), int(sys.argv[3])
@@ -96,5 +102,45 @@ print(f"memory-cgroup: exit {rc}, limit {limit} MiB, peak resident {m['peak_rss_
       f"+ shed {s['shed']:,} + failed {s['failed']:,} + in flight {s['in_flight']:,}: "
       f"{'balanced' if balanced else 'UNBALANCED'}")
 ok = rc == 0 and balanced and s["shed"] == 0 and s["failed"] == 0 and m["peak_rss_bytes"] < limit << 20
+sys.exit(0 if ok else 1)
+PY
+
+# A neighbour takes memory while a steady run goes on, then lets go.
+(
+  echo "$BASHPID" > "$cg/cgroup.procs"
+  exec timeout -s KILL 60 "$BIN" run --sink null --rate 20000 --duration 6s --backpressure block \
+    --no-pin --quiet --summary-json "$work/n.json"
+) 2> "$work/err3" &
+run=$!
+sleep 1
+used_mb=$(( $(cat "$cg/memory.usage_in_bytes" 2>/dev/null || cat "$cg/memory.current") >> 20 ))
+ballast_mb=$(( LIMIT_MB * 85 / 100 - used_mb ))
+(
+  echo "$BASHPID" > "$cg/cgroup.procs"
+  exec python3 -c "import sys, time; b = b'\x01' * ($ballast_mb << 20); time.sleep(float(sys.argv[1]))" "$BALLAST_S"
+) &
+wait $! || true
+set +e
+wait "$run"
+rc=$?
+set -e
+grep -E "memory" "$work/err3" || true
+if [ "$rc" = 137 ]; then
+  echo "memory-cgroup: the run beside a neighbour was killed (OOM or timeout)" >&2
+  exit 1
+fi
+python3 - "$work/n.json" "$rc" "$LIMIT_MB" "$ballast_mb" "$work/err3" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rc, limit, ballast = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+resumed = "generation resumes" in open(sys.argv[5]).read()
+m = s["memory"]
+keys = ("delivered", "dead_lettered", "shed", "failed", "in_flight")
+balanced = s["generated"] == sum(s[k] for k in keys)
+print(f"memory-cgroup: a neighbour took {ballast} MiB of the {limit} MiB limit: exit {rc}, "
+      f"held back {m['pressed']} times, {'resumed' if resumed else 'NEVER RESUMED'}, "
+      f"generated {s['generated']:,} = delivered {s['delivered']:,} + shed {s['shed']:,}: "
+      f"{'balanced' if balanced else 'UNBALANCED'}")
+ok = rc == 0 and balanced and s["shed"] == 0 and m["pressed"] >= 1 and resumed
 sys.exit(0 if ok else 1)
 PY

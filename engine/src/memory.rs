@@ -70,16 +70,26 @@ impl Memory {
             crate::alloc::purge_freed_pages(true);
             self.pressed.store(true, Relaxed);
             self.pressed_count.fetch_add(1, Relaxed);
-            let msg = format!(
-                "memory: {} MiB resident{} is above {:.0} % of the budget of {} MiB: generation held back until it falls below {:.0} %",
-                rss >> 20,
-                self.cgroup_limit
-                    .map(|l| format!(" ({} of the cgroup's {} MiB)", used >> 20, l >> 20))
-                    .unwrap_or_default(),
-                HIGH_WATER * 100.0,
-                self.budget >> 20,
-                LOW_WATER * 100.0
-            );
+            // Name what crossed the mark: this process against its budget, or the whole
+            // cgroup (neighbours included) against its limit.
+            let own = share(rss, self.budget) > HIGH_WATER;
+            let msg = match self.cgroup_limit {
+                Some(limit) if !own => format!(
+                    "memory: the cgroup uses {} MiB of its {} MiB limit (this process {} MiB), above {:.0} %: generation held back until it falls below {:.0} %",
+                    used >> 20,
+                    limit >> 20,
+                    rss >> 20,
+                    HIGH_WATER * 100.0,
+                    LOW_WATER * 100.0
+                ),
+                _ => format!(
+                    "memory: {} MiB resident is above {:.0} % of the budget of {} MiB: generation held back until it falls below {:.0} %",
+                    rss >> 20,
+                    HIGH_WATER * 100.0,
+                    self.budget >> 20,
+                    LOW_WATER * 100.0
+                ),
+            };
             spate_core::rate_log::warn("memory_high", &msg);
         } else if was && load < LOW_WATER {
             self.pressed.store(false, Relaxed);
