@@ -275,6 +275,7 @@ fn run(a: RunArgs) -> Result<i32> {
                 shared_rate: None,
                 allowed_hosts: a.metrics_allowed_hosts.clone(),
                 allowed_origins: Vec::new(),
+                tls: None,
             };
             Some(metrics_server(addr, opts, &run)?)
         }

@@ -9,8 +9,10 @@ mod exchange;
 mod origin;
 mod server;
 mod shared_rate;
+mod tls;
 
 pub(crate) use auth::{load_token, require_token_off_loopback};
 pub(crate) use exchange::{Handler, Reply, Request, Route};
 pub(crate) use server::{ApiStats, HttpOptions, HttpServer};
 pub(crate) use shared_rate::SharedRate;
+pub(crate) use tls::{acceptor as tls_acceptor, TlsFiles};

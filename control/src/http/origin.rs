@@ -79,7 +79,8 @@ impl Names {
     ) -> Result<(), Reply> {
         let Some(origin) = origin else { return Ok(()) };
         let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        let own = o.strip_prefix("http://").is_some_and(|rest| {
+        let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+        let own = rest.is_some_and(|rest| {
             host.is_some_and(|h| h.trim().eq_ignore_ascii_case(rest))
                 || rest == self.bound.to_string()
                 || (self.bound.ip().is_loopback()

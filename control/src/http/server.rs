@@ -102,6 +102,8 @@ pub(crate) struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Further origins (`scheme://host[:port]`) allowed to change state.
     pub allowed_origins: Vec<String>,
+    /// Serve over TLS (`tls.rs`): the handshake is done within the request's 5 s.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The HTTP server; stops (in-flight requests get up to 2 s) and joins its thread when dropped.
@@ -248,17 +250,20 @@ async fn serve(
             Err(_) => probes.clone().try_acquire_owned().ok().map(Slot::ProbesOnly),
         };
         let Some(slot) = slot else {
-            // Every slot is held: say so at once, without reading the request.
-            let busy =
-                format!("{MAX_CONNECTIONS} connections are served already; retry in a moment");
             gate.api.count(503);
-            let body = Reply::error(503, busy, json!({})).body;
-            let head = format!(
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            // An empty socket buffer takes this small write whole.
-            let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+            // Over TLS nothing can be said before a handshake: the connection is closed.
+            if gate.opts.tls.is_none() {
+                // Every slot is held: say so at once, without reading the request.
+                let busy =
+                    format!("{MAX_CONNECTIONS} connections are served already; retry in a moment");
+                let body = Reply::error(503, busy, json!({})).body;
+                let head = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                // An empty socket buffer takes this small write whole.
+                let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+            }
             continue;
         };
         let probes_only = matches!(slot, Slot::ProbesOnly(_));
@@ -278,9 +283,29 @@ async fn serve(
                 Ok::<_, Infallible>(reply)
             }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = gate.opts.tls.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+            let served = async {
+                match tls {
+                    None => {
+                        let _ = watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                            .await;
+                    }
+                    Some(tls) => {
+                        // The handshake shares the request's deadline: a client that stalls in
+                        // it holds its slot no longer than one that stalls in its head.
+                        let left = REQUEST_TIMEOUT.saturating_sub(accepted.elapsed());
+                        if let Ok(Ok(s)) = tokio::time::timeout(left, tls.accept(stream)).await {
+                            let _ =
+                                watcher.watch(builder.serve_connection(TokioIo::new(s), svc)).await;
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, served).await;
             drop(held);
         });
     }

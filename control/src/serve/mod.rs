@@ -74,6 +74,16 @@ pub struct ServeArgs {
     /// *.DOMAIN, ADDR/BITS, /SOCKET, or `*` for anywhere.
     #[arg(long = "allow-destination", value_name = "RULE")]
     pub allow_destinations: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs
+    /// --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, not encrypted).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require a client certificate signed by this CA (PEM) on every connection (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 const ROUTES: &[Route] = &[
@@ -149,11 +159,20 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
             .into());
         }
     }
-    if a.allow_remote && token.is_none() && read_token.is_none() {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(&crate::http::TlsFiles {
+            cert,
+            key,
+            client_ca: a.tls_client_ca.as_deref(),
+        })?),
+        _ => None,
+    };
+    // A client certificate is a credential too: mutual TLS alone may guard a remote listener.
+    if a.allow_remote && token.is_none() && read_token.is_none() && a.tls_client_ca.is_none() {
         return Err(ConfigError::new(
             "--allow-remote",
             format!("other hosts would reach {} without a token: anyone there could start runs and stop them", a.listen),
-            "set --token-file PATH (or --token T) too; callers then send `Authorization: Bearer T`",
+            "set --token-file PATH (or --token T) too, callers then send `Authorization: Bearer T`; or require client certificates with --tls-client-ca",
         )
         .into());
     }
@@ -211,9 +230,11 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         shared_rate,
         allowed_hosts: a.allowed_hosts,
         allowed_origins: a.allowed_origins,
+        tls,
     };
     let server = HttpServer::start(&a.listen, opts, api, handler)?;
-    say!("spate: serve listening on http://{}", server.addr());
+    let scheme = if a.tls_cert.is_some() { "https" } else { "http" };
+    say!("spate: serve listening on {scheme}://{}", server.addr());
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = metrics::spawn_ticker(stop.clone(), {
         let c = control.clone();

@@ -27,7 +27,7 @@ pub(crate) struct Proc {
 
 impl Proc {
     /// Spawns `spate args...` and waits (up to 30 s) for the stderr line starting with `marker`
-    /// followed by `http://ADDR`.
+    /// followed by `http://ADDR` (or `https://ADDR`).
     pub(crate) fn spawn(args: &[&str], marker: &str) -> Proc {
         let mut child = Command::new(BIN)
             .args(args)
@@ -46,7 +46,10 @@ impl Proc {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 log2.lock().unwrap().push_str(&format!("{line}\n"));
                 if let Some(rest) = line.split_once(&needle).map(|(_, r)| r) {
-                    if let Some(a) = rest.trim().strip_prefix("http://") {
+                    let rest = rest.trim();
+                    if let Some(a) =
+                        rest.strip_prefix("http://").or_else(|| rest.strip_prefix("https://"))
+                    {
                         let _ = tx.send(a.split('/').next().unwrap_or("").to_string());
                     }
                 }
@@ -107,6 +110,18 @@ pub(crate) fn http(
 ) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&request(addr, method, path, headers, body)).expect("write request");
+    read_response(s)
+}
+
+/// One request's bytes, `Connection: close`, with a `Content-Length`.
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -117,8 +132,7 @@ pub(crate) fn http(
     req.push_str("\r\n");
     let mut buf = req.into_bytes();
     buf.extend_from_slice(body);
-    s.write_all(&buf).expect("write request");
-    read_response(s)
+    buf
 }
 
 pub(crate) fn read_response(mut s: TcpStream) -> Resp {
