@@ -177,8 +177,18 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
         .into());
     }
     let data_dir = a.data_dir.as_deref().map(data_dir).transpose()?;
-    // Paths checked under --data-dir are opened without following a link swapped in since.
+    // Paths checked under --data-dir are opened without following a link swapped in since,
+    // in the file itself or in a directory on the way (beneath a handle of the data dir).
     spate_engine::sink::refuse_symlinks();
+    if let Some(d) = &data_dir {
+        spate_engine::sink::confine_writes_beneath(d).map_err(|e| {
+            ConfigError::new(
+                "--data-dir",
+                format!("`{}`: {e}", d.display()),
+                "give an existing directory spate may open",
+            )
+        })?;
+    }
     let base = match &a.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),

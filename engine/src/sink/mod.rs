@@ -2,6 +2,7 @@
 //! TCP, Kafka, PostgreSQL) plugs into the same flush thread, and one outcome path
 //! ([`Outcomes`]) through which each reports what became of the events it took.
 
+pub(crate) mod beneath;
 pub mod config;
 pub mod dlq;
 pub mod kafka;
@@ -9,6 +10,7 @@ mod outcome;
 pub mod postgres;
 pub mod tcp;
 
+pub use beneath::confine_writes_beneath;
 pub use outcome::Outcomes;
 
 use std::fs::File;
@@ -141,9 +143,9 @@ pub(crate) fn write_options() -> std::fs::OpenOptions {
 impl WriterSink<File> {
     /// A sink writing to the file at `path`, created or truncated.
     pub fn file(path: &std::path::Path) -> Result<Self, EngineError> {
-        let f = write_options().write(true).create(true).truncate(true).open(path).map_err(
-            |source| EngineError::SinkOpen { target: format!("file:{}", path.display()), source },
-        )?;
+        let f = beneath::open_write(path, beneath::Mode::Truncate).map_err(|source| {
+            EngineError::SinkOpen { target: format!("file:{}", path.display()), source }
+        })?;
         Ok(Self {
             target: format!("file:{}", path.display()),
             out: f,

@@ -48,7 +48,8 @@ impl DlqFile {
 
     fn write_whole(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.file.is_none() {
-            let f = crate::sink::write_options().create(true).append(true).open(&self.path)?;
+            let f =
+                crate::sink::beneath::open_write(&self.path, crate::sink::beneath::Mode::Append)?;
             self.len = f.metadata()?.len();
             self.file = Some(f);
         }
