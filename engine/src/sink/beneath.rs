@@ -17,6 +17,27 @@ use std::sync::OnceLock;
 
 static BENEATH: OnceLock<(PathBuf, OwnedFd)> = OnceLock::new();
 
+/// Whether files spate writes (a file sink, DLQ files) are opened without following a symbolic
+/// link in their last component. `spate serve` sets it for the whole process: a path it checked
+/// under `--data-dir` cannot be turned into a link between the check and the open.
+static NO_FOLLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuses symbolic links as the last component of every file opened for writing from now on.
+pub fn refuse_symlinks() {
+    NO_FOLLOW.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Open options for a file spate writes: `O_NOFOLLOW` once [`refuse_symlinks`] was called, and
+/// always `O_CLOEXEC` (std's default).
+fn write_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    if NO_FOLLOW.load(std::sync::atomic::Ordering::Relaxed) {
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    o
+}
+
 /// How a file is opened for writing: created if missing, then truncated or appended to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Mode {
@@ -37,7 +58,7 @@ pub fn confine_writes_beneath(dir: &Path) -> io::Result<()> {
     // SAFETY: `fd` was just returned by open and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let _ = BENEATH.set((dir.to_path_buf(), fd));
-    super::refuse_symlinks();
+    refuse_symlinks();
     Ok(())
 }
 
@@ -49,7 +70,7 @@ pub(crate) fn open_write(path: &Path, mode: Mode) -> io::Result<File> {
             return open_beneath(fd, rel, mode);
         }
     }
-    let mut o = super::write_options();
+    let mut o = write_options();
     match mode {
         Mode::Truncate => o.write(true).create(true).truncate(true),
         Mode::Append => o.append(true).create(true),

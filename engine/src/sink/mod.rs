@@ -10,7 +10,7 @@ mod outcome;
 pub mod postgres;
 pub mod tcp;
 
-pub use beneath::confine_writes_beneath;
+pub use beneath::{confine_writes_beneath, refuse_symlinks};
 pub use outcome::Outcomes;
 
 use std::fs::File;
@@ -117,27 +117,6 @@ impl WriterSink<std::io::Stdout> {
             gone: false,
         }
     }
-}
-
-/// Whether files spate writes (a file sink, DLQ files) are opened without following a symbolic
-/// link in their last component. `spate serve` sets it for the whole process: a path it checked
-/// under `--data-dir` cannot be turned into a link between the check and the open.
-static NO_FOLLOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Refuses symbolic links as the last component of every file opened for writing from now on.
-pub fn refuse_symlinks() {
-    NO_FOLLOW.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Open options for a file spate writes: `O_NOFOLLOW` once [`refuse_symlinks`] was called, and
-/// always `O_CLOEXEC` (std's default).
-pub(crate) fn write_options() -> std::fs::OpenOptions {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    if NO_FOLLOW.load(std::sync::atomic::Ordering::Relaxed) {
-        o.custom_flags(libc::O_NOFOLLOW);
-    }
-    o
 }
 
 impl WriterSink<File> {
