@@ -41,8 +41,12 @@ pub(crate) struct Allowlist {
 const FLAG: &str = "--allow-destination";
 
 impl Allowlist {
-    /// From the operator's `--allow-destination` values (none: loopback only) and base config.
-    pub(crate) fn new(flags: &[String], base: &RunConfig) -> Result<Allowlist, ConfigError> {
+    /// From the operator's `--allow-destination` values (none: loopback only) and the
+    /// destinations of the operator's configs (the base and each profile over it).
+    pub(crate) fn new<'a>(
+        flags: &[String],
+        trusted: impl IntoIterator<Item = &'a Destination>,
+    ) -> Result<Allowlist, ConfigError> {
         let mut rules = Vec::new();
         if flags.is_empty() {
             rules.push(Rule::Loopback);
@@ -56,10 +60,7 @@ impl Allowlist {
                 )
             })?);
         }
-        let base = base.destinations().map_err(|u| {
-            ConfigError::new(u.key, u.why, "correct the address in the base config")
-        })?;
-        rules.extend(base.iter().map(exact));
+        rules.extend(trusted.into_iter().map(exact));
         Ok(Allowlist { rules })
     }
 

@@ -24,6 +24,7 @@ pub mod exit;
 mod http;
 pub mod logs;
 mod metrics;
+mod profiles;
 mod redact;
 mod serve;
 mod status;

@@ -17,6 +17,7 @@ use spate_limit::Rate;
 use crate::allowlist::Allowlist;
 use crate::http::{ApiStats, Reply, Request};
 use crate::metrics::{self, RunView};
+use crate::profiles::{self, Profiles};
 use crate::redact::Secrets;
 use crate::{confine, status};
 
@@ -80,8 +81,9 @@ impl Slot {
 pub(super) struct Control {
     /// Whether requests need a token (recorded as the origin of API runs).
     pub(super) token: bool,
-    /// The config runs start from (`--config`); a request's config is merged over it.
-    pub(super) base: RawConfig,
+    /// The configs runs start from (`--config`, and each `--profile` over it); a request's
+    /// config is merged over the one it picks.
+    pub(super) profiles: Profiles,
     /// Canonical `--data-dir`.
     pub(super) data_dir: Option<PathBuf>,
     /// Where runs started over HTTP may connect.
@@ -175,14 +177,19 @@ impl Control {
                 json!({"key": "audit"}),
             );
         }
+        let trusted = match self.profiles.select(&mut body) {
+            Ok(t) => t,
+            Err(e) => return config_reply(400, &e, &Secrets::of_tree(&body)),
+        };
         if let Err(e) = confine::confine(&mut body, self.data_dir.as_deref()) {
             return config_reply(403, &e, &Secrets::of_tree(&body));
         }
-        let mut merged = spate_engine::config::merge(self.base.tree(), body);
+        let request = body.clone();
+        let mut merged = spate_engine::config::merge(trusted.tree.clone(), body);
         confine::default_dlq(&mut merged, self.data_dir.as_deref());
         // Errors below may quote a value of the config (librdkafka quotes a refused option).
         let secrets = Secrets::of_tree(&merged);
-        let raw = match RawConfig::from_tree(merged) {
+        let raw = match RawConfig::from_tree(merged.clone()) {
             Ok(r) => r,
             Err(e) => return config_reply(400, &e, &secrets),
         };
@@ -191,6 +198,9 @@ impl Control {
             Err(e) => return config_reply(400, &e, &secrets),
         };
         if let Err(e) = self.allowlist.check(&cfg) {
+            return config_reply(403, &e, &secrets);
+        }
+        if let Err(e) = profiles::check_bound(trusted, &request, &merged, &cfg) {
             return config_reply(403, &e, &secrets);
         }
         {

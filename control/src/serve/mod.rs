@@ -25,6 +25,7 @@ use spate_engine::{ConfigError, RawConfig};
 use crate::allowlist::Allowlist;
 use crate::http::{ApiStats, Handler, HttpOptions, HttpServer, Request, Route};
 use crate::metrics::{self};
+use crate::profiles::Profiles;
 
 use control::{Control, Slot};
 #[derive(Debug, Args)]
@@ -74,6 +75,11 @@ pub struct ServeArgs {
     /// *.DOMAIN, ADDR/BITS, /SOCKET, or `*` for anywhere.
     #[arg(long = "allow-destination", value_name = "RULE")]
     pub allow_destinations: Vec<String>,
+    /// A named profile, NAME=FILE (repeatable): FILE is a config of the operator's (credentials,
+    /// secret files and `${NAME}` allowed) that a request picks with `profile: NAME`; it is laid
+    /// over --config, the request over it. Its credentials go only to its own destinations.
+    #[arg(long = "profile", value_name = "NAME=FILE")]
+    pub profiles: Vec<String>,
     /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs
     /// --tls-key.
     #[arg(long, requires = "tls_key")]
@@ -195,7 +201,11 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     };
     // Fail at startup, not at the first POST /v1/start.
     let checked = base.validate()?;
-    let allowlist = Allowlist::new(&a.allow_destinations, &checked)?;
+    let profiles = Profiles::load(&base, &checked, &a.profiles)?;
+    let allowlist = Allowlist::new(
+        &a.allow_destinations,
+        profiles.all().flat_map(crate::profiles::Trusted::destinations),
+    )?;
     // With a Redis in the base config, --api-rate is counted there, shared by every instance.
     let shared_rate = match (a.api_rate, &checked.redis) {
         (Some(rate), Some(r)) => {
@@ -222,7 +232,7 @@ pub(crate) fn serve(a: ServeArgs, sigs: Arc<AtomicUsize>) -> Result<i32> {
     let api = Arc::new(ApiStats::default());
     let control = Arc::new(Control {
         token: token.is_some(),
-        base,
+        profiles,
         data_dir,
         allowlist,
         slot: Mutex::new(slot),
