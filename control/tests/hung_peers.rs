@@ -98,7 +98,8 @@ fn audit_database_that_never_answers() {
 }
 
 /// The server's processes stopped (SIGSTOP) mid-run, longer than the run and its drain: the
-/// open transaction and what follows go to the DLQ file, nothing is left in flight.
+/// open transaction and what follows go to the DLQ file (nothing failed), nothing is left in
+/// flight.
 #[test]
 fn postgres_sink_server_stopped_mid_run() {
     let pg = Postgres::start();
@@ -120,6 +121,8 @@ fn postgres_sink_server_stopped_mid_run() {
     o.balanced();
     assert_eq!(o.code, 3, "{}", o.stderr);
     assert!(o.n("delivered") > 0 && o.n("dead_lettered") > 0, "{}", o.s);
+    // What the workers still held when the drain ran out goes to the DLQ file too.
+    assert_eq!(o.n("failed"), 0, "{}", o.s);
     assert_eq!(
         dlq_lines(&dlq),
         o.n("dead_lettered"),

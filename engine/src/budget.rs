@@ -49,7 +49,17 @@ impl ByteBudget {
         }
     }
 
-    /// Gives back `bytes` taken by [`ByteBudget::reserve`].
+    /// Takes `bytes` whether or not they fit: a run that is ending hands its last batches to
+    /// the sink's `abandon` (the DLQ file) rather than dropping them, over the cap by at most
+    /// one batch per worker, for the moments until the flush thread settles them.
+    #[inline]
+    pub fn force(&self, bytes: u64) {
+        if self.max > 0 {
+            self.used.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    /// Gives back `bytes` taken by [`ByteBudget::reserve`] or [`ByteBudget::force`].
     #[inline]
     pub fn release(&self, bytes: u64) {
         if self.max > 0 && bytes > 0 {

@@ -346,11 +346,21 @@ impl Worker<'_> {
         if b.trace.sampled {
             b.trace.pushed_ns = self.shared.clock.now_ns();
         }
+        // Once the run is aborting, how long this batch may still wait for ring space.
+        let mut last_call: Option<u64> = None;
         loop {
             // Reserve the bytes before pushing and give them back if the push fails: the flush
             // thread subtracts only what was added before the batch became visible to it, so the
             // counter never wraps, and concurrent workers cannot overshoot the budget together.
-            let reserved = budget.reserve(bytes);
+            // An aborting run takes them anyway: the flush thread is emptying the rings into the
+            // sink's `abandon` (the DLQ file of Kafka and PostgreSQL), which is where this
+            // batch belongs, not among the failed.
+            let aborting = self.shared.lifecycle.is_aborting();
+            let reserved = budget.reserve(bytes)
+                || (aborting && {
+                    budget.force(bytes);
+                    true
+                });
             let res = if reserved { self.to_flush.push(b) } else { Err(b) };
             match res {
                 Ok(()) => {
@@ -367,11 +377,17 @@ impl Worker<'_> {
                             self.local.shed += n;
                             true
                         }
-                        Backpressure::Block | Backpressure::Spill
-                            if self.shared.lifecycle.is_aborting() =>
-                        {
-                            self.local.failed += n;
-                            true
+                        Backpressure::Block | Backpressure::Spill if aborting => {
+                            // The flush thread pops every 200 µs while it gives up; a second
+                            // without room means it has stopped popping: count the batch failed.
+                            let now = self.shared.clock.now_ns();
+                            let until = *last_call.get_or_insert(now + 1_000_000_000);
+                            if now >= until || self.shared.lifecycle.is_finished() {
+                                self.local.failed += n;
+                                true
+                            } else {
+                                false
+                            }
                         }
                         Backpressure::Block | Backpressure::Spill => false,
                     };
