@@ -269,3 +269,33 @@ fn deeply_nested_configs_are_refused_fast() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error().contains("nested"), "{}", r.body);
 }
+
+/// A body of many small values is refused before either parser runs, and bodies just under the
+/// cap, sent at once, are checked one at a time: serve's memory stays bounded.
+#[test]
+fn many_valued_bodies_are_refused_or_checked_one_at_a_time() {
+    let p = Proc::serve(&[]);
+    let a = p.addr.clone();
+    let pid = p.child.id();
+    let before = status_kb(pid, "VmRSS");
+    let list = format!("{{\"x\": [{}]}}", vec!["0"; 500_000].join(","));
+    assert!(list.len() < 1 << 20);
+    let r = post(&a, "/v1/start", &list);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["key"], "(document)", "{}", r.body);
+    assert!(r.error().contains("values"), "{}", r.body);
+    // Just under the cap, from 8 clients at once.
+    let keys: Vec<String> = (0..49_000).map(|i| format!("\"k{i}\":0")).collect();
+    let body = format!("{{{}}}", keys.join(","));
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8).map(|_| s.spawn(|| post(&a, "/v1/start", &body).status)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let peak = status_kb(pid, "VmHWM");
+    eprintln!(
+        "500,000-value body refused; 8 bodies of 49,000 keys at once: {codes:?}; serve RSS before {before} kB, peak {peak} kB"
+    );
+    assert!(codes.iter().all(|&c| c == 400 || c == 409), "{codes:?}");
+    assert!(peak < before + 160_000, "serve RSS peaked at {peak} kB, from {before} kB");
+    assert_eq!(get(&a, "/healthz").status, 200, "still serving");
+}

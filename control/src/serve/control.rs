@@ -9,7 +9,7 @@ use anyhow::Result;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use spate_engine::config::RawRate;
+use spate_engine::config::{check_values, RawRate, MAX_REQUEST_VALUES};
 use spate_engine::{ConfigError, EngineError, RawConfig, Run, StartOptions, Summary};
 use spate_limit::stats::MODES;
 use spate_limit::Rate;
@@ -78,6 +78,9 @@ impl Slot {
     }
 }
 
+/// Held while a start request is read, checked and started.
+static CHECKING: Mutex<()> = Mutex::new(());
+
 pub(super) struct Control {
     /// Whether requests need a token (recorded as the origin of API runs).
     pub(super) token: bool,
@@ -121,7 +124,23 @@ impl Control {
                 )
             }
             "/v1/status" => self.status(),
-            "/v1/start" => self.start(rq),
+            "/v1/start" => {
+                // One start is read and checked at a time: its config trees are the largest
+                // memory a request costs (about 1 KiB per value, MAX_REQUEST_VALUES at most),
+                // not that times every connection. Only one run can start anyway.
+                let Some(_one) = CHECKING.try_lock() else {
+                    return Reply::error(
+                        409,
+                        "another start is being checked; retry in a moment",
+                        json!({}),
+                    )
+                    .with_header("Retry-After", "1");
+                };
+                let reply = self.start(rq);
+                // The trees' pages go back now (freed pages are kept by default: tuning.md).
+                spate_engine::alloc::collect();
+                reply
+            }
             "/v1/stop" => self.stop(rq),
             "/v1/rate" => self.set_rate(rq),
             _ => Reply::error(404, format!("no such path `{}`", rq.path), json!({})),
@@ -320,7 +339,9 @@ impl Control {
                 json!({}),
             );
         };
-        if let Err(e) = spate_engine::config::check_nesting(text) {
+        if let Err(e) = spate_engine::config::check_nesting(text)
+            .and_then(|()| check_values(text, MAX_REQUEST_VALUES))
+        {
             return config_reply(400, &e, &Secrets::default());
         }
         // JSON is YAML, so one parser takes both; its errors carry line and column.
@@ -393,8 +414,10 @@ fn parse_config(rq: &Request) -> Result<serde_yaml_ng::Value, Reply> {
     if text.trim().is_empty() {
         return Ok(serde_yaml_ng::Value::Mapping(Default::default()));
     }
-    // Before either parser: the YAML scanner's time grows with the square of the nesting.
+    // Before either parser: the YAML scanner's time grows with the square of the nesting, and
+    // the trees' memory with the number of values.
     spate_engine::config::check_nesting(text)
+        .and_then(|()| check_values(text, MAX_REQUEST_VALUES))
         .map_err(|e| config_reply(400, &e, &Secrets::default()))?;
     let looks_json = rq.content_type.contains("json") || text.trim_start().starts_with('{');
     if looks_json {

@@ -34,7 +34,7 @@ use spate_core::ConfigError;
 
 pub use destinations::{split_host_port, Destination, Unreadable};
 pub use layer::{merge, normalize, parse, set_path, FlagSetting, Flags, Target};
-pub use nesting::{check_nesting, MAX_NESTING};
+pub use nesting::{check_nesting, check_values, MAX_NESTING, MAX_REQUEST_VALUES};
 pub use raw::{RawConfig, RawRate, SourceTree};
 pub use run_config::{Backpressure, RunConfig};
 pub use spate_core::duration::{parse_duration, parse_duration_or_zero};
