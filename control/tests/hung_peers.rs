@@ -131,6 +131,32 @@ fn postgres_sink_server_stopped_mid_run() {
     assert!(o.elapsed < Duration::from_secs(4 + 2 + 1 + 3), "{:?}", o.elapsed);
 }
 
+/// The audit database stopped (SIGSTOP) after the run began: the run ends on time with exit 0;
+/// what the writer could not write is reported, not waited for.
+#[test]
+fn audit_database_stopped_mid_run() {
+    let pg = Postgres::start();
+    let dir = Dir::new("audit-stopped");
+    let sum = dir.join("s.json");
+    let t = Instant::now();
+    let c = Watched::start(spate(
+        &["run", "--sink", "null", "--rate", "1000", "--duration", "3s", "--audit", &pg.url()],
+        &sum,
+    ));
+    c.totals_until("the run to be under way", Duration::from_secs(20), |t| {
+        t["generated"].as_u64() >= Some(500)
+    });
+    pg.pause();
+    let o = c.outcome(t, Duration::from_secs(40), &sum);
+    pg.unpause();
+    o.report("audit database stopped (SIGSTOP) mid-run (3 s run)");
+    o.balanced();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("not written"), "{}", o.stderr);
+    // The run, then at most the audit's flush timeout (5 s by default) for the rows left.
+    assert!(o.elapsed < Duration::from_secs(3 + 5 + 1), "{:?}", o.elapsed);
+}
+
 /// A Schema Registry that accepts and never answers: the run is refused at start, within the
 /// registry's timeout, naming it.
 #[test]

@@ -156,8 +156,9 @@ impl Auditor {
         self.shared.last_error.lock().clone()
     }
 
-    /// Waits up to `flush_timeout` for every record to be written, then stops the writer;
-    /// returns the counts (records still pending are lost with the process).
+    /// Waits up to `flush_timeout` for every record to be written, then stops the writer (not
+    /// waiting past `flush_timeout` for one stuck in a statement); returns the counts (records
+    /// still pending are lost with the process).
     pub fn finish(&self) -> AuditReport {
         let deadline = std::time::Instant::now() + self.flush_timeout;
         // Waiting is worth it only while rows can go out: with the database away, the rows left
@@ -170,8 +171,16 @@ impl Auditor {
         }
         self.shared.stop.store(true, std::sync::atomic::Ordering::Release);
         if let Some(t) = self.thread.lock().take() {
-            // The writer checks `stop` at least every 100 ms, and bounds each statement.
-            let _ = t.join();
+            // The writer checks `stop` at least every 100 ms between statements; one hung in a
+            // statement (a stopped server) is not waited for past the flush timeout: it is left
+            // to end with the process, its rows counted as not written.
+            let grace = deadline.max(std::time::Instant::now() + Duration::from_millis(200));
+            while !t.is_finished() && std::time::Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         self.report()
     }
