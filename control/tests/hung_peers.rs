@@ -186,15 +186,26 @@ fn schema_registry_that_never_answers() {
 }
 
 /// SIGTERM while the sink opens (a Kafka broker, or a PostgreSQL server, that accepts and never
-/// answers): the run ends within a second or two of the signal, not after the open's own wait.
+/// answers), or while the schema is fetched from a registry that never answers: the run ends
+/// within a second or two of the signal, not after the open's (or the fetch's) own wait.
 #[test]
 fn sigterm_while_the_sink_opens() {
-    for kind in ["kafka", "postgres"] {
+    for kind in ["kafka", "postgres", "registry"] {
         let silent = Silent::start();
         let dir = Dir::new(&format!("open-{kind}"));
         let sum = dir.join("s.json");
+        let cfg = dir.join("c.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "format: avro\nsink: null\navro: {{schema_registry: {{url: 'http://{}', timeout: 30s}}}}\n",
+                silent.addr
+            ),
+        )
+        .unwrap();
         let args: Vec<String> = match kind {
             "kafka" => ["--sink", "kafka", "--brokers", &silent.addr].map(String::from).to_vec(),
+            "registry" => vec!["--config".into(), cfg.to_str().unwrap().into()],
             _ => vec![
                 "--sink".into(),
                 format!("postgres://u@{}/db?table=ev&call_timeout=30s", silent.addr),
@@ -212,7 +223,7 @@ fn sigterm_while_the_sink_opens() {
         let (code, _, stderr) = finish(c, t, Duration::from_secs(60));
         let after = signalled.elapsed();
         eprintln!(
-            "FAULT | SIGTERM while the {kind} sink opens (peer accepts, never answers) | {:.1} s after the signal | exit {code}",
+            "FAULT | SIGTERM during start, {kind} peer accepts and never answers | {:.1} s after the signal | exit {code}",
             after.as_secs_f64()
         );
         assert!(after < Duration::from_secs(3), "{kind}: {after:?} after SIGTERM: {stderr}");
