@@ -20,15 +20,18 @@ pub(super) struct Names {
     hosts: Vec<String>,
     /// `--allowed-origin` values, lowercased, without a trailing slash.
     origins: Vec<String>,
+    /// The scheme of this server's own origin: `https://` when it serves TLS.
+    scheme: &'static str,
 }
 
 impl Names {
-    pub(super) fn new(bound: SocketAddr, hosts: &[String], origins: &[String]) -> Names {
+    pub(super) fn new(bound: SocketAddr, hosts: &[String], origins: &[String], tls: bool) -> Names {
         let norm = |s: &String| s.trim().trim_end_matches('/').to_ascii_lowercase();
         Names {
             bound,
             hosts: hosts.iter().map(norm).collect(),
             origins: origins.iter().map(norm).collect(),
+            scheme: if tls { "https://" } else { "http://" },
         }
     }
 
@@ -79,8 +82,7 @@ impl Names {
     ) -> Result<(), Reply> {
         let Some(origin) = origin else { return Ok(()) };
         let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
-        let own = rest.is_some_and(|rest| {
+        let own = o.strip_prefix(self.scheme).is_some_and(|rest| {
             host.is_some_and(|h| h.trim().eq_ignore_ascii_case(rest))
                 || rest == self.bound.to_string()
                 || (self.bound.ip().is_loopback()
@@ -125,7 +127,7 @@ mod tests {
 
     fn names(bound: &str, hosts: &[&str], origins: &[&str]) -> Names {
         let s = |v: &[&str]| v.iter().map(std::string::ToString::to_string).collect::<Vec<_>>();
-        Names::new(bound.parse().unwrap(), &s(hosts), &s(origins))
+        Names::new(bound.parse().unwrap(), &s(hosts), &s(origins), false)
     }
 
     #[test]
@@ -188,5 +190,10 @@ mod tests {
             n.check_origin(Some("http://spate:8080"), Some("spate:8080")).is_ok(),
             "same as Host"
         );
+        // Over TLS the server's own origin is https, and plain http is another origin.
+        let tls = Names::new("127.0.0.1:8443".parse().unwrap(), &[], &[], true);
+        let host = Some("127.0.0.1:8443");
+        assert!(tls.check_origin(Some("https://127.0.0.1:8443"), host).is_ok());
+        assert!(tls.check_origin(Some("http://127.0.0.1:8443"), host).is_err());
     }
 }

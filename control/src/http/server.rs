@@ -127,7 +127,8 @@ impl HttpServer {
         })?;
         listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr().unwrap_or(addr);
-        let names = Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins);
+        let names =
+            Names::new(addr, &opts.allowed_hosts, &opts.allowed_origins, opts.tls.is_some());
         let gate =
             Arc::new(Gate { opts, names, limiter: Mutex::new(HashMap::new()), api, handler });
         let rt = tokio::runtime::Builder::new_current_thread()
