@@ -31,16 +31,9 @@ fn batcher(c: &mut Criterion) {
     let cfg = EventConfig {
         format: Format::Json,
         sources: vec![("web".into(), 1)],
-        templates: Default::default(),
-        size: None,
         seed: 1,
         trace: spate_gen::TraceContext::Traceparent,
-        fields: None,
-        wire_prefix: Vec::new(),
-        avro_records_apart: false,
-        container_sync: None,
-        schema: None,
-        memory_limit: 0,
+        ..Default::default()
     };
     let spec = Arc::new(EventSpec::build(&cfg).unwrap());
     g.bench_function("write_batch_json_web_1024", |b| {

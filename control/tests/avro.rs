@@ -268,8 +268,14 @@ fn container_framed_records_are_whole_object_containers() {
 fn schema_driven_records_decode_with_fastavro_within_their_hints() {
     let dir = std::env::temp_dir().join(format!("spate-avro-schema-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, codec) in [("orders", "deflate"), ("pageviews", "zstandard"), ("all_types", "null")]
-    {
+    for (name, codec) in [
+        ("orders", "deflate"),
+        ("pageviews", "zstandard"),
+        ("all_types", "null"),
+        // A recursive record, and a union at the top level.
+        ("linked", "null"),
+        ("top_union", "deflate"),
+    ] {
         let out = dir.join(format!("{name}.avro"));
         let yaml = format!(
             "sink: 'file:{}'\nrate: max\ncount: 20000\nthreads: 2\nduration: 60s\nschema: '{}'\navro: {{codec: {codec}}}\n",
@@ -296,6 +302,44 @@ fn schema_driven_records_decode_with_fastavro_within_their_hints() {
             ids.dedup();
             assert_eq!((ids[0], ids.len() <= 20_000), (0, true));
         }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Schemas with names the specification does not allow end in exit 2 naming the path (the Avro
+/// parser used to panic on them: exit 101); an enum without symbols is refused the same way.
+#[test]
+fn invalid_avro_names_are_refused_naming_the_path() {
+    let dir = std::env::temp_dir().join(format!("spate-avro-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (schema, key) in [
+        (
+            r#"{"type":"record","name":"bad-name","fields":[{"name":"a","type":"int"}]}"#,
+            "schema: name",
+        ),
+        (
+            r#"{"type":"record","name":"R","fields":[{"name":"e","type":{"type":"enum","name":"E-x","symbols":["A"]}}]}"#,
+            "schema: fields.e.name",
+        ),
+        (
+            r#"{"type":"record","name":"R","fields":[{"name":"f","type":{"type":"fixed","name":"1F","size":4}}]}"#,
+            "schema: fields.f.name",
+        ),
+        (
+            r#"{"type":"record","name":"R","fields":[{"name":"e","type":{"type":"enum","name":"E","symbols":[]}}]}"#,
+            "schema: fields.e.symbols",
+        ),
+    ] {
+        let f = dir.join("s.avsc");
+        std::fs::write(&f, schema).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["run", "--sink", "null", "--count", "3", "--schema", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{schema}: {err}");
+        assert!(err.contains(&format!("`{key}`")), "{schema}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -11,6 +11,11 @@ pub(crate) const BUILTIN: [&str; 4] = ["web", "app", "payment", "syslog"];
 /// Pre-rendered variants per source (a power of two).
 pub const VARIANTS: usize = 1024;
 
+/// Levels a recursive schema type expands by default.
+pub const DEFAULT_SCHEMA_DEPTH: usize = 3;
+/// Most levels `schema_depth` may ask for.
+pub const MAX_SCHEMA_DEPTH: usize = 16;
+
 /// Largest `size`.
 pub const MAX_SIZE: usize = 1 << 20;
 
@@ -44,6 +49,8 @@ pub struct EventConfig {
     /// A user's Avro schema (JSON text): the run's one source, records generated to match it
     /// (see `schema.rs`); `sources` and `templates` are then unused.
     pub schema: Option<String>,
+    /// How many times a recursive type of `schema` may appear inside itself (1 to 16).
+    pub schema_depth: usize,
     /// Bytes the pre-rendered events may take (0: no limit): a source that would need more is
     /// refused at start, naming `memory_budget`.
     pub memory_limit: usize,
@@ -63,6 +70,7 @@ impl Default for EventConfig {
             avro_records_apart: false,
             container_sync: None,
             schema: None,
+            schema_depth: DEFAULT_SCHEMA_DEPTH,
             memory_limit: 0,
         }
     }

@@ -75,10 +75,10 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use config::{EventConfig, MAX_SIZE, VARIANTS};
+pub use config::{EventConfig, DEFAULT_SCHEMA_DEPTH, MAX_SCHEMA_DEPTH, MAX_SIZE, VARIANTS};
 pub use format::{Format, TraceContext, UnknownFormat};
 pub use generator::Generator;
 pub use meta::{EventMeta, RunId};
-pub use schema::{is_json_schema, strip_comments};
+pub use schema::{is_json_schema, prepare_avro, strip_comments};
 pub use spec::EventSpec;
 pub use template::{RawField, RawTemplate};

@@ -103,7 +103,7 @@ impl EventSpec {
                         ));
                     }
                 }
-                let src = schema::compile(text, &mut b)?;
+                let src = schema::compile(text, cfg.schema_depth, &mut b)?;
                 src.check()?;
                 if src.json_schema && format != Format::Json {
                     return Err(ConfigError::new(

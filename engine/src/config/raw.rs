@@ -152,6 +152,9 @@ pub struct RawConfig {
     pub avro: Option<RawAvro>,
     /// Generate records of this Avro schema (`.avsc`) or JSON Schema instead of `sources`.
     pub schema: Option<DataPath>,
+    /// Levels a recursive type of `schema` expands (1 to 16, default 3): below them a union
+    /// takes another branch and an array or map is empty.
+    pub schema_depth: Option<usize>,
     /// The audit trail in PostgreSQL: a row per run and its changes.
     pub audit: Option<RawAudit>,
     /// Deprecation notes from reading the config (older forms moved into place).

@@ -98,7 +98,24 @@ impl RawConfig {
                         "give the path of a readable .avsc file",
                     )
                 })?;
-                Some(spate_gen::strip_comments(&text))
+                let text = spate_gen::strip_comments(&text);
+                // Avro names checked (and `error` read as `record`) before any parser runs.
+                Some(if spate_gen::is_json_schema(&text) {
+                    text
+                } else {
+                    spate_gen::prepare_avro(&text)?
+                })
+            }
+        };
+        let schema_depth = match self.schema_depth {
+            None => spate_gen::DEFAULT_SCHEMA_DEPTH,
+            Some(d) if (1..=spate_gen::MAX_SCHEMA_DEPTH).contains(&d) => d,
+            Some(d) => {
+                return Err(ConfigError::new(
+                    "schema_depth",
+                    format!("{d} is not between 1 and {}", spate_gen::MAX_SCHEMA_DEPTH),
+                    "give how many levels a recursive type expands, e.g. schema_depth: 3",
+                ))
             }
         };
         let format: Format = match &self.format {
@@ -145,6 +162,7 @@ impl RawConfig {
             avro_records_apart: false,
             container_sync: None,
             schema,
+            schema_depth,
             trace,
             fields: self.fields.clone(),
             format,

@@ -16,7 +16,14 @@ pub(super) struct Compiler<'a> {
     pub(super) names: HashMap<String, Json>,
     /// Named types being compiled (recursion guard).
     pub(super) open: Vec<String>,
+    /// How many times a named type may appear inside itself (`schema_depth`).
+    pub(super) depth: usize,
+    /// Nodes made so far: expanding recursion is bounded by [`MAX_NODES`] too.
+    pub(super) made: usize,
 }
+
+/// Most nodes a schema compiles to (recursive types expand up to `schema_depth`).
+pub(super) const MAX_NODES: usize = 100_000;
 
 impl Compiler<'_> {
     pub(super) fn node(
@@ -93,11 +100,18 @@ impl Compiler<'_> {
                         "define the named type before using it",
                     ));
                 };
-                if self.open.iter().any(|o| *o == full || o.rsplit('.').next() == Some(name)) {
+                let inside =
+                    self.open.iter().filter(|o| **o == full || o.rsplit('.').next() == Some(name));
+                if inside.count() >= self.depth {
+                    // Past the depth bound: no value here; `settle` keeps it out of records.
+                    return Ok(Node::Never);
+                }
+                self.made += 1;
+                if self.made > MAX_NODES {
                     return Err(err(
                         path,
-                        format!("type `{name}` contains itself"),
-                        "recursive types have no bounded random value: remove the recursion",
+                        format!("expanding `{name}` within itself makes over {MAX_NODES} types"),
+                        "lower schema_depth, or make the recursion narrower",
                     ));
                 }
                 self.node(&def, path, ns)?
@@ -186,6 +200,13 @@ impl Compiler<'_> {
                     .flatten()
                     .filter_map(|s| s.as_str().map(str::to_string))
                     .collect();
+                if symbols.is_empty() {
+                    return Err(err(
+                        path,
+                        "an enum without symbols has no value to write",
+                        "list at least one symbol",
+                    ));
+                }
                 Ok(Node::Enum(symbols))
             }
             "fixed" => {

@@ -280,7 +280,14 @@ pub(crate) fn draw(n: &Node, enc: Enc, rng: &mut Rng, e: &mut Emitter<'_>) {
             map(ks.iter().map(String::as_str), enc, e, |_, e| draw(values, enc, rng, e));
         }
         Node::Union(branches) => {
-            let i = rng.below(branches.len() as u64) as usize;
+            // A branch past the recursion bound (`Never`) is skipped; the index written is
+            // still the branch's place in the schema.
+            let live = branches.iter().filter(|b| !matches!(b, Node::Never)).count();
+            let k = rng.below(live as u64) as usize;
+            let i = (0..branches.len())
+                .filter(|&i| !matches!(branches[i], Node::Never))
+                .nth(k)
+                .unwrap_or(0);
             if enc == Enc::Avro {
                 push_long(e.lit_buf(), i as i64);
             }
@@ -339,6 +346,8 @@ pub(crate) fn draw(n: &Node, enc: Enc, rng: &mut Rng, e: &mut Emitter<'_>) {
             let v = &vs[rng.below(vs.len() as u64) as usize];
             e.lit(v.to_string().as_bytes());
         }
+        // Never drawn: unions skip it, arrays and maps of it are empty, a root of it refused.
+        Node::Never => {}
         Node::TimeText => {
             e.lit(b"\"");
             e.op(Op::Ts3339);

@@ -26,6 +26,7 @@
 
 mod compiler;
 mod draw;
+mod names;
 mod node;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use crate::program::{Builder, Emitter, Op};
 use compiler::Compiler;
 use node::{check_options, err};
 
+pub use names::prepare_avro;
 pub(crate) use node::{Enc, SchemaSource};
 
 /// `text` without `//` line comments and `/* */` block comments outside strings: datagen's
@@ -93,7 +95,11 @@ pub fn is_json_schema(text: &str) -> bool {
 /// Compiles a schema (JSON text) for generation: a JSON Schema (it has `$schema`,
 /// `properties` or `"type": "object"`) or else an Avro schema, which `apache-avro` checks
 /// first, so the errors here are about generation, each naming its path in the schema.
-pub(crate) fn compile(text: &str, b: &mut Builder) -> Result<SchemaSource, ConfigError> {
+pub(crate) fn compile(
+    text: &str,
+    depth: usize,
+    b: &mut Builder,
+) -> Result<SchemaSource, ConfigError> {
     let doc: Json = serde_json::from_str(text)
         .map_err(|e| err("", format!("not JSON: {e}"), "fix the schema file"))?;
     if let Json::Object(o) = &doc {
@@ -104,37 +110,56 @@ pub(crate) fn compile(text: &str, b: &mut Builder) -> Result<SchemaSource, Confi
                 .filter(|t| crate::avro::valid_name(t))
                 .unwrap_or("record")
                 .to_string();
-            let mut c = Compiler { b, names: HashMap::new(), open: Vec::new() };
+            let mut c = Compiler { b, names: HashMap::new(), open: Vec::new(), depth, made: 0 };
             let root = c.json_schema(&doc, "", &doc)?;
             return Ok(SchemaSource { name, json_schema: true, root });
         }
     }
-    apache_avro::Schema::parse_str(text).map_err(|e| {
-        err(
-            "",
-            format!("not a valid Avro schema: {e}"),
-            "fix the schema file (Avro 1.12 specification)",
-        )
-    })?;
-    let name = match &doc {
-        Json::Object(o) if o.get("type").and_then(Json::as_str) == Some("record") => o
-            .get("name")
-            .and_then(Json::as_str)
-            .unwrap_or("record")
-            .rsplit('.')
-            .next()
-            .unwrap_or("record")
-            .to_string(),
-        _ => {
+    // apache-avro has panicked on names it should refuse (checked before, by `prepare_avro`):
+    // whatever else it may panic on is an error about the schema, not a crash of the run.
+    match std::panic::catch_unwind(|| apache_avro::Schema::parse_str(text)) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
             return Err(err(
-                "type",
-                "the top-level type is not a record",
-                "give a schema whose top level is {\"type\": \"record\", ...}",
+                "",
+                format!("not a valid Avro schema: {e}"),
+                "fix the schema file (Avro 1.12 specification)",
             ))
         }
-    };
-    let mut c = Compiler { b, names: HashMap::new(), open: Vec::new() };
-    let root = c.node(&doc, "", None)?;
+        Err(_) => {
+            return Err(err(
+                "",
+                "the Avro schema parser failed on this schema",
+                "check its names and types against the Avro 1.12 specification",
+            ))
+        }
+    }
+    // The source's name: a named type's own (records, enums, fixed), else its type's
+    // (`string`, `array`, `map`, `union`, ...): any Avro type may be the top level.
+    let name = match &doc {
+        Json::Object(o) => match o.get("type").and_then(Json::as_str) {
+            Some("record" | "error" | "enum" | "fixed") => o
+                .get("name")
+                .and_then(Json::as_str)
+                .and_then(|n| n.rsplit('.').next())
+                .unwrap_or("record"),
+            Some(t) => t,
+            None => "value",
+        },
+        Json::String(t) => t.as_str(),
+        Json::Array(_) => "union",
+        _ => "value",
+    }
+    .to_string();
+    let mut c = Compiler { b, names: HashMap::new(), open: Vec::new(), depth, made: 0 };
+    let mut root = c.node(&doc, "", None)?;
+    if !node::settle(&mut root) {
+        return Err(err(
+            "",
+            "every value of this schema contains itself without end",
+            "give the recursion a way out: a union with null (or another type), an array or a map",
+        ));
+    }
     Ok(SchemaSource { name, json_schema: false, root })
 }
 

@@ -44,6 +44,41 @@ pub(crate) enum Node {
     JsonValues(Vec<Json>),
     /// JSON Schema `format: date-time`: the event time, RFC 3339 (JSON only).
     TimeText,
+    /// A recursive type past the depth bound: no value. A union never draws it, an array or
+    /// map of it stays empty ([`settle`]); a schema whose top has no finite value is refused.
+    Never,
+}
+
+/// Whether `n` has a finite value. What has none becomes [`Node::Never`]: a union keeps the
+/// branch (its index stays the schema's) and never draws it; an array or map of it is always
+/// empty.
+pub(crate) fn settle(n: &mut Node) -> bool {
+    let finite = match n {
+        Node::Never => false,
+        Node::Union(bs) => {
+            let mut any = false;
+            for b in bs.iter_mut() {
+                any |= settle(b);
+            }
+            any
+        }
+        Node::Record(fields) => fields.iter_mut().fold(true, |all, (_, f)| settle(f) && all),
+        Node::Array(items, a, b) | Node::Map(items, _, a, b) => {
+            if !settle(items) {
+                (*a, *b) = (0, 0);
+            }
+            true
+        }
+        Node::Options(inner, _) => {
+            settle(inner);
+            true
+        }
+        _ => true,
+    };
+    if !finite {
+        *n = Node::Never;
+    }
+    finite
 }
 
 #[derive(Clone, Debug)]

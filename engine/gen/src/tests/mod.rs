@@ -55,6 +55,7 @@ fn config(format: Format, sources: &[(&str, u32)], size: Option<usize>, seed: u6
         avro_records_apart: false,
         container_sync: None,
         schema: None,
+        schema_depth: crate::DEFAULT_SCHEMA_DEPTH,
         memory_limit: 0,
     }
 }
