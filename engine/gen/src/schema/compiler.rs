@@ -1,5 +1,5 @@
-//! Compiling an Avro schema or a JSON Schema into [`Node`]s: types, named types, hints, each
-//! problem an error naming its path in the schema.
+//! Compiling an Avro schema into [`Node`]s: types, named types, hints, each problem an error
+//! naming its path in the schema (JSON Schemas: `json_schema.rs`).
 
 use std::collections::HashMap;
 
@@ -240,171 +240,6 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles a JSON Schema node (`root` resolves `$ref`s).
-    pub(super) fn json_schema(
-        &mut self,
-        n: &Json,
-        path: &str,
-        root: &Json,
-    ) -> Result<Node, ConfigError> {
-        let Json::Object(o) = n else {
-            return match n {
-                Json::Bool(true) => Ok(Node::Str(StrHint::None)),
-                _ => Err(err(path, "not a schema object", "write a JSON Schema object")),
-            };
-        };
-        for k in ["allOf", "not", "if", "patternProperties", "dependentSchemas", "dependencies"] {
-            if o.contains_key(k) {
-                return Err(err(
-                    path,
-                    format!("`{k}` is not supported for generation"),
-                    "rewrite the schema without it (properties, items, enum, oneOf/anyOf, $ref work)",
-                ));
-            }
-        }
-        if let Some(r) = o.get("$ref").and_then(Json::as_str) {
-            let target = r.strip_prefix("#/").map(|p| p.split('/').try_fold(root, |v, k| v.get(k)));
-            let Some(Some(t)) = target else {
-                return Err(err(
-                    path,
-                    format!("`$ref` {r} does not resolve in this file"),
-                    "refer to #/definitions/NAME or #/$defs/NAME",
-                ));
-            };
-            if self.open.iter().any(|o| o == r) {
-                return Err(err(
-                    path,
-                    format!("`$ref` {r} contains itself"),
-                    "recursive types have no bounded random value: remove the recursion",
-                ));
-            }
-            self.open.push(r.to_string());
-            let node = self.json_schema(t, path, root);
-            self.open.pop();
-            return node;
-        }
-        if let Some(c) = o.get("const") {
-            return Ok(Node::JsonValues(vec![c.clone()]));
-        }
-        if let Some(Json::Array(vs)) = o.get("enum") {
-            if vs.is_empty() {
-                return Err(err(path, "an empty `enum`", "list at least one value"));
-            }
-            return Ok(Node::JsonValues(vs.clone()));
-        }
-        for k in ["oneOf", "anyOf"] {
-            if let Some(Json::Array(bs)) = o.get(k) {
-                let mut v = Vec::with_capacity(bs.len());
-                for (i, b) in bs.iter().enumerate() {
-                    v.push(self.json_schema(b, &format!("{path}.{k}[{i}]"), root)?);
-                }
-                return Ok(Node::Union(v));
-            }
-        }
-        let ty = match o.get("type") {
-            Some(Json::String(t)) => t.as_str(),
-            Some(Json::Array(ts)) => {
-                let mut v = Vec::with_capacity(ts.len());
-                for t in ts {
-                    let mut one = o.clone();
-                    one.insert("type".into(), t.clone());
-                    v.push(self.json_schema(&Json::Object(one), path, root)?);
-                }
-                return Ok(Node::Union(v));
-            }
-            None if o.contains_key("properties") => "object",
-            None if o.contains_key("items") => "array",
-            None => "string",
-            Some(_) => {
-                return Err(err(
-                    path,
-                    "`type` is not a name or a list",
-                    "write \"type\": \"string\" (or a list of types)",
-                ))
-            }
-        };
-        let f = |k: &str| o.get(k).and_then(Json::as_f64);
-        let u = |k: &str| o.get(k).and_then(Json::as_u64).map(|n| n as usize);
-        Ok(match ty {
-            "null" => Node::Null,
-            "boolean" => Node::Bool,
-            "integer" | "number" => {
-                let int = ty == "integer";
-                let nudge = if int { 1.0 } else { 1e-6 };
-                let min = f("minimum").or(f("exclusiveMinimum").map(|m| m + nudge)).unwrap_or(0.0);
-                let max = f("maximum")
-                    .or(f("exclusiveMaximum").map(|m| m - nudge))
-                    .unwrap_or(min.max(0.0) + 1_000_000.0);
-                // `maximum` is inclusive; a range hint's max is not.
-                let max = if int { max + 1.0 } else { max };
-                let mut h = serde_json::Map::new();
-                h.insert("range".into(), serde_json::json!({"min": min, "max": max}));
-                let hint = self.num_hint(&h, path, if int { "long" } else { "double" })?;
-                if int {
-                    Node::Int(hint)
-                } else {
-                    Node::Double(hint)
-                }
-            }
-            "string" => {
-                let fmt = o.get("format").and_then(Json::as_str);
-                let regex = |c: &mut Self, p: &str| {
-                    let mut h = serde_json::Map::new();
-                    h.insert("regex".into(), Json::String(p.into()));
-                    c.str_hint(&h, path).map(Node::Str)
-                };
-                match (fmt, o.get("pattern").and_then(Json::as_str)) {
-                    (_, Some(p)) => regex(self, p)?,
-                    (Some("date-time"), _) => Node::TimeText,
-                    (Some("uuid"), _) => Node::Uuid,
-                    (Some("date"), _) => {
-                        regex(self, "2026-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])")?
-                    }
-                    (Some("email"), _) => regex(self, "[a-z]{3,10}@[a-z]{3,8}\\.(com|net|org)")?,
-                    (Some("ipv4"), _) => regex(
-                        self,
-                        "(1[0-9]{2}|[1-9][0-9]?)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[1-9][0-9]?",
-                    )?,
-                    (Some("hostname"), _) => regex(self, "[a-z]{3,10}\\.example\\.(com|net|org)")?,
-                    _ => match (u("minLength"), u("maxLength")) {
-                        (None, None) => Node::Str(StrHint::None),
-                        (a, b) => {
-                            let a = a.unwrap_or(0);
-                            Node::Str(StrHint::Length(a, b.unwrap_or(a.max(8) + 8).max(a)))
-                        }
-                    },
-                }
-            }
-            "array" => {
-                let items = match o.get("items") {
-                    Some(i) => self.json_schema(i, &format!("{path}.items"), root)?,
-                    None => Node::Str(StrHint::None),
-                };
-                let a = u("minItems").unwrap_or(0);
-                Node::Array(Box::new(items), a, u("maxItems").unwrap_or(a.max(4)).max(a))
-            }
-            "object" => {
-                let mut fields = Vec::new();
-                for (k, v) in o.get("properties").and_then(Json::as_object).into_iter().flatten() {
-                    let p = if path.is_empty() {
-                        format!("properties.{k}")
-                    } else {
-                        format!("{path}.properties.{k}")
-                    };
-                    fields.push((k.clone(), self.json_schema(v, &p, root)?));
-                }
-                Node::Record(fields)
-            }
-            o => {
-                return Err(err(
-                    path,
-                    format!("unknown type `{o}`"),
-                    "use null, boolean, integer, number, string, array or object",
-                ))
-            }
-        })
-    }
-
     /// Registers a named type (record, enum, fixed); returns its full name.
     fn define(
         &mut self,
@@ -422,7 +257,7 @@ impl Compiler<'_> {
         Ok(full)
     }
 
-    fn num_hint(
+    pub(super) fn num_hint(
         &mut self,
         h: &serde_json::Map<String, Json>,
         path: &str,
@@ -485,7 +320,7 @@ impl Compiler<'_> {
         Ok(NumHint::None)
     }
 
-    fn str_hint(
+    pub(super) fn str_hint(
         &mut self,
         h: &serde_json::Map<String, Json>,
         path: &str,

@@ -26,6 +26,7 @@
 
 mod compiler;
 mod draw;
+mod json_schema;
 mod names;
 mod node;
 

@@ -282,3 +282,115 @@ fn recursive_and_top_level_types_decode() {
         assert!(depth(&v) <= 2, "{v:?}");
     }
 }
+
+/// Every keyword of a JSON Schema is applied or the schema is refused naming its path: the
+/// combinations that once gave invalid records, and formats checked with std's parsers.
+#[test]
+fn json_schema_keywords_are_applied_or_refused() {
+    let refused = |t: &str| spec(t, Format::Json).expect_err(t).to_string();
+    for (schema, says) in [
+        (
+            r#"{"type":"object","properties":{"n":{"type":"integer","multipleOf":3}}}"#,
+            "properties.n`: `multipleOf`",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"array","items":{"type":"integer"},"uniqueItems":true}}}"#,
+            "`uniqueItems`",
+        ),
+        (r#"{"type":"object","minProperties":1,"properties":{}}"#, "`minProperties`"),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"array","contains":{"type":"integer"}}}}"#,
+            "`contains`",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"array","prefixItems":[{"type":"integer"}]}}}"#,
+            "`prefixItems`",
+        ),
+        (
+            r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["a","b"]}"#,
+            "required[1]",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"oneOf":[{"type":"integer"},{"minimum":2}]}}}"#,
+            "oneOf[1]",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"oneOf":[{"type":"integer"},{"type":"number"}]}}}"#,
+            "both admit",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"object","oneOf":[{"type":"string"}]}}}"#,
+            "beside `oneOf`",
+        ),
+        (
+            r##"{"$defs":{"l":{"type":"array"}},"type":"object","properties":{"x":{"$ref":"#/$defs/l","maxItems":1}}}"##,
+            "beside `$ref`",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"string","pattern":"[a-z]+","maxLength":3}}}"#,
+            "length bounds",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"string","format":"date","minLength":3}}}"#,
+            "length bounds",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"string","minLength":10,"maxLength":5}}}"#,
+            "minLength 10 is above maxLength 5",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"array","minItems":3,"maxItems":2}}}"#,
+            "minItems 3 is above maxItems 2",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"integer","minimum":1.2,"maximum":1.8}}}"#,
+            "no integer",
+        ),
+        (r#"{"type":"object","properties":{"x":{"type":"integer","minimum":1e20}}}"#, "beyond"),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"string","format":"uri-template"}}}"#,
+            "format `uri-template`",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"integer","enum":["a",null]}}}"#,
+            "no value",
+        ),
+        (
+            r#"{"type":"object","properties":{"x":{"type":"string","maxLength":2.5}}}"#,
+            "whole number",
+        ),
+    ] {
+        let e = refused(schema);
+        assert!(e.contains(says), "{schema}: {e}");
+        assert!(e.contains("schema"), "{schema}: names the schema: {e}");
+    }
+    let schema = r#"{"type":"object","properties":{
+        "n":{"type":"integer","enum":[1,"a",null]},
+        "s":{"type":"string","maxLength":2.0,"minLength":1},
+        "l":{"type":"array","items":{"type":"boolean"},"maxItems":2.0},
+        "i":{"type":"integer","exclusiveMinimum":1.5,"maximum":3.9},
+        "v4":{"type":"string","format":"ipv4"},
+        "v6":{"type":"string","format":"ipv6"},
+        "t":{"type":"string","format":"time"},
+        "u":{"type":"string","format":"uri"},
+        "o":{"oneOf":[{"type":"string","format":"date"},{"type":"integer","minimum":2}]}
+    },"required":["n","s"]}"#;
+    for line in events(spec(schema, Format::Json).unwrap(), 3000) {
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["n"], 1, "{v}");
+        assert!((1..=2).contains(&v["s"].as_str().unwrap().len()), "{v}");
+        assert!(v["l"].as_array().unwrap().len() <= 2, "{v}");
+        assert!((2..=3).contains(&v["i"].as_i64().unwrap()), "{v}");
+        let v4 = v["v4"].as_str().unwrap();
+        assert!(v4.parse::<std::net::Ipv4Addr>().is_ok(), "{v4}");
+        assert!(v4.split('.').all(|o| o == "0" || !o.starts_with('0')), "{v4}");
+        assert!(v["v6"].as_str().unwrap().parse::<std::net::Ipv6Addr>().is_ok(), "{v}");
+        let t = v["t"].as_str().unwrap();
+        assert!(t.len() == 9 && t.ends_with('Z') && t[..2].parse::<u8>().unwrap() < 24, "{t}");
+        assert!(v["u"].as_str().unwrap().starts_with("https://"), "{v}");
+        match &v["o"] {
+            serde_json::Value::String(d) => assert_eq!(d.len(), 10, "{d}"),
+            n => assert!(n.as_i64().unwrap() >= 2, "{n}"),
+        }
+    }
+}
